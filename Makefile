@@ -1,0 +1,31 @@
+# make test: the test suite; make demo: the main job (for now the transform
+# benchmark in quick mode, as a table). Both create and reuse .venv and install
+# everything they need; the extension is rebuilt when its sources change.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.sphcnn-installed
+BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" "jax>=0.6" "jaxlib>=0.6" "numpy>=1.26" cmake ninja
+SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
+
+.PHONY: test demo install clean
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m benchmarks.transforms --quick --table
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) $(SOURCES)
+	$(PY) -m pip install --quiet $(BUILD_DEPS)
+	$(PY) -m pip install --quiet --no-build-isolation -e ".[dev]"
+	touch $(STAMP)
+
+clean:
+	rm -rf build $(VENV)

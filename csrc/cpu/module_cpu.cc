@@ -1,0 +1,81 @@
+// sphcnn_kernels._cpu: the CPU XLA FFI handlers as capsules for
+// jax.ffi.register_ffi_target, and the float64 constant generators (Wigner-d by
+// Risbo's recurrence, spin-weighted Legendre columns) used by the Python plans.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sphcnn/recurrences.h"
+#include "transforms_cpu.h"
+
+namespace py = pybind11;
+
+namespace {
+
+py::array_t<double> wigner_d_array(int ell_max, int ell_min, double p, double q) {
+  if (ell_max < 0 || ell_min < 0 || ell_min > ell_max) {
+    throw std::invalid_argument("wigner_d: need 0 <= ell_min <= ell_max, got ell_min=" +
+                                std::to_string(ell_min) + ", ell_max=" + std::to_string(ell_max));
+  }
+  const py::ssize_t width = 2 * static_cast<py::ssize_t>(ell_max) + 1;
+  py::array_t<double> out({static_cast<py::ssize_t>(ell_max - ell_min + 1), width, width});
+  double* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sphcnn::wigner_d_risbo(ell_max, ell_min, p, q, data);
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cpu, m) {
+  m.doc() = "sphcnn CPU kernels (XLA FFI) and float64 constant generators";
+
+  m.def("registrations", []() {
+    py::dict d;
+    d["sphcnn_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnAnalysisCpu));
+    d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCpu));
+    return d;
+  }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='cpu').");
+
+  m.def("wigner_d", [](int ell_max, double beta, int ell_min) {
+    return wigner_d_array(ell_max, ell_min, std::cos(0.5 * beta), std::sin(0.5 * beta));
+  }, py::arg("ell_max"), py::arg("beta"), py::arg("ell_min") = 0,
+  "d^l_{m,m'}(beta) for ell_min <= l <= ell_max: float64 array (ell_max - ell_min + 1, "
+  "2 ell_max + 1, 2 ell_max + 1) with d at [l - ell_min, ell_max + m, ell_max + m'].");
+
+  m.def("wigner_d_half_pi", [](int ell_max, int ell_min) {
+    const double h = std::sqrt(0.5);
+    return wigner_d_array(ell_max, ell_min, h, h);
+  }, py::arg("ell_max"), py::arg("ell_min") = 0,
+  "d^l_{m,m'}(pi/2), same layout as wigner_d.");
+
+  m.def("spin_legendre", [](int ell_max, std::vector<int> spins, py::array_t<double, py::array::c_style | py::array::forcecast> thetas) {
+    if (ell_max < 0) throw std::invalid_argument("spin_legendre: ell_max must be >= 0");
+    const py::ssize_t count = thetas.size();
+    const py::ssize_t S = static_cast<py::ssize_t>(spins.size());
+    const py::ssize_t M = 2 * static_cast<py::ssize_t>(ell_max) + 1;
+    const py::ssize_t L = ell_max + 1;
+    py::array_t<double> out({S, count, M, L});
+    double* data = out.mutable_data();
+    const double* th = thetas.data();
+    {
+      py::gil_scoped_release release;
+      for (py::ssize_t s = 0; s < S; ++s) {
+        for (py::ssize_t t = 0; t < count; ++t) {
+          sphcnn::spin_legendre_columns(ell_max, spins[s], th[t], data + (s * count + t) * M * L);
+        }
+      }
+    }
+    return out;
+  }, py::arg("ell_max"), py::arg("spins"), py::arg("thetas"),
+  "lambda_{l,m,s}(theta) = (-1)^s sqrt((2l+1)/(4 pi)) d^l_{m,-s}(theta): float64 array "
+  "(S, len(thetas), 2 ell_max + 1, ell_max + 1) with lambda at [s, t, ell_max + m, l].");
+}

@@ -1,0 +1,9 @@
+// XLA FFI handler symbols of the CPU transforms (defined in transforms_cpu.cc).
+#pragma once
+
+#include "xla/ffi/api/ffi.h"
+
+// Operands: x or a (complex64/complex128), ring_scale (n,) float32/float64 (the data's precision).
+// Attributes: spins (int64[S]), sign (+1 or -1). See transforms_cpu.cc.
+XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnAnalysisCpu);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnSynthesisCpu);
