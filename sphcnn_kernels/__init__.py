@@ -1,0 +1,32 @@
+"""sphcnn_kernels: exact spin-weighted spherical harmonic transforms for JAX.
+
+Grid: n x n equiangular with both poles, theta_j = pi j / (n - 1), phi_k = 2 pi k / n.
+Harmonics: sY_lm = (-1)^s sqrt((2l + 1)/(4 pi)) d^l_{m,-s}(theta) e^{i m phi}.
+Layouts: spatial (..., n, n, n_spins, n_channels); spectral
+(..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels), a_lm at [l, ell_max + m].
+
+Public API: :func:`forward`, :func:`inverse`, :func:`rotate`,
+:func:`equiangular_grid`, :func:`quadrature_weights`, :func:`spherical_mean`,
+:func:`wigner_d`, :func:`wigner_d_half_pi`, :func:`available_backends`.
+"""
+
+from sphcnn_kernels.backends import available_backends
+from sphcnn_kernels.grid import equiangular_grid, quadrature_weights, spherical_mean
+from sphcnn_kernels.plan import Plan, get_plan
+from sphcnn_kernels.rotation import rotate
+from sphcnn_kernels.transforms import forward, inverse
+from sphcnn_kernels.wigner import wigner_d, wigner_d_half_pi
+
+__all__ = [
+    "Plan",
+    "available_backends",
+    "equiangular_grid",
+    "forward",
+    "get_plan",
+    "inverse",
+    "quadrature_weights",
+    "rotate",
+    "spherical_mean",
+    "wigner_d",
+    "wigner_d_half_pi",
+]
