@@ -7,11 +7,13 @@ Layouts: spatial (..., n, n, n_spins, n_channels); spectral
 
 Public API: :func:`forward`, :func:`inverse`, :func:`rotate`,
 :func:`equiangular_grid`, :func:`quadrature_weights`, :func:`spherical_mean`,
-:func:`wigner_d`, :func:`wigner_d_half_pi`, :func:`available_backends`.
+:func:`wigner_d`, :func:`wigner_d_half_pi`, :func:`spin_spherical_harmonics`,
+:func:`available_backends`.
 """
 
 from sphcnn_kernels.backends import available_backends
 from sphcnn_kernels.grid import equiangular_grid, quadrature_weights, spherical_mean
+from sphcnn_kernels.harmonics import spin_spherical_harmonics
 from sphcnn_kernels.plan import Plan, get_plan
 from sphcnn_kernels.rotation import rotate
 from sphcnn_kernels.transforms import forward, inverse
@@ -27,6 +29,7 @@ __all__ = [
     "quadrature_weights",
     "rotate",
     "spherical_mean",
+    "spin_spherical_harmonics",
     "wigner_d",
     "wigner_d_half_pi",
 ]

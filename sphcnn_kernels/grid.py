@@ -45,7 +45,7 @@ def _ring_weights(n: int) -> np.ndarray:
     b = np.where(2 * k == big_n, 1.0, 2.0)
     c = np.where((j == 0) | (j == big_n), 1.0, 2.0)
     w = c / big_n * (1.0 - (b / (4.0 * k * k - 1.0)) @ np.cos(2.0 * np.pi * np.outer(k, j) / big_n))
-    w = 2.0 * np.pi * w
+    w = np.pi * (w + w[::-1])  # 2 pi times w, made exactly symmetric (theta <-> pi - theta)
     w.setflags(write=False)
     return w
 
