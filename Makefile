@@ -22,9 +22,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# Where nvcc exists the build compiles the CUDA kernels; Triton is installed there
+# too, so that the tests also compile the Triton kernels for sm_80 and sm_90.
 $(STAMP): $(PY) $(SOURCES)
 	$(PY) -m pip install --quiet $(BUILD_DEPS)
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[dev]"
+	if command -v nvcc >/dev/null 2>&1; then $(PY) -m pip install --quiet "triton==3.6.0"; fi
 	touch $(STAMP)
 
 clean:

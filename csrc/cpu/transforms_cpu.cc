@@ -195,65 +195,66 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, T* 
   const int workers = worker_count(pool);
   auto fft = fft_plan<T>(n, sign);
 
-  // Stage 1: G_m(theta_j) for every (s, m), written straight into the output at
-  // longitude bin m mod n of ring j, where the FFT of stage 2 picks it up.
+  // G[s][m][j][b][c] = sum_l lambda_{l,m,s}(theta_j) a[b][l][m][s][c]: one
+  // contiguous (rings x maps) block per (s, m), written by the matrix product.
+  const size_t g_count = static_cast<size_t>(S) * M * n * width;
+  BufferCache::Handle g_handle = BufferCache::instance().take(g_count * sizeof(T));
+  if (!g_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
+  T* G = static_cast<T*>(g_handle.get());
+
   std::vector<ColumnPair<T>> pairs(workers);
-  std::vector<std::vector<T>> gathered(workers), products(workers);
-  const int64_t in_row_stride = static_cast<int64_t>(M) * S * C * 2;
+  std::vector<std::vector<T>> gathered(workers);
+  const int64_t in_row_stride = static_cast<int64_t>(M) * S * C * 2;  // between l rows of a
   parallel_for(pool, static_cast<int64_t>(S) * L, workers, [&](int64_t item, int w) {
     const int s = static_cast<int>(item % S);
     const int am = static_cast<int>(item / S);
-    const int spin = static_cast<int>(spins[s]);
     ColumnPair<T>& cp = pairs[w];
-    build_column_pair(am, spin, g.ell_max, n, scale, cp);
+    build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, n, scale, cp);
     std::vector<T>& gat = gathered[w];
-    std::vector<T>& prod = products[w];
     gat.resize(static_cast<size_t>(std::max(cp.count, 1)) * width);
-    prod.resize(static_cast<size_t>(n) * width);
     for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
       const int m = sgn == 0 ? am : -am;
       const int mi = m + g.ell_max;
-      const int bin = (m + n) % n;
-      if (cp.count > 0) {
-        for (int l = cp.l0; l <= g.ell_max; ++l) {
-          for (int64_t b = 0; b < B; ++b) {
-            const T* src = a + (b * L * M + mi) * S * C * 2 + static_cast<int64_t>(s) * C * 2 +
-                           l * in_row_stride;
-            std::memcpy(gat.data() + static_cast<int64_t>(l - cp.l0) * width + b * C * 2, src,
-                        sizeof(T) * 2 * C);
-          }
-        }
-        const T* table = sgn == 0 ? cp.pos.data() : cp.neg.data();
-        gemm<T>(cp.count, n, width, table, 1, cp.stride, gat.data(), width, prod.data(), width);
+      T* Gm = G + (static_cast<int64_t>(s) * M + mi) * n * width;
+      if (cp.count == 0) {
+        std::memset(Gm, 0, sizeof(T) * n * width);
+        continue;
       }
-      for (int64_t b = 0; b < B; ++b) {
-        for (int j = 0; j < n; ++j) {
-          T* dst = out + ((b * n + j) * n + bin) * lanes * 2 + static_cast<int64_t>(s) * C * 2;
-          if (cp.count == 0) {
-            std::memset(dst, 0, sizeof(T) * 2 * C);
-          } else {
-            std::memcpy(dst, prod.data() + static_cast<int64_t>(j) * width + b * C * 2,
-                        sizeof(T) * 2 * C);
-          }
+      for (int l = cp.l0; l <= g.ell_max; ++l) {
+        for (int64_t b = 0; b < B; ++b) {
+          const T* src = a + (b * L * M + mi) * S * C * 2 + static_cast<int64_t>(s) * C * 2 +
+                         l * in_row_stride;
+          std::memcpy(gat.data() + static_cast<int64_t>(l - cp.l0) * width + b * C * 2, src,
+                      sizeof(T) * 2 * C);
         }
       }
+      const T* table = sgn == 0 ? cp.pos.data() : cp.neg.data();
+      gemm<T>(cp.count, n, width, table, 1, cp.stride, gat.data(), width, Gm, width);
     }
   });
 
-  // Stage 2: the FFT over longitude of every ring, in place through a copy.
+  // Per ring: gather its orders from G into longitude bins (zero where |m| >
+  // ell_max) and run the FFT over longitude into the output.
   std::vector<std::vector<T>> ring_in(workers), ring_work(workers);
   parallel_for(pool, B * n, workers, [&](int64_t item, int w) {
+    const int64_t b = item / n;
+    const int j = static_cast<int>(item % n);
     std::vector<T>& ri = ring_in[w];
     std::vector<T>& rw = ring_work[w];
     ri.resize(2 * n * lanes);
     rw.resize(2 * n * lanes);
-    T* ring = out + item * n * lanes * 2;
-    std::memcpy(ri.data(), ring, sizeof(T) * 2 * n * lanes);
-    const int first_unused = g.ell_max + 1;          // bins ell_max + 1 .. n - ell_max - 1
-    const int unused = n - 2 * g.ell_max - 1;        // hold no order |m| <= ell_max
+    for (int mi = 0; mi < M; ++mi) {
+      const int bin = (mi - g.ell_max + n) % n;
+      for (int s = 0; s < S; ++s) {
+        const T* src = G + ((static_cast<int64_t>(s) * M + mi) * n + j) * width + b * C * 2;
+        std::memcpy(ri.data() + (static_cast<int64_t>(bin) * lanes + s * C) * 2, src, sizeof(T) * 2 * C);
+      }
+    }
+    const int first_unused = g.ell_max + 1;    // bins ell_max + 1 .. n - ell_max - 1
+    const int unused = n - 2 * g.ell_max - 1;  // hold no order |m| <= ell_max
     std::memset(ri.data() + static_cast<int64_t>(first_unused) * lanes * 2, 0,
                 sizeof(T) * 2 * lanes * unused);
-    fft->execute(ri.data(), ring, rw.data(), lanes);
+    fft->execute(ri.data(), out + item * n * lanes * 2, rw.data(), lanes);
   });
   return ffi::Error::Success();
 }
