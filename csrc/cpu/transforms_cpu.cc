@@ -30,6 +30,7 @@
 #include "parallel_for.h"
 #include "sphcnn/vector_fft.h"
 #include "transforms_cpu.h"
+#include "sphcnn/shape_string.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -59,15 +60,6 @@ struct Geometry {
   int64_t channels;  // C
   int orders() const { return 2 * ell_max + 1; }
 };
-
-std::string shape_string(ffi::Span<const int64_t> dims) {
-  std::string s = "(";
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(dims[i]);
-  }
-  return s + ")";
-}
 
 // Checks the spatial and spectral shapes against each other and the attributes.
 ffi::ErrorOr<Geometry> geometry(ffi::Span<const int64_t> spatial, ffi::Span<const int64_t> spectral,

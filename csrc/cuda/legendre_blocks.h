@@ -90,6 +90,63 @@ SPHCNN_HD int imax(int a, int b) { return a > b ? a : b; }
 SPHCNN_HD int iabs(int a) { return a < 0 ? -a : a; }
 SPHCNN_HD size_t align16(size_t v) { return (v + 15) & ~static_cast<size_t>(15); }
 
+// Where a thread of an analysis or synthesis block stands: its (spin, |m|) pair
+// (grid y, z), its map p = b C + c (tile = grid x, lane), and the stride SC
+// between the orders of the (.., rows, M, S, C) arrays.
+struct BlockPosition {
+  int tid, lane, group, tile, am, sl, spin, l0, mi_p, mi_n;
+  int64_t s_index, SC, b, c;
+  bool valid;  // p < P (lanes of the last tile may have no map)
+};
+
+template <typename T, typename Ctx>
+SPHCNN_HD BlockPosition block_position(const Ctx& ctx, const StageArgs<T>& a) {
+  BlockPosition at;
+  at.tid = ctx.tid();
+  at.lane = at.tid % kMapsPerBlock;
+  at.group = at.tid / kMapsPerBlock;
+  at.tile = ctx.bx();
+  at.am = ctx.by();
+  at.sl = ctx.bz();
+  at.spin = a.spins.value[at.sl];
+  at.s_index = a.spins.offset + at.sl;
+  at.l0 = imax(at.am, iabs(at.spin));
+  at.mi_p = a.ell_max + at.am;
+  at.mi_n = a.ell_max - at.am;
+  at.SC = static_cast<int64_t>(a.total_spins) * a.channels;
+  const int64_t p = static_cast<int64_t>(at.tile) * kMapsPerBlock + at.lane;
+  at.valid = p < a.maps;
+  at.b = at.valid ? p / a.channels : 0;
+  at.c = at.valid ? p - at.b * a.channels : 0;
+  return at;
+}
+
+// The table rows of one (spin, order): table[((s M + mi) L + l) n/2 + j].
+template <typename T>
+SPHCNN_HD const T* table_column(const StageArgs<T>& a, int64_t s_index, int mi) {
+  const int64_t L = a.ell_max + 1;
+  const int64_t M = 2 * static_cast<int64_t>(a.ell_max) + 1;
+  return a.table + (s_index * M + mi) * L * (a.n / 2);
+}
+
+// Table mode: the lambda tile of both signs, lam[(sg TL + i) RT + r] =
+// table_{sg}[lc + i][j0 + r], zero outside l <= ell_max, j < n/2.
+template <typename T, int TL, int RT>
+SPHCNN_HD void load_lambda_tile(int tid, T* lam, const T* table_p, const T* table_n, int lc, int j0,
+                                int half, int ell_max) {
+  SPHCNN_NO_UNROLL
+  for (int k = tid; k < 2 * TL * RT; k += kThreads) {
+    const int r = k % RT;
+    const int i = (k / RT) % TL;
+    const int sg = k / (RT * TL);
+    const int j = j0 + r;
+    const int l = lc + i;
+    T v = T(0);
+    if (j < half && l <= ell_max) v = (sg ? table_n : table_p)[static_cast<int64_t>(l) * half + j];
+    lam[k] = v;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Analysis: a[l, +-m] = sum_j w_j lambda_{l,+-m,s}(theta_j) F[j, +-m].
 //
@@ -152,28 +209,12 @@ SPHCNN_HD void analysis_block(const Ctx& ctx, const StageArgs<T>& a, unsigned ch
   static_assert(TL % 2 == 0 && RL % 2 == 0, "chunks and thread degree runs must be even");
   static_assert(TL <= kThreads && 2 * RT <= kThreads, "tile larger than the block");
 
-  const int tid = ctx.tid();
-  const int lane = tid % NM;
-  const int group = tid / NM;
-  const int n = a.n;
-  const int half = n / 2;
-  const int ell_max = a.ell_max;
-  const int L = ell_max + 1;
-  const int M = 2 * ell_max + 1;
-  const int tile = ctx.bx();
-  const int am = ctx.by();
-  const int sl = ctx.bz();
-  const int spin = a.spins.value[sl];
-  const int64_t s_index = a.spins.offset + sl;
-  const int l0 = imax(am, iabs(spin));
-  const int mi_p = ell_max + am;
-  const int mi_n = ell_max - am;
-  const int64_t C_ = a.channels;
-  const int64_t SC = static_cast<int64_t>(a.total_spins) * C_;
-  const int64_t p = static_cast<int64_t>(tile) * NM + lane;
-  const bool valid = p < a.maps;
-  const int64_t b = valid ? p / C_ : 0;
-  const int64_t c = valid ? p - b * C_ : 0;
+  const BlockPosition at = block_position(ctx, a);
+  const int tid = at.tid, lane = at.lane, group = at.group, tile = at.tile, am = at.am, sl = at.sl;
+  const int spin = at.spin, l0 = at.l0, mi_p = at.mi_p, mi_n = at.mi_n;
+  const int n = a.n, half = n / 2, ell_max = a.ell_max, L = ell_max + 1, M = 2 * ell_max + 1;
+  const int64_t s_index = at.s_index, C_ = a.channels, SC = at.SC, b = at.b, c = at.c;
+  const bool valid = at.valid;
   // a[b, l, mi, s, c] = out[(l M + mi) SC]
   C* out = a.out + b * L * M * SC + s_index * C_ + c;
   const C zero = {T(0), T(0)};
@@ -234,12 +275,8 @@ SPHCNN_HD void analysis_block(const Ctx& ctx, const StageArgs<T>& a, unsigned ch
   const int fill_warp = (tid - fill_first) / NM;
   const int fill_warps = (kThreads - fill_first) / NM;
   const C* in = a.in + b * n * M * SC + s_index * C_ + c;  // F[b, j, mi, s, c] = in[(j M + mi) SC]
-  const T* table_p = nullptr;
-  const T* table_n = nullptr;
-  if (kTable) {
-    table_p = a.table + (s_index * M + mi_p) * static_cast<int64_t>(L) * half;
-    table_n = a.table + (s_index * M + mi_n) * static_cast<int64_t>(L) * half;
-  }
+  const T* table_p = kTable ? table_column(a, at.s_index, mi_p) : nullptr;
+  const T* table_n = kTable ? table_column(a, at.s_index, mi_n) : nullptr;
 
   for (int lc = l0; lc <= ell_max; lc += TL) {
     if (!kTable) {
@@ -265,17 +302,7 @@ SPHCNN_UNROLL
     for (int j0 = 0; j0 < half; j0 += RT) {
       // lambda of the tile: lam[(sg TL + i) RT + r] = lambda_{lc+i, +-m, s}(theta_{j0+r}).
       if (kTable) {
-        SPHCNN_NO_UNROLL
-        for (int k = tid; k < 2 * TL * RT; k += kThreads) {
-          const int r = k % RT;
-          const int i = (k / RT) % TL;
-          const int sg = k / (RT * TL);
-          const int j = j0 + r;
-          const int l = lc + i;
-          T v = T(0);
-          if (j < half && l <= ell_max) v = (sg ? table_n : table_p)[static_cast<int64_t>(l) * half + j];
-          lam[k] = v;
-        }
+        load_lambda_tile<T, TL, RT>(tid, lam, table_p, table_n, lc, j0, half, ell_max);
       } else if (tid < 2 * RT) {
         const int sg = tid / RT;
         const int r = tid - sg * RT;
@@ -419,28 +446,12 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const StageArgs<T>& a, unsigned c
   static_assert(TL % 2 == 0, "chunks must be even");
   static_assert(2 * RT + TL <= kThreads, "generation and coefficient threads exceed the block");
 
-  const int tid = ctx.tid();
-  const int lane = tid % NM;
-  const int group = tid / NM;
-  const int n = a.n;
-  const int half = n / 2;
-  const int ell_max = a.ell_max;
-  const int L = ell_max + 1;
-  const int M = 2 * ell_max + 1;
-  const int tile = ctx.bx();
-  const int am = ctx.by();
-  const int sl = ctx.bz();
-  const int spin = a.spins.value[sl];
-  const int64_t s_index = a.spins.offset + sl;
-  const int l0 = imax(am, iabs(spin));
-  const int mi_p = ell_max + am;
-  const int mi_n = ell_max - am;
-  const int64_t C_ = a.channels;
-  const int64_t SC = static_cast<int64_t>(a.total_spins) * C_;
-  const int64_t p = static_cast<int64_t>(tile) * NM + lane;
-  const bool valid = p < a.maps;
-  const int64_t b = valid ? p / C_ : 0;
-  const int64_t c = valid ? p - b * C_ : 0;
+  const BlockPosition at = block_position(ctx, a);
+  const int tid = at.tid, lane = at.lane, group = at.group, am = at.am;
+  const int spin = at.spin, l0 = at.l0, mi_p = at.mi_p, mi_n = at.mi_n;
+  const int n = a.n, half = n / 2, ell_max = a.ell_max, L = ell_max + 1, M = 2 * ell_max + 1;
+  const int64_t s_index = at.s_index, C_ = a.channels, SC = at.SC, b = at.b, c = at.c;
+  const bool valid = at.valid;
   // G[b, j, mi, s, c] = out[(j M + mi) SC]
   C* out = a.out + b * n * M * SC + s_index * C_ + c;
   const C zero = {T(0), T(0)};
@@ -487,12 +498,8 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const StageArgs<T>& a, unsigned c
   const int fill_warp = (tid - fill_first) / NM;
   const int fill_warps = (kThreads - fill_first) / NM;
   const C* in = a.in + b * L * M * SC + s_index * C_ + c;  // a[b, l, mi, s, c] = in[(l M + mi) SC]
-  const T* table_p = nullptr;
-  const T* table_n = nullptr;
-  if (kTable) {
-    table_p = a.table + (s_index * M + mi_p) * static_cast<int64_t>(L) * half;
-    table_n = a.table + (s_index * M + mi_n) * static_cast<int64_t>(L) * half;
-  }
+  const T* table_p = kTable ? table_column(a, at.s_index, mi_p) : nullptr;
+  const T* table_n = kTable ? table_column(a, at.s_index, mi_n) : nullptr;
   const int gsg = tid / RT;          // generator's sign (0: +m, 1: -m)
   const int gr = tid - gsg * RT;     // generator's ring in the tile
   int buf = 0;                       // coefficient buffer of the current chunk
@@ -522,17 +529,7 @@ SPHCNN_UNROLL
     for (int ch = 0; ch < nchunks; ++ch) {
       const int lc = l0 + ch * TL;
       if (kTable) {
-        SPHCNN_NO_UNROLL
-        for (int k = tid; k < 2 * TL * RT; k += kThreads) {
-          const int r = k % RT;
-          const int i = (k / RT) % TL;
-          const int sg = k / (RT * TL);
-          const int j = j0 + r;
-          const int l = lc + i;
-          T v = T(0);
-          if (j < half && l <= ell_max) v = (sg ? table_n : table_p)[static_cast<int64_t>(l) * half + j];
-          lam[k] = v;
-        }
+        load_lambda_tile<T, TL, RT>(tid, lam, table_p, table_n, lc, j0, half, ell_max);
       } else if (gen) {
         T* dst = lam + gsg * TL * RT + gr;
         const double* cf = coef + buf * 3 * TL;

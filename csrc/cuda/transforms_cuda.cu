@@ -27,6 +27,7 @@
 
 #include "legendre_blocks.h"
 #include "transforms_cuda.h"
+#include "sphcnn/shape_string.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -271,15 +272,6 @@ struct Geometry {
   int spins;         // S
   int64_t channels;  // C
 };
-
-std::string shape_string(ffi::Span<const int64_t> dims) {
-  std::string s = "(";
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(dims[i]);
-  }
-  return s + ")";
-}
 
 // Checks the ring and spectral shapes against each other and the spin count.
 ffi::ErrorOr<Geometry> geometry(const char* name, ffi::Span<const int64_t> rings,
