@@ -76,4 +76,4 @@ def spherical_mean(x: jax.Array) -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         raise ValueError(f"spherical_mean: argument 'x' must be a float or complex array, got dtype {x.dtype}")
     weights = jnp.asarray(_ring_weights(n) / (4.0 * np.pi * n), dtype=jnp.finfo(x.dtype).dtype)
-    return jnp.einsum("...jksc,j->...sc", x, weights, precision=jax.lax.Precision.HIGHEST)
+    return jnp.sum(x * weights[:, None, None, None], axis=(-4, -3))

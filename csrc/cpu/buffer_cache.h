@@ -2,6 +2,8 @@
 // cache instead of being allocated, page-faulted and freed on every call.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <cstdlib>
 #include <map>
@@ -38,9 +40,15 @@ class BufferCache {
         return Handle(p);
       }
     }
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded > 0 ? rounded : 64);
+    // 2 MiB aligned and advised as huge pages: the transforms scatter small
+    // chunks over the whole buffer, which thrashes the TLB with 4 KiB pages.
+    constexpr size_t kHuge = size_t(2) << 20;
+    const size_t rounded = bytes > 0 ? (bytes + kHuge - 1) / kHuge * kHuge : kHuge;
+    void* p = std::aligned_alloc(kHuge, rounded);
     if (p == nullptr) return Handle(nullptr);
+#ifdef MADV_HUGEPAGE
+    madvise(p, rounded, MADV_HUGEPAGE);  // a hint: ignored where unsupported
+#endif
     std::lock_guard<std::mutex> lock(mu_);
     sizes_[p] = rounded;
     return Handle(p);

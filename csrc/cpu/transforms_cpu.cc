@@ -119,13 +119,15 @@ ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, T* o
   T* F = static_cast<T*>(f_handle.get());
 
   std::vector<std::vector<T>> ring_out(workers), ring_work(workers);
+  // Rings in (j, b) order: consecutive rings scatter into neighbouring chunks of
+  // the same pages of F (the (j, b) rows of each (s, m) block are adjacent).
   parallel_for(pool, B * n, workers, [&](int64_t item, int w) {
-    const int64_t b = item / n;
-    const int j = static_cast<int>(item % n);
+    const int j = static_cast<int>(item / B);
+    const int64_t b = item % B;
     std::vector<T>& ro = ring_out[w];
     std::vector<T>& rw = ring_work[w];
     ro.resize(2 * n * lanes);
-    rw.resize(2 * n * lanes);
+    rw.resize(VectorFft<T>::work_size(n, lanes));
     fft->execute(x + (b * n + j) * n * lanes * 2, ro.data(), rw.data(), lanes);
     for (int mi = 0; mi < M; ++mi) {
       const int bin = (mi - g.ell_max + n) % n;
@@ -228,13 +230,14 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, T* 
   // Per ring: gather its orders from G into longitude bins (zero where |m| >
   // ell_max) and run the FFT over longitude into the output.
   std::vector<std::vector<T>> ring_in(workers), ring_work(workers);
+  // Rings in (j, b) order, as in the analysis: neighbouring gathers.
   parallel_for(pool, B * n, workers, [&](int64_t item, int w) {
-    const int64_t b = item / n;
-    const int j = static_cast<int>(item % n);
+    const int j = static_cast<int>(item / B);
+    const int64_t b = item % B;
     std::vector<T>& ri = ring_in[w];
     std::vector<T>& rw = ring_work[w];
     ri.resize(2 * n * lanes);
-    rw.resize(2 * n * lanes);
+    rw.resize(VectorFft<T>::work_size(n, lanes));
     for (int mi = 0; mi < M; ++mi) {
       const int bin = (mi - g.ell_max + n) % n;
       for (int s = 0; s < S; ++s) {
@@ -246,7 +249,7 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, T* 
     const int unused = n - 2 * g.ell_max - 1;  // hold no order |m| <= ell_max
     std::memset(ri.data() + static_cast<int64_t>(first_unused) * lanes * 2, 0,
                 sizeof(T) * 2 * lanes * unused);
-    fft->execute(ri.data(), out + item * n * lanes * 2, rw.data(), lanes);
+    fft->execute(ri.data(), out + (b * n + j) * n * lanes * 2, rw.data(), lanes);
   });
   return ffi::Error::Success();
 }

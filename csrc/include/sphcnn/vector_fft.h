@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace sphcnn {
@@ -57,15 +58,34 @@ class VectorFft {
 
   int size() const { return n_; }
 
-  // in, out, work: n * lanes complex values each; in is not modified and may not
-  // alias out or work.
+  // Size in T values of the work buffer execute() needs.
+  static int64_t work_size(int n, int64_t lanes) { return 4 * static_cast<int64_t>(n) * lanes; }
+
+  // in, out: n * lanes complex values (interleaved); work: work_size(n, lanes)
+  // values. in is not modified and may not alias out or work.
+  //
+  // The butterflies run on split real/imaginary planes (element k of a plane is
+  // the `lanes` reals at [k * lanes, (k + 1) * lanes)), so every inner loop is a
+  // plain unit-stride loop over lanes that compilers vectorize.
   void execute(const T* in, T* out, T* work, int64_t lanes) const {
+    const int64_t plane = static_cast<int64_t>(n_) * lanes;
+    T* a_re = work;
+    T* a_im = work + plane;
+    T* b_re = work + 2 * plane;
+    T* b_im = work + 3 * plane;
+    for (int64_t i = 0; i < plane; ++i) {
+      a_re[i] = in[2 * i];
+      a_im[i] = in[2 * i + 1];
+    }
     const int count = static_cast<int>(stages_.size());
-    const T* src = in;
     for (int i = 0; i < count; ++i) {
-      T* dst = ((count - 1 - i) % 2 == 0) ? out : work;
-      run_stage(stages_[i], src, dst, lanes);
-      src = dst;
+      run_stage(stages_[i], a_re, a_im, b_re, b_im, lanes);
+      std::swap(a_re, b_re);
+      std::swap(a_im, b_im);
+    }
+    for (int64_t i = 0; i < plane; ++i) {
+      out[2 * i] = a_re[i];
+      out[2 * i + 1] = a_im[i];
     }
   }
 
@@ -77,188 +97,213 @@ class VectorFft {
     std::vector<T> roots;     // [radix] complex: exp(sign 2 pi i r / radix)
   };
 
-  void run_stage(const Stage& st, const T* __restrict src, T* __restrict dst,
+  // Pointers to the real and imaginary planes of the radix inputs and outputs.
+  struct Ports {
+    const T* x_re[16];
+    const T* x_im[16];
+    T* y_re[16];
+    T* y_im[16];
+  };
+
+  void run_stage(const Stage& st, const T* src_re, const T* src_im, T* dst_re, T* dst_im,
                  int64_t lanes) const {
     const int radix = st.radix;
     const int groups = n_ / radix;
-    const int64_t esize = 2 * lanes;  // T values per element
-    const T* in_ptr[16];
-    T* out_ptr[16];
-    std::vector<const T*> in_big;
-    std::vector<T*> out_big;
-    const T** ip = in_ptr;
-    T** op = out_ptr;
+    std::vector<const T*> big_x_re, big_x_im;
+    std::vector<T*> big_y_re, big_y_im;
+    Ports ports;
+    const T** x_re = ports.x_re;
+    const T** x_im = ports.x_im;
+    T** y_re = ports.y_re;
+    T** y_im = ports.y_im;
     if (radix > 16) {
-      in_big.resize(radix);
-      out_big.resize(radix);
-      ip = in_big.data();
-      op = out_big.data();
+      big_x_re.resize(radix);
+      big_x_im.resize(radix);
+      big_y_re.resize(radix);
+      big_y_im.resize(radix);
+      x_re = big_x_re.data();
+      x_im = big_x_im.data();
+      y_re = big_y_re.data();
+      y_im = big_y_im.data();
     }
     for (int j = 0; j < groups; ++j) {
       const int k = j % st.span;
       const int64_t base = static_cast<int64_t>(j / st.span) * st.span * radix + k;
       for (int r = 0; r < radix; ++r) {
-        ip[r] = src + (static_cast<int64_t>(j) + static_cast<int64_t>(r) * groups) * esize;
-        op[r] = dst + (base + static_cast<int64_t>(r) * st.span) * esize;
+        const int64_t in_off = (static_cast<int64_t>(j) + static_cast<int64_t>(r) * groups) * lanes;
+        const int64_t out_off = (base + static_cast<int64_t>(r) * st.span) * lanes;
+        x_re[r] = src_re + in_off;
+        x_im[r] = src_im + in_off;
+        y_re[r] = dst_re + out_off;
+        y_im[r] = dst_im + out_off;
       }
       const T* tw = st.twiddles.data() + static_cast<size_t>(k) * (radix - 1) * 2;
       switch (radix) {
-        case 2: radix2(ip, op, tw, lanes); break;
-        case 4: radix4(ip, op, tw, lanes); break;
-        case 3: radix3(ip, op, tw, lanes); break;
-        case 5: radix5(ip, op, tw, lanes); break;
-        default: radix_generic(radix, ip, op, tw, st.roots.data(), lanes); break;
+        case 2: radix2(x_re, x_im, y_re, y_im, tw, lanes); break;
+        case 4: radix4(x_re, x_im, y_re, y_im, tw, lanes); break;
+        case 3: radix3(x_re, x_im, y_re, y_im, tw, lanes); break;
+        case 5: radix5(x_re, x_im, y_re, y_im, tw, lanes); break;
+        default: radix_generic(radix, x_re, x_im, y_re, y_im, tw, st.roots.data(), lanes); break;
       }
     }
   }
 
-  // (a + ib)(c + id)
-  static inline void cmul(T a, T b, T c, T d, T& re, T& im) {
-    re = a * c - b * d;
-    im = a * d + b * c;
-  }
-
-  static void radix2(const T** ip, T** op, const T* tw, int64_t lanes) {
-    const T* __restrict x0 = ip[0];
-    const T* __restrict x1 = ip[1];
-    T* __restrict y0 = op[0];
-    T* __restrict y1 = op[1];
+  static void radix2(const T** xr, const T** xi, T** yr, T** yi, const T* tw, int64_t lanes) {
+    const T* __restrict x0r = xr[0];
+    const T* __restrict x0i = xi[0];
+    const T* __restrict x1r = xr[1];
+    const T* __restrict x1i = xi[1];
+    T* __restrict y0r = yr[0];
+    T* __restrict y0i = yi[0];
+    T* __restrict y1r = yr[1];
+    T* __restrict y1i = yi[1];
     const T wr = tw[0], wi = tw[1];
+#pragma omp simd
     for (int64_t v = 0; v < lanes; ++v) {
-      T br, bi;
-      cmul(x1[2 * v], x1[2 * v + 1], wr, wi, br, bi);
-      const T ar = x0[2 * v], ai = x0[2 * v + 1];
-      y0[2 * v] = ar + br;
-      y0[2 * v + 1] = ai + bi;
-      y1[2 * v] = ar - br;
-      y1[2 * v + 1] = ai - bi;
+      const T br = x1r[v] * wr - x1i[v] * wi;
+      const T bi = x1r[v] * wi + x1i[v] * wr;
+      y0r[v] = x0r[v] + br;
+      y0i[v] = x0i[v] + bi;
+      y1r[v] = x0r[v] - br;
+      y1i[v] = x0i[v] - bi;
     }
   }
 
-  void radix4(const T** ip, T** op, const T* tw, int64_t lanes) const {
-    const T* __restrict x0 = ip[0];
-    const T* __restrict x1 = ip[1];
-    const T* __restrict x2 = ip[2];
-    const T* __restrict x3 = ip[3];
-    T* __restrict y0 = op[0];
-    T* __restrict y1 = op[1];
-    T* __restrict y2 = op[2];
-    T* __restrict y3 = op[3];
+  void radix4(const T** xr, const T** xi, T** yr, T** yi, const T* tw, int64_t lanes) const {
+    const T* __restrict x0r = xr[0];
+    const T* __restrict x0i = xi[0];
+    const T* __restrict x1r = xr[1];
+    const T* __restrict x1i = xi[1];
+    const T* __restrict x2r = xr[2];
+    const T* __restrict x2i = xi[2];
+    const T* __restrict x3r = xr[3];
+    const T* __restrict x3i = xi[3];
+    T* __restrict y0r = yr[0];
+    T* __restrict y0i = yi[0];
+    T* __restrict y1r = yr[1];
+    T* __restrict y1i = yi[1];
+    T* __restrict y2r = yr[2];
+    T* __restrict y2i = yi[2];
+    T* __restrict y3r = yr[3];
+    T* __restrict y3i = yi[3];
     const T w1r = tw[0], w1i = tw[1], w2r = tw[2], w2i = tw[3], w3r = tw[4], w3i = tw[5];
     const T sg = static_cast<T>(sign_);
+#pragma omp simd
     for (int64_t v = 0; v < lanes; ++v) {
-      const T a0r = x0[2 * v], a0i = x0[2 * v + 1];
-      T a1r, a1i, a2r, a2i, a3r, a3i;
-      cmul(x1[2 * v], x1[2 * v + 1], w1r, w1i, a1r, a1i);
-      cmul(x2[2 * v], x2[2 * v + 1], w2r, w2i, a2r, a2i);
-      cmul(x3[2 * v], x3[2 * v + 1], w3r, w3i, a3r, a3i);
-      const T t0r = a0r + a2r, t0i = a0i + a2i;
-      const T t1r = a0r - a2r, t1i = a0i - a2i;
+      const T a1r = x1r[v] * w1r - x1i[v] * w1i, a1i = x1r[v] * w1i + x1i[v] * w1r;
+      const T a2r = x2r[v] * w2r - x2i[v] * w2i, a2i = x2r[v] * w2i + x2i[v] * w2r;
+      const T a3r = x3r[v] * w3r - x3i[v] * w3i, a3i = x3r[v] * w3i + x3i[v] * w3r;
+      const T t0r = x0r[v] + a2r, t0i = x0i[v] + a2i;
+      const T t1r = x0r[v] - a2r, t1i = x0i[v] - a2i;
       const T t2r = a1r + a3r, t2i = a1i + a3i;
       // t3 = (a1 - a3) * (sign i)
       const T t3r = -sg * (a1i - a3i), t3i = sg * (a1r - a3r);
-      y0[2 * v] = t0r + t2r;
-      y0[2 * v + 1] = t0i + t2i;
-      y2[2 * v] = t0r - t2r;
-      y2[2 * v + 1] = t0i - t2i;
-      y1[2 * v] = t1r + t3r;
-      y1[2 * v + 1] = t1i + t3i;
-      y3[2 * v] = t1r - t3r;
-      y3[2 * v + 1] = t1i - t3i;
+      y0r[v] = t0r + t2r;
+      y0i[v] = t0i + t2i;
+      y2r[v] = t0r - t2r;
+      y2i[v] = t0i - t2i;
+      y1r[v] = t1r + t3r;
+      y1i[v] = t1i + t3i;
+      y3r[v] = t1r - t3r;
+      y3i[v] = t1i - t3i;
     }
   }
 
-  void radix3(const T** ip, T** op, const T* tw, int64_t lanes) const {
-    const T* __restrict x0 = ip[0];
-    const T* __restrict x1 = ip[1];
-    const T* __restrict x2 = ip[2];
-    T* __restrict y0 = op[0];
-    T* __restrict y1 = op[1];
-    T* __restrict y2 = op[2];
+  void radix3(const T** xr, const T** xi, T** yr, T** yi, const T* tw, int64_t lanes) const {
+    const T* __restrict x0r = xr[0];
+    const T* __restrict x0i = xi[0];
+    const T* __restrict x1r = xr[1];
+    const T* __restrict x1i = xi[1];
+    const T* __restrict x2r = xr[2];
+    const T* __restrict x2i = xi[2];
+    T* __restrict y0r = yr[0];
+    T* __restrict y0i = yi[0];
+    T* __restrict y1r = yr[1];
+    T* __restrict y1i = yi[1];
+    T* __restrict y2r = yr[2];
+    T* __restrict y2i = yi[2];
     const T w1r = tw[0], w1i = tw[1], w2r = tw[2], w2i = tw[3];
     const T h = static_cast<T>(sign_ * 0.86602540378443864676372317075294);  // sign sqrt(3)/2
+#pragma omp simd
     for (int64_t v = 0; v < lanes; ++v) {
-      const T a0r = x0[2 * v], a0i = x0[2 * v + 1];
-      T a1r, a1i, a2r, a2i;
-      cmul(x1[2 * v], x1[2 * v + 1], w1r, w1i, a1r, a1i);
-      cmul(x2[2 * v], x2[2 * v + 1], w2r, w2i, a2r, a2i);
+      const T a1r = x1r[v] * w1r - x1i[v] * w1i, a1i = x1r[v] * w1i + x1i[v] * w1r;
+      const T a2r = x2r[v] * w2r - x2i[v] * w2i, a2i = x2r[v] * w2i + x2i[v] * w2r;
       const T sr = a1r + a2r, si = a1i + a2i;
       const T dr = a1r - a2r, di = a1i - a2i;
-      const T mr = a0r - static_cast<T>(0.5) * sr, mi = a0i - static_cast<T>(0.5) * si;
+      const T mr = x0r[v] - static_cast<T>(0.5) * sr, mi = x0i[v] - static_cast<T>(0.5) * si;
       // n = (sign i sqrt(3)/2) d
       const T nr = -h * di, ni = h * dr;
-      y0[2 * v] = a0r + sr;
-      y0[2 * v + 1] = a0i + si;
-      y1[2 * v] = mr + nr;
-      y1[2 * v + 1] = mi + ni;
-      y2[2 * v] = mr - nr;
-      y2[2 * v + 1] = mi - ni;
+      y0r[v] = x0r[v] + sr;
+      y0i[v] = x0i[v] + si;
+      y1r[v] = mr + nr;
+      y1i[v] = mi + ni;
+      y2r[v] = mr - nr;
+      y2i[v] = mi - ni;
     }
   }
 
-  void radix5(const T** ip, T** op, const T* tw, int64_t lanes) const {
-    const T* __restrict x0 = ip[0];
-    const T* __restrict x1 = ip[1];
-    const T* __restrict x2 = ip[2];
-    const T* __restrict x3 = ip[3];
-    const T* __restrict x4 = ip[4];
-    T* __restrict y0 = op[0];
-    T* __restrict y1 = op[1];
-    T* __restrict y2 = op[2];
-    T* __restrict y3 = op[3];
-    T* __restrict y4 = op[4];
+  void radix5(const T** xr, const T** xi, T** yr, T** yi, const T* tw, int64_t lanes) const {
     const T c1 = static_cast<T>(0.30901699437494742410229341718282);   // cos(2 pi / 5)
     const T c2 = static_cast<T>(-0.80901699437494742410229341718282);  // cos(4 pi / 5)
     const T s1 = static_cast<T>(sign_ * 0.95105651629515357211643933337938);  // sign sin(2 pi / 5)
     const T s2 = static_cast<T>(sign_ * 0.58778525229247312916870595463907);  // sign sin(4 pi / 5)
+    const T* __restrict x0r = xr[0];
+    const T* __restrict x0i = xi[0];
+    T* __restrict y0r = yr[0];
+    T* __restrict y0i = yi[0];
+#pragma omp simd
     for (int64_t v = 0; v < lanes; ++v) {
-      const T a0r = x0[2 * v], a0i = x0[2 * v + 1];
-      T a1r, a1i, a2r, a2i, a3r, a3i, a4r, a4i;
-      cmul(x1[2 * v], x1[2 * v + 1], tw[0], tw[1], a1r, a1i);
-      cmul(x2[2 * v], x2[2 * v + 1], tw[2], tw[3], a2r, a2i);
-      cmul(x3[2 * v], x3[2 * v + 1], tw[4], tw[5], a3r, a3i);
-      cmul(x4[2 * v], x4[2 * v + 1], tw[6], tw[7], a4r, a4i);
-      const T t1r = a1r + a4r, t1i = a1i + a4i;
-      const T t2r = a2r + a3r, t2i = a2i + a3i;
-      const T t3r = a1r - a4r, t3i = a1i - a4i;
-      const T t4r = a2r - a3r, t4i = a2i - a3i;
-      const T p1r = a0r + c1 * t1r + c2 * t2r, p1i = a0i + c1 * t1i + c2 * t2i;
-      const T p2r = a0r + c2 * t1r + c1 * t2r, p2i = a0i + c2 * t1i + c1 * t2i;
+      T ar[5], ai[5];
+      ar[0] = x0r[v];
+      ai[0] = x0i[v];
+      for (int r = 1; r < 5; ++r) {
+        const T pr = xr[r][v], pi = xi[r][v];
+        ar[r] = pr * tw[2 * (r - 1)] - pi * tw[2 * (r - 1) + 1];
+        ai[r] = pr * tw[2 * (r - 1) + 1] + pi * tw[2 * (r - 1)];
+      }
+      const T t1r = ar[1] + ar[4], t1i = ai[1] + ai[4];
+      const T t2r = ar[2] + ar[3], t2i = ai[2] + ai[3];
+      const T t3r = ar[1] - ar[4], t3i = ai[1] - ai[4];
+      const T t4r = ar[2] - ar[3], t4i = ai[2] - ai[3];
+      const T p1r = ar[0] + c1 * t1r + c2 * t2r, p1i = ai[0] + c1 * t1i + c2 * t2i;
+      const T p2r = ar[0] + c2 * t1r + c1 * t2r, p2i = ai[0] + c2 * t1i + c1 * t2i;
       // q1 = i (s1 t3 + s2 t4), q2 = i (s2 t3 - s1 t4)
       const T q1r = -(s1 * t3i + s2 * t4i), q1i = s1 * t3r + s2 * t4r;
       const T q2r = -(s2 * t3i - s1 * t4i), q2i = s2 * t3r - s1 * t4r;
-      y0[2 * v] = a0r + t1r + t2r;
-      y0[2 * v + 1] = a0i + t1i + t2i;
-      y1[2 * v] = p1r + q1r;
-      y1[2 * v + 1] = p1i + q1i;
-      y4[2 * v] = p1r - q1r;
-      y4[2 * v + 1] = p1i - q1i;
-      y2[2 * v] = p2r + q2r;
-      y2[2 * v + 1] = p2i + q2i;
-      y3[2 * v] = p2r - q2r;
-      y3[2 * v + 1] = p2i - q2i;
+      y0r[v] = ar[0] + t1r + t2r;
+      y0i[v] = ai[0] + t1i + t2i;
+      yr[1][v] = p1r + q1r;
+      yi[1][v] = p1i + q1i;
+      yr[4][v] = p1r - q1r;
+      yi[4][v] = p1i - q1i;
+      yr[2][v] = p2r + q2r;
+      yi[2][v] = p2i + q2i;
+      yr[3][v] = p2r - q2r;
+      yi[3][v] = p2i - q2i;
     }
   }
 
-  static void radix_generic(int radix, const T** ip, T** op, const T* tw, const T* roots,
-                            int64_t lanes) {
+  static void radix_generic(int radix, const T** xr, const T** xi, T** yr, T** yi, const T* tw,
+                            const T* roots, int64_t lanes) {
     for (int q = 0; q < radix; ++q) {
-      T* __restrict y = op[q];
+      T* __restrict outr = yr[q];
+      T* __restrict outi = yi[q];
       for (int64_t v = 0; v < lanes; ++v) {
-        y[2 * v] = ip[0][2 * v];
-        y[2 * v + 1] = ip[0][2 * v + 1];
+        outr[v] = xr[0][v];
+        outi[v] = xi[0][v];
       }
       for (int r = 1; r < radix; ++r) {
         // twiddle w_r times root^(q r)
         const int e = static_cast<int>((static_cast<int64_t>(q) * r) % radix);
-        T cr, ci;
-        cmul(tw[2 * (r - 1)], tw[2 * (r - 1) + 1], roots[2 * e], roots[2 * e + 1], cr, ci);
-        const T* __restrict x = ip[r];
+        const T wr = tw[2 * (r - 1)], wi = tw[2 * (r - 1) + 1];
+        const T cr = wr * roots[2 * e] - wi * roots[2 * e + 1];
+        const T ci = wr * roots[2 * e + 1] + wi * roots[2 * e];
+        const T* __restrict inr = xr[r];
+        const T* __restrict ini = xi[r];
+#pragma omp simd
         for (int64_t v = 0; v < lanes; ++v) {
-          T pr, pi;
-          cmul(x[2 * v], x[2 * v + 1], cr, ci, pr, pi);
-          y[2 * v] += pr;
-          y[2 * v + 1] += pi;
+          outr[v] += inr[v] * cr - ini[v] * ci;
+          outi[v] += inr[v] * ci + ini[v] * cr;
         }
       }
     }

@@ -1,0 +1,38 @@
+"""sphcnn: spin-weighted spherical CNN layers and models in Flax NNX, on the
+transforms of :mod:`sphcnn_kernels`.
+
+Layouts: spatial (batch, n, n, n_spins, channels) on the n x n equiangular grid
+with both poles; spectral (batch, ell_max + 1, 2 ell_max + 1, n_spins, channels).
+"""
+
+from sphcnn.batch_norm import SpectralBatchNorm, SphericalBatchNorm, SpinSphericalBatchNorm
+from sphcnn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
+from sphcnn.convolution import SpinSphericalConvolution
+from sphcnn.models import SpinSphericalClassifier, spherical_classifier_6_layers, spin_classifier_6_layers
+from sphcnn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
+from sphcnn.planar import PlanarCNNClassifier, cnn_classifier_6_layers
+from sphcnn.pooling import spatial_pool, spectral_pool, spherical_readout
+from sphcnn.state import load_model_state, model_state, parameter_count
+
+__all__ = [
+    "MagnitudeNonlinearity",
+    "MagnitudeNonlinearityLeakyRelu",
+    "PhaseCollapse",
+    "PlanarCNNClassifier",
+    "SpectralBatchNorm",
+    "SphericalBatchNorm",
+    "SpinSphericalBatchNorm",
+    "SpinSphericalBlock",
+    "SpinSphericalClassifier",
+    "SpinSphericalConvolution",
+    "SpinSphericalResidualBlock",
+    "cnn_classifier_6_layers",
+    "load_model_state",
+    "model_state",
+    "parameter_count",
+    "spatial_pool",
+    "spectral_pool",
+    "spherical_classifier_6_layers",
+    "spherical_readout",
+    "spin_classifier_6_layers",
+]

@@ -1,0 +1,202 @@
+"""Batch normalization for spherical and spin-weighted spherical features.
+
+Statistics are moments over the batch and over the sphere, the sphere part
+computed with the exact quadrature of the grid (area weights, not plain means
+over grid points), or from coefficients by Parseval:
+
+    mean over the sphere of f      = a_00 / sqrt(4 pi)          (spin 0)
+    mean over the sphere of |f|^2  = sum_lm |a_lm|^2 / (4 pi)
+
+which agree exactly for band-limited f. Spin-0 features are centered (mean
+subtracted, learned complex bias added); spin-weighted features (s != 0) have no
+rotation-invariant mean and are only divided by their RMS magnitude, which keeps
+the layer rotation-equivariant. Every scale is a learned complex number per
+(spin, channel).
+
+All three modules: per-example weights (e.g. 0 for padding) weight each example's
+statistics; with ``axis_name`` the weighted sums are also summed across devices
+(jax.lax.psum) under data parallelism; in training mode the running averages
+(momentum 0.99) are updated, and with ``use_running_average`` (``model.eval()``)
+they are used instead of batch statistics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import sphcnn_kernels as sk
+from sphcnn import _checks
+
+
+def _example_weights(weights, batch: int, dtype) -> jax.Array:
+    if weights is None:
+        return jnp.ones((batch,), dtype)
+    weights = jnp.asarray(weights, dtype)
+    if weights.shape != (batch,):
+        raise ValueError(f"batch norm: argument 'example_weights' has shape {weights.shape}; expected ({batch},)")
+    return weights
+
+
+def _pooled(first: jax.Array, second: jax.Array, weights: jax.Array, axis_name):
+    """Weighted batch averages of per-example moments (B, S, C), summed over devices."""
+    total = jnp.sum(weights)
+    first = jnp.einsum("b,bsc->sc", weights.astype(first.dtype), first)
+    second = jnp.einsum("b,bsc->sc", weights, second)
+    if axis_name is not None:
+        total, first, second = jax.lax.psum((total, first, second), axis_name)
+    return first / total, second / total
+
+
+def spatial_moments(x: jax.Array, example_weights=None, axis_name=None):
+    """(E f, E |f|^2), each (S, C), over the batch and the sphere of x (B, n, n, S, C)."""
+    n = x.shape[1]
+    ring = jnp.asarray(sk.quadrature_weights(n) / (4 * math.pi * n), jnp.finfo(x.dtype).dtype)
+    # Sum over longitude first (a plain reduction that fuses with |x|^2), then
+    # weight the rings on the small (B, n, S, C) result.
+    first = jnp.einsum("bjsc,j->bsc", jnp.sum(x, axis=2), ring.astype(x.dtype))
+    second = jnp.einsum("bjsc,j->bsc", jnp.sum(jnp.real(x * jnp.conj(x)), axis=2), ring)
+    weights = _example_weights(example_weights, x.shape[0], ring.dtype)
+    return _pooled(first, second, weights, axis_name)
+
+
+def spectral_moments(a: jax.Array, example_weights=None, axis_name=None):
+    """The same moments from coefficients a (B, L, 2L - 1, S, C) by Parseval."""
+    ell_max = a.shape[1] - 1
+    first = a[:, 0, ell_max] / math.sqrt(4 * math.pi)
+    second = jnp.sum(jnp.real(a * jnp.conj(a)), axis=(1, 2)) / (4 * math.pi)
+    weights = _example_weights(example_weights, a.shape[0], second.dtype)
+    return _pooled(first, second, weights, axis_name)
+
+
+class _SphericalNorm(nnx.Module):
+    """Shared parameters, running statistics and normalization.
+
+    centered: per spin, whether that spin is mean-subtracted and gets a bias.
+    """
+
+    def __init__(self, spins, channels, centered, momentum, epsilon, axis_name, use_running_average):
+        name = type(self).__name__
+        self.spins = _checks.spins(name, "spins", spins)
+        self.channels = _checks.positive_int(name, "channels", channels)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"{name}: argument 'momentum' must be in [0, 1), got {momentum}")
+        if not epsilon > 0:
+            raise ValueError(f"{name}: argument 'epsilon' must be > 0, got {epsilon}")
+        self.centered = tuple(bool(c) for c in centered)
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.axis_name = axis_name
+        self.use_running_average = use_running_average
+        shape = (len(self.spins), self.channels)
+        self.centered_index = tuple(i for i, c in enumerate(self.centered) if c)
+        self.scale = nnx.Param(jnp.ones(shape, jnp.complex64))
+        self.bias = (
+            nnx.Param(jnp.zeros((len(self.centered_index), self.channels), jnp.complex64))
+            if self.centered_index else None
+        )
+        self.mean = nnx.BatchStat(jnp.zeros(shape, jnp.complex64))
+        self.var = nnx.BatchStat(jnp.ones(shape, jnp.float32))
+
+    def _statistics(self, first: jax.Array, second: jax.Array):
+        """(mean, var) to normalize with: batch statistics in training (also
+        updating the running averages), running averages otherwise."""
+        if self.use_running_average:
+            return self.mean[...], self.var[...]
+        centered = jnp.asarray(self.centered)[:, None]
+        mean = jnp.where(centered, first, 0).astype(jnp.complex64)
+        var = jnp.where(centered, second - jnp.abs(first) ** 2, second).astype(jnp.float32)
+        var = jnp.maximum(var, 0.0)
+        keep = self.momentum
+        self.mean[...] = keep * self.mean[...] + (1 - keep) * mean
+        self.var[...] = keep * self.var[...] + (1 - keep) * var
+        return mean, var
+
+    def _factors(self, mean, var, dtype):
+        """y = x * factor + offset with factor (S, C) and offset (S, C)."""
+        factor = self.scale[...] * jax.lax.rsqrt(var + self.epsilon)
+        offset = -mean * factor
+        if self.bias is not None:
+            offset = offset.at[jnp.asarray(self.centered_index)].add(self.bias[...])
+        return factor.astype(dtype), offset.astype(dtype)
+
+    def _check(self, x, spins, expect_spectral: bool):
+        name = type(self).__name__
+        _checks.input_spins(name, self.spins, spins)
+        if x.ndim != 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
+            layout = "(batch, L, 2L - 1" if expect_spectral else "(batch, n, n"
+            raise ValueError(
+                f"{name}: input has shape {tuple(x.shape)}; expected {layout}, {len(self.spins)}, {self.channels})"
+            )
+
+
+class SphericalBatchNorm(_SphericalNorm):
+    """Batch norm of spatial scalar features (batch, n, n, S, C): every spin is
+    centered and biased, statistics with the quadrature weights.
+
+    Parameters: scale, bias (S, C) complex64. Batch stats: mean (S, C) complex64,
+    var (S, C) float32 (the centered variance E|f - mean|^2).
+    """
+
+    def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
+                 axis_name=None, use_running_average: bool = False):
+        super().__init__(spins, channels, [True] * len(_checks.spins(type(self).__name__, "spins", spins)),
+                         momentum, epsilon, axis_name, use_running_average)
+
+    def __call__(self, x: jax.Array, example_weights=None, spins=None) -> jax.Array:
+        self._check(x, spins, expect_spectral=False)
+        mean, var = self._statistics(*spatial_moments(x, example_weights, self.axis_name))
+        factor, offset = self._factors(mean, var, x.dtype)
+        return x * factor + offset
+
+
+def _spin_centering(module: str, spins) -> list[bool]:
+    return [s == 0 for s in _checks.spins(module, "spins", spins)]
+
+
+class SpinSphericalBatchNorm(_SphericalNorm):
+    """Batch norm of spatial spin-weighted features (batch, n, n, S, C): spin 0 is
+    centered and biased, every other spin only divided by its RMS magnitude (never
+    mean-subtracted), so the layer stays rotation-equivariant.
+
+    Parameters: scale (S, C) complex64; bias (1, C) complex64 for spin 0 (none
+    without spin 0). Batch stats: mean, var (S, C) (mean stays 0 for s != 0).
+    """
+
+    def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
+                 axis_name=None, use_running_average: bool = False):
+        super().__init__(spins, channels, _spin_centering(type(self).__name__, spins), momentum, epsilon,
+                         axis_name, use_running_average)
+
+    def __call__(self, x: jax.Array, example_weights=None, spins=None) -> jax.Array:
+        self._check(x, spins, expect_spectral=False)
+        mean, var = self._statistics(*spatial_moments(x, example_weights, self.axis_name))
+        factor, offset = self._factors(mean, var, x.dtype)
+        return x * factor + offset
+
+
+class SpectralBatchNorm(_SphericalNorm):
+    """SpinSphericalBatchNorm computed and applied on coefficients
+    (batch, L, 2L - 1, S, C): the mean of spin 0 is its l = 0 coefficient, the
+    variance comes from Parseval; centering and the bias act on a_00 only, the
+    scale on every coefficient. Equal to SpinSphericalBatchNorm on band-limited
+    inputs; saves the transforms around a batch norm between convolutions.
+    """
+
+    def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
+                 axis_name=None, use_running_average: bool = False, scale_init: float = 1.0):
+        super().__init__(spins, channels, _spin_centering(type(self).__name__, spins), momentum, epsilon,
+                         axis_name, use_running_average)
+        self.scale[...] = jnp.full(self.scale[...].shape, scale_init, jnp.complex64)
+
+    def __call__(self, a: jax.Array, example_weights=None, spins=None) -> jax.Array:
+        self._check(a, spins, expect_spectral=True)
+        mean, var = self._statistics(*spectral_moments(a, example_weights, self.axis_name))
+        factor, offset = self._factors(mean, var, a.dtype)
+        ell_max = a.shape[1] - 1
+        constant = jnp.zeros(a.shape[1:3], a.dtype).at[0, ell_max].set(math.sqrt(4 * math.pi))
+        return a * factor + constant[:, :, None, None] * offset

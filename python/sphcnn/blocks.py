@@ -1,0 +1,134 @@
+"""Blocks of spin-weighted spherical CNNs.
+
+SpinSphericalBlock (Esteves et al. 2020): [spatial pooling] -> convolution ->
+  batch norm -> magnitude nonlinearity (leaky ReLU on spin 0). The batch norm
+  runs on the convolution's coefficients by default (SpectralBatchNorm: the
+  convolution output is band-limited, so its statistics from Parseval equal the
+  quadrature ones and the result is the same as SpinSphericalBatchNorm on the
+  grid, at half the memory traffic); batch_norm="spatial" normalizes on the grid.
+SpinSphericalResidualBlock (Esteves et al., "Scaling Spherical CNNs", 2023):
+  forward transform (with spectral pooling) -> convolution -> spectral batch
+  norm -> inverse -> phase collapse -> forward -> convolution -> spectral batch
+  norm (scale initialized to 0, so the block starts as its shortcut) -> + shortcut
+  (the input coefficients, projected when spins or widths change) -> inverse ->
+  phase collapse. Four transforms per block, none repeated: the batch norms and
+  the residual sum work on coefficients.
+"""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+import sphcnn_kernels as sk
+from sphcnn import _checks
+from sphcnn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
+from sphcnn.convolution import SpinSphericalConvolution
+from sphcnn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
+from sphcnn.pooling import spatial_pool
+
+
+def _resolutions(module: str, resolution_in, resolution_out) -> bool:
+    """Validates the pair; True when the block halves the resolution."""
+    resolution_in = _checks.resolution(module, "resolution_in", resolution_in)
+    resolution_out = _checks.resolution(module, "resolution_out", resolution_out)
+    if resolution_out not in (resolution_in, resolution_in // 2):
+        raise ValueError(
+            f"{module}: resolution_out must equal resolution_in = {resolution_in} or half of it, got {resolution_out}"
+        )
+    return resolution_out != resolution_in
+
+
+class SpinSphericalBlock(nnx.Module):
+    """[pooling] -> SpinSphericalConvolution -> batch norm -> nonlinearity.
+
+    Spatial in (batch, n_in, n_in, S_in, C_in), spatial out (batch, n_out, n_out,
+    S_out, C_out), n_out = n_in or n_in / 2 (spatial pooling first, or spectral
+    pooling in the convolution with spectral_pooling=True). batch_norm:
+    'spectral' (SpectralBatchNorm before the inverse transform, default) or
+    'spatial' (SpinSphericalBatchNorm after it); same parameters, same result.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,
+                 resolution_out: int, num_filter_params: int | None = None, spectral_pooling: bool = False,
+                 batch_norm: str = "spectral", axis_name=None, backend: str = "auto", rngs: nnx.Rngs):
+        name = type(self).__name__
+        halve = _resolutions(name, resolution_in, resolution_out)
+        if batch_norm not in ("spectral", "spatial"):
+            raise ValueError(f"{name}: argument 'batch_norm' must be 'spectral' or 'spatial', got {batch_norm!r}")
+        self.spectral_batch_norm = batch_norm == "spectral"
+        self.pool_spatially = halve and not spectral_pooling
+        self.conv = SpinSphericalConvolution(
+            in_channels, out_channels, spins_in, spins_out,
+            resolution=resolution_out if self.pool_spatially else resolution_in,
+            num_filter_params=num_filter_params, spectral_pooling=halve and spectral_pooling,
+            output_representation="spectral" if self.spectral_batch_norm else "spatial",
+            backend=backend, rngs=rngs,
+        )
+        norm = SpectralBatchNorm if self.spectral_batch_norm else SpinSphericalBatchNorm
+        self.batch_norm = norm(spins_out, out_channels, axis_name=axis_name)
+        self.resolution_out = resolution_out
+        self.backend = backend
+        spins_out = self.conv.spins_out
+        if 0 in spins_out:
+            self.nonlinearity = MagnitudeNonlinearityLeakyRelu(spins_out, out_channels)
+        else:
+            self.nonlinearity = MagnitudeNonlinearity(spins_out, out_channels)
+
+    def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
+        if self.pool_spatially:
+            x = spatial_pool(x)
+        y = self.batch_norm(self.conv(x), example_weights)
+        if self.spectral_batch_norm:
+            y = sk.inverse(y, self.conv.spins_out, n=self.resolution_out, backend=self.backend)
+        return self.nonlinearity(y)
+
+
+class SpinSphericalResidualBlock(nnx.Module):
+    """The efficient residual block of Scaling Spherical CNNs (see module docstring).
+
+    Spatial in (batch, n_in, n_in, S_in, C_in), spatial out (batch, n_out, n_out,
+    S_out, C_out), n_out = n_in or n_in / 2 (spectral pooling). spins_out must
+    contain 0 (phase collapse writes into spin 0).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,
+                 resolution_out: int, num_filter_params: int | None = None, axis_name=None,
+                 backend: str = "auto", rngs: nnx.Rngs):
+        name = type(self).__name__
+        _resolutions(name, resolution_in, resolution_out)
+        self.spins_in = _checks.spins(name, "spins_in", spins_in)
+        self.spins_out = _checks.spins(name, "spins_out", spins_out)
+        if 0 not in self.spins_out:
+            raise ValueError(f"{name}: spins_out {self.spins_out} must contain 0 for the phase collapse")
+        self.resolution_in, self.resolution_out = resolution_in, resolution_out
+        self.ell_max = resolution_out // 2 - 1
+        self.backend = backend
+        spectral = dict(resolution=resolution_out, num_filter_params=num_filter_params, backend=backend, rngs=rngs)
+        self.conv1 = SpinSphericalConvolution(in_channels, out_channels, spins_in, spins_out,
+                                              input_representation="spectral", output_representation="spectral",
+                                              **spectral)
+        self.batch_norm1 = SpectralBatchNorm(spins_out, out_channels, axis_name=axis_name)
+        self.collapse = PhaseCollapse(spins_out, out_channels, rngs=rngs)
+        self.conv2 = SpinSphericalConvolution(out_channels, out_channels, spins_out, spins_out,
+                                              output_representation="spectral", **spectral)
+        self.batch_norm2 = SpectralBatchNorm(spins_out, out_channels, axis_name=axis_name, scale_init=0.0)
+        if self.spins_in == self.spins_out and in_channels == out_channels:
+            self.projection = None
+            self.batch_norm_shortcut = None
+        else:
+            self.projection = SpinSphericalConvolution(
+                in_channels, out_channels, spins_in, spins_out, resolution=resolution_out, num_filter_params=1,
+                input_representation="spectral", output_representation="spectral", backend=backend, rngs=rngs)
+            self.batch_norm_shortcut = SpectralBatchNorm(spins_out, out_channels, axis_name=axis_name)
+        self.nonlinearity = PhaseCollapse(spins_out, out_channels, rngs=rngs)
+
+    def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
+        _checks.spatial_input(type(self).__name__, x, self.resolution_in, self.spins_in, self.conv1.in_channels)
+        a = sk.forward(x, self.spins_in, ell_max=self.ell_max, backend=self.backend)
+        h = self.batch_norm1(self.conv1(a), example_weights)
+        h = self.collapse(sk.inverse(h, self.spins_out, n=self.resolution_out, backend=self.backend))
+        h = self.batch_norm2(self.conv2(h), example_weights)
+        shortcut = a if self.projection is None else self.batch_norm_shortcut(self.projection(a), example_weights)
+        y = sk.inverse(h + shortcut, self.spins_out, n=self.resolution_out, backend=self.backend)
+        return self.nonlinearity(y)

@@ -1,0 +1,176 @@
+"""Spin-weighted spherical convolution (Esteves, Makadia & Daniilidis, "Spin-Weighted
+Spherical CNNs", NeurIPS 2020) as a product in the spectral domain.
+
+For input coefficients a (batch, l, m, s_in, c_in) the output coefficients are
+
+    b[l, m, s_out, c_out] = sum_{s_in, c_in} k[l, s_in, s_out, c_in, c_out] a[l, m, s_in, c_in]
+
+with a complex filter k shared by all orders m, so the layer commutes with
+rotations exactly on band-limited inputs (rotations mix only the m of each l).
+Entries with l < |s_out| are exact zeros (no spin-s function has them).
+
+Localized filters: with ``num_filter_params = K`` the l profile of every filter
+is the piecewise-linear interpolation of K learnable anchors placed evenly on
+[0, ell_max] (fewer anchors, smoother spectrum, more localized filter).
+
+Initialization: complex normal anchors with variance 1 / (C_in S_in g), where
+C_in S_in is the number of terms of the sum above and g the mean over the
+(2l + 1)-weighted degrees of the squared interpolation weights, so that the
+expected energy sum_lm |b|^2 equals that of the input: activations keep their
+variance through depth (see tests/test_layers_convolution.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import sphcnn_kernels as sk
+from sphcnn import _checks
+from sphcnn._precision import matmul_precision
+
+
+@functools.lru_cache(maxsize=None)
+def interpolation_matrix(ell_max: int, anchors: int) -> np.ndarray:
+    """(ell_max + 1, anchors) weights of the piecewise-linear interpolation from
+    `anchors` evenly spaced points on [0, ell_max] to every degree."""
+    weights = np.zeros((ell_max + 1, anchors))
+    if anchors == 1:
+        weights[:, 0] = 1.0
+        return weights
+    position = np.arange(ell_max + 1) * (anchors - 1) / max(ell_max, 1)
+    left = np.minimum(np.floor(position).astype(int), anchors - 2)
+    frac = position - left
+    weights[np.arange(ell_max + 1), left] = 1.0 - frac
+    weights[np.arange(ell_max + 1), left + 1] = frac
+    return weights
+
+
+def degree_mask(ell_max: int, spins_in: tuple[int, ...], spins_out: tuple[int, ...]) -> np.ndarray:
+    """(L, S_in, S_out) booleans: degree l carries both spins (l >= max(|s_in|, |s_out|))."""
+    ell = np.arange(ell_max + 1)[:, None, None]
+    s_in = np.abs(np.asarray(spins_in))[None, :, None]
+    s_out = np.abs(np.asarray(spins_out))[None, None, :]
+    return (ell >= s_in) & (ell >= s_out)
+
+
+class SpinSphericalConvolution(nnx.Module):
+    """Spin-weighted spherical convolution.
+
+    Args:
+      in_channels, out_channels: C_in, C_out.
+      spins_in, spins_out: the spins of the input and output spin axes.
+      resolution: grid size n of the input (even); coefficients of a spectral
+        input go up to ell_max = n/2 - 1.
+      num_filter_params: anchors K of the filter's l profile (1 <= K <= ell_max+1
+        of the convolution); None: one free value per degree.
+      spectral_pooling: compute at n/2 (degrees above n/4 - 1 dropped on the way in).
+      spectral_upsampling: output on a 2n grid (same band limit).
+      input_representation, output_representation: 'spatial' (batch, n, n, S, C)
+        or 'spectral' (batch, L, 2L - 1, S, C).
+      use_bias: a complex bias added to spin 0 (a constant function).
+      backend: transform backend, as in sphcnn_kernels.forward.
+
+    Parameters: kernel (K, S_in, S_out, C_in, C_out) complex64; bias (C_out,)
+    complex64 if use_bias.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        spins_in,
+        spins_out,
+        *,
+        resolution: int,
+        num_filter_params: int | None = None,
+        spectral_pooling: bool = False,
+        spectral_upsampling: bool = False,
+        input_representation: str = "spatial",
+        output_representation: str = "spatial",
+        use_bias: bool = False,
+        backend: str = "auto",
+        rngs: nnx.Rngs,
+    ):
+        name = type(self).__name__
+        self.in_channels = _checks.positive_int(name, "in_channels", in_channels)
+        self.out_channels = _checks.positive_int(name, "out_channels", out_channels)
+        self.spins_in = _checks.spins(name, "spins_in", spins_in)
+        self.spins_out = _checks.spins(name, "spins_out", spins_out)
+        self.resolution = _checks.resolution(name, "resolution", resolution)
+        self.input_representation = _checks.representation(name, "input_representation", input_representation)
+        self.output_representation = _checks.representation(name, "output_representation", output_representation)
+        if spectral_pooling and spectral_upsampling:
+            raise ValueError(f"{name}: spectral_pooling and spectral_upsampling cannot both be set")
+        if spectral_pooling and resolution % 4:
+            raise ValueError(f"{name}: spectral_pooling needs a resolution divisible by 4, got {resolution}")
+        self.spectral_pooling = bool(spectral_pooling)
+        self.spectral_upsampling = bool(spectral_upsampling)
+        self.backend = backend
+        compute_resolution = resolution // 2 if spectral_pooling else resolution
+        self.ell_max = compute_resolution // 2 - 1
+        self.resolution_out = compute_resolution * 2 if spectral_upsampling else compute_resolution
+        top = max(abs(s) for s in self.spins_in + self.spins_out)
+        if top > self.ell_max:
+            raise ValueError(
+                f"{name}: spins up to |s| = {top} need ell_max >= {top}, but the convolution runs at "
+                f"ell_max = {self.ell_max} (resolution {compute_resolution})"
+            )
+        anchors = self.ell_max + 1 if num_filter_params is None else num_filter_params
+        anchors = _checks.positive_int(name, "num_filter_params", anchors)
+        if anchors > self.ell_max + 1:
+            raise ValueError(
+                f"{name}: argument 'num_filter_params' must be <= ell_max + 1 = {self.ell_max + 1}, got {anchors}"
+            )
+        self.num_filter_params = anchors
+        weights = interpolation_matrix(self.ell_max, anchors)
+        degrees = 2 * np.arange(self.ell_max + 1) + 1
+        gain = float(np.sum(degrees * np.sum(weights**2, axis=1)) / np.sum(degrees))
+        variance = 1.0 / (len(self.spins_in) * self.in_channels * gain)
+        shape = (anchors, len(self.spins_in), len(self.spins_out), self.in_channels, self.out_channels)
+        self.kernel = nnx.Param(math.sqrt(variance) * jax.random.normal(rngs.params(), shape, jnp.complex64))
+        if use_bias:
+            if 0 not in self.spins_out:
+                raise ValueError(f"{name}: use_bias adds to spin 0, but spins_out {self.spins_out} has none")
+            self.bias = nnx.Param(jnp.zeros((self.out_channels,), jnp.complex64))
+        else:
+            self.bias = None
+
+    def filters(self) -> jax.Array:
+        """(ell_max + 1, S_in, S_out, C_in, C_out) complex filter, zero where a
+        degree cannot carry both spins."""
+        kernel = self.kernel[...]
+        weights = jnp.asarray(interpolation_matrix(self.ell_max, self.num_filter_params), jnp.float32)
+        mask = jnp.asarray(degree_mask(self.ell_max, self.spins_in, self.spins_out))
+        filters = jnp.einsum("lk,kioab->lioab", weights.astype(kernel.dtype), kernel)
+        return filters * mask[:, :, :, None, None]
+
+    def __call__(self, x: jax.Array, spins=None) -> jax.Array:
+        name = type(self).__name__
+        _checks.input_spins(name, self.spins_in, spins)
+        if self.input_representation == "spatial":
+            _checks.spatial_input(name, x, self.resolution, self.spins_in, self.in_channels)
+            a = sk.forward(x, self.spins_in, ell_max=self.ell_max, backend=self.backend)
+        else:
+            full = self.resolution // 2 - 1
+            _checks.spectral_input(name, x, full, self.spins_in, self.in_channels)
+            a = x[..., : self.ell_max + 1, full - self.ell_max : full + self.ell_max + 1, :, :]
+            a = a.astype(jnp.result_type(a.dtype, jnp.complex64))
+        filters = self.filters().astype(a.dtype)
+        b = jnp.einsum("...lmia,lioab->...lmob", a, filters, precision=matmul_precision())
+        if self.bias is not None:
+            # a constant c has a_00 = sqrt(4 pi) c
+            spin0 = self.spins_out.index(0)
+            b = b.at[..., 0, self.ell_max, spin0, :].add(math.sqrt(4 * math.pi) * self.bias[...].astype(b.dtype))
+        if self.output_representation == "spectral":
+            if self.spectral_upsampling:
+                top = self.resolution_out // 2 - 1
+                pad = [(0, 0)] * (b.ndim - 4) + [(0, top - self.ell_max), (top - self.ell_max,) * 2, (0, 0), (0, 0)]
+                b = jnp.pad(b, pad)
+            return b
+        return sk.inverse(b, self.spins_out, n=self.resolution_out, backend=self.backend)

@@ -1,0 +1,104 @@
+"""Spherical CNN classifiers and the presets of the original spherical MNIST
+experiments (Esteves, Makadia & Daniilidis, NeurIPS 2020).
+
+SpinSphericalClassifier: blocks between consecutive layer configurations
+(resolution, spins, width, filter anchors), a rotation-invariant readout
+(spherical mean of spin 0, of |f| for other spins) and a dense layer. Entry 0 of
+each configuration list describes the input; entry i + 1 the output of block i.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from sphcnn import _checks
+from sphcnn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
+from sphcnn.pooling import spherical_readout
+
+BLOCKS = {"spin": SpinSphericalBlock, "residual": SpinSphericalResidualBlock}
+
+
+def check_layer_config(module: str, resolutions, spins, widths, num_filter_params) -> tuple:
+    """Validated (resolutions, spins, widths, num_filter_params) as tuples."""
+    lists = {"resolutions": resolutions, "spins": spins, "widths": widths, "num_filter_params": num_filter_params}
+    for name, value in lists.items():
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            raise ValueError(f"{module}: argument '{name}' must be a sequence, got {value!r}")
+    lengths = {name: len(value) for name, value in lists.items()}
+    if len(set(lengths.values())) != 1 or lengths["resolutions"] < 2:
+        raise ValueError(f"{module}: resolutions, spins, widths and num_filter_params need one entry per layer "
+                         f"(at least 2), got lengths {lengths}")
+    resolutions = tuple(_checks.resolution(module, f"resolutions[{i}]", r) for i, r in enumerate(resolutions))
+    for i in range(1, len(resolutions)):
+        if resolutions[i] not in (resolutions[i - 1], resolutions[i - 1] // 2):
+            raise ValueError(
+                f"{module}: resolutions[{i}] = {resolutions[i]} must equal resolutions[{i - 1}] = "
+                f"{resolutions[i - 1]} or half of it"
+            )
+    spins = tuple(_checks.spins(module, f"spins[{i}]", s) for i, s in enumerate(spins))
+    widths = tuple(_checks.positive_int(module, f"widths[{i}]", w) for i, w in enumerate(widths))
+    num_filter_params = tuple(
+        None if k is None else _checks.positive_int(module, f"num_filter_params[{i}]", k)
+        for i, k in enumerate(num_filter_params)
+    )
+    return resolutions, spins, widths, num_filter_params
+
+
+class SpinSphericalClassifier(nnx.Module):
+    """Spin-weighted spherical CNN classifier.
+
+    Input (batch, n, n, S_0, C_0), real or complex, n = resolutions[0]; output
+    logits (batch, num_classes).
+    """
+
+    def __init__(self, num_classes: int, resolutions: Sequence[int], spins: Sequence[Sequence[int]],
+                 widths: Sequence[int], num_filter_params: Sequence[int | None], *, block: str = "spin",
+                 spectral_pooling: bool = False, batch_norm: str = "spectral", axis_name=None,
+                 backend: str = "auto", rngs: nnx.Rngs):
+        name = type(self).__name__
+        self.num_classes = _checks.positive_int(name, "num_classes", num_classes)
+        if block not in BLOCKS:
+            raise ValueError(f"{name}: argument 'block' must be one of {tuple(BLOCKS)}, got {block!r}")
+        self.resolutions, self.spins, self.widths, self.num_filter_params = check_layer_config(
+            name, resolutions, spins, widths, num_filter_params)
+        layers = []
+        for i in range(len(self.resolutions) - 1):
+            options = dict(resolution_in=self.resolutions[i], resolution_out=self.resolutions[i + 1],
+                           num_filter_params=self.num_filter_params[i + 1], axis_name=axis_name,
+                           backend=backend, rngs=rngs)
+            if block == "spin":
+                options.update(spectral_pooling=spectral_pooling, batch_norm=batch_norm)
+            layers.append(BLOCKS[block](self.widths[i], self.widths[i + 1], self.spins[i], self.spins[i + 1],
+                                        **options))
+        self.blocks = nnx.List(layers)
+        self.readout = nnx.Linear(len(self.spins[-1]) * self.widths[-1], self.num_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
+        _checks.spatial_input(type(self).__name__, x, self.resolutions[0], self.spins[0], self.widths[0])
+        h = x.astype(jnp.result_type(x.dtype, jnp.complex64))
+        for block in self.blocks:
+            h = block(h, example_weights)
+        features = spherical_readout(h, self.spins[-1])
+        return self.readout(features.reshape(features.shape[0], -1))
+
+
+MNIST_RESOLUTIONS = (64, 64, 64, 32, 32, 16, 16)
+
+
+def spin_classifier_6_layers(num_classes: int = 10, *, rngs: nnx.Rngs, **options) -> SpinSphericalClassifier:
+    """The spin-weighted spherical MNIST model: spins {0} then {0, 1}, widths
+    (1, 16, 16, 20, 24, 28, 32), filter anchors (1, 6, 6, 4, 4, 3, 3); 39,146
+    parameter entries (complex entries count once), as the original."""
+    return SpinSphericalClassifier(num_classes, MNIST_RESOLUTIONS, ((0,),) + ((0, 1),) * 6,
+                                   (1, 16, 16, 20, 24, 28, 32), (1, 6, 6, 4, 4, 3, 3), rngs=rngs, **options)
+
+
+def spherical_classifier_6_layers(num_classes: int = 10, *, rngs: nnx.Rngs, **options) -> SpinSphericalClassifier:
+    """The spin-0 (scalar) spherical MNIST model: widths (1, 16, 16, 32, 32, 58,
+    58), 8 filter anchors per layer; 57,238 parameter entries."""
+    return SpinSphericalClassifier(num_classes, MNIST_RESOLUTIONS, ((0,),) * 7, (1, 16, 16, 32, 32, 58, 58),
+                                   (8,) * 7, rngs=rngs, **options)

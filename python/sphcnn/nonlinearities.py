@@ -1,0 +1,121 @@
+"""Pointwise nonlinearities for spin-weighted spherical functions, on spatial
+inputs (batch, n, n, S, C).
+
+A pointwise map of the magnitude that keeps the phase is rotation-equivariant
+for every spin (rotation changes a spin-s value only by a phase), but on a
+grid it creates frequencies above the band limit, so after the next forward
+transform it is equivariant only approximately. Measured relative error of
+forward(N(R f)) against rotate(forward(N(f))) up to the band limit, for random
+rotations R and random band-limited f with a flat spectrum up to n/4 - 1
+(tests/test_equivariance.py, which asserts these levels):
+
+MEASURED_LEVELS_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from sphcnn import _checks
+from sphcnn._precision import matmul_precision
+
+EPSILON = 1e-6
+LEAKY_SLOPE = 0.01
+
+
+def _magnitude(z: jax.Array, bias: jax.Array) -> jax.Array:
+    """relu(|z| + b) z / (|z| + eps)."""
+    magnitude = jnp.abs(z)
+    return (jax.nn.relu(magnitude + bias) / (magnitude + EPSILON)).astype(z.dtype) * z
+
+
+class MagnitudeNonlinearity(nnx.Module):
+    """relu(|z| + b) z/|z| with a learned real bias b per (spin, channel), zero-initialized.
+
+    Parameters: bias (S, C) float32.
+    """
+
+    def __init__(self, spins, channels: int):
+        name = type(self).__name__
+        self.spins = _checks.spins(name, "spins", spins)
+        self.channels = _checks.positive_int(name, "channels", channels)
+        self.bias = nnx.Param(jnp.zeros((len(self.spins), self.channels), jnp.float32))
+
+    def __call__(self, x: jax.Array, spins=None) -> jax.Array:
+        name = type(self).__name__
+        _checks.input_spins(name, self.spins, spins)
+        if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
+            raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
+        return _magnitude(x, self.bias[...])
+
+
+class MagnitudeNonlinearityLeakyRelu(nnx.Module):
+    """Spin 0: leaky_relu(Re z) (slope 0.01; spin-0 features become real); every
+    other spin: relu(|z| + b) z/|z| with a bias per (nonzero spin, channel).
+
+    Parameters: bias (S - 1, C) float32 for the nonzero spins, in spin-axis order.
+    """
+
+    def __init__(self, spins, channels: int):
+        name = type(self).__name__
+        self.spins = _checks.spins(name, "spins", spins)
+        self.channels = _checks.positive_int(name, "channels", channels)
+        if 0 not in self.spins:
+            raise ValueError(f"{name}: spins {self.spins} have no spin 0; use MagnitudeNonlinearity")
+        self.spin0 = self.spins.index(0)
+        others = len(self.spins) - 1
+        self.bias = nnx.Param(jnp.zeros((others, self.channels), jnp.float32)) if others else None
+
+    def __call__(self, x: jax.Array, spins=None) -> jax.Array:
+        name = type(self).__name__
+        _checks.input_spins(name, self.spins, spins)
+        if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
+            raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
+        real = jax.nn.leaky_relu(jnp.real(x[..., self.spin0 : self.spin0 + 1, :]), LEAKY_SLOPE).astype(x.dtype)
+        if self.bias is None:
+            return real
+        others = jnp.concatenate([x[..., : self.spin0, :], x[..., self.spin0 + 1 :, :]], axis=-2)
+        others = _magnitude(others, self.bias[...])
+        return jnp.concatenate([others[..., : self.spin0, :], real, others[..., self.spin0 :, :]], axis=-2)
+
+
+class PhaseCollapse(nnx.Module):
+    """Phase collapse (Esteves et al., "Scaling Spherical CNNs", ICML 2023).
+
+    New spin 0 = (Dense_0(z_0) + Dense_|.|(|z_{s,c}| for all spins and channels)) / 2,
+    two complex dense maps to C channels with biases; the magnitudes of the
+    spin-weighted features (rotation-invariant scalars) feed the spin-0 channel,
+    whose phase can then be discarded. Spins other than 0 pass through unchanged.
+
+    Parameters: spin0_kernel (C, C), spin0_bias (C,), magnitude_kernel (S C, C),
+    magnitude_bias (C,), all complex64; lecun-normal kernels, zero biases.
+    """
+
+    def __init__(self, spins, channels: int, *, rngs: nnx.Rngs):
+        name = type(self).__name__
+        self.spins = _checks.spins(name, "spins", spins)
+        self.channels = _checks.positive_int(name, "channels", channels)
+        if 0 not in self.spins:
+            raise ValueError(f"{name}: spins {self.spins} have no spin 0 to collapse into")
+        self.spin0 = self.spins.index(0)
+        init = jax.nn.initializers.lecun_normal(dtype=jnp.complex64)
+        width = len(self.spins) * self.channels
+        self.spin0_kernel = nnx.Param(init(rngs.params(), (self.channels, self.channels), jnp.complex64))
+        self.spin0_bias = nnx.Param(jnp.zeros((self.channels,), jnp.complex64))
+        self.magnitude_kernel = nnx.Param(init(rngs.params(), (width, self.channels), jnp.complex64))
+        self.magnitude_bias = nnx.Param(jnp.zeros((self.channels,), jnp.complex64))
+
+    def __call__(self, x: jax.Array, spins=None) -> jax.Array:
+        name = type(self).__name__
+        _checks.input_spins(name, self.spins, spins)
+        if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
+            raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
+        hi = matmul_precision()
+        z0 = x[..., self.spin0, :]
+        magnitudes = jnp.abs(x).reshape(x.shape[:-2] + (-1,)).astype(x.dtype)
+        new0 = jnp.matmul(z0, self.spin0_kernel[...].astype(x.dtype), precision=hi) + self.spin0_bias[...]
+        new0 = new0 + jnp.matmul(magnitudes, self.magnitude_kernel[...].astype(x.dtype), precision=hi)
+        new0 = 0.5 * (new0 + self.magnitude_bias[...])
+        return x.at[..., self.spin0, :].set(new0.astype(x.dtype))
