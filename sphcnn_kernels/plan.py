@@ -27,7 +27,8 @@ class Plan:
     XLA and Triton backends); mode: how the CUDA kernels get lambda, 'table'
     (precomputed on the device, fast up to ell_max ~ 256), 'onthefly' (generated
     by the recurrence inside the kernel, O(L^2) memory) or 'auto' (table while it
-    takes at most 256 MiB and ell_max < 256).
+    takes at most 256 MiB and ell_max < 256); layout: of the coefficients,
+    'batch_major' (..., L, 2L - 1, S, C) or 'degree_major' (L, ..., 2L - 1, S, C).
     """
 
     n: int
@@ -37,6 +38,7 @@ class Plan:
     backend: str
     precision: str
     mode: str = "auto"
+    layout: str = "batch_major"
 
     @property
     def real_dtype(self) -> np.dtype:
@@ -49,6 +51,17 @@ class Plan:
     @property
     def spectral_core_shape(self) -> tuple[int, int]:
         return (self.ell_max + 1, 2 * self.ell_max + 1)
+
+    def spectral_shape(self, batch: tuple[int, ...], spins: int, channels: int) -> tuple[int, ...]:
+        """Shape of the coefficients of `batch` maps in this plan's layout."""
+        degrees, orders = self.spectral_core_shape
+        if self.layout == "degree_major":
+            return (degrees,) + tuple(batch) + (orders, spins, channels)
+        return tuple(batch) + (degrees, orders, spins, channels)
+
+    def spectral_batch(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The batch axes of a coefficient shape in this plan's layout."""
+        return tuple(shape[1:-3]) if self.layout == "degree_major" else tuple(shape[:-4])
 
     def ring_scale(self, weighted: bool) -> np.ndarray:
         """Per-ring factor of the analysis/synthesis kernels, float64 (n,):
@@ -72,7 +85,8 @@ class Plan:
 
 @functools.lru_cache(maxsize=None)
 def get_plan(
-    n: int, ell_max: int, spins: tuple[int, ...], dtype: str, backend: str, precision: str, mode: str = "auto"
+    n: int, ell_max: int, spins: tuple[int, ...], dtype: str, backend: str, precision: str, mode: str = "auto",
+    layout: str = "batch_major",
 ) -> Plan:
     """The cached plan for a key (arguments already validated)."""
-    return Plan(n, ell_max, spins, dtype, backend, precision, mode)
+    return Plan(n, ell_max, spins, dtype, backend, precision, mode, layout)

@@ -18,6 +18,7 @@ lowering rules, they work under jit, vmap, grad, jvp and any composition.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -43,12 +44,18 @@ def synthesis(a: jax.Array, plan: Plan, sign: int, weighted: bool) -> jax.Array:
 
 def _analysis_abstract(x, *, plan, sign, weighted):
     del sign, weighted
-    return x.update(shape=x.shape[:-4] + plan.spectral_core_shape + x.shape[-2:])
+    return x.update(shape=plan.spectral_shape(x.shape[:-4], *x.shape[-2:]))
 
 
 def _synthesis_abstract(a, *, plan, sign, weighted):
     del sign, weighted
-    return a.update(shape=a.shape[:-4] + plan.spatial_core_shape + a.shape[-2:])
+    return a.update(shape=plan.spectral_batch(a.shape) + plan.spatial_core_shape + a.shape[-2:])
+
+
+def _batch_axis(plan: Plan, spectral: bool) -> int:
+    """Where the leading batch axis sits: spatial arrays and batch-major
+    coefficients start with it, degree-major coefficients with the degree."""
+    return 1 if spectral and plan.layout == "degree_major" else 0
 
 
 def _transpose_to(other):
@@ -61,11 +68,12 @@ def _transpose_to(other):
     return rule
 
 
-def _batching_rule(primitive):
+def _batching_rule(primitive, spectral_in: bool):
     def rule(args, dims, *, plan, sign, weighted):
         (operand,), (dim,) = args, dims
-        operand = jax.numpy.moveaxis(operand, dim, 0)
-        return primitive.bind(operand, plan=plan, sign=sign, weighted=weighted), 0
+        operand = jax.numpy.moveaxis(operand, dim, _batch_axis(plan, spectral_in))
+        out = primitive.bind(operand, plan=plan, sign=sign, weighted=weighted)
+        return out, _batch_axis(plan, not spectral_in)
 
     return rule
 
@@ -73,10 +81,20 @@ def _batching_rule(primitive):
 def _lowering(direction):
     def rule(ctx, operand, *, plan, sign, weighted):
         platform = ctx.module_context.platforms[0]
-        impl = getattr(implementation(plan.backend, platform), direction)
+        module = implementation(plan.backend, platform)
+        impl = getattr(module, direction)
+        native = plan.layout == "batch_major" or platform in getattr(module, "DEGREE_MAJOR_PLATFORMS", ())
+        inner = plan if native else dataclasses.replace(plan, layout="batch_major")
 
         def fn(value):
-            return impl(value, plan=plan, sign=sign, weighted=weighted, platform=platform)
+            # Backends without a native degree-major layout get batch-major
+            # coefficients, moved into place around them.
+            if not native and direction == "synthesis":
+                value = jax.numpy.moveaxis(value, 0, -4)
+            out = impl(value, plan=inner, sign=sign, weighted=weighted, platform=platform)
+            if not native and direction == "analysis":
+                out = jax.numpy.moveaxis(out, -4, 0)
+            return out
 
         return mlir.lower_fun(fn, multiple_results=False)(ctx, operand)
 
@@ -102,5 +120,5 @@ for _prim, _other, _direction, _abstract in (
     _prim.def_impl(_eager(_prim))
     _prim.def_abstract_eval(_abstract)
     ad.deflinear2(_prim, _transpose_to(_other))
-    batching.primitive_batchers[_prim] = _batching_rule(_prim)
+    batching.primitive_batchers[_prim] = _batching_rule(_prim, spectral_in=_prim is synthesis_p)
     mlir.register_lowering(_prim, _lowering(_direction))

@@ -51,7 +51,14 @@ def _check_layout(func: str, name: str, shape: tuple[int, ...], spins: tuple[int
         )
 
 
-def forward_plan(x_shape, x_dtype, spins, ell_max=None, backend="auto", precision="highest") -> Plan:
+def _check_layout_name(func: str, layout) -> str:
+    if layout not in ("batch_major", "degree_major"):
+        raise ValueError(f"{func}: argument 'layout' must be 'batch_major' or 'degree_major', got {layout!r}")
+    return layout
+
+
+def forward_plan(x_shape, x_dtype, spins, ell_max=None, backend="auto", precision="highest",
+                 layout="batch_major") -> Plan:
     """Validate forward() arguments and return its plan."""
     func = "forward"
     spins = v.check_spins(func, spins)
@@ -68,20 +75,25 @@ def forward_plan(x_shape, x_dtype, spins, ell_max=None, backend="auto", precisio
     else:
         ell_max = v.check_ell_max(func, ell_max, n, spins)
     precision = v.check_precision(func, precision)
+    layout = _check_layout_name(func, layout)
     backend = _resolve_backend(func, backend, "forward", n)
-    return get_plan(n, ell_max, spins, dtype.name, backend, precision)
+    return get_plan(n, ell_max, spins, dtype.name, backend, precision, layout=layout)
 
 
-def inverse_plan(a_shape, a_dtype, spins, n=None, backend="auto", precision="highest") -> Plan:
+def inverse_plan(a_shape, a_dtype, spins, n=None, backend="auto", precision="highest",
+                 layout="batch_major") -> Plan:
     """Validate inverse() arguments and return its plan."""
     func = "inverse"
     spins = v.check_spins(func, spins)
-    _check_layout(func, "coeffs", tuple(a_shape), spins, "(..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels)")
-    size = a_shape[-4]
+    layout = _check_layout_name(func, layout)
+    expected = ("(ell_max + 1, ..., 2 ell_max + 1, n_spins, n_channels)" if layout == "degree_major"
+                else "(..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels)")
+    _check_layout(func, "coeffs", tuple(a_shape), spins, expected)
+    size = a_shape[0] if layout == "degree_major" else a_shape[-4]
     if size < 1 or a_shape[-3] != 2 * size - 1:
         raise ValueError(
-            f"{func}: argument 'coeffs' has shape {tuple(a_shape)}; expected (..., ell_max + 1, 2 ell_max + 1, "
-            f"n_spins, n_channels), i.e. axis -3 of size {2 * size - 1}"
+            f"{func}: argument 'coeffs' has shape {tuple(a_shape)}; expected {expected} "
+            f"({layout}), i.e. axis -3 of size {2 * size - 1}"
         )
     ell_max = size - 1
     n = max(4, 2 * size) if n is None else v.check_grid_size(func, "n", n)
@@ -93,10 +105,11 @@ def inverse_plan(a_shape, a_dtype, spins, n=None, backend="auto", precision="hig
     dtype = v.complex_dtype(func, "coeffs", a_dtype, spins)
     precision = v.check_precision(func, precision)
     backend = _resolve_backend(func, backend, "inverse", n)
-    return get_plan(n, ell_max, spins, dtype.name, backend, precision)
+    return get_plan(n, ell_max, spins, dtype.name, backend, precision, layout=layout)
 
 
-def forward(x, spins, ell_max: int | None = None, backend: str = "auto", precision: str = "highest") -> jax.Array:
+def forward(x, spins, ell_max: int | None = None, backend: str = "auto", precision: str = "highest",
+            layout: str = "batch_major") -> jax.Array:
     """Spin-weighted spherical harmonic coefficients of maps on the grid.
 
     x: (..., n, n, n_spins, n_channels) complex64/complex128 (float32/float64
@@ -107,17 +120,22 @@ def forward(x, spins, ell_max: int | None = None, backend: str = "auto", precisi
     backend: 'auto', 'xla', 'ffi' or 'triton'.
     precision: 'highest' (default; fp32 results to ~1e-6) or 'fast' (lets the XLA
         and Triton backends use TF32 matmuls on GPUs; see the README for its error).
+    layout: 'batch_major' (default) or 'degree_major', which puts the degree axis
+        first, (ell_max + 1, ..., 2 ell_max + 1, n_spins, n_channels), so that
+        per-degree matrix products (convolutions) need no transposition; the C++
+        kernels write it directly.
 
     Returns (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) with
     a_lm = integral f conj(sY_lm) dOmega at [l, ell_max + m], exact for
     band-limited f.
     """
     x = jnp.asarray(x)
-    plan = forward_plan(x.shape, x.dtype, spins, ell_max, backend, precision)
+    plan = forward_plan(x.shape, x.dtype, spins, ell_max, backend, precision, layout)
     return analysis(x.astype(plan.dtype), plan, sign=-1, weighted=True)
 
 
-def inverse(coeffs, spins, n: int | None = None, backend: str = "auto", precision: str = "highest") -> jax.Array:
+def inverse(coeffs, spins, n: int | None = None, backend: str = "auto", precision: str = "highest",
+            layout: str = "batch_major") -> jax.Array:
     """Maps on the grid from spin-weighted spherical harmonic coefficients.
 
     coeffs: (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels), complex; entries
@@ -125,10 +143,10 @@ def inverse(coeffs, spins, n: int | None = None, backend: str = "auto", precisio
     spins: the spin of each entry of the spin axis.
     n: output grid size, even, >= 2 (ell_max + 1) (default); a larger n samples
         the same band-limited function on a finer grid (spectral upsampling).
-    backend, precision: as in :func:`forward`.
+    backend, precision, layout: as in :func:`forward` (layout of coeffs).
 
     Returns (..., n, n, n_spins, n_channels): f(theta_j, phi_k) = sum a_lm sY_lm.
     """
     coeffs = jnp.asarray(coeffs)
-    plan = inverse_plan(coeffs.shape, coeffs.dtype, spins, n, backend, precision)
+    plan = inverse_plan(coeffs.shape, coeffs.dtype, spins, n, backend, precision, layout)
     return synthesis(coeffs.astype(plan.dtype), plan, sign=1, weighted=False)

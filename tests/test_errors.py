@@ -78,3 +78,10 @@ def test_errors_raised_at_trace_time_under_jit():
 def test_numpy_integer_spins_are_accepted():
     out = sk.forward(maps(spins=2), np.array([0, 1]))
     assert out.shape == (2, 4, 7, 2, 2)
+
+
+def test_layout_errors():
+    with pytest.raises(ValueError, match=r"'layout'.*'ell_major'"):
+        sk.forward(maps(), [0], layout="ell_major")
+    with pytest.raises(ValueError, match=r"'coeffs'.*degree_major"):
+        sk.inverse(jnp.zeros((4, 2, 6, 1, 2), jnp.complex64), [0], layout="degree_major")

@@ -174,3 +174,36 @@ def test_any_number_of_leading_axes(backend):
     np.testing.assert_array_equal(got.reshape(flat.shape), flat)
     single = np.asarray(sk.forward(x[1, 2, 0], spins, backend=backend))
     np.testing.assert_allclose(single, got[1, 2, 0], atol=1e-14)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8, 17])
+@pytest.mark.parametrize("n,spins,channels", [(8, (0,), 1), (16, (0, 1), 3), (32, (-2, 0, 1), 2)])
+def test_cpu_schedules_agree_with_xla(batch, n, spins, channels):
+    # The C++ kernels process small batches by orders and large ones by chunks of
+    # the batch (see csrc/cpu/transforms_cpu.cc); both against the xla backend.
+    if "ffi" not in BACKENDS:
+        pytest.skip("no ffi backend")
+    rng = np.random.default_rng(batch * n)
+    x = random_maps(rng, (batch,), n, spins, channels, np.complex128)
+    a = random_coefficients(rng, (batch,), n // 2 - 1, spins, channels)
+    for layout in ("batch_major", "degree_major"):
+        coeffs = a if layout == "batch_major" else np.moveaxis(a, 1, 0)
+        want_a = np.asarray(sk.forward(x, spins, backend="xla", layout=layout))
+        got_a = np.asarray(sk.forward(x, spins, backend="ffi", layout=layout))
+        assert relative_error(got_a, want_a) < 1e-12
+        want_x = np.asarray(sk.inverse(coeffs, spins, backend="xla", layout=layout))
+        got_x = np.asarray(sk.inverse(coeffs, spins, backend="ffi", layout=layout))
+        assert relative_error(got_x, want_x) < 1e-12
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_degree_major_layout_is_a_moved_axis(backend):
+    rng = np.random.default_rng(16)
+    spins = (0, 1)
+    x = random_maps(rng, (2, 3), 16, spins, 2)
+    a = np.asarray(sk.forward(x, spins, backend=backend))
+    d = np.asarray(sk.forward(x, spins, backend=backend, layout="degree_major"))
+    assert d.shape == (8, 2, 3, 15, 2, 2)
+    np.testing.assert_array_equal(d, np.moveaxis(a, -4, 0))
+    np.testing.assert_array_equal(np.asarray(sk.inverse(d, spins, backend=backend, layout="degree_major")),
+                                  np.asarray(sk.inverse(a, spins, backend=backend)))

@@ -4,7 +4,8 @@
 // leading axes into one batch axis B:
 //   spatial  x: (B, n, n, S, C) complex, rings theta_j = pi j / (n - 1), longitudes
 //               phi_k = 2 pi k / n;
-//   spectral a: (B, L, 2L - 1, S, C) complex, a_lm at [l, L - 1 + m], L = ell_max + 1.
+//   spectral a: (B, L, 2L - 1, S, C) complex, a_lm at [l, L - 1 + m], L = ell_max + 1,
+//               or (L, B, 2L - 1, S, C) with attribute degree_major = 1;
 // with S spins (attribute `spins`) and C channels.
 //
 //   analysis:  a_lm = sum_j scale_j lambda_{l,m,s}(theta_j) sum_k x_jk e^{sign i m phi_k}
@@ -14,8 +15,10 @@
 // transform is analysis(scale = quadrature weights / n, sign = -1) and the inverse
 // synthesis(scale = 1, sign = +1). Each handler fuses the FFT over longitude (a
 // vector FFT over the contiguous (spin, channel) lanes of a ring) with the
-// Legendre stage, threaded over rings, then over (spin, |m|).
+// Legendre stage, threaded either over rings then (spin, |m|), or over chunks of
+// the batch (see the two schedules below).
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -58,22 +61,36 @@ struct Geometry {
   int ell_max;       // L - 1
   int spins;         // S
   int64_t channels;  // C
+  bool degree_major; // spectral layout (L, B, M, S, C) instead of (B, L, M, S, C)
   int orders() const { return 2 * ell_max + 1; }
+  // T-value strides of the spectral array between batch items and between degrees.
+  int64_t spectral_batch_stride() const {
+    const int64_t row = static_cast<int64_t>(orders()) * spins * channels * 2;
+    return degree_major ? row : (ell_max + 1) * row;
+  }
+  int64_t spectral_degree_stride() const {
+    const int64_t row = static_cast<int64_t>(orders()) * spins * channels * 2;
+    return degree_major ? batch * row : row;
+  }
 };
 
 // Checks the spatial and spectral shapes against each other and the attributes.
+// Spectral arrays are (batch..., L, 2L-1, S, C), or (L, batch..., 2L-1, S, C)
+// when degree_major.
 ffi::ErrorOr<Geometry> geometry(ffi::Span<const int64_t> spatial, ffi::Span<const int64_t> spectral,
-                                size_t spin_count) {
+                                size_t spin_count, bool degree_major) {
   if (spatial.size() < 4 || spatial.size() != spectral.size()) {
     return ffi::Unexpected(ffi::Error::InvalidArgument(
         "sphcnn: spatial shape " + shape_string(spatial) + " and spectral shape " +
         shape_string(spectral) + " must have the same rank >= 4"));
   }
   const size_t r = spatial.size();
+  const size_t degree_axis = degree_major ? 0 : r - 4;
+  const size_t batch_start = degree_major ? 1 : 0;
   Geometry g;
   g.batch = 1;
   for (size_t i = 0; i + 4 < r; ++i) {
-    if (spatial[i] != spectral[i]) {
+    if (spatial[i] != spectral[batch_start + i]) {
       return ffi::Unexpected(ffi::Error::InvalidArgument(
           "sphcnn: batch axes of " + shape_string(spatial) + " and " + shape_string(spectral) +
           " differ"));
@@ -81,9 +98,10 @@ ffi::ErrorOr<Geometry> geometry(ffi::Span<const int64_t> spatial, ffi::Span<cons
     g.batch *= spatial[i];
   }
   g.n = static_cast<int>(spatial[r - 4]);
-  g.ell_max = static_cast<int>(spectral[r - 4]) - 1;
+  g.ell_max = static_cast<int>(spectral[degree_axis]) - 1;
   g.spins = static_cast<int>(spatial[r - 2]);
   g.channels = spatial[r - 1];
+  g.degree_major = degree_major;
   const bool ok = spatial[r - 3] == g.n && g.n >= 4 && g.n % 2 == 0 && g.ell_max >= 0 &&
                   g.ell_max <= g.n / 2 - 1 && spectral[r - 3] == g.orders() &&
                   spectral[r - 2] == g.spins && spectral[r - 1] == g.channels &&
@@ -92,84 +110,229 @@ ffi::ErrorOr<Geometry> geometry(ffi::Span<const int64_t> spatial, ffi::Span<cons
     return ffi::Unexpected(ffi::Error::InvalidArgument(
         "sphcnn: inconsistent shapes: spatial " + shape_string(spatial) + ", spectral " +
         shape_string(spectral) + ", " + std::to_string(spin_count) +
-        " spins; expected (..., n, n, S, C) and (..., L, 2L-1, S, C) with n even >= 4 and "
-        "L <= n/2"));
+        " spins; expected (..., n, n, S, C) and (..., L, 2L-1, S, C) (or (L, ..., 2L-1, S, C) "
+        "degree-major) with n even >= 4 and L <= n/2"));
   }
   return g;
+}
+
+// What every phase of a transform needs, derived from the geometry. "Order
+// blocks" hold, for one (spin s, order index mi), the n rings times `width`
+// columns of T values: F[s][mi][j][column] (Fourier coefficients of the rings,
+// analysis) or G[s][mi][j][column] (their synthesis counterpart); batch item b
+// sits at columns [b_local 2C, (b_local + 1) 2C) of its block.
+template <typename T>
+struct Stage {
+  Stage(const Geometry& geometry, const double* ring_scale, ffi::Span<const int64_t> spin_values,
+        int sign)
+      : g(geometry), scale(ring_scale), spins(spin_values), n(g.n), L(g.ell_max + 1),
+        M(g.orders()), S(g.spins), B(g.batch), C(g.channels), lanes(S * C),
+        batch_stride(g.spectral_batch_stride()), degree_stride(g.spectral_degree_stride()),
+        fft(fft_plan<T>(g.n, sign)) {}
+
+  const Geometry& g;
+  const double* scale;
+  ffi::Span<const int64_t> spins;
+  int n, L, M, S;
+  int64_t B, C, lanes;
+  int64_t batch_stride, degree_stride;  // of the spectral array, in T values
+  std::shared_ptr<const VectorFft<T>> fft;
+
+  int64_t block(int s, int mi, int64_t width) const {
+    return (static_cast<int64_t>(s) * M + mi) * n * width;
+  }
+  // Offset of coefficient row (b, l, mi, s) in the spectral array.
+  int64_t coefficient(int64_t b, int l, int mi, int s) const {
+    return b * batch_stride + l * degree_stride + (static_cast<int64_t>(mi) * S + s) * C * 2;
+  }
+  void build(int s, int am, ColumnPair<T>& cp) const {
+    build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, n, scale, cp);
+  }
+};
+
+// Per-worker buffers of one ring.
+template <typename T>
+struct RingBuffers {
+  std::vector<T> ring, work;
+  void size_for(int n, int64_t lanes) {
+    ring.resize(2 * n * lanes);
+    work.resize(VectorFft<T>::work_size(n, lanes));
+  }
+};
+
+// FFT over longitude of one ring (n x lanes complex) and scatter of its orders
+// |m| <= ell_max into the order blocks at ring j, column `col`.
+template <typename T>
+void ring_to_orders(const Stage<T>& st, const T* ring, RingBuffers<T>& rb, T* F, int64_t width, int j,
+                    int64_t col) {
+  rb.size_for(st.n, st.lanes);
+  st.fft->execute(ring, rb.ring.data(), rb.work.data(), st.lanes);
+  for (int mi = 0; mi < st.M; ++mi) {
+    const int bin = (mi - st.g.ell_max + st.n) % st.n;
+    for (int s = 0; s < st.S; ++s) {
+      std::memcpy(F + st.block(s, mi, width) + static_cast<int64_t>(j) * width + col,
+                  rb.ring.data() + (static_cast<int64_t>(bin) * st.lanes + s * st.C) * 2,
+                  sizeof(T) * 2 * st.C);
+    }
+  }
+}
+
+// The inverse: gather the orders of ring j, column `col`, into longitude bins
+// (zero where |m| > ell_max) and FFT them into the output ring.
+template <typename T>
+void orders_to_ring(const Stage<T>& st, const T* G, int64_t width, int j, int64_t col, RingBuffers<T>& rb,
+                    T* ring_out) {
+  rb.size_for(st.n, st.lanes);
+  for (int mi = 0; mi < st.M; ++mi) {
+    const int bin = (mi - st.g.ell_max + st.n) % st.n;
+    for (int s = 0; s < st.S; ++s) {
+      std::memcpy(rb.ring.data() + (static_cast<int64_t>(bin) * st.lanes + s * st.C) * 2,
+                  G + st.block(s, mi, width) + static_cast<int64_t>(j) * width + col,
+                  sizeof(T) * 2 * st.C);
+    }
+  }
+  const int first_unused = st.g.ell_max + 1;    // bins ell_max + 1 .. n - ell_max - 1
+  const int unused = st.n - 2 * st.g.ell_max - 1;  // hold no order |m| <= ell_max
+  std::memset(rb.ring.data() + static_cast<int64_t>(first_unused) * st.lanes * 2, 0,
+              sizeof(T) * 2 * st.lanes * unused);
+  st.fft->execute(rb.ring.data(), ring_out, rb.work.data(), st.lanes);
+}
+
+// Analysis of one (s, m = +-am): coefficients = lambda^T F_m for the batch items
+// [b0, b0 + nb) held in the order block (columns from 0), written to `out`
+// (zeros for l < l0).
+template <typename T>
+void analysis_order(const Stage<T>& st, const ColumnPair<T>& cp, int s, int am, int sgn, const T* F,
+                    int64_t width, std::vector<T>& prod, T* out, int64_t b0, int64_t nb) {
+  const int mi = (sgn == 0 ? am : -am) + st.g.ell_max;
+  if (cp.count > 0) {
+    prod.resize(static_cast<size_t>(cp.count) * width);
+    const T* table = sgn == 0 ? cp.pos.data() : cp.neg.data();
+    gemm<T>(st.n, cp.count, width, table, cp.stride, 1, F + st.block(s, mi, width), width, prod.data(), width);
+  }
+  for (int64_t bl = 0; bl < nb; ++bl) {
+    for (int l = 0; l < st.L; ++l) {
+      T* dst = out + st.coefficient(b0 + bl, l, mi, s);
+      if (l < cp.l0 || cp.count == 0) {
+        std::memset(dst, 0, sizeof(T) * 2 * st.C);
+      } else {
+        std::memcpy(dst, prod.data() + static_cast<int64_t>(l - cp.l0) * width + bl * st.C * 2,
+                    sizeof(T) * 2 * st.C);
+      }
+    }
+  }
+}
+
+// Synthesis of one (s, m = +-am): G_m = lambda a_m for the batch items
+// [b0, b0 + nb), into the order block (columns from 0).
+template <typename T>
+void synthesis_order(const Stage<T>& st, const ColumnPair<T>& cp, int s, int am, int sgn, const T* a,
+                     std::vector<T>& gathered, int64_t width, T* G, int64_t b0, int64_t nb) {
+  const int mi = (sgn == 0 ? am : -am) + st.g.ell_max;
+  T* Gm = G + st.block(s, mi, width);
+  if (cp.count == 0) {
+    std::memset(Gm, 0, sizeof(T) * st.n * width);
+    return;
+  }
+  gathered.resize(static_cast<size_t>(cp.count) * width);
+  for (int l = cp.l0; l <= st.g.ell_max; ++l) {
+    for (int64_t bl = 0; bl < nb; ++bl) {
+      std::memcpy(gathered.data() + static_cast<int64_t>(l - cp.l0) * width + bl * st.C * 2,
+                  a + st.coefficient(b0 + bl, l, mi, s), sizeof(T) * 2 * st.C);
+    }
+  }
+  const T* table = sgn == 0 ? cp.pos.data() : cp.neg.data();
+  gemm<T>(cp.count, st.n, width, table, 1, cp.stride, gathered.data(), width, Gm, width);
+}
+
+// Two schedules. By orders (any batch): FFT all rings into one set of order
+// blocks, then one task per (s, |m|) over the whole batch. By batch (when the
+// lambda tables of all orders are small and the batch keeps every worker busy):
+// tables built once, then each task takes a chunk of batch items through FFT and
+// Legendre stage with its order blocks in cache.
+constexpr size_t kTableBudget = size_t(64) << 20;
+constexpr size_t kChunkBytes = size_t(2) << 20;
+
+template <typename T>
+int64_t batch_chunk(const Stage<T>& st, int workers) {
+  size_t tables = 0;  // sum over (s, |m|) of 2 n (L - max(|m|, |s|))
+  for (int s = 0; s < st.S; ++s) {
+    for (int am = 0; am < st.L; ++am) {
+      const int l0 = std::max<int>(am, std::abs(static_cast<int>(st.spins[s])));
+      tables += l0 < st.L ? size_t(2) * st.n * (st.L - l0) * sizeof(T) : 0;
+    }
+  }
+  if (tables > kTableBudget || st.B < 2 * workers) return 0;
+  const size_t per_item = static_cast<size_t>(st.S) * st.M * st.n * st.C * 2 * sizeof(T);
+  const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / per_item));
+  return std::min<int64_t>(fit, (st.B + 2 * workers - 1) / (2 * workers));
+}
+
+template <typename T>
+std::vector<ColumnPair<T>> all_tables(const Stage<T>& st, ffi::ThreadPool& pool, int workers) {
+  std::vector<ColumnPair<T>> tables(static_cast<size_t>(st.S) * st.L);
+  parallel_for(pool, static_cast<int64_t>(st.S) * st.L, workers, [&](int64_t item, int) {
+    st.build(static_cast<int>(item % st.S), static_cast<int>(item / st.S), tables[item]);
+  });
+  return tables;
 }
 
 template <typename T>
 ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, T* out,
                     const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
-  const int n = g.n;
-  const int L = g.ell_max + 1;
-  const int M = g.orders();
-  const int S = g.spins;
-  const int64_t B = g.batch;
-  const int64_t C = g.channels;
-  const int64_t lanes = S * C;                 // complex values per grid point
-  const int64_t width = 2 * B * C;             // T values per row of a Legendre product
+  const Stage<T> st(g, scale, spins, sign);
   const int workers = worker_count(pool);
-  auto fft = fft_plan<T>(n, sign);
-
-  // F[s][m][j][b][c]: the longitude FFT of every ring, restricted to |m| <= ell_max.
-  const size_t f_count = static_cast<size_t>(S) * M * n * width;
-  BufferCache::Handle f_handle = BufferCache::instance().take(f_count * sizeof(T));
-  if (!f_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
-  T* F = static_cast<T*>(f_handle.get());
-
-  std::vector<std::vector<T>> ring_out(workers), ring_work(workers);
-  // Rings in (j, b) order: consecutive rings scatter into neighbouring chunks of
-  // the same pages of F (the (j, b) rows of each (s, m) block are adjacent).
-  parallel_for(pool, B * n, workers, [&](int64_t item, int w) {
-    const int j = static_cast<int>(item / B);
-    const int64_t b = item % B;
-    std::vector<T>& ro = ring_out[w];
-    std::vector<T>& rw = ring_work[w];
-    ro.resize(2 * n * lanes);
-    rw.resize(VectorFft<T>::work_size(n, lanes));
-    fft->execute(x + (b * n + j) * n * lanes * 2, ro.data(), rw.data(), lanes);
-    for (int mi = 0; mi < M; ++mi) {
-      const int bin = (mi - g.ell_max + n) % n;
-      for (int s = 0; s < S; ++s) {
-        const T* src = ro.data() + (static_cast<int64_t>(bin) * lanes + s * C) * 2;
-        T* dst = F + ((static_cast<int64_t>(s) * M + mi) * n + j) * width + b * C * 2;
-        std::memcpy(dst, src, sizeof(T) * 2 * C);
-      }
-    }
-  });
-
-  std::vector<ColumnPair<T>> pairs(workers);
+  const int64_t ring_size = st.n * st.lanes * 2;  // T values of one ring of x
+  std::vector<RingBuffers<T>> rings(workers);
   std::vector<std::vector<T>> products(workers);
-  const int64_t row_stride = static_cast<int64_t>(M) * S * C * 2;  // between l rows of out
-  parallel_for(pool, static_cast<int64_t>(S) * L, workers, [&](int64_t item, int w) {
-    const int s = static_cast<int>(item % S);
-    const int am = static_cast<int>(item / S);
-    const int spin = static_cast<int>(spins[s]);
-    ColumnPair<T>& cp = pairs[w];
-    build_column_pair(am, spin, g.ell_max, n, scale, cp);
-    std::vector<T>& prod = products[w];
-    prod.resize(static_cast<size_t>(std::max(cp.count, 1)) * width);
-    for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
-      const int m = sgn == 0 ? am : -am;
-      const int mi = m + g.ell_max;
-      if (cp.count > 0) {
-        const T* table = sgn == 0 ? cp.pos.data() : cp.neg.data();
-        const T* Fm = F + (static_cast<int64_t>(s) * M + mi) * n * width;
-        gemm<T>(n, cp.count, width, table, cp.stride, 1, Fm, width, prod.data(), width);
+
+  const int64_t chunk = batch_chunk(st, workers);
+  if (chunk > 0) {
+    const std::vector<ColumnPair<T>> tables = all_tables(st, pool, workers);
+    const int64_t chunks = (st.B + chunk - 1) / chunk;
+    std::vector<std::vector<T>> blocks(workers);
+    parallel_for(pool, chunks, workers, [&](int64_t item, int w) {
+      const int64_t b0 = item * chunk;
+      const int64_t nb = std::min(chunk, st.B - b0);
+      const int64_t width = 2 * nb * st.C;
+      std::vector<T>& F = blocks[w];
+      F.resize(static_cast<size_t>(st.S) * st.M * st.n * width);
+      for (int64_t bl = 0; bl < nb; ++bl) {
+        for (int j = 0; j < st.n; ++j) {
+          ring_to_orders(st, x + ((b0 + bl) * st.n + j) * ring_size, rings[w], F.data(), width, j, bl * st.C * 2);
+        }
       }
-      for (int64_t b = 0; b < B; ++b) {
-        T* col = out + (b * L * M + mi) * S * C * 2 + static_cast<int64_t>(s) * C * 2;
-        for (int l = 0; l < L; ++l) {
-          T* dst = col + l * row_stride;
-          if (l < cp.l0 || cp.count == 0) {
-            std::memset(dst, 0, sizeof(T) * 2 * C);
-          } else {
-            std::memcpy(dst, prod.data() + static_cast<int64_t>(l - cp.l0) * width + b * C * 2,
-                        sizeof(T) * 2 * C);
+      for (int s = 0; s < st.S; ++s) {
+        for (int am = 0; am < st.L; ++am) {
+          for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
+            analysis_order(st, tables[static_cast<size_t>(am) * st.S + s], s, am, sgn, F.data(), width,
+                           products[w], out, b0, nb);
           }
         }
       }
+    });
+    return ffi::Error::Success();
+  }
+
+  // By orders. F[s][m][j][b][c]: the longitude FFT of every ring.
+  const int64_t width = 2 * st.B * st.C;
+  BufferCache::Handle f_handle =
+      BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.n * width * sizeof(T));
+  if (!f_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
+  T* F = static_cast<T*>(f_handle.get());
+  // Rings in (j, b) order: consecutive rings scatter into neighbouring chunks.
+  parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
+    const int j = static_cast<int>(item / st.B);
+    const int64_t b = item % st.B;
+    ring_to_orders(st, x + (b * st.n + j) * ring_size, rings[w], F, width, j, b * st.C * 2);
+  });
+  std::vector<ColumnPair<T>> pairs(workers);
+  parallel_for(pool, static_cast<int64_t>(st.S) * st.L, workers, [&](int64_t item, int w) {
+    const int s = static_cast<int>(item % st.S);
+    const int am = static_cast<int>(item / st.S);
+    st.build(s, am, pairs[w]);
+    for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
+      analysis_order(st, pairs[w], s, am, sgn, F, width, products[w], out, 0, st.B);
     }
   });
   return ffi::Error::Success();
@@ -178,78 +341,60 @@ ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, T* o
 template <typename T>
 ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, T* out,
                      const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
-  const int n = g.n;
-  const int L = g.ell_max + 1;
-  const int M = g.orders();
-  const int S = g.spins;
-  const int64_t B = g.batch;
-  const int64_t C = g.channels;
-  const int64_t lanes = S * C;
-  const int64_t width = 2 * B * C;
+  const Stage<T> st(g, scale, spins, sign);
   const int workers = worker_count(pool);
-  auto fft = fft_plan<T>(n, sign);
-
-  // G[s][m][j][b][c] = sum_l lambda_{l,m,s}(theta_j) a[b][l][m][s][c]: one
-  // contiguous (rings x maps) block per (s, m), written by the matrix product.
-  const size_t g_count = static_cast<size_t>(S) * M * n * width;
-  BufferCache::Handle g_handle = BufferCache::instance().take(g_count * sizeof(T));
-  if (!g_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
-  T* G = static_cast<T*>(g_handle.get());
-
-  std::vector<ColumnPair<T>> pairs(workers);
+  const int64_t ring_size = st.n * st.lanes * 2;  // T values of one ring of the output
+  std::vector<RingBuffers<T>> rings(workers);
   std::vector<std::vector<T>> gathered(workers);
-  const int64_t in_row_stride = static_cast<int64_t>(M) * S * C * 2;  // between l rows of a
-  parallel_for(pool, static_cast<int64_t>(S) * L, workers, [&](int64_t item, int w) {
-    const int s = static_cast<int>(item % S);
-    const int am = static_cast<int>(item / S);
-    ColumnPair<T>& cp = pairs[w];
-    build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, n, scale, cp);
-    std::vector<T>& gat = gathered[w];
-    gat.resize(static_cast<size_t>(std::max(cp.count, 1)) * width);
-    for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
-      const int m = sgn == 0 ? am : -am;
-      const int mi = m + g.ell_max;
-      T* Gm = G + (static_cast<int64_t>(s) * M + mi) * n * width;
-      if (cp.count == 0) {
-        std::memset(Gm, 0, sizeof(T) * n * width);
-        continue;
-      }
-      for (int l = cp.l0; l <= g.ell_max; ++l) {
-        for (int64_t b = 0; b < B; ++b) {
-          const T* src = a + (b * L * M + mi) * S * C * 2 + static_cast<int64_t>(s) * C * 2 +
-                         l * in_row_stride;
-          std::memcpy(gat.data() + static_cast<int64_t>(l - cp.l0) * width + b * C * 2, src,
-                      sizeof(T) * 2 * C);
+
+  const int64_t chunk = batch_chunk(st, workers);
+  if (chunk > 0) {
+    const std::vector<ColumnPair<T>> tables = all_tables(st, pool, workers);
+    const int64_t chunks = (st.B + chunk - 1) / chunk;
+    std::vector<std::vector<T>> blocks(workers);
+    parallel_for(pool, chunks, workers, [&](int64_t item, int w) {
+      const int64_t b0 = item * chunk;
+      const int64_t nb = std::min(chunk, st.B - b0);
+      const int64_t width = 2 * nb * st.C;
+      std::vector<T>& G = blocks[w];
+      G.resize(static_cast<size_t>(st.S) * st.M * st.n * width);
+      for (int s = 0; s < st.S; ++s) {
+        for (int am = 0; am < st.L; ++am) {
+          for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
+            synthesis_order(st, tables[static_cast<size_t>(am) * st.S + s], s, am, sgn, a, gathered[w], width,
+                            G.data(), b0, nb);
+          }
         }
       }
-      const T* table = sgn == 0 ? cp.pos.data() : cp.neg.data();
-      gemm<T>(cp.count, n, width, table, 1, cp.stride, gat.data(), width, Gm, width);
+      for (int64_t bl = 0; bl < nb; ++bl) {
+        for (int j = 0; j < st.n; ++j) {
+          orders_to_ring(st, G.data(), width, j, bl * st.C * 2, rings[w], out + ((b0 + bl) * st.n + j) * ring_size);
+        }
+      }
+    });
+    return ffi::Error::Success();
+  }
+
+  // By orders. G[s][m][j][b][c], one contiguous block per (s, m).
+  const int64_t width = 2 * st.B * st.C;
+  BufferCache::Handle g_handle =
+      BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.n * width * sizeof(T));
+  if (!g_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
+  T* G = static_cast<T*>(g_handle.get());
+  std::vector<ColumnPair<T>> pairs(workers);
+  parallel_for(pool, static_cast<int64_t>(st.S) * st.L, workers, [&](int64_t item, int w) {
+    const int s = static_cast<int>(item % st.S);
+    const int am = static_cast<int>(item / st.S);
+    st.build(s, am, pairs[w]);
+    for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
+      synthesis_order(st, pairs[w], s, am, sgn, a, gathered[w], width, G, 0, st.B);
     }
   });
-
-  // Per ring: gather its orders from G into longitude bins (zero where |m| >
-  // ell_max) and run the FFT over longitude into the output.
-  std::vector<std::vector<T>> ring_in(workers), ring_work(workers);
   // Rings in (j, b) order, as in the analysis: neighbouring gathers.
-  parallel_for(pool, B * n, workers, [&](int64_t item, int w) {
-    const int j = static_cast<int>(item / B);
-    const int64_t b = item % B;
-    std::vector<T>& ri = ring_in[w];
-    std::vector<T>& rw = ring_work[w];
-    ri.resize(2 * n * lanes);
-    rw.resize(VectorFft<T>::work_size(n, lanes));
-    for (int mi = 0; mi < M; ++mi) {
-      const int bin = (mi - g.ell_max + n) % n;
-      for (int s = 0; s < S; ++s) {
-        const T* src = G + ((static_cast<int64_t>(s) * M + mi) * n + j) * width + b * C * 2;
-        std::memcpy(ri.data() + (static_cast<int64_t>(bin) * lanes + s * C) * 2, src, sizeof(T) * 2 * C);
-      }
-    }
-    const int first_unused = g.ell_max + 1;    // bins ell_max + 1 .. n - ell_max - 1
-    const int unused = n - 2 * g.ell_max - 1;  // hold no order |m| <= ell_max
-    std::memset(ri.data() + static_cast<int64_t>(first_unused) * lanes * 2, 0,
-                sizeof(T) * 2 * lanes * unused);
-    fft->execute(ri.data(), out + (b * n + j) * n * lanes * 2, rw.data(), lanes);
+  parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
+    const int j = static_cast<int>(item / st.B);
+    const int64_t b = item % st.B;
+    orders_to_ring(st, G, width, j, b * st.C * 2, rings[w], out + (b * st.n + j) * ring_size);
   });
   return ffi::Error::Success();
 }
@@ -278,10 +423,10 @@ ffi::ErrorOr<std::vector<double>> ring_scale_values(const ffi::AnyBuffer& scale,
 template <bool kAnalysis>
 ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBuffer scale,
                              ffi::Result<ffi::AnyBuffer> out, ffi::Span<const int64_t> spins,
-                             int64_t sign) {
+                             int64_t sign, int64_t degree_major) {
   const ffi::AnyBuffer::Dimensions spatial = kAnalysis ? in.dimensions() : out->dimensions();
   const ffi::AnyBuffer::Dimensions spectral = kAnalysis ? out->dimensions() : in.dimensions();
-  auto g = geometry(spatial, spectral, spins.size());
+  auto g = geometry(spatial, spectral, spins.size(), degree_major != 0);
   if (g.has_error()) return g.error();
   const ffi::DataType type = in.element_type();
   if (type != out->element_type() || (type != ffi::C64 && type != ffi::C128)) {
@@ -314,7 +459,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAnalysisCpu, sphcnn::transform_handler<true>
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Attr<ffi::Span<const int64_t>>("spins")
-                                  .Attr<int64_t>("sign"));
+                                  .Attr<int64_t>("sign")
+                                  .Attr<int64_t>("degree_major"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCpu, sphcnn::transform_handler<false>,
                               ffi::Ffi::Bind()
@@ -323,4 +469,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCpu, sphcnn::transform_handler<fals
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Attr<ffi::Span<const int64_t>>("spins")
-                                  .Attr<int64_t>("sign"));
+                                  .Attr<int64_t>("sign")
+                                  .Attr<int64_t>("degree_major"));

@@ -29,6 +29,15 @@ def representation(module: str, name: str, value) -> str:
     return value
 
 
+LAYOUTS = ("batch_major", "degree_major")
+
+
+def layout(module: str, name: str, value) -> str:
+    if value not in LAYOUTS:
+        raise ValueError(f"{module}: argument '{name}' must be 'batch_major' or 'degree_major', got {value!r}")
+    return value
+
+
 def spatial_input(module: str, x, resolution: int, spins: tuple[int, ...], channels: int) -> None:
     """x must be (batch..., n, n, len(spins), channels) with n = resolution."""
     expected = (resolution, resolution, len(spins), channels)
@@ -39,13 +48,21 @@ def spatial_input(module: str, x, resolution: int, spins: tuple[int, ...], chann
         )
 
 
-def spectral_input(module: str, x, ell_max: int, spins: tuple[int, ...], channels: int) -> None:
-    """x must be (batch..., ell_max + 1, 2 ell_max + 1, len(spins), channels)."""
-    expected = (ell_max + 1, 2 * ell_max + 1, len(spins), channels)
-    if x.ndim < 5 or tuple(x.shape[-4:]) != expected:
+def spectral_input(module: str, x, ell_max: int, spins: tuple[int, ...], channels: int,
+                   layout: str = "batch_major") -> None:
+    """x must be (batch..., ell_max + 1, 2 ell_max + 1, len(spins), channels), or
+    (ell_max + 1, batch..., 2 ell_max + 1, ...) degree-major."""
+    tail = (2 * ell_max + 1, len(spins), channels)
+    if layout == "degree_major":
+        ok = x.ndim >= 5 and x.shape[0] == ell_max + 1 and tuple(x.shape[-3:]) == tail
+        expected = f"({ell_max + 1}, batch, {2 * ell_max + 1}, {len(spins)}, {channels})"
+    else:
+        ok = x.ndim >= 5 and tuple(x.shape[-4:]) == (ell_max + 1,) + tail
+        expected = f"(batch, {ell_max + 1}, {2 * ell_max + 1}, {len(spins)}, {channels})"
+    if not ok:
         raise ValueError(
-            f"{module}: input has shape {tuple(x.shape)}; expected (batch, {ell_max + 1}, {2 * ell_max + 1}, "
-            f"{len(spins)}, {channels}) (coefficients up to ell_max = {ell_max}, spins {spins}, {channels} channels)"
+            f"{module}: input has shape {tuple(x.shape)}; expected {expected} ({layout} coefficients up to "
+            f"ell_max = {ell_max}, spins {spins}, {channels} channels)"
         )
 
 

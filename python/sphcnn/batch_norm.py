@@ -64,12 +64,14 @@ def spatial_moments(x: jax.Array, example_weights=None, axis_name=None):
     return _pooled(first, second, weights, axis_name)
 
 
-def spectral_moments(a: jax.Array, example_weights=None, axis_name=None):
-    """The same moments from coefficients a (B, L, 2L - 1, S, C) by Parseval."""
-    ell_max = a.shape[1] - 1
-    first = a[:, 0, ell_max] / math.sqrt(4 * math.pi)
-    second = jnp.sum(jnp.real(a * jnp.conj(a)), axis=(1, 2)) / (4 * math.pi)
-    weights = _example_weights(example_weights, a.shape[0], second.dtype)
+def spectral_moments(a: jax.Array, example_weights=None, axis_name=None, layout: str = "batch_major"):
+    """The same moments from coefficients a (B, L, 2L - 1, S, C) (or degree-major
+    (L, B, 2L - 1, S, C)) by Parseval."""
+    degree_axis, batch_axis = (0, 1) if layout == "degree_major" else (1, 0)
+    ell_max = a.shape[degree_axis] - 1
+    first = jnp.take(jnp.take(a, 0, axis=degree_axis), ell_max, axis=1) / math.sqrt(4 * math.pi)
+    second = jnp.sum(jnp.real(a * jnp.conj(a)), axis=(degree_axis, 2)) / (4 * math.pi)
+    weights = _example_weights(example_weights, a.shape[batch_axis], second.dtype)
     return _pooled(first, second, weights, axis_name)
 
 
@@ -128,7 +130,7 @@ class _SphericalNorm(nnx.Module):
         name = type(self).__name__
         _checks.input_spins(name, self.spins, spins)
         if x.ndim != 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
-            layout = "(batch, L, 2L - 1" if expect_spectral else "(batch, n, n"
+            layout = "(batch, L, 2L - 1 (or L, batch, 2L - 1)" if expect_spectral else "(batch, n, n"
             raise ValueError(
                 f"{name}: input has shape {tuple(x.shape)}; expected {layout}, {len(self.spins)}, {self.channels})"
             )
@@ -181,22 +183,31 @@ class SpinSphericalBatchNorm(_SphericalNorm):
 
 class SpectralBatchNorm(_SphericalNorm):
     """SpinSphericalBatchNorm computed and applied on coefficients
-    (batch, L, 2L - 1, S, C): the mean of spin 0 is its l = 0 coefficient, the
+    (batch, L, 2L - 1, S, C), or (L, batch, 2L - 1, S, C) with
+    layout='degree_major': the mean of spin 0 is its l = 0 coefficient, the
     variance comes from Parseval; centering and the bias act on a_00 only, the
     scale on every coefficient. Equal to SpinSphericalBatchNorm on band-limited
     inputs; saves the transforms around a batch norm between convolutions.
     """
 
     def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
-                 axis_name=None, use_running_average: bool = False, scale_init: float = 1.0):
+                 axis_name=None, use_running_average: bool = False, scale_init: float = 1.0,
+                 layout: str = "batch_major"):
         super().__init__(spins, channels, _spin_centering(type(self).__name__, spins), momentum, epsilon,
                          axis_name, use_running_average)
+        self.layout = _checks.layout(type(self).__name__, "layout", layout)
         self.scale[...] = jnp.full(self.scale[...].shape, scale_init, jnp.complex64)
 
     def __call__(self, a: jax.Array, example_weights=None, spins=None) -> jax.Array:
         self._check(a, spins, expect_spectral=True)
-        mean, var = self._statistics(*spectral_moments(a, example_weights, self.axis_name))
+        mean, var = self._statistics(*spectral_moments(a, example_weights, self.axis_name, self.layout))
         factor, offset = self._factors(mean, var, a.dtype)
-        ell_max = a.shape[1] - 1
-        constant = jnp.zeros(a.shape[1:3], a.dtype).at[0, ell_max].set(math.sqrt(4 * math.pi))
-        return a * factor + constant[:, :, None, None] * offset
+        # offsets go to a_00 (a constant c has a_00 = sqrt(4 pi) c); the order axis is 2
+        degree_axis = 0 if self.layout == "degree_major" else 1
+        ell_max = a.shape[degree_axis] - 1
+        shape = [1] * a.ndim
+        shape[degree_axis], shape[2] = ell_max + 1, 2 * ell_max + 1
+        index = [0] * a.ndim
+        index[2] = ell_max
+        constant = jnp.zeros(tuple(shape), a.dtype).at[tuple(index)].set(math.sqrt(4 * math.pi))
+        return a * factor + constant * offset

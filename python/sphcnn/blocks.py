@@ -63,10 +63,12 @@ class SpinSphericalBlock(nnx.Module):
             resolution=resolution_out if self.pool_spatially else resolution_in,
             num_filter_params=num_filter_params, spectral_pooling=halve and spectral_pooling,
             output_representation="spectral" if self.spectral_batch_norm else "spatial",
-            backend=backend, rngs=rngs,
+            spectral_layout="degree_major", backend=backend, rngs=rngs,
         )
-        norm = SpectralBatchNorm if self.spectral_batch_norm else SpinSphericalBatchNorm
-        self.batch_norm = norm(spins_out, out_channels, axis_name=axis_name)
+        if self.spectral_batch_norm:
+            self.batch_norm = SpectralBatchNorm(spins_out, out_channels, axis_name=axis_name, layout="degree_major")
+        else:
+            self.batch_norm = SpinSphericalBatchNorm(spins_out, out_channels, axis_name=axis_name)
         self.resolution_out = resolution_out
         self.backend = backend
         spins_out = self.conv.spins_out
@@ -80,7 +82,7 @@ class SpinSphericalBlock(nnx.Module):
             x = spatial_pool(x)
         y = self.batch_norm(self.conv(x), example_weights)
         if self.spectral_batch_norm:
-            y = sk.inverse(y, self.conv.spins_out, n=self.resolution_out, backend=self.backend)
+            y = sk.inverse(y, self.conv.spins_out, n=self.resolution_out, backend=self.backend, layout="degree_major")
         return self.nonlinearity(y)
 
 
@@ -104,31 +106,35 @@ class SpinSphericalResidualBlock(nnx.Module):
         self.resolution_in, self.resolution_out = resolution_in, resolution_out
         self.ell_max = resolution_out // 2 - 1
         self.backend = backend
-        spectral = dict(resolution=resolution_out, num_filter_params=num_filter_params, backend=backend, rngs=rngs)
+        spectral = dict(resolution=resolution_out, num_filter_params=num_filter_params, backend=backend, rngs=rngs,
+                        spectral_layout="degree_major")
+        norm = dict(axis_name=axis_name, layout="degree_major")
         self.conv1 = SpinSphericalConvolution(in_channels, out_channels, spins_in, spins_out,
                                               input_representation="spectral", output_representation="spectral",
                                               **spectral)
-        self.batch_norm1 = SpectralBatchNorm(spins_out, out_channels, axis_name=axis_name)
+        self.batch_norm1 = SpectralBatchNorm(spins_out, out_channels, **norm)
         self.collapse = PhaseCollapse(spins_out, out_channels, rngs=rngs)
         self.conv2 = SpinSphericalConvolution(out_channels, out_channels, spins_out, spins_out,
                                               output_representation="spectral", **spectral)
-        self.batch_norm2 = SpectralBatchNorm(spins_out, out_channels, axis_name=axis_name, scale_init=0.0)
+        self.batch_norm2 = SpectralBatchNorm(spins_out, out_channels, scale_init=0.0, **norm)
         if self.spins_in == self.spins_out and in_channels == out_channels:
             self.projection = None
             self.batch_norm_shortcut = None
         else:
             self.projection = SpinSphericalConvolution(
                 in_channels, out_channels, spins_in, spins_out, resolution=resolution_out, num_filter_params=1,
-                input_representation="spectral", output_representation="spectral", backend=backend, rngs=rngs)
-            self.batch_norm_shortcut = SpectralBatchNorm(spins_out, out_channels, axis_name=axis_name)
+                input_representation="spectral", output_representation="spectral", spectral_layout="degree_major",
+                backend=backend, rngs=rngs)
+            self.batch_norm_shortcut = SpectralBatchNorm(spins_out, out_channels, **norm)
         self.nonlinearity = PhaseCollapse(spins_out, out_channels, rngs=rngs)
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
         _checks.spatial_input(type(self).__name__, x, self.resolution_in, self.spins_in, self.conv1.in_channels)
-        a = sk.forward(x, self.spins_in, ell_max=self.ell_max, backend=self.backend)
+        transforms = dict(backend=self.backend, layout="degree_major")
+        a = sk.forward(x, self.spins_in, ell_max=self.ell_max, **transforms)
         h = self.batch_norm1(self.conv1(a), example_weights)
-        h = self.collapse(sk.inverse(h, self.spins_out, n=self.resolution_out, backend=self.backend))
+        h = self.collapse(sk.inverse(h, self.spins_out, n=self.resolution_out, **transforms))
         h = self.batch_norm2(self.conv2(h), example_weights)
         shortcut = a if self.projection is None else self.batch_norm_shortcut(self.projection(a), example_weights)
-        y = sk.inverse(h + shortcut, self.spins_out, n=self.resolution_out, backend=self.backend)
+        y = sk.inverse(h + shortcut, self.spins_out, n=self.resolution_out, **transforms)
         return self.nonlinearity(y)

@@ -73,6 +73,9 @@ class SpinSphericalConvolution(nnx.Module):
       spectral_upsampling: output on a 2n grid (same band limit).
       input_representation, output_representation: 'spatial' (batch, n, n, S, C)
         or 'spectral' (batch, L, 2L - 1, S, C).
+      spectral_layout: layout of spectral inputs and outputs, 'batch_major' (as
+        above) or 'degree_major' (L, batch, 2L - 1, S, C); the product itself is
+        always computed degree-major (no transposition around it).
       use_bias: a complex bias added to spin 0 (a constant function).
       backend: transform backend, as in sphcnn_kernels.forward.
 
@@ -93,6 +96,7 @@ class SpinSphericalConvolution(nnx.Module):
         spectral_upsampling: bool = False,
         input_representation: str = "spatial",
         output_representation: str = "spatial",
+        spectral_layout: str = "batch_major",
         use_bias: bool = False,
         backend: str = "auto",
         rngs: nnx.Rngs,
@@ -105,6 +109,7 @@ class SpinSphericalConvolution(nnx.Module):
         self.resolution = _checks.resolution(name, "resolution", resolution)
         self.input_representation = _checks.representation(name, "input_representation", input_representation)
         self.output_representation = _checks.representation(name, "output_representation", output_representation)
+        self.spectral_layout = _checks.layout(name, "spectral_layout", spectral_layout)
         if spectral_pooling and spectral_upsampling:
             raise ValueError(f"{name}: spectral_pooling and spectral_upsampling cannot both be set")
         if spectral_pooling and resolution % 4:
@@ -155,22 +160,25 @@ class SpinSphericalConvolution(nnx.Module):
         _checks.input_spins(name, self.spins_in, spins)
         if self.input_representation == "spatial":
             _checks.spatial_input(name, x, self.resolution, self.spins_in, self.in_channels)
-            a = sk.forward(x, self.spins_in, ell_max=self.ell_max, backend=self.backend)
+            a = sk.forward(x, self.spins_in, ell_max=self.ell_max, backend=self.backend, layout="degree_major")
         else:
             full = self.resolution // 2 - 1
-            _checks.spectral_input(name, x, full, self.spins_in, self.in_channels)
-            a = x[..., : self.ell_max + 1, full - self.ell_max : full + self.ell_max + 1, :, :]
+            _checks.spectral_input(name, x, full, self.spins_in, self.in_channels, self.spectral_layout)
+            if self.spectral_layout == "batch_major":
+                x = jnp.moveaxis(x, -4, 0)
+            a = x[: self.ell_max + 1, ..., full - self.ell_max : full + self.ell_max + 1, :, :]
             a = a.astype(jnp.result_type(a.dtype, jnp.complex64))
         filters = self.filters().astype(a.dtype)
-        b = jnp.einsum("...lmia,lioab->...lmob", a, filters, precision=matmul_precision())
+        # (L, batch..., M, S_in, C_in) x (L, S_in, S_out, C_in, C_out): l is the batch dimension
+        b = jnp.einsum("l...mia,lioab->l...mob", a, filters, precision=matmul_precision())
         if self.bias is not None:
             # a constant c has a_00 = sqrt(4 pi) c
             spin0 = self.spins_out.index(0)
-            b = b.at[..., 0, self.ell_max, spin0, :].add(math.sqrt(4 * math.pi) * self.bias[...].astype(b.dtype))
-        if self.output_representation == "spectral":
-            if self.spectral_upsampling:
-                top = self.resolution_out // 2 - 1
-                pad = [(0, 0)] * (b.ndim - 4) + [(0, top - self.ell_max), (top - self.ell_max,) * 2, (0, 0), (0, 0)]
-                b = jnp.pad(b, pad)
-            return b
-        return sk.inverse(b, self.spins_out, n=self.resolution_out, backend=self.backend)
+            b = b.at[0, ..., self.ell_max, spin0, :].add(math.sqrt(4 * math.pi) * self.bias[...].astype(b.dtype))
+        if self.output_representation == "spatial":
+            return sk.inverse(b, self.spins_out, n=self.resolution_out, backend=self.backend, layout="degree_major")
+        if self.spectral_upsampling:
+            top = self.resolution_out // 2 - 1
+            pad = [(0, top - self.ell_max)] + [(0, 0)] * (b.ndim - 4) + [(top - self.ell_max,) * 2, (0, 0), (0, 0)]
+            b = jnp.pad(b, pad)
+        return jnp.moveaxis(b, 0, -4) if self.spectral_layout == "batch_major" else b

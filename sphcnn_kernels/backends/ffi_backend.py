@@ -21,6 +21,8 @@ from sphcnn_kernels.backends.fourier import forward_rings, rings_to_grid
 from sphcnn_kernels.plan import Plan
 
 _EXTENSION = {"cpu": "sphcnn_kernels._cpu", "cuda": "sphcnn_kernels._cuda"}
+# Platforms whose kernels read and write degree-major coefficients themselves.
+DEGREE_MAJOR_PLATFORMS = ("cpu",)
 _FFI_PLATFORM = {"cpu": "cpu", "cuda": "CUDA"}
 _registered: set[str] = set()
 
@@ -57,7 +59,8 @@ def _cpu_call(kind: str, operand: jax.Array, out_shape, plan: Plan, sign: int, w
     _register("cpu")
     scale = jnp.asarray(plan.ring_scale(weighted), dtype=plan.real_dtype)
     call = jax.ffi.ffi_call(f"sphcnn_{kind}", jax.ShapeDtypeStruct(out_shape, operand.dtype))
-    return call(operand, scale, sign=np.int64(sign), **_attributes(plan))
+    degree_major = np.int64(plan.layout == "degree_major")
+    return call(operand, scale, sign=np.int64(sign), degree_major=degree_major, **_attributes(plan))
 
 
 def _cuda_legendre(kind: str, operand: jax.Array, out_shape, plan: Plan, weighted: bool) -> jax.Array:
@@ -70,14 +73,14 @@ def _cuda_legendre(kind: str, operand: jax.Array, out_shape, plan: Plan, weighte
 
 
 def analysis(x: jax.Array, *, plan: Plan, sign: int, weighted: bool, platform: str) -> jax.Array:
-    out_shape = x.shape[:-4] + plan.spectral_core_shape + x.shape[-2:]
+    out_shape = plan.spectral_shape(x.shape[:-4], *x.shape[-2:])
     if platform == "cpu":
         return _cpu_call("analysis", x, out_shape, plan, sign, weighted)
     return _cuda_legendre("analysis", forward_rings(x, sign, plan.ell_max), out_shape, plan, weighted)
 
 
 def synthesis(a: jax.Array, *, plan: Plan, sign: int, weighted: bool, platform: str) -> jax.Array:
-    out_shape = a.shape[:-4] + plan.spatial_core_shape + a.shape[-2:]
+    out_shape = plan.spectral_batch(a.shape) + plan.spatial_core_shape + a.shape[-2:]
     if platform == "cpu":
         return _cpu_call("synthesis", a, out_shape, plan, sign, weighted)
     rings = a.shape[:-4] + (plan.n, 2 * plan.ell_max + 1) + a.shape[-2:]
