@@ -27,10 +27,11 @@ def load_model_state(model: nnx.Module, tree: dict) -> None:
         if path not in got_paths:
             raise ValueError(f"load_model_state: missing entry {jax.tree_util.keystr(path)}")
         have = got_paths.pop(path)
-        if np.shape(have) != np.shape(want) or np.result_type(have) != np.result_type(want):
+        have_dtype, want_dtype = np.asarray(have).dtype, np.asarray(want).dtype
+        if np.shape(have) != np.shape(want) or have_dtype != want_dtype:
             raise ValueError(
                 f"load_model_state: entry {jax.tree_util.keystr(path)} has shape {np.shape(have)} and dtype "
-                f"{np.result_type(have)}; expected {np.shape(want)} {np.result_type(want)}"
+                f"{have_dtype}; expected {np.shape(want)} {want_dtype}"
             )
     if got_paths:
         raise ValueError(f"load_model_state: unexpected entries {[jax.tree_util.keystr(p) for p in got_paths]}")

@@ -1,0 +1,103 @@
+"""Nonlinearities, pooling and readout against their formulas."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import sphcnn
+import sphcnn_kernels as sk
+from references import random_coefficients, random_maps
+
+
+def test_magnitude_nonlinearity_formula():
+    rng = np.random.default_rng(0)
+    layer = sphcnn.MagnitudeNonlinearity((0, 1), 3)
+    bias = rng.standard_normal((2, 3)).astype(np.float32)
+    layer.bias[...] = jnp.asarray(bias)
+    z = random_maps(rng, (2,), 8, (0, 1), 3, np.complex64)
+    want = np.maximum(np.abs(z) + bias, 0) * z / (np.abs(z) + 1e-6)
+    np.testing.assert_allclose(np.asarray(layer(jnp.asarray(z))), want, rtol=1e-5, atol=1e-6)
+
+
+def test_leaky_relu_variant_formula():
+    rng = np.random.default_rng(1)
+    layer = sphcnn.MagnitudeNonlinearityLeakyRelu((1, 0, -1), 2)
+    bias = rng.standard_normal((2, 2)).astype(np.float32)
+    layer.bias[...] = jnp.asarray(bias)
+    z = random_maps(rng, (2,), 8, (1, 0, -1), 2, np.complex64)
+    out = np.asarray(layer(jnp.asarray(z)))
+    real = z[..., 1, :].real
+    np.testing.assert_allclose(out[..., 1, :], np.where(real > 0, real, 0.01 * real), rtol=1e-6)
+    for i, b in ((0, bias[0]), (2, bias[1])):
+        want = np.maximum(np.abs(z[..., i, :]) + b, 0) * z[..., i, :] / (np.abs(z[..., i, :]) + 1e-6)
+        np.testing.assert_allclose(out[..., i, :], want, rtol=1e-5, atol=1e-6)
+    assert sphcnn.MagnitudeNonlinearityLeakyRelu((0,), 4).bias is None
+
+
+def test_phase_collapse_formula():
+    rng = np.random.default_rng(2)
+    layer = sphcnn.PhaseCollapse((0, 2), 3, rngs=nnx.Rngs(0))
+    for p in (layer.spin0_bias, layer.magnitude_bias):
+        p[...] = jnp.asarray(rng.standard_normal(3) + 1j * rng.standard_normal(3), jnp.complex64)
+    z = random_maps(rng, (2,), 8, (0, 2), 3, np.complex64)
+    out = np.asarray(layer(jnp.asarray(z)))
+    k0, b0 = np.asarray(layer.spin0_kernel[...]), np.asarray(layer.spin0_bias[...])
+    km, bm = np.asarray(layer.magnitude_kernel[...]), np.asarray(layer.magnitude_bias[...])
+    magnitudes = np.abs(z).reshape(z.shape[:-2] + (-1,))
+    want0 = 0.5 * (z[..., 0, :] @ k0 + b0 + magnitudes @ km + bm)
+    np.testing.assert_allclose(out[..., 0, :], want0, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(out[..., 1, :], z[..., 1, :])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: sphcnn.MagnitudeNonlinearityLeakyRelu((1, 2), 2),
+    lambda: sphcnn.PhaseCollapse((1,), 2, rngs=nnx.Rngs(0)),
+])
+def test_spin0_layers_need_spin0(make):
+    with pytest.raises(ValueError, match="spin 0"):
+        make()
+
+
+def test_spatial_pool_weights_and_constants():
+    rng = np.random.default_rng(3)
+    n = 16
+    # a constant stays that constant; the weights of each output point sum to 1
+    ones = jnp.ones((1, n, n, 1, 1), jnp.complex64)
+    np.testing.assert_allclose(np.asarray(sphcnn.spatial_pool(ones)), 1.0, rtol=1e-6)
+    # against an explicit triangle-weighted, area-weighted mean
+    x = random_maps(rng, (1,), n, (0,), 1, np.complex64)[0, :, :, 0, 0]
+    theta, _ = sk.equiangular_grid(n)
+    area = sk.quadrature_weights(n)
+    coarse_theta = np.pi * np.arange(n // 2) / (n // 2 - 1)
+    want = np.zeros((n // 2, n // 2), complex)
+    for J, t in enumerate(coarse_theta):
+        ring_w = np.maximum(0, 1 - np.abs(theta - t) / (2 * np.pi / (n - 1))) * area
+        for K in range(n // 2):
+            lon_w = np.zeros(n)
+            lon_w[[2 * K - 1, 2 * K, (2 * K + 1) % n]] = [0.25, 0.5, 0.25]
+            want[J, K] = np.sum(np.outer(ring_w, lon_w) * x) / ring_w.sum()
+    got = np.asarray(sphcnn.spatial_pool(jnp.asarray(x[None, :, :, None, None])))[0, :, :, 0, 0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sphcnn.spatial_pool(jnp.ones((1, 6, 6, 1, 1)))
+
+
+def test_spectral_pool_keeps_low_degrees_exactly():
+    rng = np.random.default_rng(4)
+    spins = (0, 1)
+    a = random_coefficients(rng, (2,), 15, spins, 2, np.complex64)
+    a[:, 8:] = 0  # band-limited to the coarse grid's band limit
+    pooled = sphcnn.spectral_pool(sk.inverse(a, spins), spins)
+    assert pooled.shape == (2, 16, 16, 2, 2)
+    np.testing.assert_allclose(np.asarray(pooled), np.asarray(sk.inverse(a[:, :8, 8:23], spins)), atol=1e-5)
+
+
+def test_readout_is_mean_of_spin0_and_of_magnitudes():
+    rng = np.random.default_rng(5)
+    spins = (0, 1)
+    x = random_maps(rng, (2,), 16, spins, 3, np.complex64)
+    got = np.asarray(sphcnn.spherical_readout(jnp.asarray(x), spins))
+    w = sk.quadrature_weights(16) / (4 * np.pi * 16)
+    np.testing.assert_allclose(got[:, 0], np.einsum("j,bjkc->bc", w, x[..., 0, :].real), rtol=1e-5)
+    np.testing.assert_allclose(got[:, 1], np.einsum("j,bjkc->bc", w, np.abs(x[..., 1, :])), rtol=1e-5)
