@@ -19,6 +19,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
 import sphcnn_kernels as sk
 
@@ -31,23 +33,97 @@ def _check_spatial(func: str, x: jax.Array) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _ring_taps(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rings and weights of the latitude kernel of spatial_pool: for each ring J of
-    the n/2 grid (colatitude pi J / (n/2 - 1)) the input rings within two ring
-    spacings, weighted by a triangle in colatitude times the ring's quadrature
-    weight (cell area), normalized; (n/2, 4) indices and weights."""
+    """Latitude kernel of spatial_pool: ring J of the n/2 grid (colatitude
+    pi J / (n/2 - 1), i.e. u = J (n - 1) / (n/2 - 1) input rings) averages the
+    input rings 2J - 1 .. 2J + 2 (u lies in [2J, 2J + 1]) with a triangle of
+    half-width two rings centred on u times their quadrature weights (cell areas),
+    normalized; rings outside the grid get weight 0. Returns (n/2, 4) ring indices
+    (clipped into the grid) and weights."""
     coarse = n // 2
-    position = np.arange(coarse) * (n - 1) / (coarse - 1)  # in units of input rings
     area = sk.quadrature_weights(n)
-    index = np.zeros((coarse, 4), dtype=np.int32)
+    index = np.zeros((coarse, 4), np.int32)
     weight = np.zeros((coarse, 4))
-    for J, u in enumerate(position):
-        rings = np.arange(int(np.floor(u)) - 1, int(np.floor(u)) + 3)
+    for J in range(coarse):
+        u = J * (n - 1) / (coarse - 1)
+        rings = 2 * J - 1 + np.arange(4)
+        inside = (rings >= 0) & (rings < n)
         tent = np.maximum(0.0, 1.0 - np.abs(rings - u) / 2.0)
-        valid = (rings >= 0) & (rings < n)
-        w = np.where(valid, tent * area[np.clip(rings, 0, n - 1)], 0.0)
+        w = np.where(inside, tent * area[np.clip(rings, 0, n - 1)], 0.0)
         index[J] = np.clip(rings, 0, n - 1)
         weight[J] = w / w.sum()
     return index, weight
+
+
+@functools.lru_cache(maxsize=None)
+def _ring_taps_transposed(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The transpose of the latitude kernel as a gather: input ring j receives
+    from the output rings J = floor((j + 1)/2) - 1 and floor((j + 1)/2) (those
+    whose taps 2J - 1 .. 2J + 2 contain j). Returns (n, 2) indices and weights."""
+    index, weight = _ring_taps(n)
+    coarse = n // 2
+    back_index = np.zeros((n, 2), np.int32)
+    back_weight = np.zeros((n, 2))
+    for j in range(n):
+        for q, J in enumerate(((j + 1) // 2 - 1, (j + 1) // 2)):
+            t = j - (2 * J - 1)
+            if 0 <= J < coarse and 0 <= t < 4:
+                back_index[j, q], back_weight[j, q] = J, weight[J, t]
+    return back_index, back_weight
+
+
+def _gather_rings(x: jax.Array, index: np.ndarray, weight: np.ndarray) -> jax.Array:
+    """out[:, r] = sum_t weight[r, t] x[:, index[r, t]] along the ring axis 1."""
+    w = jnp.asarray(weight, jnp.finfo(x.dtype).dtype)[None, :, :, None, None, None]
+    return jnp.sum(x[:, jnp.asarray(index)] * w, axis=2)
+
+
+def _pool_impl(x: jax.Array) -> jax.Array:
+    n = x.shape[1]
+    rings = _gather_rings(x, *_ring_taps(n))
+    # longitude: (x[2k - 1] + 2 x[2k] + x[2k + 1]) / 4 with wrap-around
+    pairs = rings.reshape(rings.shape[0], n // 2, n // 2, 2, *rings.shape[3:])
+    even, odd = pairs[:, :, :, 0], pairs[:, :, :, 1]
+    return 0.5 * even + 0.25 * (odd + jnp.roll(odd, 1, axis=2))
+
+
+def _unpool_impl(y: jax.Array) -> jax.Array:
+    """The transpose of _pool_impl (coarse -> fine), as gathers as well."""
+    n = 2 * y.shape[1]
+    # longitude transpose: fine 2k <- y[k] / 2; fine 2k + 1 <- (y[k] + y[k + 1]) / 4
+    odd = 0.25 * (y + jnp.roll(y, -1, axis=2))
+    fine = jnp.stack([0.5 * y, odd], axis=3).reshape(y.shape[0], y.shape[1], n, *y.shape[3:])
+    return _gather_rings(fine, *_ring_taps_transposed(n))
+
+
+# spatial_pool is linear: a primitive whose transpose is the gather-based
+# _unpool (the automatic transpose of a gather is a slow scatter-add on CPUs).
+_pool_p = Primitive("sphcnn_spatial_pool")
+_unpool_p = Primitive("sphcnn_spatial_unpool")
+
+
+def _shape_rule(factor):
+    def rule(x):
+        n = int(x.shape[1] * factor)
+        return x.update(shape=(x.shape[0], n, n) + x.shape[3:])
+    return rule
+
+
+def _batching(prim):
+    def rule(args, dims):
+        (x,), (d,) = args, dims
+        x = jnp.moveaxis(x, d, 0)
+        merged = x.reshape((-1,) + x.shape[2:])
+        out = prim.bind(merged)
+        return out.reshape(x.shape[:2] + out.shape[1:]), 0
+    return rule
+
+
+for _prim, _other, _impl, _factor in ((_pool_p, _unpool_p, _pool_impl, 0.5), (_unpool_p, _pool_p, _unpool_impl, 2)):
+    _prim.def_impl(functools.partial(jax.jit(_impl)))
+    _prim.def_abstract_eval(_shape_rule(_factor))
+    mlir.register_lowering(_prim, mlir.lower_fun(_impl, multiple_results=False))
+    ad.deflinear2(_prim, (lambda other: lambda ct, x: [other.bind(ct)])(_other))
+    batching.primitive_batchers[_prim] = _batching(_prim)
 
 
 def spatial_pool(x: jax.Array) -> jax.Array:
@@ -61,13 +137,7 @@ def spatial_pool(x: jax.Array) -> jax.Array:
     n = _check_spatial("spatial_pool", x)
     if n % 4:
         raise ValueError(f"spatial_pool: needs n divisible by 4 (an even n/2 grid), got n = {n}")
-    index, weight = _ring_taps(n)
-    real = jnp.finfo(x.dtype).dtype
-    rings = jnp.sum(x[:, jnp.asarray(index)] * jnp.asarray(weight, real)[None, :, :, None, None, None], axis=2)
-    # longitude: (x[2k - 1] + 2 x[2k] + x[2k + 1]) / 4 with wrap-around
-    pairs = rings.reshape(rings.shape[0], n // 2, n // 2, 2, *rings.shape[3:])
-    even, odd = pairs[:, :, :, 0], pairs[:, :, :, 1]
-    return 0.5 * even + 0.25 * (odd + jnp.roll(odd, 1, axis=2))
+    return _pool_p.bind(x)
 
 
 def spectral_pool(x: jax.Array, spins, backend: str = "auto") -> jax.Array:
