@@ -60,33 +60,38 @@ def split(model: nnx.Module, optimizer: optax.GradientTransformation) -> tuple[M
     return Model(train_graph, eval_graph), TrainState(params, batch_stats, optimizer.init(params), jnp.zeros((), jnp.int32))
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> jax.Array:
-    """Weighted mean softmax cross-entropy (weights 0 for padded examples)."""
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
-
-
 def train_step(model: Model, optimizer: optax.GradientTransformation, state: TrainState, images: jax.Array,
-               labels: jax.Array, weights: jax.Array | None = None) -> tuple[TrainState, dict]:
+               labels: jax.Array, weights: jax.Array | None = None, axis_name: str | None = None
+               ) -> tuple[TrainState, dict]:
     """One optimizer step on a batch; returns the new state and {'loss', 'accuracy'}.
 
-    images (B, n, n, S, C), labels (B,) int, weights (B,) (default ones).
-    Jit with ``model`` and ``optimizer`` static (e.g. functools.partial).
+    images (B, n, n, S, C), labels (B,) int, weights (B,) (default ones). Under
+    data parallelism (inside shard_map, with the model's batch norms built with
+    the same axis_name) each device passes its shard and `axis_name`: the loss is
+    the weighted mean over the global batch and the gradients are summed across
+    devices, so the result equals the single-device step. Jit with ``model`` and
+    ``optimizer`` static (e.g. functools.partial).
     """
     if weights is None:
         weights = jnp.ones(labels.shape, jnp.float32)
 
+    def total(value):
+        return value if axis_name is None else jax.lax.psum(value, axis_name)
+
+    weight_sum = jnp.maximum(total(jnp.sum(weights)), 1.0)
+
     def loss_fn(params, batch_stats):
         network = nnx.merge(model.train_graph, params, batch_stats, copy=True)
         logits = network(images, example_weights=weights)
-        batch_stats = nnx.state(network, nnx.BatchStat)
-        return cross_entropy(logits, labels, weights), (logits, batch_stats)
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        return jnp.sum(losses * weights) / weight_sum, (logits, nnx.state(network, nnx.BatchStat))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.batch_stats)
+    grads = jax.tree.map(total, grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-    metrics = {"loss": loss, "accuracy": jnp.sum(correct * weights) / jnp.maximum(jnp.sum(weights), 1.0)}
+    metrics = {"loss": total(loss), "accuracy": total(jnp.sum(correct * weights)) / weight_sum}
     return TrainState(params, batch_stats, opt_state, state.step + 1), metrics
 
 

@@ -1,0 +1,194 @@
+"""The `sphcnn` command line.
+
+  sphcnn data mnist --output DIR [--mode rotated] ...        build spherical MNIST
+  sphcnn train --model spin_classifier_6_layers --dataset rotated --workdir DIR
+  sphcnn eval --workdir DIR [--split test]
+  sphcnn plot --dataset canonical [--workdir DIR] --output spheres.png
+  sphcnn demo                                               what `make demo` runs
+
+Errors in arguments or data exit with status 2 and a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+from sphcnn import config as configs
+from sphcnn.data.cli import add_data_parser, run_data
+from sphcnn.registry import MODEL_NAMES
+
+
+def _add_common_training(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="original", choices=sorted(configs.PRESETS),
+                        help="named config the other options override (default: the original recipe)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config field, e.g. --set learning_rate=2e-3 (repeatable)")
+    parser.add_argument("--data-dir", help="root holding one dataset per mode (default data/spherical_mnist)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() first (multi-host data parallelism); on Slurm, "
+                             "Open MPI and TPU pods the three options below are detected automatically")
+    parser.add_argument("--coordinator-address", metavar="HOST:PORT", help="process 0's address (with --distributed)")
+    parser.add_argument("--num-processes", type=int, metavar="N", help="number of processes (with --distributed)")
+    parser.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (with --distributed)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sphcnn", description="Spherical CNNs: data, training, evaluation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_data_parser(commands)
+
+    train = commands.add_parser("train", help="train a model (resumes from the work directory)")
+    train.add_argument("--task", default="spherical_mnist", choices=["spherical_mnist"])
+    train.add_argument("--model", choices=MODEL_NAMES, help="default: spin_classifier_6_layers")
+    train.add_argument("--dataset", help="training dataset under --data-dir, e.g. rotated or canonical")
+    train.add_argument("--test-dataset", help="dataset to test on (default: the training dataset); "
+                                              "--dataset canonical --test-dataset rotated is NR/R")
+    train.add_argument("--workdir", required=True, type=pathlib.Path)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--eval-on-test", dest="eval_on_test", action="store_true", default=None)
+    train.add_argument("--no-eval-on-test", dest="eval_on_test", action="store_false")
+    _add_common_training(train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a work directory's checkpoint on a split")
+    evaluate.add_argument("--workdir", required=True, type=pathlib.Path)
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--dataset", help="dataset to evaluate on (default: the run's test dataset)")
+    evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+
+    plot = commands.add_parser("plot", help="draw input spheres (and predictions) to a PNG")
+    plot.add_argument("--data-dir", default="data/spherical_mnist")
+    plot.add_argument("--dataset", default="canonical")
+    plot.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    plot.add_argument("--count", type=int, default=8)
+    plot.add_argument("--workdir", type=pathlib.Path, help="a trained run: add its predictions")
+    plot.add_argument("--output", type=pathlib.Path, default=pathlib.Path("spheres.png"))
+
+    demo = commands.add_parser("demo", help="build data, train and test (CPU: canonical quick run; GPU: the "
+                                            "full rotated recipe)")
+    demo.add_argument("--data-dir", type=pathlib.Path, default=pathlib.Path("data/spherical_mnist"))
+    demo.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("runs/demo"))
+    return parser
+
+
+def _train_config(args) -> configs.TrainConfig:
+    return configs.resolve(args.preset, args.set, task=args.task, model=args.model, dataset=args.dataset,
+                           test_dataset=args.test_dataset, data_dir=args.data_dir, batch_size=args.batch_size,
+                           max_steps=args.max_steps, eval_on_test=args.eval_on_test)
+
+
+def _summary(config: configs.TrainConfig, result: dict) -> str:
+    test = config.test_dataset or config.dataset
+    line = (f"sphcnn: {config.model} trained on {config.dataset} spherical MNIST for {result['steps']} steps "
+            f"in {result['train_seconds']:.0f} s")
+    if "test_accuracy" in result:
+        line += (f"; test accuracy on {test}: {100 * result['test_accuracy']:.2f}% "
+                 f"({round(result['test_accuracy'] * result['test_count'])}/{result['test_count']})")
+    return line
+
+
+def run_train(args) -> int:
+    from sphcnn import trainer
+
+    config = _train_config(args)
+    result = trainer.train(config, args.workdir)
+    print(_summary(config, result), flush=True)
+    return 0
+
+
+def run_eval(args) -> int:
+    from sphcnn import trainer
+
+    result = trainer.evaluate_workdir(args.workdir, args.split, args.dataset, args.step)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def run_plot(args) -> int:
+    import numpy as np
+
+    from sphcnn.data.dataset import SphericalMnist
+    from sphcnn.plotting import plot_spheres
+
+    if args.count < 1:
+        raise ValueError(f"plot: --count must be >= 1, got {args.count}")
+    data = SphericalMnist(pathlib.Path(args.data_dir) / args.dataset, args.split)
+    images, labels = data.images[: args.count], data.labels[: args.count]
+    titles = [f"label {int(label)}" for label in labels]
+    if args.workdir is not None:
+        from sphcnn import parallel, trainer
+        from sphcnn.checkpointing import Checkpoints
+
+        config = configs.load(args.workdir / "config.json")
+        run = trainer.build_run(config, images.shape[1], steps_per_epoch=1)
+        checkpoints = Checkpoints(args.workdir, config.keep_checkpoints)
+        state = parallel.replicate(checkpoints.restore(run.state), run.mesh)
+        padded = np.zeros((-(-len(images) // config.batch_size) * config.batch_size,) + images.shape[1:], np.float32)
+        padded[: len(images)] = images
+        sharded = parallel.shard_batch({"images": padded[..., None, None]}, run.mesh)
+        logits = parallel.to_host(parallel.predict_fn(run.model, run.mesh)(state, sharded["images"]))[: len(images)]
+        titles = [f"label {int(t)}, predicted {int(p)}" for t, p in zip(labels, logits.argmax(-1))]
+        checkpoints.close()
+    plot_spheres(images, args.output, titles)
+    print(f"sphcnn: wrote {len(images)} spheres to {args.output}", flush=True)
+    return 0
+
+
+def run_demo(args) -> int:
+    import jax
+
+    from sphcnn import trainer
+    from sphcnn.data.dataset import generate_spherical_mnist
+
+    gpu = jax.default_backend() == "gpu"
+    preset = "demo_gpu" if gpu else "demo_cpu"
+    config = configs.resolve(preset, data_dir=str(args.data_dir))
+    started = time.perf_counter()
+    for name in {config.dataset, config.test_dataset or config.dataset}:
+        if not (args.data_dir / name / "metadata.json").exists():
+            print(f"sphcnn demo: building the {name} spherical MNIST dataset in {args.data_dir / name}", flush=True)
+            generate_spherical_mnist(args.data_dir / name, mode=name)
+    print(f"sphcnn demo: training {config.model} ({'GPU: full rotated recipe' if gpu else 'CPU: canonical quick run'}) "
+          f"in {args.workdir}", flush=True)
+    result = trainer.train(config, args.workdir)
+    print(_summary(config, result) + f"; demo took {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+COMMANDS = {"data": run_data, "train": run_train, "eval": run_eval, "plot": run_plot, "demo": run_demo}
+
+
+def _initialize_distributed(args) -> None:
+    """jax.distributed.initialize() for --distributed; the cluster options only with it."""
+    given = {name: getattr(args, name, None) for name in ("coordinator_address", "num_processes", "process_id")}
+    if not getattr(args, "distributed", False):
+        extra = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} need --distributed")
+        return
+    if given["num_processes"] is not None and given["num_processes"] < 1:
+        raise ValueError(f"--num-processes must be >= 1, got {given['num_processes']}")
+    if given["process_id"] is not None and not 0 <= given["process_id"] < (given["num_processes"] or 1 << 30):
+        raise ValueError(f"--process-id must be in [0, --num-processes), got {given['process_id']}")
+    import jax
+
+    jax.distributed.initialize(**{k: v for k, v in given.items() if v is not None})
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _initialize_distributed(args)
+        return COMMANDS[args.command](args)
+    except ValueError as err:  # bad arguments, configs or data: one clear line
+        print(f"sphcnn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Models by name, built for a dataset's grid size."""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from sphcnn.models import (
+    MNIST_RESOLUTIONS,
+    SpinSphericalClassifier,
+    spherical_classifier_6_layers,
+    spin_classifier_6_layers,
+)
+from sphcnn.planar import cnn_classifier_6_layers
+
+PRESETS = {
+    "spin_classifier_6_layers": spin_classifier_6_layers,
+    "spherical_classifier_6_layers": spherical_classifier_6_layers,
+    "cnn_classifier_6_layers": cnn_classifier_6_layers,
+}
+TINY = "tiny_spin_classifier"
+MODEL_NAMES = tuple(PRESETS) + (TINY,)
+
+
+def build_model(name: str, n: int, num_classes: int, *, seed: int, axis_name=None) -> nnx.Module:
+    """The model `name` for n x n inputs. The presets of the spherical MNIST paper
+    need n = 64; tiny_spin_classifier (two small spin-weighted blocks, for tests
+    and smoke runs) takes any n divisible by 4."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"model: unknown model {name!r}; choose from {MODEL_NAMES}")
+    rngs = nnx.Rngs(seed)
+    if name == TINY:
+        if n % 4:
+            raise ValueError(f"model: {TINY} needs a grid size divisible by 4, the dataset has n = {n}")
+        return SpinSphericalClassifier(num_classes, (n, n, n // 2), ((0,), (0, 1), (0, 1)), (1, 4, 8),
+                                       (None, 3, 2), axis_name=axis_name, rngs=rngs)
+    if n != MNIST_RESOLUTIONS[0]:
+        raise ValueError(f"model: {name} takes {MNIST_RESOLUTIONS[0]} x {MNIST_RESOLUTIONS[0]} inputs, "
+                         f"the dataset has n = {n}")
+    return PRESETS[name](num_classes, rngs=rngs, axis_name=axis_name)
