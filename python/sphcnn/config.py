@@ -4,7 +4,10 @@ into one dataclass that is saved as JSON in the work directory.
 The default preset reproduces the original spherical MNIST recipe (Esteves et
 al. 2020, spin_spherical_cnns/configs/default.py): Adam, learning rate 1e-3 per
 batch of 32 scaled linearly with the batch size, linear warm-up for 1 epoch then
-cosine decay, 12 epochs, batch 32, no weight decay.
+cosine decay, 12 epochs, batch 32, no weight decay, trained on the 60,000
+training images (train + validation: 12 epochs of them are the original's
+22,500 steps) and tested on the 10,000 test images. `combine_train_validation
+= false` holds the validation split out for validation passes.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ class TrainConfig:
     num_epochs: float = 12.0
     max_steps: int = 0                  # stop after this many steps (0: num_epochs)
     weight_decay: float = 0.0
-    combine_train_validation: bool = False  # train on train + validation (the original's final runs)
+    combine_train_validation: bool = True   # train on all 60,000 training images, as the original
+                                            # (12 epochs = 22,500 steps); false holds validation out
     eval_on_test: bool = True
     seed: int = 42
     log_every: int = 100
@@ -59,7 +63,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # minutes on 2 cores), the cosine schedule compressed to them; the short run
     # wants a higher peak rate (measured test accuracy: 96.8% at 5e-3 and 1.4
     # epochs, 97.07% at 1e-2, 97.24% at 2e-2).
-    "demo_cpu": dict(dataset="canonical", num_epochs=1.5, learning_rate=2e-2, warmup_epochs=0.1,
+    "demo_cpu": dict(dataset="canonical", combine_train_validation=False, num_epochs=1.5, learning_rate=2e-2,
+                     warmup_epochs=0.1,
                      eval_every=0, log_every=100, checkpoint_every=500),
     # make demo on a GPU: the full rotated recipe.
     "demo_gpu": dict(dataset="rotated"),
