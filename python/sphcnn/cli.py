@@ -151,7 +151,10 @@ def run_demo(args) -> int:
     for name in {config.dataset, config.test_dataset or config.dataset}:
         if not (args.data_dir / name / "metadata.json").exists():
             print(f"sphcnn demo: building the {name} spherical MNIST dataset in {args.data_dir / name}", flush=True)
-            generate_spherical_mnist(args.data_dir / name, mode=name)
+            began = time.perf_counter()
+            generate_spherical_mnist(args.data_dir / name, mode=name,
+                                     progress=lambda line: print(f"  {line}", flush=True))
+            print(f"sphcnn demo: dataset built in {time.perf_counter() - began:.0f} s", flush=True)
     print(f"sphcnn demo: training {config.model} ({'GPU: full rotated recipe' if gpu else 'CPU: canonical quick run'}) "
           f"in {args.workdir}", flush=True)
     result = trainer.train(config, args.workdir)
