@@ -11,33 +11,19 @@ identity). These are the levels quoted in the docstrings and the README.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 import sphcnn
 from benchmarks.measure import emit
-from sphcnn.equivariance import logit_rotation_error, rotation_error
+from sphcnn.equivariance import approximately_equivariant_layers, logit_rotation_error, rotation_error
 
 SPINS, CHANNELS = (0, 1), 4
 
 
-def layers():
-    magnitude = sphcnn.MagnitudeNonlinearity(SPINS, CHANNELS)
-    magnitude.bias[...] = jnp.full((2, CHANNELS), -0.5)
-    leaky = sphcnn.MagnitudeNonlinearityLeakyRelu(SPINS, CHANNELS)
-    leaky.bias[...] = jnp.full((1, CHANNELS), -0.5)
-    return {
-        "MagnitudeNonlinearity": magnitude,
-        "MagnitudeNonlinearityLeakyRelu": leaky,
-        "PhaseCollapse": sphcnn.PhaseCollapse(SPINS, CHANNELS, rngs=nnx.Rngs(0)),
-        "spatial_pool": sphcnn.spatial_pool,
-    }
-
-
 def main() -> None:
     for n in (32, 64):
-        for name, layer in layers().items():
+        for name, layer in approximately_equivariant_layers(SPINS, CHANNELS).items():
             rng = np.random.default_rng(n)
             error = max(rotation_error(layer, rng, n, SPINS, CHANNELS, SPINS) for _ in range(3))
             emit({"name": "rotation_error", "layer": name, "n": n, "error": error})

@@ -11,8 +11,7 @@ import pytest
 from flax import nnx
 
 import sphcnn
-import sphcnn_kernels as sk
-from sphcnn.equivariance import logit_rotation_error, rotation_error
+from sphcnn.equivariance import approximately_equivariant_layers, logit_rotation_error, rotation_error
 from references import random_maps
 
 SPINS, CHANNELS = (0, 1), 4
@@ -26,24 +25,11 @@ MEASURED_ROTATION_ERROR = {
 }
 
 
-def pointwise_layers():
-    magnitude = sphcnn.MagnitudeNonlinearity(SPINS, CHANNELS)
-    magnitude.bias[...] = jnp.full((2, CHANNELS), -0.5)
-    leaky = sphcnn.MagnitudeNonlinearityLeakyRelu(SPINS, CHANNELS)
-    leaky.bias[...] = jnp.full((1, CHANNELS), -0.5)
-    return {
-        "MagnitudeNonlinearity": magnitude,
-        "MagnitudeNonlinearityLeakyRelu": leaky,
-        "PhaseCollapse": sphcnn.PhaseCollapse(SPINS, CHANNELS, rngs=nnx.Rngs(0)),
-        "spatial_pool": sphcnn.spatial_pool,
-    }
-
-
 @pytest.mark.parametrize("n", [32, 64])
 @pytest.mark.parametrize("name", ["MagnitudeNonlinearity", "MagnitudeNonlinearityLeakyRelu", "PhaseCollapse",
                                   "spatial_pool"])
 def test_rotation_error_at_measured_level(name, n):
-    layer = pointwise_layers()[name]
+    layer = approximately_equivariant_layers(SPINS, CHANNELS)[name]
     rng = np.random.default_rng(n)
     error = max(rotation_error(layer, rng, n, SPINS, CHANNELS, SPINS) for _ in range(3))
     assert error < 1.5 * MEASURED_ROTATION_ERROR[(name, n)], error
@@ -56,7 +42,7 @@ def shifted(x, k):
 
 def layers_at_16():
     rngs = nnx.Rngs(0)
-    layers = dict(pointwise_layers())
+    layers = dict(approximately_equivariant_layers(SPINS, CHANNELS))
     layers.pop("spatial_pool")
     layers["SpinSphericalConvolution"] = sphcnn.SpinSphericalConvolution(CHANNELS, CHANNELS, SPINS, SPINS,
                                                                          resolution=16, num_filter_params=3, rngs=rngs)

@@ -1,7 +1,6 @@
 """SpinSphericalConvolution against an independent NumPy computation of the
 spectral product, its exact equivariance, options, initialization and errors."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 import signal
-import struct
 import subprocess
 import sys
 import time

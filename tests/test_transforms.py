@@ -1,8 +1,6 @@
 """Forward and inverse transforms: exactness, round trips, Parseval, agreement
 between backends, pooling and upsampling, on every backend available here."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -130,7 +130,7 @@ def run_plot(args) -> int:
         padded = np.zeros((-(-len(images) // config.batch_size) * config.batch_size,) + images.shape[1:], np.float32)
         padded[: len(images)] = images
         sharded = parallel.shard_batch({"images": padded[..., None, None]}, run.mesh)
-        logits = parallel.to_host(parallel.predict_fn(run.model, run.mesh)(state, sharded["images"]))[: len(images)]
+        logits = parallel.to_host(run.predict(state, sharded["images"]))[: len(images)]
         titles = [f"label {int(t)}, predicted {int(p)}" for t, p in zip(labels, logits.argmax(-1))]
         checkpoints.close()
     plot_spheres(images, args.output, titles)

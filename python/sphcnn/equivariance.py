@@ -13,14 +13,36 @@ rotation_error(layer): || forward(N(R f)) - rotate(forward(N(f))) || / || forwar
 logit_rotation_error(model): mean |l(R x) - l(x)| / mean |l(x_i) - l(x_j)|, how
     much the logits move under rotations of the input relative to how far apart
     the logits of different inputs are (0 for an invariant classifier).
+approximately_equivariant_layers(): the pointwise layers and the pooling whose
+    levels are quoted, configured as measured (magnitude biases -0.5: with zero
+    bias those nonlinearities are the identity).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 import sphcnn_kernels as sk
+
+
+def approximately_equivariant_layers(spins: tuple[int, ...] = (0, 1), channels: int = 4) -> dict:
+    """{name: layer} for spins containing 0 and one nonzero spin: the magnitude
+    nonlinearities with bias -0.5, phase collapse (seed 0) and spatial pooling."""
+    from sphcnn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
+    from sphcnn.pooling import spatial_pool
+
+    magnitude = MagnitudeNonlinearity(spins, channels)
+    magnitude.bias[...] = jnp.full((len(spins), channels), -0.5)
+    leaky = MagnitudeNonlinearityLeakyRelu(spins, channels)
+    leaky.bias[...] = jnp.full((len(spins) - 1, channels), -0.5)
+    return {
+        "MagnitudeNonlinearity": magnitude,
+        "MagnitudeNonlinearityLeakyRelu": leaky,
+        "PhaseCollapse": PhaseCollapse(spins, channels, rngs=nnx.Rngs(0)),
+        "spatial_pool": spatial_pool,
+    }
 
 
 def random_rotation(rng: np.random.Generator) -> tuple[float, float, float]:

@@ -37,7 +37,9 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass
 class Run:
-    """A model with its optimizer and state on a device mesh."""
+    """A model with its optimizer and state on a device mesh, and its jitted
+    evaluation-mode prediction (built once, so validation passes reuse one
+    compilation)."""
 
     config: configs.TrainConfig
     mesh: jax.sharding.Mesh
@@ -45,6 +47,7 @@ class Run:
     optimizer: object
     schedule: object
     state: training.TrainState
+    predict: object
 
 
 def _dataset(config: configs.TrainConfig, name: str, split: str) -> SphericalMnist:
@@ -68,7 +71,8 @@ def build_run(config: configs.TrainConfig, n: int, steps_per_epoch: int) -> Run:
     optimizer = make_optimizer(schedule, config.weight_decay)
     network = build_model(config.model, n, NUM_CLASSES, seed=config.seed, axis_name=parallel.AXIS)
     model, state = training.split(network, optimizer)
-    return Run(config, mesh, model, optimizer, schedule, parallel.replicate(state, mesh))
+    return Run(config, mesh, model, optimizer, schedule, parallel.replicate(state, mesh),
+               parallel.predict_fn(model, mesh))
 
 
 def _prepare_workdir(config: configs.TrainConfig, workdir: pathlib.Path) -> configs.TrainConfig:
@@ -90,11 +94,10 @@ def _prepare_workdir(config: configs.TrainConfig, workdir: pathlib.Path) -> conf
 
 def evaluate(run: Run, state: training.TrainState, dataset: SphericalMnist) -> dict:
     """Accuracy and mean loss over every example of a split (eval mode)."""
-    predict = parallel.predict_fn(run.model, run.mesh)
     correct = total = loss = 0.0
     for batch in evaluation_batches(dataset.images, dataset.labels, run.config.batch_size):
         sharded = parallel.shard_batch(batch, run.mesh)
-        logits = parallel.to_host(predict(state, sharded["images"])).astype(np.float64)
+        logits = parallel.to_host(run.predict(state, sharded["images"])).astype(np.float64)
         weights = batch["weights"]
         log_probs = logits - logits.max(-1, keepdims=True)
         log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
