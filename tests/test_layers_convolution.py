@@ -97,6 +97,21 @@ def test_initialization_keeps_variance_through_depth():
     assert 1 / 1.5 < np.mean(ratios) < 1.5, ratios
 
 
+@pytest.mark.parametrize("resolution,anchors,expected", [(32, 4, 2.0 / (2 * 3 * 8 * 16)), (16, None, 2.0 / (8 * 2 * 3 * 8))])
+def test_original_initialization_variance(resolution, anchors, expected):
+    # kernel_init="original": E|k|^2 = 2 / fan_in with the fan-in of the original
+    # code's variance_scaling: S_in S_out C_in C_out for localized filters,
+    # (ell_max + 1) S_in S_out C_in for free ones.
+    conv = sphcnn.SpinSphericalConvolution(8, 16, (0, 1), (0, 1, 2), resolution=resolution, num_filter_params=anchors,
+                                           kernel_init="original", rngs=nnx.Rngs(3))
+    kernel = np.asarray(conv.kernel[...])
+    measured = np.mean(np.abs(kernel) ** 2)
+    # relative standard error of a mean of |N|^2 (exponential) over the entries: 1 / sqrt(size)
+    assert abs(measured / expected - 1) < 4 / np.sqrt(kernel.size), (measured, expected)
+    # real and imaginary parts carry half the variance each
+    assert abs(np.mean(kernel.real**2) / np.mean(kernel.imag**2) - 1) < 8 / np.sqrt(kernel.size)
+
+
 def test_pooling_upsampling_and_bias():
     rng = np.random.default_rng(6)
     spins = (0, 1)
@@ -139,6 +154,7 @@ def test_pooling_upsampling_and_bias():
         (dict(spins_in=(0, 0)), r"'spins_in'.*repeat"),
         (dict(spins_out=(9,)), r"\|s\| = 9 need ell_max >= 9"),
         (dict(in_channels=0), r"'in_channels'.*>= 1"),
+        (dict(kernel_init="he"), r"'kernel_init' must be one of \('unit_energy', 'original'\), got 'he'"),
     ],
 )
 def test_bad_configurations(kwargs, pattern):

@@ -192,6 +192,8 @@ def test_plot_writes_png(data_root, tmp_path, capsys):
     (["train"], 2, "--workdir"),
     (["train", "--workdir", "{w}", "--set", "learning_rat=1"], 2, r"--set expects key=value with key in"),
     (["train", "--workdir", "{w}", "--set", "batch_size=two"], 2, r"'batch_size' must be int, got 'two'"),
+    (["train", "--workdir", "{w}", "--set", "kernel_init=he"], 2,
+     r"'kernel_init' must be 'original' or 'unit_energy', got 'he'"),
     (["train", "--workdir", "{w}", "--dataset", "missing", "--data-dir", "{d}"], 2, r"missing"),
     (["eval", "--workdir", "{w}"], 2, r"no config.json"),
     (["plot", "--count", "0", "--data-dir", "{d}"], 2, r"--count must be >= 1"),

@@ -47,11 +47,13 @@ class SpinSphericalBlock(nnx.Module):
     pooling in the convolution with spectral_pooling=True). batch_norm:
     'spectral' (SpectralBatchNorm before the inverse transform, default) or
     'spatial' (SpinSphericalBatchNorm after it); same parameters, same result.
+    kernel_init: the convolution's initialization (SpinSphericalConvolution).
     """
 
     def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,
                  resolution_out: int, num_filter_params: int | None = None, spectral_pooling: bool = False,
-                 batch_norm: str = "spectral", axis_name=None, backend: str = "auto", rngs: nnx.Rngs):
+                 batch_norm: str = "spectral", kernel_init: str = "unit_energy", axis_name=None,
+                 backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
         halve = _resolutions(name, resolution_in, resolution_out)
         if batch_norm not in ("spectral", "spatial"):
@@ -63,7 +65,7 @@ class SpinSphericalBlock(nnx.Module):
             resolution=resolution_out if self.pool_spatially else resolution_in,
             num_filter_params=num_filter_params, spectral_pooling=halve and spectral_pooling,
             output_representation="spectral" if self.spectral_batch_norm else "spatial",
-            spectral_layout="degree_major", backend=backend, rngs=rngs,
+            spectral_layout="degree_major", kernel_init=kernel_init, backend=backend, rngs=rngs,
         )
         if self.spectral_batch_norm:
             self.batch_norm = SpectralBatchNorm(spins_out, out_channels, axis_name=axis_name, layout="degree_major")

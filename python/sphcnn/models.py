@@ -52,13 +52,14 @@ class SpinSphericalClassifier(nnx.Module):
     """Spin-weighted spherical CNN classifier.
 
     Input (batch, n, n, S_0, C_0), real or complex, n = resolutions[0]; output
-    logits (batch, num_classes).
+    logits (batch, num_classes). kernel_init: the initialization of the
+    convolutions of the "spin" blocks (SpinSphericalConvolution).
     """
 
     def __init__(self, num_classes: int, resolutions: Sequence[int], spins: Sequence[Sequence[int]],
                  widths: Sequence[int], num_filter_params: Sequence[int | None], *, block: str = "spin",
-                 spectral_pooling: bool = False, batch_norm: str = "spectral", axis_name=None,
-                 backend: str = "auto", rngs: nnx.Rngs):
+                 spectral_pooling: bool = False, batch_norm: str = "spectral", kernel_init: str = "unit_energy",
+                 axis_name=None, backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
         self.num_classes = _checks.positive_int(name, "num_classes", num_classes)
         if block not in BLOCKS:
@@ -71,7 +72,7 @@ class SpinSphericalClassifier(nnx.Module):
                            num_filter_params=self.num_filter_params[i + 1], axis_name=axis_name,
                            backend=backend, rngs=rngs)
             if block == "spin":
-                options.update(spectral_pooling=spectral_pooling, batch_norm=batch_norm)
+                options.update(spectral_pooling=spectral_pooling, batch_norm=batch_norm, kernel_init=kernel_init)
             layers.append(BLOCKS[block](self.widths[i], self.widths[i + 1], self.spins[i], self.spins[i + 1],
                                         **options))
         self.blocks = nnx.List(layers)
@@ -92,13 +93,17 @@ MNIST_RESOLUTIONS = (64, 64, 64, 32, 32, 16, 16)
 def spin_classifier_6_layers(num_classes: int = 10, *, rngs: nnx.Rngs, **options) -> SpinSphericalClassifier:
     """The spin-weighted spherical MNIST model: spins {0} then {0, 1}, widths
     (1, 16, 16, 20, 24, 28, 32), filter anchors (1, 6, 6, 4, 4, 3, 3); 39,146
-    parameter entries (complex entries count once), as the original."""
+    parameter entries (complex entries count once), and the original's kernel
+    initialization (kernel_init="original"), as the original."""
+    options.setdefault("kernel_init", "original")
     return SpinSphericalClassifier(num_classes, MNIST_RESOLUTIONS, ((0,),) + ((0, 1),) * 6,
                                    (1, 16, 16, 20, 24, 28, 32), (1, 6, 6, 4, 4, 3, 3), rngs=rngs, **options)
 
 
 def spherical_classifier_6_layers(num_classes: int = 10, *, rngs: nnx.Rngs, **options) -> SpinSphericalClassifier:
     """The spin-0 (scalar) spherical MNIST model: widths (1, 16, 16, 32, 32, 58,
-    58), 8 filter anchors per layer; 57,238 parameter entries."""
+    58), 8 filter anchors per layer; 57,238 parameter entries; the original's
+    kernel initialization."""
+    options.setdefault("kernel_init", "original")
     return SpinSphericalClassifier(num_classes, MNIST_RESOLUTIONS, ((0,),) * 7, (1, 16, 16, 32, 32, 58, 58),
                                    (8,) * 7, rngs=rngs, **options)

@@ -21,10 +21,12 @@ TINY = "tiny_spin_classifier"
 MODEL_NAMES = tuple(PRESETS) + (TINY,)
 
 
-def build_model(name: str, n: int, num_classes: int, *, seed: int, axis_name=None) -> nnx.Module:
+def build_model(name: str, n: int, num_classes: int, *, seed: int, axis_name=None,
+                kernel_init: str = "original") -> nnx.Module:
     """The model `name` for n x n inputs. The presets of the spherical MNIST paper
     need n = 64; tiny_spin_classifier (two small spin-weighted blocks, for tests
-    and smoke runs) takes any n divisible by 4."""
+    and smoke runs) takes any n divisible by 4. kernel_init: initialization of the
+    spherical convolutions (SpinSphericalConvolution); the planar CNN has none."""
     if name not in MODEL_NAMES:
         raise ValueError(f"model: unknown model {name!r}; choose from {MODEL_NAMES}")
     rngs = nnx.Rngs(seed)
@@ -32,8 +34,10 @@ def build_model(name: str, n: int, num_classes: int, *, seed: int, axis_name=Non
         if n % 4:
             raise ValueError(f"model: {TINY} needs a grid size divisible by 4, the dataset has n = {n}")
         return SpinSphericalClassifier(num_classes, (n, n, n // 2), ((0,), (0, 1), (0, 1)), (1, 4, 8),
-                                       (None, 3, 2), axis_name=axis_name, rngs=rngs)
+                                       (None, 3, 2), axis_name=axis_name, kernel_init=kernel_init, rngs=rngs)
     if n != MNIST_RESOLUTIONS[0]:
         raise ValueError(f"model: {name} takes {MNIST_RESOLUTIONS[0]} x {MNIST_RESOLUTIONS[0]} inputs, "
                          f"the dataset has n = {n}")
-    return PRESETS[name](num_classes, rngs=rngs, axis_name=axis_name)
+    if name == "cnn_classifier_6_layers":
+        return PRESETS[name](num_classes, rngs=rngs, axis_name=axis_name)
+    return PRESETS[name](num_classes, rngs=rngs, axis_name=axis_name, kernel_init=kernel_init)

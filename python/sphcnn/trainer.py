@@ -69,7 +69,8 @@ def build_run(config: configs.TrainConfig, n: int, steps_per_epoch: int) -> Run:
     schedule = learning_rate_schedule(config.learning_rate * config.batch_size / 32, steps_per_epoch,
                                       config.warmup_epochs, config.num_epochs)
     optimizer = make_optimizer(schedule, config.weight_decay)
-    network = build_model(config.model, n, NUM_CLASSES, seed=config.seed, axis_name=parallel.AXIS)
+    network = build_model(config.model, n, NUM_CLASSES, seed=config.seed, axis_name=parallel.AXIS,
+                          kernel_init=config.kernel_init)
     model, state = training.split(network, optimizer)
     return Run(config, mesh, model, optimizer, schedule, parallel.replicate(state, mesh),
                parallel.predict_fn(model, mesh))
