@@ -134,11 +134,11 @@ def test_refuses_other_directories_and_files(tmp_path, source):
 def test_interrupted_generation_leaves_no_dataset(tmp_path, source, monkeypatch):
     calls = []
 
-    def failing_project(images, n, rotations=None):
+    def failing_project(images, n, rotations=None, sampling="bilinear"):
         calls.append(len(images))
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return project(images, n, rotations)
+        return project(images, n, rotations, sampling)
 
     monkeypatch.setattr(ds, "project", failing_project)
     with pytest.raises(KeyboardInterrupt):
@@ -183,6 +183,25 @@ def test_damaged_shard_names_file_and_regeneration_command(tmp_path, source, dam
     np.testing.assert_array_equal(ds.SphericalMnist(output, "validation").labels, source["validation"][1])
 
 
+def test_s2cnn_sampling_is_stored_recorded_and_regenerated(tmp_path, source):
+    output = tmp_path / "s2cnn"
+    metadata = generate(output, source, mode="rotated", seed=3, sampling="s2cnn")
+    assert metadata["projection"]["sampling"] == "s2cnn"
+    assert json.loads((output / "metadata.json").read_text())["projection"]["sampling"] == "s2cnn"
+    rotations = ds.split_rotations(3, "test", 20, 1)
+    images, labels = source["test"]
+    np.testing.assert_array_equal(ds.SphericalMnist(output, "test").images,
+                                  project(images, N, rotations, sampling="s2cnn"))
+    assert not np.array_equal(ds.SphericalMnist(output, "test").images, project(images, N, rotations))
+    command = ds.regeneration_command(output, metadata)
+    assert "--sampling s2cnn" in command
+    (output / "test-00000.npz").unlink()
+    assert run_data(parser().parse_args(shlex.split(command)[1:])) == 0
+    np.testing.assert_array_equal(ds.SphericalMnist(output, "test").images,
+                                  project(images, N, rotations, sampling="s2cnn"))
+    assert "--sampling" not in ds.regeneration_command(output, generate(tmp_path / "b", source))
+
+
 def test_missing_metadata_and_bad_arguments(tmp_path, source):
     with pytest.raises(ds.DatasetError, match=r"metadata.json not found.*sphcnn data mnist --output"):
         ds.SphericalMnist(tmp_path, "train")
@@ -193,6 +212,7 @@ def test_missing_metadata_and_bad_arguments(tmp_path, source):
         ({"n": 7}, "'n' must be an even integer >= 4"),
         ({"seed": -1}, "'seed' must be >= 0"),
         ({"rotation_chunk": 0}, "'rotation_chunk' must be >= 1"),
+        ({"sampling": "nearest"}, "'sampling' must be one of 'bilinear', 's2cnn'"),
         ({"shard_size": 0}, "'shard_size' must be >= 1"),
         ({"overwrite": "yes"}, "'overwrite' must be True or False"),
     ]
@@ -222,18 +242,13 @@ def test_command_line(tmp_path, source, capsys):
     ]
     assert run_data(parser().parse_args(args)) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1].startswith("spherical MNIST (rotated, n = 8): 100 train / 20 validation / 20 test images in ")
+    assert out[-1].startswith("spherical MNIST (rotated, n = 8, bilinear sampling): 100 train / 20 validation / 20 test images in ")
     assert out[-1].endswith(f" s -> {output}")
     metadata = json.loads((output / "metadata.json").read_text())
     assert (metadata["seed"], metadata["rotation_chunk"], metadata["grid"]["n"]) == (1, 500, 8)
     assert run_data(parser().parse_args(args)) == 2
     assert "--overwrite" in capsys.readouterr().err
     defaults = parser().parse_args(["data", "mnist", "--output", "x"])
-    assert (defaults.mode, defaults.n, defaults.seed, defaults.rotation_chunk, defaults.overwrite) == (
-        "canonical",
-        64,
-        0,
-        1,
-        False,
-    )
+    assert (defaults.mode, defaults.n, defaults.seed, defaults.rotation_chunk, defaults.sampling,
+            defaults.overwrite) == ("canonical", 64, 0, 1, "bilinear", False)
     assert defaults.mnist_dir is None and defaults.cache_dir is None

@@ -40,6 +40,34 @@ def reference(images, points):
     return np.where(points[..., 2] <= 0, out, 0.0)
 
 
+def reference_s2cnn(images, points):
+    """Independent float64 reference of the "s2cnn" sampler before its rescaling:
+    four times the bilinear interpolation on the lattice of pixels two apart,
+    {i - 1, i + 1} x {j - 1, j + 1} around (u, v), i = trunc(u), j = trunc(v),
+    with u = (x + 1.5) 28 / 3 along the image rows and v likewise from y along
+    the columns; pixels outside the image read 0. images (N, 28, 28), points (N, M, 3)."""
+    t = (-1.0 - EYE[2]) / (points[..., 2] - EYE[2])
+    u, v = (t * points[..., 0] + 1.5) * 28 / 3, (t * points[..., 1] + 1.5) * 28 / 3
+    i, j = np.trunc(u).astype(int), np.trunc(v).astype(int)
+    a, b = (u - (i - 1)) / 2, (v - (j - 1)) / 2  # position between the lattice points, in [0.5, 1)
+    padded = np.pad(images.astype(np.float64), ((0, 0), (2, 2), (2, 2)))  # zeros outside, index + 2
+
+    def pixel(rows, cols):
+        inside = (rows >= -2) & (rows < 30) & (cols >= -2) & (cols < 30)
+        return np.where(inside, padded[np.arange(len(images))[:, None], np.clip(rows + 2, 0, 31),
+                                       np.clip(cols + 2, 0, 31)], 0.0)
+
+    value = 4 * ((1 - a) * (1 - b) * pixel(i - 1, j - 1) + a * (1 - b) * pixel(i + 1, j - 1)
+                 + (1 - a) * b * pixel(i - 1, j + 1) + a * b * pixel(i + 1, j + 1))
+    return np.where(points[..., 2] <= 0, value, 0.0)
+
+
+def rescaled_s2cnn(values):
+    """The s2cnn sampler's per-image rescaling to 0..255 and truncation."""
+    low, high = values.min(axis=1, keepdims=True), values.max(axis=1, keepdims=True)
+    return np.floor((values - low) / (high - low) * 255)
+
+
 def blob(row, col, sigma, size=28):
     r, c = np.mgrid[0:size, 0:size]
     return np.rint(255 * np.exp(-((r - row) ** 2 + (c - col) ** 2) / (2 * sigma**2))).astype(np.uint8)
@@ -159,6 +187,58 @@ def test_rotated_projection_matches_spectral_rotation(seed):
     assert error < 1.5 * (e_f + e_g), (error, e_f, e_g)
 
 
+@pytest.mark.parametrize("rotated", [False, True])
+def test_s2cnn_sampler_matches_independent_reference(rotated):
+    n = 48
+    rng = np.random.default_rng(4)
+    images = np.concatenate([blob(12.0, 17.0, 2.5)[None], rng.integers(0, 256, (3, 28, 28))]).astype(np.uint8)
+    rotations = random_rotations(rng, len(images)) if rotated else np.broadcast_to(np.eye(3), (4, 3, 3))
+    points = np.einsum("mi,bij->bmj", grid_points(n).reshape(-1, 3), rotations)  # R_b^T p_m
+    raw = reference_s2cnn(images, points)
+    # the sampler jumps where u or v is an integer (its taps move by one pixel there), e.g. at the
+    # south pole (u = v = 14); float32 and float64 may fall on either side, so those points are
+    # left out of the comparison
+    t = (-1.0 - EYE[2]) / (points[..., 2] - EYE[2])
+    u, v = (t * points[..., 0] + 1.5) * 28 / 3, (t * points[..., 1] + 1.5) * 28 / 3
+    smooth = (np.abs(u - np.rint(u)) > 1e-3) & (np.abs(v - np.rint(v)) > 1e-3)
+    assert smooth.mean() > 0.8  # the rest: the pole, the meridians phi = k pi / 2 of the canonical grid
+    got_raw = sample(images, points, sampling="s2cnn")
+    np.testing.assert_allclose(got_raw[smooth], raw[smooth], rtol=2e-4, atol=0.1)
+    got = project(images, n, rotations if rotated else None, sampling="s2cnn").reshape(len(images), -1)
+    # the stored values are the raw ones rescaled per image and truncated; float32 rounding can
+    # move a value across an integer (a difference of 1, rarely)
+    difference = np.abs(got - rescaled_s2cnn(got_raw.astype(np.float64)))
+    assert difference.max() <= 1 and np.mean(difference > 0) < 2e-3
+    assert np.all(got.max(axis=1) == 255) and np.all(got.min(axis=1) == 0)
+    theta = sk.equiangular_grid(n)[0]
+    if not rotated:
+        assert np.all(got.reshape(-1, n, n)[:, theta < np.pi / 2] == 0)  # nothing on the northern hemisphere
+
+
+def test_s2cnn_sampler_transposes_the_digit_and_never_reads_the_nearest_row():
+    # the plane point (x, y) has image coordinates u = (x + 1.5) 28 / 3 along the rows and v along
+    # the columns; at u = a + 1/2, v = b + 1/2 the taps are rows a -/+ 1 with weights 1/2, 3/2 (and
+    # the same for the columns): pixel (a, b) itself is not read
+    a, b = 20, 6
+    x, y = 3 * (a + 0.5) / 28 - 1.5, 3 * (b + 0.5) / 28 - 1.5
+    d = np.array([x, y, -1.0]) - EYE
+    qa, qb, qc = d @ d, 2 * EYE @ d, EYE @ EYE - 1
+    p = EYE + (-qb + np.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa) * d  # sphere point whose projection is (x, y)
+    cases = [((a, b), 0.0), ((a + 1, b + 1), 1.5 * 1.5), ((a - 1, b + 1), 0.5 * 1.5), ((a - 1, b - 1), 0.25),
+             ((b, a), 0.0)]
+    for (row, col), weight in cases:
+        image = np.zeros((1, 28, 28), np.uint8)
+        image[0, row, col] = 100
+        assert sample(image, p[None, None], sampling="s2cnn")[0, 0] == pytest.approx(100 * weight, abs=0.05)
+    # the digit lands transposed with respect to the bilinear sampler (rows along +x)
+    n = 64
+    out = project(blob(a, b, 1.5)[None], n, sampling="s2cnn")[0]
+    j, k = np.unravel_index(np.argmax(out), out.shape)
+    theta, phi = sk.equiangular_grid(n)
+    assert abs(theta[j] - np.arccos(p[2])) <= 2 * np.pi / (n - 1)
+    assert abs(phi[k] - np.arctan2(y, x) % (2 * np.pi)) <= 3 * 2 * np.pi / n
+
+
 def test_project_argument_errors():
     images = np.zeros((2, 28, 28), np.uint8)
     with pytest.raises(ValueError, match=r"'images' has shape \(28, 28\); expected \(N, 28, 28\)"):
@@ -173,6 +253,10 @@ def test_project_argument_errors():
         project(images, 8, np.stack([np.eye(3), -np.eye(3)]))
     with pytest.raises(ValueError, match=r"'points' has shape \(2, 3\)"):
         sample(images, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="'sampling' must be one of 'bilinear', 's2cnn', got 'nearest'"):
+        project(images, 8, sampling="nearest")
+    with pytest.raises(ValueError, match="'sampling' must be one of 'bilinear', 's2cnn', got 'nearest'"):
+        sample(images, np.tile([[[0.0, 0.0, -1.0]]], (2, 1, 1)), sampling="nearest")
     assert project(images[:0], 8).shape == (0, 8, 8)
 
 

