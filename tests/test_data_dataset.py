@@ -222,6 +222,22 @@ def test_missing_metadata_and_bad_arguments(tmp_path, source):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("name", sorted(ds.NAMED_DATASETS))
+def test_missing_named_dataset_names_the_command_that_builds_it(tmp_path, source, name):
+    output = tmp_path / name
+    with pytest.raises(ds.DatasetError, match="metadata.json not found") as error:
+        ds.SphericalMnist(output, "test")
+    command = str(error.value).split("`")[1]
+    assert command == ds.named_dataset_command(output)
+    arguments = shlex.split(command)[1:] + ["--mnist-dir", str(source["dir"]), "--n", str(N)]
+    assert run_data(parser().parse_args(arguments)) == 0
+    metadata = json.loads((output / "metadata.json").read_text())
+    want = {"mode": "canonical", "sampling": "bilinear", "rotation_chunk": 1} | ds.NAMED_DATASETS[name]
+    assert (metadata["mode"], metadata["projection"]["sampling"], metadata["rotation_chunk"]) == (
+        want["mode"], want["sampling"], want["rotation_chunk"])
+    assert ds.named_dataset_command(tmp_path / "mine") is None
+
+
 def test_command_line(tmp_path, source, capsys):
     output = tmp_path / "cli"
     args = [

@@ -142,7 +142,7 @@ def run_demo(args) -> int:
     import jax
 
     from sphcnn import trainer
-    from sphcnn.data.dataset import generate_spherical_mnist
+    from sphcnn.data.dataset import NAMED_DATASETS, generate_spherical_mnist
 
     gpu = jax.default_backend() == "gpu"
     preset = "demo_gpu" if gpu else "demo_cpu"
@@ -152,7 +152,7 @@ def run_demo(args) -> int:
         if not (args.data_dir / name / "metadata.json").exists():
             print(f"sphcnn demo: building the {name} spherical MNIST dataset in {args.data_dir / name}", flush=True)
             began = time.perf_counter()
-            generate_spherical_mnist(args.data_dir / name, mode=name,
+            generate_spherical_mnist(args.data_dir / name, **NAMED_DATASETS[name],
                                      progress=lambda line: print(f"  {line}", flush=True))
             print(f"sphcnn demo: dataset built in {time.perf_counter() - began:.0f} s", flush=True)
     print(f"sphcnn demo: training {config.model} ({'GPU: full rotated recipe' if gpu else 'CPU: canonical quick run'}) "

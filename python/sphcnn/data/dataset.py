@@ -55,8 +55,36 @@ DEFAULT_SHARD_SIZE = 10_000
 _ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
+# Datasets that the training presets and `sphcnn demo` name by their directory
+# under the data root, with the generate_spherical_mnist options that build them.
+# The *_s2cnn ones follow the published spherical MNIST (s2cnn's
+# examples/mnist/gendata.py, whose output Esteves et al. 2020 train and test on):
+# its sampler and, rotated, one rotation per 500 images (that script's chunk size).
+NAMED_DATASETS: dict[str, dict] = {
+    "canonical": {"mode": "canonical"},
+    "rotated": {"mode": "rotated"},
+    "canonical_s2cnn": {"mode": "canonical", "sampling": "s2cnn"},
+    "rotated_s2cnn": {"mode": "rotated", "sampling": "s2cnn", "rotation_chunk": 500},
+}
+
+
 class DatasetError(ValueError):
     """A dataset directory that cannot be written or read as asked."""
+
+
+def named_dataset_command(path) -> str | None:
+    """The ``sphcnn data mnist`` command that builds the named dataset at ``path``
+    (named by its last component, see NAMED_DATASETS), or None for other names."""
+    path = Path(path)
+    options = NAMED_DATASETS.get(path.name)
+    if options is None:
+        return None
+    parts = ["sphcnn", "data", "mnist", "--output", str(path), "--mode", options["mode"]]
+    if "sampling" in options:
+        parts += ["--sampling", options["sampling"]]
+    if "rotation_chunk" in options:
+        parts += ["--rotation-chunk", str(options["rotation_chunk"])]
+    return shlex.join(parts)
 
 
 def split_rotations(seed: int, split: str, count: int, rotation_chunk: int) -> np.ndarray:
@@ -289,10 +317,12 @@ def generate_spherical_mnist(
 def _read_metadata(path: Path) -> dict:
     metadata_file = path / METADATA_FILE
     if not metadata_file.is_file():
+        named = named_dataset_command(path)
+        how = (f"`{named}`" if named is not None else f"`sphcnn data mnist --output {shlex.quote(str(path))}` "
+               f"(plus --mode, --sampling, --n, --seed, --rotation-chunk as wanted)")
         raise DatasetError(
             f"{metadata_file} not found: {path} is not a finished spherical MNIST dataset (an interrupted generation "
-            f"leaves none); generate it with `sphcnn data mnist --output {shlex.quote(str(path))}` (plus --mode, --n, "
-            f"--seed, --rotation-chunk as wanted)"
+            f"leaves none); generate it with {how}"
         )
     try:
         metadata = json.loads(metadata_file.read_text())
