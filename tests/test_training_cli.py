@@ -195,6 +195,9 @@ def test_plot_writes_png(data_root, tmp_path, capsys):
     (["train", "--workdir", "{w}", "--set", "kernel_init=he"], 2,
      r"'kernel_init' must be 'original' or 'unit_energy', got 'he'"),
     (["train", "--workdir", "{w}", "--dataset", "missing", "--data-dir", "{d}"], 2, r"missing"),
+    (["train", "--workdir", "{w}", "--data-dir", "{d}"], 2,
+     r"rotated_s2cnn/metadata.json not found.*`sphcnn data mnist --output \S*rotated_s2cnn --mode rotated "
+     r"--sampling s2cnn --rotation-chunk 500`"),
     (["eval", "--workdir", "{w}"], 2, r"no config.json"),
     (["plot", "--count", "0", "--data-dir", "{d}"], 2, r"--count must be >= 1"),
     (["train", "--workdir", "{w}", "--num-processes", "2"], 2, r"--num-processes need --distributed"),
@@ -219,3 +222,12 @@ def test_resuming_with_another_config_is_refused(data_root, tmp_path, capsys):
     assert cli.main(train_args(data_root, workdir, 2)) == 0
     assert cli.main(train_args(data_root, workdir, 2, "--set", "learning_rate=0.5")) == 2
     assert "different config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", sorted(configs.PRESETS))
+def test_presets_train_on_datasets_that_the_demo_can_build(preset):
+    from sphcnn.data.dataset import NAMED_DATASETS
+
+    config = configs.resolve(preset)
+    assert config.dataset in NAMED_DATASETS
+    assert (config.test_dataset or config.dataset) in NAMED_DATASETS
