@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser("plot", help="draw input spheres (and predictions) to a PNG")
     plot.add_argument("--data-dir", default="data/spherical_mnist")
-    plot.add_argument("--dataset", default="canonical")
+    plot.add_argument("--dataset", default="canonical_s2cnn")
     plot.add_argument("--split", default="test", choices=["train", "validation", "test"])
     plot.add_argument("--count", type=int, default=8)
     plot.add_argument("--workdir", type=pathlib.Path, help="a trained run: add its predictions")
