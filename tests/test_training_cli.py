@@ -41,9 +41,16 @@ def test_tiny_model_learns_and_evaluates(data_root, tmp_path, capsys):
     workdir = tmp_path / "run"
     args = train_args(data_root, workdir, 60, "--set", "log_every=10", "--set", "learning_rate=2e-2",
                       "--set", "warmup_epochs=0.2")
+    began = time.perf_counter()
     assert cli.main(args) == 0
+    wall = time.perf_counter() - began
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary.startswith("sphcnn: tiny_spin_classifier trained on canonical spherical MNIST for 60 steps")
+    timing = [r for r in records(workdir) if r["split"] == "timing"]
+    assert len(timing) == 1 and timing[0]["step"] == 60
+    assert 0 < timing[0]["startup_seconds"] and 0 < timing[0]["train_seconds"]
+    assert timing[0]["startup_seconds"] + timing[0]["train_seconds"] < wall
+    assert f"{timing[0]['startup_seconds']:.1f} s of startup" in summary
     train = [r for r in records(workdir) if r["split"] == "train"]
     assert train[-1]["loss"] < 0.6 * train[0]["loss"], [r["loss"] for r in train]
     for key in ("loss", "accuracy", "learning_rate", "steps_per_s", "examples_per_s"):
@@ -149,7 +156,7 @@ def test_two_hosts_equal_one(data_root, tmp_path):
     assert [host.returncode for host in hosts] == [0, 0], outputs
     single = _train_in_process(data_root, tmp_path / "single", 4)
     multi = {r["split"]: r for r in records(tmp_path / "hosts") if r["step"] == 6}
-    assert len(records(tmp_path / "hosts")) == 3  # steps 3 and 6, test: written once
+    assert len(records(tmp_path / "hosts")) == 4  # steps 3 and 6, timing, test: written once
     np.testing.assert_allclose(multi["test"]["loss"], single["test_loss"], rtol=1e-5)
     assert multi["test"]["accuracy"] == single["test_accuracy"]
     ones = {r["split"]: r for r in records(tmp_path / "single") if r["step"] == 6}

@@ -84,7 +84,8 @@ def _train_config(args) -> configs.TrainConfig:
 def _summary(config: configs.TrainConfig, result: dict) -> str:
     test = config.test_dataset or config.dataset
     line = (f"sphcnn: {config.model} trained on {config.dataset} spherical MNIST for {result['steps']} steps "
-            f"in {result['train_seconds']:.0f} s")
+            f"in {result['startup_seconds']:.1f} s of startup (data, initialization, compilation, first step) "
+            f"+ {result['train_seconds']:.1f} s")
     if "test_accuracy" in result:
         line += (f"; test accuracy on {test}: {100 * result['test_accuracy']:.2f}% "
                  f"({round(result['test_accuracy'] * result['test_count'])}/{result['test_count']})")

@@ -119,7 +119,11 @@ def _check_finite(state: training.TrainState, loss: float, step: int, checkpoint
 
 def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None) -> dict:
     """Train (or resume) in `workdir`; returns the final metrics, with the test
-    accuracy if config.eval_on_test."""
+    accuracy if config.eval_on_test, and the timing: startup_seconds (from this
+    call to the end of the first step: data loading, model initialization,
+    checkpoint restore, compilation and that step) and train_seconds (every
+    later step, to the end of the last one)."""
+    entered = time.perf_counter()
     config = _prepare_workdir(config, workdir)
     images, labels = _training_arrays(config)
     train_data = TrainingBatches(images, labels, config.batch_size, seed=config.seed)
@@ -138,13 +142,17 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None) -> di
     step_fn = parallel.train_step_fn(run.model, run.optimizer, run.mesh)
     first = step = int(state.step)
     started = window_start = time.perf_counter()
-    window_first, sums = first, None
+    window_first, sums, startup_seconds = first, None, None
     batches = Prefetcher(train_data.iterate(first, total_steps - first))
     try:
         for batch in batches:
             sharded = parallel.shard_batch(batch, run.mesh)
             state, metrics = step_fn(state, sharded["images"], sharded["labels"], sharded["weights"])
             step += 1
+            if startup_seconds is None:
+                jax.block_until_ready(state)
+                startup_seconds = time.perf_counter() - entered
+                steady_from = time.perf_counter()
             sums = metrics if sums is None else jax.tree.map(lambda a, b: a + b, sums, metrics)
             log_now = step % config.log_every == 0 or step == total_steps
             save_now = step % config.checkpoint_every == 0 or step == total_steps
@@ -166,7 +174,12 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None) -> di
                            f"  validation: accuracy {100 * result['accuracy']:.2f}% loss {result['loss']:.4f}")
     finally:
         batches.close()
-    summary = {"steps": step, "train_seconds": time.perf_counter() - started}
+    jax.block_until_ready(state)
+    ended = time.perf_counter()
+    if startup_seconds is None:
+        startup_seconds, steady_from = ended - entered, ended
+    summary = {"steps": step, "startup_seconds": startup_seconds, "train_seconds": ended - steady_from}
+    sink.write(step, "timing", {k: summary[k] for k in ("startup_seconds", "train_seconds")})
     if config.eval_on_test:
         test = _dataset(config, config.test_dataset or config.dataset, "test")
         result = evaluate(run, state, test)
