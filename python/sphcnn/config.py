@@ -28,7 +28,7 @@ class TrainConfig:
     dataset: str = "rotated_s2cnn"      # training data: <data_dir>/<dataset> (named datasets:
                                         # sphcnn.data.dataset.NAMED_DATASETS; rotated_s2cnn is the
                                         # published protocol the original trains on)
-    test_dataset: str = ""              # evaluation data; empty: the training dataset (NR/R: rotated)
+    test_dataset: str = ""              # evaluation data; empty: the training dataset (NR/R: rotated_s2cnn)
     data_dir: str = "data/spherical_mnist"
     batch_size: int = 32
     learning_rate: float = 1e-3         # per batch of 32; the used rate is this * batch_size / 32
