@@ -59,12 +59,14 @@ _ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carr
 # under the data root, with the generate_spherical_mnist options that build them.
 # The *_s2cnn ones follow the published spherical MNIST (s2cnn's
 # examples/mnist/gendata.py, whose output Esteves et al. 2020 train and test on):
-# its sampler and, rotated, one rotation per 500 images (that script's chunk size).
+# its sampler and, rotated, one rotation per 500 images (that script's chunk size);
+# rotated_s2cnn_c1 has the same sampler and a rotation per image.
 NAMED_DATASETS: dict[str, dict] = {
     "canonical": {"mode": "canonical"},
     "rotated": {"mode": "rotated"},
     "canonical_s2cnn": {"mode": "canonical", "sampling": "s2cnn"},
     "rotated_s2cnn": {"mode": "rotated", "sampling": "s2cnn", "rotation_chunk": 500},
+    "rotated_s2cnn_c1": {"mode": "rotated", "sampling": "s2cnn"},
 }
 
 
