@@ -43,7 +43,8 @@ generate_spherical_mnist(output, **NAMED_DATASETS[output.name], cache_dir=sys.ar
 EOF
 }
 
-run() {  # run NAME MODEL TRAIN_DATASET EVAL_DATASETS... : train, evaluate, append a result line
+run() {  # run NAME MODEL TRAIN_DATASET OTHER_TEST_DATASETS... : train (which tests on TRAIN_DATASET),
+         # evaluate on the others, append a result line
     local name=$1 model=$2 dataset=$3
     shift 3
     "$python" -m sphcnn.cli train --model "$model" --dataset "$dataset" --workdir "$out/work/$name" \
@@ -59,10 +60,12 @@ run() {  # run NAME MODEL TRAIN_DATASET EVAL_DATASETS... : train, evaluate, appe
     "$python" - "$out/work/$name/metrics.jsonl" "$name" "$model" "$dataset" "$accuracies" >> "$out/results.jsonl" <<'EOF'
 import json, sys
 path, name, model, dataset, accuracies = sys.argv[1:]
-timing = [r for r in map(json.loads, open(path)) if r["split"] == "timing"][-1]
+records = [json.loads(line) for line in open(path)]
+timing = [r for r in records if r["split"] == "timing"][-1]
+tested = [r for r in records if r["split"] == "test"][-1]
 print(json.dumps({"name": name, "model": model, "train_dataset": dataset, "steps": timing["step"],
                   "startup_seconds": timing["startup_seconds"], "train_seconds": timing["train_seconds"],
-                  "test_accuracy": json.loads(accuracies)}))
+                  "test_accuracy": {dataset: tested["accuracy"], **json.loads(accuracies)}}))
 EOF
     tail -1 "$out/results.jsonl"
 }
@@ -70,11 +73,11 @@ EOF
 extra=("$@")
 build rotated_s2cnn
 if [ "$what" != nr ]; then
-    run rr spin_classifier_6_layers rotated_s2cnn rotated_s2cnn
+    run rr spin_classifier_6_layers rotated_s2cnn
 fi
 if [ "$what" != rr ]; then
     build canonical_s2cnn
     for model in spin_classifier_6_layers spherical_classifier_6_layers cnn_classifier_6_layers; do
-        run "nr_$model" "$model" canonical_s2cnn canonical_s2cnn rotated_s2cnn
+        run "nr_$model" "$model" canonical_s2cnn rotated_s2cnn
     done
 fi

@@ -81,12 +81,16 @@ def named_dataset_command(path) -> str | None:
     options = NAMED_DATASETS.get(path.name)
     if options is None:
         return None
-    parts = ["sphcnn", "data", "mnist", "--output", str(path), "--mode", options["mode"]]
-    if "sampling" in options:
-        parts += ["--sampling", options["sampling"]]
-    if "rotation_chunk" in options:
-        parts += ["--rotation-chunk", str(options["rotation_chunk"])]
-    return shlex.join(parts)
+    flags = {"mode": "--mode", "sampling": "--sampling", "rotation_chunk": "--rotation-chunk"}
+    return shlex.join(_data_command(path, *[(flags[key], value) for key, value in options.items()]))
+
+
+def _data_command(path, *options: tuple[str, object]) -> list[str]:
+    """``sphcnn data mnist --output PATH`` followed by the (flag, value) pairs."""
+    parts = ["sphcnn", "data", "mnist", "--output", str(path)]
+    for flag, value in options:
+        parts += [flag, str(value)]
+    return parts
 
 
 def split_rotations(seed: int, split: str, count: int, rotation_chunk: int) -> np.ndarray:
@@ -100,21 +104,8 @@ def split_rotations(seed: int, split: str, count: int, rotation_chunk: int) -> n
 
 def regeneration_command(path, metadata: dict) -> str:
     """The ``sphcnn data mnist`` command line that rewrites the dataset at ``path``."""
-    parts = [
-        "sphcnn",
-        "data",
-        "mnist",
-        "--output",
-        str(path),
-        "--mode",
-        metadata["mode"],
-        "--n",
-        str(metadata["grid"]["n"]),
-        "--seed",
-        str(metadata["seed"]),
-        "--rotation-chunk",
-        str(metadata["rotation_chunk"]),
-    ]
+    parts = _data_command(path, ("--mode", metadata["mode"]), ("--n", metadata["grid"]["n"]),
+                          ("--seed", metadata["seed"]), ("--rotation-chunk", metadata["rotation_chunk"]))
     sampling = metadata["projection"].get("sampling", "bilinear")
     if sampling != "bilinear":
         parts += ["--sampling", sampling]
