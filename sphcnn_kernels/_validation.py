@@ -1,25 +1,37 @@
-"""Argument checks shared by the public functions.
+"""The one check module of sphcnn: transforms, model layers and data.
 
-Every check raises ``ValueError`` naming the function, the argument, the value
-received and what was expected, before any kernel runs.
+Every check raises ``ValueError`` naming the function (or module), the argument,
+the value received and what was expected, before any kernel runs. Every option
+list of the project is defined here, once.
 """
 
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+# Option lists.
+BACKENDS = ("xla", "ffi", "triton")                 # transform backends ("auto" resolves to one)
+PRECISIONS = ("highest", "fast")                    # matmul precision policies of the transforms
+LAYOUTS = ("batch_major", "degree_major")           # spectral layouts
+LAMBDA_MODES = ("auto", "table", "onthefly")        # where the CUDA kernels get lambda from
+REPRESENTATIONS = ("spatial", "spectral")           # what a layer takes and returns
+KERNEL_INITS = ("unit_energy", "original")          # initializations of spherical convolutions
+BATCH_NORMS = ("spectral", "spatial")               # where a block normalizes
+
 SUPPORTED_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
-_REAL_TO_COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): np.dtype(np.complex128)}
+REAL_TO_COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): np.dtype(np.complex128)}
 
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_int(func: str, name: str, value, minimum: int | None = None) -> int:
+def integer(func: str, name: str, value, minimum: int | None = None) -> int:
     """An integer (not bool, not float), optionally >= minimum."""
     if not _is_int(value):
         raise ValueError(f"{func}: argument '{name}' must be an integer, got {value!r} ({type(value).__name__})")
@@ -28,60 +40,125 @@ def check_int(func: str, name: str, value, minimum: int | None = None) -> int:
     return int(value)
 
 
-def check_grid_size(func: str, name: str, n) -> int:
+def positive_int(func: str, name: str, value) -> int:
+    return integer(func, name, value, minimum=1)
+
+
+def grid_size(func: str, name: str, n) -> int:
     """Grid size n of the n x n equiangular grid: an even integer >= 4."""
-    n = check_int(func, name, n)
+    n = integer(func, name, n)
     if n < 4 or n % 2:
         raise ValueError(f"{func}: argument '{name}' must be an even integer >= 4 (grid n x n), got {n}")
     return n
 
 
-def check_spins(func: str, spins) -> tuple[int, ...]:
+def spins(func: str, name: str, value) -> tuple[int, ...]:
     """A non-empty sequence of distinct integer spins, returned as a tuple."""
-    if _is_int(spins) or not isinstance(spins, (Sequence, np.ndarray)) or isinstance(spins, str):
-        raise ValueError(f"{func}: argument 'spins' must be a sequence of distinct integers, got {spins!r}")
-    values = list(spins.tolist() if isinstance(spins, np.ndarray) else spins)
+    if _is_int(value) or not isinstance(value, (Sequence, np.ndarray)) or isinstance(value, str):
+        raise ValueError(f"{func}: argument '{name}' must be a sequence of distinct integers, got {value!r}")
+    values = list(value.tolist() if isinstance(value, np.ndarray) else value)
     if not values:
-        raise ValueError(f"{func}: argument 'spins' must name at least one spin, got {spins!r}")
+        raise ValueError(f"{func}: argument '{name}' must name at least one spin, got {value!r}")
     for s in values:
         if not _is_int(s):
-            raise ValueError(f"{func}: argument 'spins' must hold integers, got {s!r} ({type(s).__name__}) in {spins!r}")
+            raise ValueError(f"{func}: argument '{name}' must hold integers, got {s!r} ({type(s).__name__}) in {value!r}")
     if len(set(values)) != len(values):
-        raise ValueError(f"{func}: argument 'spins' must not repeat a spin, got {spins!r}")
+        raise ValueError(f"{func}: argument '{name}' must not repeat a spin, got {value!r}")
     return tuple(int(s) for s in values)
 
 
-def check_ell_max(func: str, ell_max, n: int, spins: tuple[int, ...], name: str = "ell_max") -> int:
+def ell_max(func: str, value, n: int, spin_values: tuple[int, ...], name: str = "ell_max") -> int:
     """Band limit: max|s| <= ell_max <= n/2 - 1."""
-    ell_max = check_int(func, name, ell_max)
+    value = integer(func, name, value)
     top = n // 2 - 1
-    low = max(abs(s) for s in spins)
-    if not low <= ell_max <= top:
+    low = max(abs(s) for s in spin_values)
+    if low > top:
         raise ValueError(
-            f"{func}: argument '{name}' must lie in [{low}, {top}] (max |spin| to n/2 - 1 for n = {n}, spins {spins}), got {ell_max}"
+            f"{func}: n = {n} is too small for spins {spin_values}: a spin-{low} function needs degrees up to "
+            f"ell_max >= {low}, i.e. n >= {2 * low + 2}"
         )
-    return ell_max
+    if not low <= value <= top:
+        raise ValueError(
+            f"{func}: argument '{name}' must lie in [{low}, {top}] (max |spin| to n/2 - 1 for n = {n}, "
+            f"spins {spin_values}), got {value}"
+        )
+    return value
 
 
-def complex_dtype(func: str, name: str, dtype, spins: tuple[int, ...]) -> np.dtype:
+def complex_dtype(func: str, name: str, dtype, spin_values: tuple[int, ...]) -> np.dtype:
     """The complex dtype a transform computes in for an input of `dtype`."""
     dtype = np.dtype(dtype)
     if dtype in SUPPORTED_COMPLEX:
         return dtype
-    if dtype in _REAL_TO_COMPLEX:
-        if any(s != 0 for s in spins):
+    if dtype in REAL_TO_COMPLEX:
+        if any(s != 0 for s in spin_values):
             raise ValueError(
-                f"{func}: argument '{name}' is real ({dtype}) but spins {spins} include nonzero spins; "
+                f"{func}: argument '{name}' is real ({dtype}) but spins {spin_values} include nonzero spins; "
                 "spin-weighted functions with s != 0 must be complex64 or complex128"
             )
-        return _REAL_TO_COMPLEX[dtype]
+        return REAL_TO_COMPLEX[dtype]
     raise ValueError(
         f"{func}: argument '{name}' has dtype {dtype}; expected complex64 or complex128 "
         "(float32 or float64 for spin 0 only)"
     )
 
 
-def check_precision(func: str, precision) -> str:
-    if precision not in ("highest", "fast"):
-        raise ValueError(f"{func}: argument 'precision' must be 'highest' or 'fast', got {precision!r}")
-    return precision
+def choice(func: str, name: str, value, options: tuple[str, ...]) -> str:
+    """One of `options` (strings)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{func}: argument '{name}' must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
+def flag(func: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{func}: argument '{name}' must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def path(func: str, name: str, value) -> Path:
+    """A str or os.PathLike, returned as an expanded Path."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"{func}: argument '{name}' must be a non-empty path (str or os.PathLike), got {value!r}")
+    return Path(value).expanduser()
+
+
+def optional_path(func: str, name: str, value) -> Path | None:
+    return None if value is None else path(func, name, value)
+
+
+def spatial_input(module: str, x, resolution: int, spin_values: tuple[int, ...], channels: int) -> None:
+    """x must be (batch..., n, n, len(spins), channels) with n = resolution."""
+    expected = (resolution, resolution, len(spin_values), channels)
+    if x.ndim < 5 or tuple(x.shape[-4:]) != expected:
+        raise ValueError(
+            f"{module}: input has shape {tuple(x.shape)}; expected (batch, {resolution}, {resolution}, "
+            f"{len(spin_values)}, {channels}) (spins {spin_values}, {channels} channels)"
+        )
+
+
+def spectral_input(module: str, x, ell: int, spin_values: tuple[int, ...], channels: int,
+                   layout: str = "batch_major") -> None:
+    """x must be (batch..., ell + 1, 2 ell + 1, len(spins), channels), or
+    (ell + 1, batch..., 2 ell + 1, ...) degree-major."""
+    tail = (2 * ell + 1, len(spin_values), channels)
+    if layout == "degree_major":
+        ok = x.ndim >= 5 and x.shape[0] == ell + 1 and tuple(x.shape[-3:]) == tail
+        expected = f"({ell + 1}, batch, {2 * ell + 1}, {len(spin_values)}, {channels})"
+    else:
+        ok = x.ndim >= 5 and tuple(x.shape[-4:]) == (ell + 1,) + tail
+        expected = f"(batch, {ell + 1}, {2 * ell + 1}, {len(spin_values)}, {channels})"
+    if not ok:
+        raise ValueError(
+            f"{module}: input has shape {tuple(x.shape)}; expected {expected} ({layout} coefficients up to "
+            f"ell_max = {ell}, spins {spin_values}, {channels} channels)"
+        )
+
+
+def input_spins(module: str, built_for: tuple[int, ...], given) -> None:
+    """Optional call-time check of the spins an input carries."""
+    if given is None:
+        return
+    given = spins(module, "spins", given)
+    if given != built_for:
+        raise ValueError(f"{module}: input carries spins {given}, but the layer was built for spins {built_for}")

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sphcnn_kernels._validation import check_grid_size
+from sphcnn_kernels._validation import grid_size
 
 
 def equiangular_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +29,7 @@ def equiangular_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(theta, phi)``, float64 arrays of shape (n,) in radians:
     theta_j = pi j / (n - 1) (both poles included), phi_k = 2 pi k / n.
     """
-    n = check_grid_size("equiangular_grid", "n", n)
+    n = grid_size("equiangular_grid", "n", n)
     theta = np.pi * np.arange(n) / (n - 1)
     phi = 2.0 * np.pi * np.arange(n) / n
     return theta, phi
@@ -57,7 +57,7 @@ def quadrature_weights(n: int) -> np.ndarray:
     exactly for f band-limited to degree n - 2 (e.g. the product of two functions
     band-limited to n/2 - 1). The weights are positive and sum to 4 pi.
     """
-    n = check_grid_size("quadrature_weights", "n", n)
+    n = grid_size("quadrature_weights", "n", n)
     return _ring_weights(n).copy()
 
 
@@ -72,7 +72,7 @@ def spherical_mean(x: jax.Array) -> jax.Array:
         raise ValueError(
             f"spherical_mean: argument 'x' has shape {x.shape}; expected (..., n, n, n_spins, n_channels)"
         )
-    n = check_grid_size("spherical_mean", "x.shape[-4]", x.shape[-4])
+    n = grid_size("spherical_mean", "x.shape[-4]", x.shape[-4])
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         raise ValueError(f"spherical_mean: argument 'x' must be a float or complex array, got dtype {x.dtype}")
     weights = jnp.asarray(_ring_weights(n) / (4.0 * np.pi * n), dtype=jnp.finfo(x.dtype).dtype)

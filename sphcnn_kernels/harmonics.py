@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sphcnn_kernels import _validation as v
+from sphcnn_kernels import _validation as checks
 
 
 def spin_spherical_harmonics(ell_max: int, spin: int, theta, phi) -> np.ndarray:
@@ -18,8 +18,8 @@ def spin_spherical_harmonics(ell_max: int, spin: int, theta, phi) -> np.ndarray:
     ``[..., l, ell_max + m]`` and zeros where l < max(|m|, |s|).
     """
     func = "spin_spherical_harmonics"
-    ell_max = v.check_int(func, "ell_max", ell_max, minimum=0)
-    spin = v.check_spins(func, [spin])[0]
+    ell_max = checks.integer(func, "ell_max", ell_max, minimum=0)
+    spin = checks.integer(func, "spin", spin)
     theta = np.asarray(theta, dtype=np.float64)
     phi = np.asarray(phi, dtype=np.float64)
     if theta.shape != phi.shape:

@@ -1,4 +1,5 @@
-"""The two linear primitives every transform is made of.
+"""Linear JAX primitives: one helper for every linear operator of sphcnn, and the
+two primitives every transform is made of.
 
 For a plan (grid n, band limit L - 1 = ell_max, spins), a ring scale w_j and a
 sign sigma = +-1:
@@ -12,113 +13,106 @@ with lambda_{l,m,s}(theta) = (-1)^s sqrt((2l + 1)/(4 pi)) d^l_{m,-s}(theta).
 For the same (w, sigma) each is the transpose of the other (JAX's linear
 transpose: no conjugation). The forward transform is analysis(w = q_j / n,
 sigma = -1), the inverse is synthesis(w = 1, sigma = +1); their transposes give
-the gradients. Being linear primitives with transpose, batching and per-backend
-lowering rules, they work under jit, vmap, grad, jvp and any composition.
+the gradients. Analysis also takes real maps (spin 0): the transpose then keeps
+the real part.
+
+Parameters of both: plan (geometry and constants), sign, weighted, and the
+options backend ('auto' is resolved per platform at lowering), precision,
+layout and mode; see :mod:`sphcnn_kernels.lowering`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+from collections.abc import Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from sphcnn_kernels.backends import implementation
-from sphcnn_kernels.plan import Plan
+from sphcnn_kernels import lowering
 
-analysis_p = Primitive("sphcnn_analysis")
-synthesis_p = Primitive("sphcnn_synthesis")
-
-
-def analysis(x: jax.Array, plan: Plan, sign: int, weighted: bool) -> jax.Array:
-    """Bind the analysis primitive; x must already have the plan's dtype and shape."""
-    return analysis_p.bind(x, plan=plan, sign=sign, weighted=weighted)
-
-
-def synthesis(a: jax.Array, plan: Plan, sign: int, weighted: bool) -> jax.Array:
-    """Bind the synthesis primitive; a must already have the plan's dtype and shape."""
-    return synthesis_p.bind(a, plan=plan, sign=sign, weighted=weighted)
-
-
-def _analysis_abstract(x, *, plan, sign, weighted):
-    del sign, weighted
-    return x.update(shape=plan.spectral_shape(x.shape[:-4], *x.shape[-2:]))
-
-
-def _synthesis_abstract(a, *, plan, sign, weighted):
-    del sign, weighted
-    return a.update(shape=plan.spectral_batch(a.shape) + plan.spatial_core_shape + a.shape[-2:])
-
-
-def _batch_axis(plan: Plan, spectral: bool) -> int:
-    """Where the leading batch axis sits: spatial arrays and batch-major
-    coefficients start with it, degree-major coefficients with the degree."""
-    return 1 if spectral and plan.layout == "degree_major" else 0
-
-
-def _transpose_to(other):
-    def rule(cotangent, operand, *, plan, sign, weighted):
-        assert ad.is_undefined_primal(operand)
-        if type(cotangent) is ad.Zero:
-            return [ad.Zero(operand.aval)]
-        return [other.bind(cotangent, plan=plan, sign=sign, weighted=weighted)]
-
-    return rule
-
-
-def _batching_rule(primitive, spectral_in: bool):
-    def rule(args, dims, *, plan, sign, weighted):
-        (operand,), (dim,) = args, dims
-        operand = jax.numpy.moveaxis(operand, dim, _batch_axis(plan, spectral_in))
-        out = primitive.bind(operand, plan=plan, sign=sign, weighted=weighted)
-        return out, _batch_axis(plan, not spectral_in)
-
-    return rule
-
-
-def _lowering(direction):
-    def rule(ctx, operand, *, plan, sign, weighted):
-        platform = ctx.module_context.platforms[0]
-        module = implementation(plan.backend, platform)
-        impl = getattr(module, direction)
-        native = plan.layout == "batch_major" or platform in getattr(module, "DEGREE_MAJOR_PLATFORMS", ())
-        inner = plan if native else dataclasses.replace(plan, layout="batch_major")
-
-        def fn(value):
-            # Backends without a native degree-major layout get batch-major
-            # coefficients, moved into place around them.
-            if not native and direction == "synthesis":
-                value = jax.numpy.moveaxis(value, 0, -4)
-            out = impl(value, plan=inner, sign=sign, weighted=weighted, platform=platform)
-            if not native and direction == "analysis":
-                out = jax.numpy.moveaxis(out, -4, 0)
-            return out
-
-        return mlir.lower_fun(fn, multiple_results=False)(ctx, operand)
-
-    return rule
+# Platforms with a lowering rule of their own; every other platform gets the
+# generic rule (registered for platform None).
+PLATFORMS = ("cpu", "cuda")
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(primitive, plan, sign, weighted):
-    return jax.jit(lambda v: primitive.bind(v, plan=plan, sign=sign, weighted=weighted))
+def _compiled(primitive: Primitive, params: tuple) -> Callable:
+    return jax.jit(lambda v: primitive.bind(v, **dict(params)))
 
 
-def _eager(primitive):
-    def impl(operand, *, plan, sign, weighted):
-        return _compiled(primitive, plan, sign, weighted)(operand)
+def linear_primitive(name: str, *, abstract_eval: Callable, batch_axes: Callable[[dict], tuple[int, int]],
+                     lowerings: Mapping[str | None, Callable]) -> Primitive:
+    """A primitive for a linear operator of one operand.
 
-    return impl
+    abstract_eval(aval, **params) -> output aval; batch_axes(params) -> (axis of
+    the operand, axis of the result) along which the operator maps a leading
+    batch (the batching rule moves the vmapped axis there); lowerings: platform
+    (None: every platform without a rule of its own) -> fn(operand, **params), a
+    traceable function of jax operations. Its transpose is set by :func:`transposes`.
+    """
+    primitive = Primitive(name)
+    primitive.def_impl(lambda operand, **params: _compiled(primitive, tuple(sorted(params.items())))(operand))
+    primitive.def_abstract_eval(abstract_eval)
+
+    def batch(args, dims, **params):
+        (operand,), (dim,) = args, dims
+        into, out = batch_axes(params)
+        return primitive.bind(jnp.moveaxis(operand, dim, into), **params), out
+
+    batching.primitive_batchers[primitive] = batch
+    for platform, fn in lowerings.items():
+        mlir.register_lowering(primitive, mlir.lower_fun(fn, multiple_results=False), platform=platform)
+    return primitive
 
 
-for _prim, _other, _direction, _abstract in (
-    (analysis_p, synthesis_p, "analysis", _analysis_abstract),
-    (synthesis_p, analysis_p, "synthesis", _synthesis_abstract),
-):
-    _prim.def_impl(_eager(_prim))
-    _prim.def_abstract_eval(_abstract)
-    ad.deflinear2(_prim, _transpose_to(_other))
-    batching.primitive_batchers[_prim] = _batching_rule(_prim, spectral_in=_prim is synthesis_p)
-    mlir.register_lowering(_prim, _lowering(_direction))
+def transposes(first: Primitive, second: Primitive) -> None:
+    """Make each of two linear primitives with the same parameters the transpose
+    of the other. A real operand gets the real part of the transposed cotangent
+    (the transpose of the promotion to complex)."""
+
+    def rule_to(other):
+        def rule(cotangent, operand, **params):
+            assert ad.is_undefined_primal(operand)
+            if type(cotangent) is ad.Zero:
+                return [ad.Zero(operand.aval)]
+            out = other.bind(cotangent, **params)
+            if not jnp.iscomplexobj(operand.aval) and jnp.iscomplexobj(out):
+                out = jnp.real(out)
+            return [out]
+
+        return rule
+
+    ad.deflinear2(first, rule_to(second))
+    ad.deflinear2(second, rule_to(first))
+
+
+def _analysis_abstract(x, *, plan, layout, **_):
+    return x.update(shape=plan.spectral_shape(x.shape[:-4], *x.shape[-2:], layout), dtype=jnp.dtype(plan.dtype))
+
+
+def _synthesis_abstract(a, *, plan, layout, **_):
+    shape = plan.spectral_batch(a.shape, layout) + plan.spatial_core_shape + a.shape[-2:]
+    return a.update(shape=shape, dtype=jnp.dtype(plan.dtype))
+
+
+def _spectral_axis(params: dict) -> int:
+    """Where the leading batch axis of coefficients sits: degree-major ones start with the degree."""
+    return 1 if params["layout"] == "degree_major" else 0
+
+
+analysis_p = linear_primitive(
+    "sphcnn_analysis",
+    abstract_eval=_analysis_abstract,
+    batch_axes=lambda params: (0, _spectral_axis(params)),
+    lowerings={p: lowering.rule("analysis", p) for p in PLATFORMS + (None,)},
+)
+synthesis_p = linear_primitive(
+    "sphcnn_synthesis",
+    abstract_eval=_synthesis_abstract,
+    batch_axes=lambda params: (_spectral_axis(params), 0),
+    lowerings={p: lowering.rule("synthesis", p) for p in PLATFORMS + (None,)},
+)
+transposes(analysis_p, synthesis_p)

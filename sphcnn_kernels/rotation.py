@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sphcnn_kernels import _validation as v
+from sphcnn_kernels import _validation as checks
 from sphcnn_kernels.wigner import wigner_d_half_pi
 
 
@@ -49,14 +49,14 @@ def rotate(coeffs, alpha, beta, gamma, spins) -> jax.Array:
     """
     func = "rotate"
     coeffs = jnp.asarray(coeffs)
-    spins = v.check_spins(func, spins)
+    spins = checks.spins(func, "spins", spins)
     shape = coeffs.shape
     if len(shape) < 4 or shape[-3] != 2 * shape[-4] - 1 or shape[-2] != len(spins):
         raise ValueError(
             f"{func}: argument 'coeffs' has shape {shape}; expected (..., ell_max + 1, 2 ell_max + 1, "
             f"n_spins = {len(spins)}, n_channels)"
         )
-    dtype = v.complex_dtype(func, "coeffs", coeffs.dtype, spins)
+    dtype = checks.complex_dtype(func, "coeffs", coeffs.dtype, spins)
     for name, angle in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
         if jnp.ndim(angle) != 0:
             raise ValueError(f"{func}: argument '{name}' must be a scalar angle, got shape {jnp.shape(angle)}")

@@ -16,100 +16,129 @@ f band-limited to ell_max. Inverse: f = sum_lm a_lm sY_lm on the grid.
 
 Layouts: spatial (..., n, n, n_spins, n_channels) (lat, lon, spin, channel);
 spectral (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) with a_lm at
-[l, ell_max + m] and exact zeros where l < max(|m|, |s|). Any number of leading
-batch axes. All spins of a layer go through one call.
+[l, ell_max + m] and exact zeros where l < max(|m|, |s|) ('batch_major'), or the
+degree axis first, (ell_max + 1, ..., 2 ell_max + 1, n_spins, n_channels)
+('degree_major'). Any number of leading batch axes. All spins of a layer go
+through one call.
 
-Both transforms are linear JAX primitives (see :mod:`sphcnn_kernels.primitives`):
+:class:`SphericalTransform` validates everything once and holds the plan of
+constants; :func:`forward` and :func:`inverse` are cached wrappers around it.
+Both directions are linear JAX primitives (:mod:`sphcnn_kernels.primitives`):
 they work under jit, vmap, grad, jvp and their compositions on every backend.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from sphcnn_kernels import _validation as v
-from sphcnn_kernels.auto import choose_backend
-from sphcnn_kernels.backends import check_backend, current_platform
+from sphcnn_kernels import _validation as checks
 from sphcnn_kernels.plan import Plan, get_plan
-from sphcnn_kernels.primitives import analysis, synthesis
+from sphcnn_kernels.primitives import analysis_p, synthesis_p
 
 
-def _resolve_backend(func: str, backend: str, direction: str, n: int) -> str:
-    platform = current_platform()
-    if backend == "auto":
-        return choose_backend(platform, direction, n)
-    check_backend(func, backend, platform)
-    return backend
+class SphericalTransform:
+    """The forward and inverse transforms of one grid, band limit and spin set.
+
+    n: grid size (even, >= 4); spins: the spin of each entry of the spin axis,
+    distinct integers; ell_max: band limit, max|s| <= ell_max <= n/2 - 1 (default
+    n/2 - 1; smaller values pool spectrally); dtype: 'complex64' or 'complex128'.
+    Options: backend 'auto' (the fastest measured backend of the platform a
+    computation is compiled for), 'xla', 'ffi' or 'triton'; precision 'highest'
+    (fp32 results to ~1e-6) or 'fast' (lets the xla and triton backends use TF32
+    matmuls on GPUs; see the README for its error); layout of the coefficients,
+    'batch_major' or 'degree_major'; mode, where the CUDA kernels get lambda
+    from: 'table' (a constant table of the plan), 'onthefly' (the recurrence
+    inside the kernel, O(L^2) memory) or 'auto' (the table while it takes at most
+    256 MiB and ell_max < 256).
+
+    Methods: forward (..., n, n, S, C) -> (..., ell_max + 1, 2 ell_max + 1, S, C)
+    and inverse, the reverse direction (both layouts as chosen).
+    """
+
+    def __init__(self, n: int, spins, ell_max: int | None = None, dtype="complex64", backend: str = "auto",
+                 precision: str = "highest", layout: str = "batch_major", mode: str = "auto"):
+        name = type(self).__name__
+        self.spins = checks.spins(name, "spins", spins)
+        self.n = checks.grid_size(name, "n", n)
+        top = self.n // 2 - 1
+        self.ell_max = checks.ell_max(name, top if ell_max is None else ell_max, self.n, self.spins,
+                                      name="ell_max (default n/2 - 1)" if ell_max is None else "ell_max")
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            self.dtype = None
+        if self.dtype not in checks.SUPPORTED_COMPLEX:
+            raise ValueError(f"{name}: argument 'dtype' must be complex64 or complex128, got {dtype!r}")
+        self.backend = checks.choice(name, "backend", backend, ("auto",) + checks.BACKENDS)
+        self.precision = checks.choice(name, "precision", precision, checks.PRECISIONS)
+        self.layout = checks.choice(name, "layout", layout, checks.LAYOUTS)
+        self.mode = checks.choice(name, "mode", mode, checks.LAMBDA_MODES)
+        self.plan: Plan = get_plan(self.n, self.ell_max, self.spins, self.dtype.name)
+        self._options = dict(backend=self.backend, precision=self.precision, layout=self.layout, mode=self.mode)
+
+    def __repr__(self) -> str:
+        return (f"SphericalTransform(n={self.n}, spins={self.spins}, ell_max={self.ell_max}, dtype={self.dtype.name!r}, "
+                f"backend={self.backend!r}, precision={self.precision!r}, layout={self.layout!r}, mode={self.mode!r})")
+
+    @property
+    def real_dtype(self) -> np.dtype:
+        return self.plan.real_dtype
+
+    def spectral_shape(self, batch: tuple[int, ...], channels: int) -> tuple[int, ...]:
+        """Shape of the coefficients of maps with leading axes `batch`."""
+        return self.plan.spectral_shape(tuple(batch), len(self.spins), channels, self.layout)
+
+    def forward(self, x) -> jax.Array:
+        """Coefficients a_lm = integral f conj(sY_lm) dOmega of maps x (..., n, n, S, C)
+        of the transform's dtype (or its real dtype when every spin is 0), exact for
+        band-limited maps. Returns the coefficients in the transform's layout."""
+        x = jnp.asarray(x)
+        func = "SphericalTransform.forward"
+        expected = f"(..., {self.n}, {self.n}, {len(self.spins)}, n_channels)"
+        if x.ndim < 4 or tuple(x.shape[-4:-1]) != (self.n, self.n, len(self.spins)):
+            raise ValueError(f"{func}: argument 'x' has shape {tuple(x.shape)}; expected {expected} "
+                             f"(n = {self.n}, spins {self.spins})")
+        allowed = (self.dtype, self.real_dtype) if all(s == 0 for s in self.spins) else (self.dtype,)
+        if x.dtype not in allowed:
+            raise ValueError(f"{func}: argument 'x' has dtype {x.dtype}; expected "
+                             f"{' or '.join(d.name for d in allowed)} (the transform's dtype)")
+        return analysis_p.bind(x, plan=self.plan, sign=-1, weighted=True, **self._options)
+
+    def inverse(self, coeffs) -> jax.Array:
+        """Maps f(theta_j, phi_k) = sum a_lm sY_lm on the n x n grid from coefficients
+        in the transform's layout and dtype; entries with l < max(|m|, |s|) are ignored."""
+        a = jnp.asarray(coeffs)
+        func = "SphericalTransform.inverse"
+        degrees, orders = self.plan.spectral_core_shape
+        tail = (orders, len(self.spins))
+        if self.layout == "degree_major":
+            ok = a.ndim >= 4 and a.shape[0] == degrees and tuple(a.shape[-3:-1]) == tail
+            expected = f"({degrees}, ..., {orders}, {len(self.spins)}, n_channels)"
+        else:
+            ok = a.ndim >= 4 and tuple(a.shape[-4:-1]) == (degrees,) + tail
+            expected = f"(..., {degrees}, {orders}, {len(self.spins)}, n_channels)"
+        if not ok:
+            raise ValueError(f"{func}: argument 'coeffs' has shape {tuple(a.shape)}; expected {expected} "
+                             f"({self.layout}, ell_max = {self.ell_max}, spins {self.spins})")
+        if a.dtype != self.dtype:
+            raise ValueError(f"{func}: argument 'coeffs' has dtype {a.dtype}; expected {self.dtype.name} "
+                             "(the transform's dtype)")
+        return synthesis_p.bind(a, plan=self.plan, sign=1, weighted=False, **self._options)
 
 
-def _check_layout(func: str, name: str, shape: tuple[int, ...], spins: tuple[int, ...], layout: str) -> None:
-    if len(shape) < 4 or shape[-2] != len(spins):
-        raise ValueError(
-            f"{func}: argument '{name}' has shape {shape}; expected {layout} with n_spins = {len(spins)} "
-            f"for spins {spins}"
-        )
-
-
-def _check_layout_name(func: str, layout) -> str:
-    if layout not in ("batch_major", "degree_major"):
-        raise ValueError(f"{func}: argument 'layout' must be 'batch_major' or 'degree_major', got {layout!r}")
-    return layout
-
-
-def forward_plan(x_shape, x_dtype, spins, ell_max=None, backend="auto", precision="highest",
-                 layout="batch_major") -> Plan:
-    """Validate forward() arguments and return its plan."""
-    func = "forward"
-    spins = v.check_spins(func, spins)
-    _check_layout(func, "x", tuple(x_shape), spins, "(..., n, n, n_spins, n_channels)")
-    n = v.check_grid_size(func, "x.shape[-4]", x_shape[-4])
-    if x_shape[-3] != n:
-        raise ValueError(
-            f"{func}: argument 'x' has shape {tuple(x_shape)}; expected (..., n, n, n_spins, n_channels) "
-            f"with equal latitude and longitude sizes, got {n} and {x_shape[-3]}"
-        )
-    dtype = v.complex_dtype(func, "x", x_dtype, spins)
-    if ell_max is None:
-        ell_max = v.check_ell_max(func, n // 2 - 1, n, spins, name="ell_max (default n/2 - 1)")
-    else:
-        ell_max = v.check_ell_max(func, ell_max, n, spins)
-    precision = v.check_precision(func, precision)
-    layout = _check_layout_name(func, layout)
-    backend = _resolve_backend(func, backend, "forward", n)
-    return get_plan(n, ell_max, spins, dtype.name, backend, precision, layout=layout)
-
-
-def inverse_plan(a_shape, a_dtype, spins, n=None, backend="auto", precision="highest",
-                 layout="batch_major") -> Plan:
-    """Validate inverse() arguments and return its plan."""
-    func = "inverse"
-    spins = v.check_spins(func, spins)
-    layout = _check_layout_name(func, layout)
-    expected = ("(ell_max + 1, ..., 2 ell_max + 1, n_spins, n_channels)" if layout == "degree_major"
-                else "(..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels)")
-    _check_layout(func, "coeffs", tuple(a_shape), spins, expected)
-    size = a_shape[0] if layout == "degree_major" else a_shape[-4]
-    if size < 1 or a_shape[-3] != 2 * size - 1:
-        raise ValueError(
-            f"{func}: argument 'coeffs' has shape {tuple(a_shape)}; expected {expected} "
-            f"({layout}), i.e. axis -3 of size {2 * size - 1}"
-        )
-    ell_max = size - 1
-    n = max(4, 2 * size) if n is None else v.check_grid_size(func, "n", n)
-    if ell_max > n // 2 - 1:
-        raise ValueError(
-            f"{func}: argument 'n' = {n} cannot hold coefficients up to ell_max = {ell_max}; expected n >= {2 * size}"
-        )
-    v.check_ell_max(func, ell_max, n, spins, name="coeffs.shape[-4] - 1")
-    dtype = v.complex_dtype(func, "coeffs", a_dtype, spins)
-    precision = v.check_precision(func, precision)
-    backend = _resolve_backend(func, backend, "inverse", n)
-    return get_plan(n, ell_max, spins, dtype.name, backend, precision, layout=layout)
+@functools.lru_cache(maxsize=None)
+def transform(n: int, spins: tuple[int, ...], ell_max: int, dtype: str, backend: str = "auto",
+              precision: str = "highest", layout: str = "batch_major", mode: str = "auto") -> SphericalTransform:
+    """The cached SphericalTransform of a key (hashable arguments)."""
+    return SphericalTransform(n, spins, ell_max, dtype, backend, precision, layout, mode)
 
 
 def forward(x, spins, ell_max: int | None = None, backend: str = "auto", precision: str = "highest",
-            layout: str = "batch_major") -> jax.Array:
+            layout: str = "batch_major", mode: str = "auto") -> jax.Array:
     """Spin-weighted spherical harmonic coefficients of maps on the grid.
 
     x: (..., n, n, n_spins, n_channels) complex64/complex128 (float32/float64
@@ -117,36 +146,64 @@ def forward(x, spins, ell_max: int | None = None, backend: str = "auto", precisi
     spins: the spin of each entry of the spin axis, distinct integers.
     ell_max: band limit of the result, max|s| <= ell_max <= n/2 - 1 (default
         n/2 - 1); a smaller value drops the higher degrees (spectral pooling).
-    backend: 'auto', 'xla', 'ffi' or 'triton'.
-    precision: 'highest' (default; fp32 results to ~1e-6) or 'fast' (lets the XLA
-        and Triton backends use TF32 matmuls on GPUs; see the README for its error).
-    layout: 'batch_major' (default) or 'degree_major', which puts the degree axis
-        first, (ell_max + 1, ..., 2 ell_max + 1, n_spins, n_channels), so that
-        per-degree matrix products (convolutions) need no transposition; the C++
-        kernels write it directly.
+    backend, precision, layout, mode: options of :class:`SphericalTransform`.
 
-    Returns (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) with
-    a_lm = integral f conj(sY_lm) dOmega at [l, ell_max + m], exact for
+    Returns (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) (or degree-major)
+    with a_lm = integral f conj(sY_lm) dOmega at [l, ell_max + m], exact for
     band-limited f.
     """
+    func = "forward"
     x = jnp.asarray(x)
-    plan = forward_plan(x.shape, x.dtype, spins, ell_max, backend, precision, layout)
-    return analysis(x.astype(plan.dtype), plan, sign=-1, weighted=True)
+    spins = checks.spins(func, "spins", spins)
+    shape = tuple(x.shape)
+    if len(shape) < 4 or shape[-2] != len(spins):
+        raise ValueError(f"{func}: argument 'x' has shape {shape}; expected (..., n, n, n_spins, n_channels) "
+                         f"with n_spins = {len(spins)} for spins {spins}")
+    n = checks.grid_size(func, "x.shape[-4]", shape[-4])
+    if shape[-3] != n:
+        raise ValueError(f"{func}: argument 'x' has shape {shape}; expected (..., n, n, n_spins, n_channels) "
+                         f"with equal latitude and longitude sizes, got {n} and {shape[-3]}")
+    dtype = checks.complex_dtype(func, "x", x.dtype, spins)
+    if ell_max is None:
+        ell_max = checks.ell_max(func, n // 2 - 1, n, spins, name="ell_max (default n/2 - 1)")
+    else:
+        ell_max = checks.ell_max(func, ell_max, n, spins)
+    t = transform(n, spins, ell_max, dtype.name, backend, precision, layout, mode)
+    return t.forward(x if x.dtype in (dtype, t.real_dtype) else x.astype(dtype))
 
 
 def inverse(coeffs, spins, n: int | None = None, backend: str = "auto", precision: str = "highest",
-            layout: str = "batch_major") -> jax.Array:
+            layout: str = "batch_major", mode: str = "auto") -> jax.Array:
     """Maps on the grid from spin-weighted spherical harmonic coefficients.
 
-    coeffs: (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels), complex; entries
-        with l < max(|m|, |s|) are ignored.
+    coeffs: (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) (or degree-major),
+        complex; entries with l < max(|m|, |s|) are ignored.
     spins: the spin of each entry of the spin axis.
     n: output grid size, even, >= 2 (ell_max + 1) (default); a larger n samples
         the same band-limited function on a finer grid (spectral upsampling).
-    backend, precision, layout: as in :func:`forward` (layout of coeffs).
+    backend, precision, layout, mode: options of :class:`SphericalTransform`.
 
     Returns (..., n, n, n_spins, n_channels): f(theta_j, phi_k) = sum a_lm sY_lm.
     """
-    coeffs = jnp.asarray(coeffs)
-    plan = inverse_plan(coeffs.shape, coeffs.dtype, spins, n, backend, precision, layout)
-    return synthesis(coeffs.astype(plan.dtype), plan, sign=1, weighted=False)
+    func = "inverse"
+    a = jnp.asarray(coeffs)
+    spins = checks.spins(func, "spins", spins)
+    layout = checks.choice(func, "layout", layout, checks.LAYOUTS)
+    expected = ("(ell_max + 1, ..., 2 ell_max + 1, n_spins, n_channels)" if layout == "degree_major"
+                else "(..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels)")
+    shape = tuple(a.shape)
+    if len(shape) < 4 or shape[-2] != len(spins):
+        raise ValueError(f"{func}: argument 'coeffs' has shape {shape}; expected {layout} {expected} "
+                         f"with n_spins = {len(spins)} for spins {spins}")
+    size = shape[0] if layout == "degree_major" else shape[-4]
+    if size < 1 or shape[-3] != 2 * size - 1:
+        raise ValueError(f"{func}: argument 'coeffs' has shape {shape}; expected {expected} "
+                         f"({layout}), i.e. axis -3 of size {2 * size - 1}")
+    ell_max = size - 1
+    n = max(4, 2 * size) if n is None else checks.grid_size(func, "n", n)
+    if ell_max > n // 2 - 1:
+        raise ValueError(f"{func}: argument 'n' = {n} cannot hold coefficients up to ell_max = {ell_max}; "
+                         f"expected n >= {2 * size}")
+    checks.ell_max(func, ell_max, n, spins, name="coeffs.shape[-4] - 1")
+    dtype = checks.complex_dtype(func, "coeffs", a.dtype, spins)
+    return transform(n, spins, ell_max, dtype.name, backend, precision, layout, mode).inverse(a.astype(dtype))

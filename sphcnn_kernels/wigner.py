@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sphcnn_kernels._validation import check_int
+from sphcnn_kernels._validation import integer
 
 _MAX_BYTES = 8 << 30
 
@@ -23,8 +23,8 @@ def _cpu_module():
 
 
 def _check(func: str, ell_max, ell_min) -> tuple[int, int]:
-    ell_max = check_int(func, "ell_max", ell_max, minimum=0)
-    ell_min = check_int(func, "ell_min", ell_min, minimum=0)
+    ell_max = integer(func, "ell_max", ell_max, minimum=0)
+    ell_min = integer(func, "ell_min", ell_min, minimum=0)
     if ell_min > ell_max:
         raise ValueError(f"{func}: argument 'ell_min' must be <= ell_max = {ell_max}, got {ell_min}")
     size = (ell_max - ell_min + 1) * (2 * ell_max + 1) ** 2 * 8

@@ -42,5 +42,5 @@ def test_bad_arguments():
         sk.spin_spherical_harmonics(4, 0, np.array([4.0]), np.array([0.0]))
     with pytest.raises(ValueError, match="same shape"):
         sk.spin_spherical_harmonics(4, 0, np.zeros(3), np.zeros(2))
-    with pytest.raises(ValueError, match="'spins'"):
+    with pytest.raises(ValueError, match=r"'spin' must be an integer, got 0.5"):
         sk.spin_spherical_harmonics(4, 0.5, np.zeros(3), np.zeros(3))

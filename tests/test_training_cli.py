@@ -200,7 +200,7 @@ def test_plot_writes_png(data_root, tmp_path, capsys):
     (["train", "--workdir", "{w}", "--set", "learning_rat=1"], 2, r"--set expects key=value with key in"),
     (["train", "--workdir", "{w}", "--set", "batch_size=two"], 2, r"'batch_size' must be int, got 'two'"),
     (["train", "--workdir", "{w}", "--set", "kernel_init=he"], 2,
-     r"'kernel_init' must be 'original' or 'unit_energy', got 'he'"),
+     r"'kernel_init' must be one of 'unit_energy', 'original', got 'he'"),
     (["train", "--workdir", "{w}", "--dataset", "missing", "--data-dir", "{d}"], 2, r"missing"),
     (["train", "--workdir", "{w}", "--data-dir", "{d}"], 2,
      r"rotated_s2cnn/metadata.json not found.*`sphcnn data mnist --output \S*rotated_s2cnn --mode rotated "

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "sphcnn/packed_table.h"
 #include "sphcnn/recurrences.h"
 
 namespace sphcnn {
@@ -78,6 +79,39 @@ void build_column_pair(int m, int s, int ell_max, int n, const double* ring_scal
       nn[i] = static_cast<T>(wn * cp.col_neg[i]);
       ps[i] = static_cast<T>(ws * parity * cp.col_neg[i]);
       ns[i] = static_cast<T>(ws * parity * cp.col_pos[i]);
+    }
+  }
+}
+
+// The same columns read from the packed table (sphcnn/packed_table.h) of spin
+// index `spin_index` instead of the recurrence.
+template <typename T>
+void column_pair_from_table(int m, int s, int spin_index, int ell_max, int n, const double* ring_scale,
+                            const T* table, ColumnPair<T>& cp) {
+  cp.l0 = column_start(m, s).l0;
+  cp.count = cp.l0 <= ell_max ? ell_max - cp.l0 + 1 : 0;
+  if (cp.count == 0) return;
+  cp.stride = cp.count;
+  cp.pos.resize(static_cast<size_t>(n) * cp.stride);
+  cp.neg.resize(static_cast<size_t>(n) * cp.stride);
+  const PackedTable layout = packed_table(n, ell_max, sizeof(T));
+  const T* pair = table + layout.pair_offset(spin_index, m);
+  for (int j = 0; j < n / 2; ++j) {
+    const T* lp = pair + layout.entry(m, 0, j, cp.l0);
+    const T* ln = pair + layout.entry(m, 1, j, cp.l0);
+    const int south = n - 1 - j;
+    const double wn = ring_scale[j];
+    const double ws = ring_scale[south];
+    T* pn = cp.pos.data() + static_cast<size_t>(j) * cp.stride;
+    T* nn = cp.neg.data() + static_cast<size_t>(j) * cp.stride;
+    T* ps = cp.pos.data() + static_cast<size_t>(south) * cp.stride;
+    T* ns = cp.neg.data() + static_cast<size_t>(south) * cp.stride;
+    for (int i = 0; i < cp.count; ++i) {
+      const double parity = ((cp.l0 + i + s) & 1) ? -1.0 : 1.0;
+      pn[i] = static_cast<T>(wn * lp[i]);
+      nn[i] = static_cast<T>(wn * ln[i]);
+      ps[i] = static_cast<T>(ws * parity * ln[i]);
+      ns[i] = static_cast<T>(ws * parity * lp[i]);
     }
   }
 }

@@ -1,16 +1,22 @@
 // sphcnn_kernels._cpu: the CPU XLA FFI handlers as capsules for
-// jax.ffi.register_ffi_target, and the float64 constant generators (Wigner-d by
-// Risbo's recurrence, spin-weighted Legendre columns) used by the Python plans.
+// jax.ffi.register_ffi_target, the size of their scratch result, and the
+// constant generators used by the Python plans (Wigner-d by Risbo's recurrence,
+// spin-weighted Legendre columns, the packed lambda table of the FFI kernels).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "packed_table_builder.h"
+#include "sphcnn/contract.h"
+#include "sphcnn/packed_table.h"
 #include "sphcnn/recurrences.h"
 #include "transforms_cpu.h"
 
@@ -33,6 +39,26 @@ py::array_t<double> wigner_d_array(int ell_max, int ell_min, double p, double q)
   return out;
 }
 
+template <typename T>
+py::array packed_table_array(int n, int ell_max, const std::vector<int>& spins) {
+  const sphcnn::PackedTable layout = sphcnn::packed_table(n, ell_max, sizeof(T));
+  py::array_t<T> out(static_cast<py::ssize_t>(layout.size(static_cast<int>(spins.size()))));
+  T* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    sphcnn::build_packed_table<T>(n, ell_max, spins, data, threads);
+  }
+  return out;
+}
+
+void check_table_args(int n, int ell_max) {
+  if (n < 4 || n % 2 || ell_max < 0 || ell_max > n / 2 - 1) {
+    throw std::invalid_argument("packed table: need n even >= 4 and 0 <= ell_max <= n/2 - 1, got n=" +
+                                std::to_string(n) + ", ell_max=" + std::to_string(ell_max));
+  }
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cpu, m) {
@@ -44,6 +70,35 @@ PYBIND11_MODULE(_cpu, m) {
     d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCpu));
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='cpu').");
+
+  m.def("scratch_bytes", [](bool analysis, int n, int ell_max, int spins, int64_t batch, int64_t channels,
+                            bool is_double, int lambda_source) {
+    (void)analysis;
+    (void)lambda_source;
+    sphcnn::Geometry g{};
+    g.batch = batch;
+    g.n = n;
+    g.ell_max = ell_max;
+    g.spins = spins;
+    g.channels = channels;
+    g.is_double = is_double;
+    return sphcnn::cpu::scratch_bytes(g);
+  }, py::arg("analysis"), py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"),
+  py::arg("channels"), py::arg("is_double"), py::arg("lambda_source"),
+  "Bytes of the scratch result of one call of the CPU targets.");
+
+  m.def("packed_table_size", [](int n, int ell_max, int spins, bool is_double) {
+    check_table_args(n, ell_max);
+    return sphcnn::packed_table(n, ell_max, is_double ? 8 : 4).size(spins);
+  }, py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("is_double"),
+  "Entries of the packed lambda table (sphcnn/packed_table.h).");
+
+  m.def("packed_legendre_table", [](int n, int ell_max, std::vector<int> spins, bool is_double) {
+    check_table_args(n, ell_max);
+    return is_double ? packed_table_array<double>(n, ell_max, spins) : packed_table_array<float>(n, ell_max, spins);
+  }, py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("is_double"),
+  "The packed lambda table of the FFI kernels (float32, or float64 if is_double), 1-D; "
+  "layout in csrc/include/sphcnn/packed_table.h.");
 
   m.def("wigner_d", [](int ell_max, double beta, int ell_min) {
     return wigner_d_array(ell_max, ell_min, std::cos(0.5 * beta), std::sin(0.5 * beta));

@@ -1,4 +1,5 @@
-// XLA FFI handlers for the spin-weighted spherical harmonic transforms on the CPU.
+// XLA FFI handlers for the spin-weighted spherical harmonic transforms on the CPU,
+// with the contract of sphcnn/contract.h (shared with the CUDA handlers).
 //
 // Both handlers work on the native layouts of sphcnn_kernels, flattening all
 // leading axes into one batch axis B:
@@ -16,7 +17,9 @@
 // synthesis(scale = 1, sign = +1). Each handler fuses the FFT over longitude (a
 // vector FFT over the contiguous (spin, channel) lanes of a ring) with the
 // Legendre stage, threaded either over rings then (spin, |m|), or over chunks of
-// the batch (see the two schedules below).
+// the batch (see the two schedules below). Lambda comes from the recurrence
+// (lambda_source on the fly) or from the plan's packed table; the order blocks
+// of the schedule by orders live in the scratch result.
 #include <algorithm>
 #include <cstdlib>
 #include <cstdint>
@@ -28,12 +31,11 @@
 #include <utility>
 #include <vector>
 
-#include "buffer_cache.h"
 #include "legendre_stage.h"
 #include "parallel_for.h"
+#include "sphcnn/contract.h"
 #include "sphcnn/vector_fft.h"
 #include "transforms_cpu.h"
-#include "sphcnn/shape_string.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -55,65 +57,15 @@ std::shared_ptr<const VectorFft<T>> fft_plan(int n, int sign) {
   return plan;
 }
 
-struct Geometry {
-  int64_t batch;     // B: product of the leading axes
-  int n;             // grid size
-  int ell_max;       // L - 1
-  int spins;         // S
-  int64_t channels;  // C
-  bool degree_major; // spectral layout (L, B, M, S, C) instead of (B, L, M, S, C)
-  int orders() const { return 2 * ell_max + 1; }
-  // T-value strides of the spectral array between batch items and between degrees.
-  int64_t spectral_batch_stride() const {
-    const int64_t row = static_cast<int64_t>(orders()) * spins * channels * 2;
-    return degree_major ? row : (ell_max + 1) * row;
-  }
-  int64_t spectral_degree_stride() const {
-    const int64_t row = static_cast<int64_t>(orders()) * spins * channels * 2;
-    return degree_major ? batch * row : row;
-  }
-};
+// T-value strides of the spectral array between batch items and between degrees.
+int64_t spectral_batch_stride(const Geometry& g) {
+  const int64_t row = static_cast<int64_t>(g.M()) * g.spins * g.channels * 2;
+  return g.degree_major ? row : g.L() * row;
+}
 
-// Checks the spatial and spectral shapes against each other and the attributes.
-// Spectral arrays are (batch..., L, 2L-1, S, C), or (L, batch..., 2L-1, S, C)
-// when degree_major.
-ffi::ErrorOr<Geometry> geometry(ffi::Span<const int64_t> spatial, ffi::Span<const int64_t> spectral,
-                                size_t spin_count, bool degree_major) {
-  if (spatial.size() < 4 || spatial.size() != spectral.size()) {
-    return ffi::Unexpected(ffi::Error::InvalidArgument(
-        "sphcnn: spatial shape " + shape_string(spatial) + " and spectral shape " +
-        shape_string(spectral) + " must have the same rank >= 4"));
-  }
-  const size_t r = spatial.size();
-  const size_t degree_axis = degree_major ? 0 : r - 4;
-  const size_t batch_start = degree_major ? 1 : 0;
-  Geometry g;
-  g.batch = 1;
-  for (size_t i = 0; i + 4 < r; ++i) {
-    if (spatial[i] != spectral[batch_start + i]) {
-      return ffi::Unexpected(ffi::Error::InvalidArgument(
-          "sphcnn: batch axes of " + shape_string(spatial) + " and " + shape_string(spectral) +
-          " differ"));
-    }
-    g.batch *= spatial[i];
-  }
-  g.n = static_cast<int>(spatial[r - 4]);
-  g.ell_max = static_cast<int>(spectral[degree_axis]) - 1;
-  g.spins = static_cast<int>(spatial[r - 2]);
-  g.channels = spatial[r - 1];
-  g.degree_major = degree_major;
-  const bool ok = spatial[r - 3] == g.n && g.n >= 4 && g.n % 2 == 0 && g.ell_max >= 0 &&
-                  g.ell_max <= g.n / 2 - 1 && spectral[r - 3] == g.orders() &&
-                  spectral[r - 2] == g.spins && spectral[r - 1] == g.channels &&
-                  static_cast<size_t>(g.spins) == spin_count;
-  if (!ok) {
-    return ffi::Unexpected(ffi::Error::InvalidArgument(
-        "sphcnn: inconsistent shapes: spatial " + shape_string(spatial) + ", spectral " +
-        shape_string(spectral) + ", " + std::to_string(spin_count) +
-        " spins; expected (..., n, n, S, C) and (..., L, 2L-1, S, C) (or (L, ..., 2L-1, S, C) "
-        "degree-major) with n even >= 4 and L <= n/2"));
-  }
-  return g;
+int64_t spectral_degree_stride(const Geometry& g) {
+  const int64_t row = static_cast<int64_t>(g.M()) * g.spins * g.channels * 2;
+  return g.degree_major ? g.batch * row : row;
 }
 
 // What every phase of a transform needs, derived from the geometry. "Order
@@ -123,15 +75,16 @@ ffi::ErrorOr<Geometry> geometry(ffi::Span<const int64_t> spatial, ffi::Span<cons
 // sits at columns [b_local 2C, (b_local + 1) 2C) of its block.
 template <typename T>
 struct Stage {
-  Stage(const Geometry& geometry, const double* ring_scale, ffi::Span<const int64_t> spin_values,
-        int sign)
-      : g(geometry), scale(ring_scale), spins(spin_values), n(g.n), L(g.ell_max + 1),
-        M(g.orders()), S(g.spins), B(g.batch), C(g.channels), lanes(S * C),
-        batch_stride(g.spectral_batch_stride()), degree_stride(g.spectral_degree_stride()),
+  Stage(const Geometry& geometry, const double* ring_scale, const T* lambda_table,
+        ffi::Span<const int64_t> spin_values, int sign)
+      : g(geometry), scale(ring_scale), table(lambda_table), spins(spin_values), n(g.n), L(g.L()),
+        M(g.M()), S(g.spins), B(g.batch), C(g.channels), lanes(S * C),
+        batch_stride(spectral_batch_stride(g)), degree_stride(spectral_degree_stride(g)),
         fft(fft_plan<T>(g.n, sign)) {}
 
   const Geometry& g;
   const double* scale;
+  const T* table;  // packed lambda table, or null: the recurrence
   ffi::Span<const int64_t> spins;
   int n, L, M, S;
   int64_t B, C, lanes;
@@ -146,8 +99,14 @@ struct Stage {
     return b * batch_stride + l * degree_stride + (static_cast<int64_t>(mi) * S + s) * C * 2;
   }
   void build(int s, int am, ColumnPair<T>& cp) const {
-    build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, n, scale, cp);
+    if (table != nullptr) {
+      column_pair_from_table(am, static_cast<int>(spins[s]), s, g.ell_max, n, scale, table, cp);
+    } else {
+      build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, n, scale, cp);
+    }
   }
+  // T values of one ring of the maps (real maps have no imaginary parts).
+  int64_t ring_values() const { return n * lanes * (g.real_input ? 1 : 2); }
 };
 
 // Per-worker buffers of one ring.
@@ -166,7 +125,7 @@ template <typename T>
 void ring_to_orders(const Stage<T>& st, const T* ring, RingBuffers<T>& rb, T* F, int64_t width, int j,
                     int64_t col) {
   rb.size_for(st.n, st.lanes);
-  st.fft->execute(ring, rb.ring.data(), rb.work.data(), st.lanes);
+  st.fft->execute(ring, rb.ring.data(), rb.work.data(), st.lanes, st.g.real_input);
   for (int mi = 0; mi < st.M; ++mi) {
     const int bin = (mi - st.g.ell_max + st.n) % st.n;
     for (int s = 0; s < st.S; ++s) {
@@ -191,7 +150,7 @@ void orders_to_ring(const Stage<T>& st, const T* G, int64_t width, int j, int64_
                   sizeof(T) * 2 * st.C);
     }
   }
-  const int first_unused = st.g.ell_max + 1;    // bins ell_max + 1 .. n - ell_max - 1
+  const int first_unused = st.g.ell_max + 1;     // bins ell_max + 1 .. n - ell_max - 1
   const int unused = st.n - 2 * st.g.ell_max - 1;  // hold no order |m| <= ell_max
   std::memset(rb.ring.data() + static_cast<int64_t>(first_unused) * st.lanes * 2, 0,
               sizeof(T) * 2 * st.lanes * unused);
@@ -278,11 +237,11 @@ std::vector<ColumnPair<T>> all_tables(const Stage<T>& st, ffi::ThreadPool& pool,
 }
 
 template <typename T>
-ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, T* out,
-                    const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
-  const Stage<T> st(g, scale, spins, sign);
+ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, const T* table, T* out,
+                    T* scratch, const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
+  const Stage<T> st(g, scale, table, spins, sign);
   const int workers = worker_count(pool);
-  const int64_t ring_size = st.n * st.lanes * 2;  // T values of one ring of x
+  const int64_t ring_size = st.ring_values();  // T values of one ring of x
   std::vector<RingBuffers<T>> rings(workers);
   std::vector<std::vector<T>> products(workers);
 
@@ -314,12 +273,9 @@ ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, T* o
     return ffi::Error::Success();
   }
 
-  // By orders. F[s][m][j][b][c]: the longitude FFT of every ring.
+  // By orders. F[s][m][j][b][c] in the scratch: the longitude FFT of every ring.
   const int64_t width = 2 * st.B * st.C;
-  BufferCache::Handle f_handle =
-      BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.n * width * sizeof(T));
-  if (!f_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
-  T* F = static_cast<T*>(f_handle.get());
+  T* F = scratch;
   // Rings in (j, b) order: consecutive rings scatter into neighbouring chunks.
   parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
     const int j = static_cast<int>(item / st.B);
@@ -339,9 +295,9 @@ ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, T* o
 }
 
 template <typename T>
-ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, T* out,
-                     const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
-  const Stage<T> st(g, scale, spins, sign);
+ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, const T* table, T* out,
+                     T* scratch, const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
+  const Stage<T> st(g, scale, table, spins, sign);
   const int workers = worker_count(pool);
   const int64_t ring_size = st.n * st.lanes * 2;  // T values of one ring of the output
   std::vector<RingBuffers<T>> rings(workers);
@@ -375,12 +331,9 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, T* 
     return ffi::Error::Success();
   }
 
-  // By orders. G[s][m][j][b][c], one contiguous block per (s, m).
+  // By orders. G[s][m][j][b][c] in the scratch, one contiguous block per (s, m).
   const int64_t width = 2 * st.B * st.C;
-  BufferCache::Handle g_handle =
-      BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.n * width * sizeof(T));
-  if (!g_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
-  T* G = static_cast<T*>(g_handle.get());
+  T* G = scratch;
   std::vector<ColumnPair<T>> pairs(workers);
   parallel_for(pool, static_cast<int64_t>(st.S) * st.L, workers, [&](int64_t item, int w) {
     const int s = static_cast<int>(item % st.S);
@@ -399,75 +352,66 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, T* 
   return ffi::Error::Success();
 }
 
-// The ring scale comes in the real dtype of the data (float32 with complex64,
-// float64 with complex128), so that it needs no 64-bit mode in JAX.
-ffi::ErrorOr<std::vector<double>> ring_scale_values(const ffi::AnyBuffer& scale, int n,
-                                                    ffi::DataType complex_type) {
-  const ffi::DataType expected = complex_type == ffi::C64 ? ffi::F32 : ffi::F64;
-  if (scale.element_type() != expected || scale.element_count() != static_cast<size_t>(n)) {
-    return ffi::Unexpected(ffi::Error::InvalidArgument(
-        "sphcnn: ring_scale must be a real vector of n entries in the data's precision"));
-  }
-  std::vector<double> values(n);
-  if (expected == ffi::F32) {
-    const float* p = reinterpret_cast<const float*>(scale.untyped_data());
-    for (int j = 0; j < n; ++j) values[j] = p[j];
-  } else {
+// The ring scale in double (it comes in the real dtype of the data).
+std::vector<double> ring_scale_values(const ffi::AnyBuffer& scale, const Geometry& g) {
+  std::vector<double> values(g.n);
+  if (g.is_double) {
     const double* p = reinterpret_cast<const double*>(scale.untyped_data());
-    for (int j = 0; j < n; ++j) values[j] = p[j];
+    for (int j = 0; j < g.n; ++j) values[j] = p[j];
+  } else {
+    const float* p = reinterpret_cast<const float*>(scale.untyped_data());
+    for (int j = 0; j < g.n; ++j) values[j] = p[j];
   }
   return values;
 }
 
-// Shared by both handlers: `spatial` is x for analysis and the result for synthesis.
+template <typename T>
+ffi::Error run(bool analysis_direction, ffi::ThreadPool& pool, const void* in, const std::vector<double>& scale,
+               const void* table, void* out, void* scratch, const Geometry& g, ffi::Span<const int64_t> spins,
+               int sign) {
+  const T* src = static_cast<const T*>(in);
+  const T* lambda = static_cast<const T*>(table);
+  T* dst = static_cast<T*>(out);
+  T* work = static_cast<T*>(scratch);
+  return analysis_direction ? analysis<T>(pool, src, scale.data(), lambda, dst, work, g, spins, sign)
+                            : synthesis<T>(pool, src, scale.data(), lambda, dst, work, g, spins, sign);
+}
+
 template <bool kAnalysis>
-ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBuffer scale,
-                             ffi::Result<ffi::AnyBuffer> out, ffi::Span<const int64_t> spins,
-                             int64_t sign, int64_t degree_major) {
-  const ffi::AnyBuffer::Dimensions spatial = kAnalysis ? in.dimensions() : out->dimensions();
-  const ffi::AnyBuffer::Dimensions spectral = kAnalysis ? out->dimensions() : in.dimensions();
-  auto g = geometry(spatial, spectral, spins.size(), degree_major != 0);
+ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
+                             ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> scratch,
+                             ffi::Span<const int64_t> spins, Sign sign, bool degree_major, LambdaSource source) {
+  const char* target = kAnalysis ? "sphcnn_analysis" : "sphcnn_synthesis";
+  auto g = contract_geometry(target, kAnalysis, in, scale, table, *out, *scratch, spins, sign, degree_major, source,
+                             [](const Geometry& geometry, LambdaSource) { return cpu::scratch_bytes(geometry); });
   if (g.has_error()) return g.error();
-  const ffi::DataType type = in.element_type();
-  if (type != out->element_type() || (type != ffi::C64 && type != ffi::C128)) {
-    return ffi::Error::InvalidArgument(
-        "sphcnn: input and output must both be complex64 or both complex128");
-  }
-  if (sign != 1 && sign != -1) return ffi::Error::InvalidArgument("sphcnn: sign must be +1 or -1");
-  auto w = ring_scale_values(scale, g->n, type);
-  if (w.has_error()) return w.error();
+  if (out->element_count() == 0) return ffi::Error::Success();
+  const std::vector<double> w = ring_scale_values(scale, *g);
+  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
   const int sg = static_cast<int>(sign);
-  if (type == ffi::C64) {
-    const float* src = reinterpret_cast<const float*>(in.untyped_data());
-    float* dst = reinterpret_cast<float*>(out->untyped_data());
-    return kAnalysis ? analysis<float>(pool, src, w->data(), dst, *g, spins, sg)
-                     : synthesis<float>(pool, src, w->data(), dst, *g, spins, sg);
+  if (g->is_double) {
+    return run<double>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), scratch->untyped_data(),
+                       *g, spins, sg);
   }
-  const double* src = reinterpret_cast<const double*>(in.untyped_data());
-  double* dst = reinterpret_cast<double*>(out->untyped_data());
-  return kAnalysis ? analysis<double>(pool, src, w->data(), dst, *g, spins, sg)
-                   : synthesis<double>(pool, src, w->data(), dst, *g, spins, sg);
+  return run<float>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), scratch->untyped_data(), *g,
+                    spins, sg);
 }
 
 }  // namespace
+
+namespace cpu {
+
+size_t scratch_bytes(const Geometry& g) {
+  // The order blocks of the schedule by orders: S M n B C complex values.
+  const size_t complex_bytes = g.is_double ? 16 : 8;
+  return static_cast<size_t>(g.spins) * g.M() * g.n * static_cast<size_t>(g.batch) * g.channels * complex_bytes;
+}
+
+}  // namespace cpu
 }  // namespace sphcnn
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAnalysisCpu, sphcnn::transform_handler<true>,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Attr<ffi::Span<const int64_t>>("spins")
-                                  .Attr<int64_t>("sign")
-                                  .Attr<int64_t>("degree_major"));
+                              SPHCNN_CONTRACT_BINDING(xla::ffi::ThreadPool));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCpu, sphcnn::transform_handler<false>,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Attr<ffi::Span<const int64_t>>("spins")
-                                  .Attr<int64_t>("sign")
-                                  .Attr<int64_t>("degree_major"));
+                              SPHCNN_CONTRACT_BINDING(xla::ffi::ThreadPool));

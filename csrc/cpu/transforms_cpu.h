@@ -1,10 +1,21 @@
-// XLA FFI handler symbols of the CPU transforms (defined in transforms_cpu.cc).
+// XLA FFI handler symbols of the CPU transforms (defined in transforms_cpu.cc),
+// with the contract of sphcnn/contract.h, and the size of their scratch result.
 #pragma once
 
+#include <cstddef>
+
+#include "sphcnn/contract.h"
 #include "xla/ffi/api/ffi.h"
 
-// Operands: x or a (complex64/complex128), ring_scale (n,) float32/float64 (the data's precision).
-// Attributes: spins (int64[S]), sign (+1 or -1), degree_major (0: spectral
-// (..., L, 2L-1, S, C); 1: (L, ..., 2L-1, S, C)). See transforms_cpu.cc.
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnAnalysisCpu);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnSynthesisCpu);
+
+namespace sphcnn {
+namespace cpu {
+
+// Bytes of the scratch result a call of this geometry needs (either direction,
+// either lambda source).
+size_t scratch_bytes(const Geometry& g);
+
+}  // namespace cpu
+}  // namespace sphcnn

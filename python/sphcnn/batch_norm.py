@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 import sphcnn_kernels as sk
-from sphcnn import _checks
+from sphcnn_kernels import _validation as checks
 
 
 def _example_weights(weights, batch: int, dtype) -> jax.Array:
@@ -82,8 +82,8 @@ class _SphericalNorm(nnx.Module):
 
     def __init__(self, spins, channels, centered, momentum, epsilon, axis_name, use_running_average):
         name = type(self).__name__
-        self.spins = _checks.spins(name, "spins", spins)
-        self.channels = _checks.positive_int(name, "channels", channels)
+        self.spins = checks.spins(name, "spins", spins)
+        self.channels = checks.positive_int(name, "channels", channels)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"{name}: argument 'momentum' must be in [0, 1), got {momentum}")
         if not epsilon > 0:
@@ -127,7 +127,7 @@ class _SphericalNorm(nnx.Module):
 
     def _check(self, x, spins, expect_spectral: bool):
         name = type(self).__name__
-        _checks.input_spins(name, self.spins, spins)
+        checks.input_spins(name, self.spins, spins)
         if x.ndim != 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
             layout = "(batch, L, 2L - 1 (or L, batch, 2L - 1)" if expect_spectral else "(batch, n, n"
             raise ValueError(
@@ -145,7 +145,7 @@ class SphericalBatchNorm(_SphericalNorm):
 
     def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
                  axis_name=None, use_running_average: bool = False):
-        super().__init__(spins, channels, [True] * len(_checks.spins(type(self).__name__, "spins", spins)),
+        super().__init__(spins, channels, [True] * len(checks.spins(type(self).__name__, "spins", spins)),
                          momentum, epsilon, axis_name, use_running_average)
 
     def __call__(self, x: jax.Array, example_weights=None, spins=None) -> jax.Array:
@@ -156,7 +156,7 @@ class SphericalBatchNorm(_SphericalNorm):
 
 
 def _spin_centering(module: str, spins) -> list[bool]:
-    return [s == 0 for s in _checks.spins(module, "spins", spins)]
+    return [s == 0 for s in checks.spins(module, "spins", spins)]
 
 
 class SpinSphericalBatchNorm(_SphericalNorm):
@@ -194,7 +194,7 @@ class SpectralBatchNorm(_SphericalNorm):
                  layout: str = "batch_major"):
         super().__init__(spins, channels, _spin_centering(type(self).__name__, spins), momentum, epsilon,
                          axis_name, use_running_average)
-        self.layout = _checks.layout(type(self).__name__, "layout", layout)
+        self.layout = checks.choice(type(self).__name__, "layout", layout, checks.LAYOUTS)
         self.scale[...] = jnp.full(self.scale[...].shape, scale_init, jnp.complex64)
 
     def __call__(self, a: jax.Array, example_weights=None, spins=None) -> jax.Array:

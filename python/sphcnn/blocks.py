@@ -21,7 +21,7 @@ import jax
 from flax import nnx
 
 import sphcnn_kernels as sk
-from sphcnn import _checks
+from sphcnn_kernels import _validation as checks
 from sphcnn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
 from sphcnn.convolution import SpinSphericalConvolution
 from sphcnn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
@@ -30,8 +30,8 @@ from sphcnn.pooling import spatial_pool
 
 def _resolutions(module: str, resolution_in, resolution_out) -> bool:
     """Validates the pair; True when the block halves the resolution."""
-    resolution_in = _checks.resolution(module, "resolution_in", resolution_in)
-    resolution_out = _checks.resolution(module, "resolution_out", resolution_out)
+    resolution_in = checks.grid_size(module, "resolution_in", resolution_in)
+    resolution_out = checks.grid_size(module, "resolution_out", resolution_out)
     if resolution_out not in (resolution_in, resolution_in // 2):
         raise ValueError(
             f"{module}: resolution_out must equal resolution_in = {resolution_in} or half of it, got {resolution_out}"
@@ -56,9 +56,7 @@ class SpinSphericalBlock(nnx.Module):
                  backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
         halve = _resolutions(name, resolution_in, resolution_out)
-        if batch_norm not in ("spectral", "spatial"):
-            raise ValueError(f"{name}: argument 'batch_norm' must be 'spectral' or 'spatial', got {batch_norm!r}")
-        self.spectral_batch_norm = batch_norm == "spectral"
+        self.spectral_batch_norm = checks.choice(name, "batch_norm", batch_norm, checks.BATCH_NORMS) == "spectral"
         self.pool_spatially = halve and not spectral_pooling
         self.conv = SpinSphericalConvolution(
             in_channels, out_channels, spins_in, spins_out,
@@ -101,8 +99,8 @@ class SpinSphericalResidualBlock(nnx.Module):
                  backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
         _resolutions(name, resolution_in, resolution_out)
-        self.spins_in = _checks.spins(name, "spins_in", spins_in)
-        self.spins_out = _checks.spins(name, "spins_out", spins_out)
+        self.spins_in = checks.spins(name, "spins_in", spins_in)
+        self.spins_out = checks.spins(name, "spins_out", spins_out)
         if 0 not in self.spins_out:
             raise ValueError(f"{name}: spins_out {self.spins_out} must contain 0 for the phase collapse")
         self.resolution_in, self.resolution_out = resolution_in, resolution_out
@@ -131,7 +129,7 @@ class SpinSphericalResidualBlock(nnx.Module):
         self.nonlinearity = PhaseCollapse(spins_out, out_channels, rngs=rngs)
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
-        _checks.spatial_input(type(self).__name__, x, self.resolution_in, self.spins_in, self.conv1.in_channels)
+        checks.spatial_input(type(self).__name__, x, self.resolution_in, self.spins_in, self.conv1.in_channels)
         transforms = dict(backend=self.backend, layout="degree_major")
         a = sk.forward(x, self.spins_in, ell_max=self.ell_max, **transforms)
         h = self.batch_norm1(self.conv1(a), example_weights)

@@ -18,6 +18,8 @@ import json
 import pathlib
 from typing import Any
 
+from sphcnn_kernels import _validation
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -56,8 +58,9 @@ class TrainConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ValueError(f"config: '{key}' = {getattr(self, key)!r} is out of range")
-        if self.kernel_init not in ("original", "unit_energy"):
-            raise ValueError(f"config: 'kernel_init' must be 'original' or 'unit_energy', got {self.kernel_init!r}")
+        if self.kernel_init not in _validation.KERNEL_INITS:
+            raise ValueError(f"config: 'kernel_init' must be one of {', '.join(map(repr, _validation.KERNEL_INITS))}, "
+                             f"got {self.kernel_init!r}")
         if self.task != "spherical_mnist":
             raise ValueError(f"config: 'task' must be 'spherical_mnist', got {self.task!r}")
         return self

@@ -43,8 +43,8 @@ import numpy as np
 from flax import nnx
 
 import sphcnn_kernels as sk
-from sphcnn import _checks
-from sphcnn._precision import matmul_precision
+from sphcnn_kernels import _validation as checks
+from sphcnn_kernels.precision import matmul_precision
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,9 +61,6 @@ def interpolation_matrix(ell_max: int, anchors: int) -> np.ndarray:
     weights[np.arange(ell_max + 1), left] = 1.0 - frac
     weights[np.arange(ell_max + 1), left + 1] = frac
     return weights
-
-
-KERNEL_INITS = ("unit_energy", "original")
 
 
 def kernel_variance(kernel_init: str, ell_max: int, anchors: int | None, spins_in: int, spins_out: int,
@@ -133,14 +130,14 @@ class SpinSphericalConvolution(nnx.Module):
         rngs: nnx.Rngs,
     ):
         name = type(self).__name__
-        self.in_channels = _checks.positive_int(name, "in_channels", in_channels)
-        self.out_channels = _checks.positive_int(name, "out_channels", out_channels)
-        self.spins_in = _checks.spins(name, "spins_in", spins_in)
-        self.spins_out = _checks.spins(name, "spins_out", spins_out)
-        self.resolution = _checks.resolution(name, "resolution", resolution)
-        self.input_representation = _checks.representation(name, "input_representation", input_representation)
-        self.output_representation = _checks.representation(name, "output_representation", output_representation)
-        self.spectral_layout = _checks.layout(name, "spectral_layout", spectral_layout)
+        self.in_channels = checks.positive_int(name, "in_channels", in_channels)
+        self.out_channels = checks.positive_int(name, "out_channels", out_channels)
+        self.spins_in = checks.spins(name, "spins_in", spins_in)
+        self.spins_out = checks.spins(name, "spins_out", spins_out)
+        self.resolution = checks.grid_size(name, "resolution", resolution)
+        self.input_representation = checks.choice(name, "input_representation", input_representation, checks.REPRESENTATIONS)
+        self.output_representation = checks.choice(name, "output_representation", output_representation, checks.REPRESENTATIONS)
+        self.spectral_layout = checks.choice(name, "spectral_layout", spectral_layout, checks.LAYOUTS)
         if spectral_pooling and spectral_upsampling:
             raise ValueError(f"{name}: spectral_pooling and spectral_upsampling cannot both be set")
         if spectral_pooling and resolution % 4:
@@ -158,15 +155,13 @@ class SpinSphericalConvolution(nnx.Module):
                 f"ell_max = {self.ell_max} (resolution {compute_resolution})"
             )
         anchors = self.ell_max + 1 if num_filter_params is None else num_filter_params
-        anchors = _checks.positive_int(name, "num_filter_params", anchors)
+        anchors = checks.positive_int(name, "num_filter_params", anchors)
         if anchors > self.ell_max + 1:
             raise ValueError(
                 f"{name}: argument 'num_filter_params' must be <= ell_max + 1 = {self.ell_max + 1}, got {anchors}"
             )
         self.num_filter_params = anchors
-        if kernel_init not in KERNEL_INITS:
-            raise ValueError(f"{name}: argument 'kernel_init' must be one of {KERNEL_INITS}, got {kernel_init!r}")
-        self.kernel_init = kernel_init
+        self.kernel_init = checks.choice(name, "kernel_init", kernel_init, checks.KERNEL_INITS)
         variance = kernel_variance(kernel_init, self.ell_max, None if num_filter_params is None else anchors,
                                    len(self.spins_in), len(self.spins_out), self.in_channels, self.out_channels)
         shape = (anchors, len(self.spins_in), len(self.spins_out), self.in_channels, self.out_channels)
@@ -189,13 +184,13 @@ class SpinSphericalConvolution(nnx.Module):
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
         name = type(self).__name__
-        _checks.input_spins(name, self.spins_in, spins)
+        checks.input_spins(name, self.spins_in, spins)
         if self.input_representation == "spatial":
-            _checks.spatial_input(name, x, self.resolution, self.spins_in, self.in_channels)
+            checks.spatial_input(name, x, self.resolution, self.spins_in, self.in_channels)
             a = sk.forward(x, self.spins_in, ell_max=self.ell_max, backend=self.backend, layout="degree_major")
         else:
             full = self.resolution // 2 - 1
-            _checks.spectral_input(name, x, full, self.spins_in, self.in_channels, self.spectral_layout)
+            checks.spectral_input(name, x, full, self.spins_in, self.in_channels, self.spectral_layout)
             if self.spectral_layout == "batch_major":
                 x = jnp.moveaxis(x, -4, 0)
             a = x[: self.ell_max + 1, ..., full - self.ell_max : full + self.ell_max + 1, :, :]

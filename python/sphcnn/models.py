@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sphcnn import _checks
+from sphcnn_kernels import _validation as checks
 from sphcnn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
 from sphcnn.pooling import spherical_readout
 
@@ -32,17 +32,17 @@ def check_layer_config(module: str, resolutions, spins, widths, num_filter_param
     if len(set(lengths.values())) != 1 or lengths["resolutions"] < 2:
         raise ValueError(f"{module}: resolutions, spins, widths and num_filter_params need one entry per layer "
                          f"(at least 2), got lengths {lengths}")
-    resolutions = tuple(_checks.resolution(module, f"resolutions[{i}]", r) for i, r in enumerate(resolutions))
+    resolutions = tuple(checks.grid_size(module, f"resolutions[{i}]", r) for i, r in enumerate(resolutions))
     for i in range(1, len(resolutions)):
         if resolutions[i] not in (resolutions[i - 1], resolutions[i - 1] // 2):
             raise ValueError(
                 f"{module}: resolutions[{i}] = {resolutions[i]} must equal resolutions[{i - 1}] = "
                 f"{resolutions[i - 1]} or half of it"
             )
-    spins = tuple(_checks.spins(module, f"spins[{i}]", s) for i, s in enumerate(spins))
-    widths = tuple(_checks.positive_int(module, f"widths[{i}]", w) for i, w in enumerate(widths))
+    spins = tuple(checks.spins(module, f"spins[{i}]", s) for i, s in enumerate(spins))
+    widths = tuple(checks.positive_int(module, f"widths[{i}]", w) for i, w in enumerate(widths))
     num_filter_params = tuple(
-        None if k is None else _checks.positive_int(module, f"num_filter_params[{i}]", k)
+        None if k is None else checks.positive_int(module, f"num_filter_params[{i}]", k)
         for i, k in enumerate(num_filter_params)
     )
     return resolutions, spins, widths, num_filter_params
@@ -61,7 +61,7 @@ class SpinSphericalClassifier(nnx.Module):
                  spectral_pooling: bool = False, batch_norm: str = "spectral", kernel_init: str = "unit_energy",
                  axis_name=None, backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
-        self.num_classes = _checks.positive_int(name, "num_classes", num_classes)
+        self.num_classes = checks.positive_int(name, "num_classes", num_classes)
         if block not in BLOCKS:
             raise ValueError(f"{name}: argument 'block' must be one of {tuple(BLOCKS)}, got {block!r}")
         self.resolutions, self.spins, self.widths, self.num_filter_params = check_layer_config(
@@ -79,7 +79,7 @@ class SpinSphericalClassifier(nnx.Module):
         self.readout = nnx.Linear(len(self.spins[-1]) * self.widths[-1], self.num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
-        _checks.spatial_input(type(self).__name__, x, self.resolutions[0], self.spins[0], self.widths[0])
+        checks.spatial_input(type(self).__name__, x, self.resolutions[0], self.spins[0], self.widths[0])
         h = x.astype(jnp.result_type(x.dtype, jnp.complex64))
         for block in self.blocks:
             h = block(h, example_weights)

@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sphcnn import _checks
-from sphcnn._precision import matmul_precision
+from sphcnn_kernels import _validation as checks
+from sphcnn_kernels.precision import matmul_precision
 
 EPSILON = 1e-6
 LEAKY_SLOPE = 0.01
@@ -42,13 +42,13 @@ class MagnitudeNonlinearity(nnx.Module):
 
     def __init__(self, spins, channels: int):
         name = type(self).__name__
-        self.spins = _checks.spins(name, "spins", spins)
-        self.channels = _checks.positive_int(name, "channels", channels)
+        self.spins = checks.spins(name, "spins", spins)
+        self.channels = checks.positive_int(name, "channels", channels)
         self.bias = nnx.Param(jnp.zeros((len(self.spins), self.channels), jnp.float32))
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
         name = type(self).__name__
-        _checks.input_spins(name, self.spins, spins)
+        checks.input_spins(name, self.spins, spins)
         if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
             raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
         return _magnitude(x, self.bias[...])
@@ -63,8 +63,8 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
 
     def __init__(self, spins, channels: int):
         name = type(self).__name__
-        self.spins = _checks.spins(name, "spins", spins)
-        self.channels = _checks.positive_int(name, "channels", channels)
+        self.spins = checks.spins(name, "spins", spins)
+        self.channels = checks.positive_int(name, "channels", channels)
         if 0 not in self.spins:
             raise ValueError(f"{name}: spins {self.spins} have no spin 0; use MagnitudeNonlinearity")
         self.spin0 = self.spins.index(0)
@@ -73,7 +73,7 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
         name = type(self).__name__
-        _checks.input_spins(name, self.spins, spins)
+        checks.input_spins(name, self.spins, spins)
         if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
             raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
         real = jax.nn.leaky_relu(jnp.real(x[..., self.spin0 : self.spin0 + 1, :]), LEAKY_SLOPE).astype(x.dtype)
@@ -98,8 +98,8 @@ class PhaseCollapse(nnx.Module):
 
     def __init__(self, spins, channels: int, *, rngs: nnx.Rngs):
         name = type(self).__name__
-        self.spins = _checks.spins(name, "spins", spins)
-        self.channels = _checks.positive_int(name, "channels", channels)
+        self.spins = checks.spins(name, "spins", spins)
+        self.channels = checks.positive_int(name, "channels", channels)
         if 0 not in self.spins:
             raise ValueError(f"{name}: spins {self.spins} have no spin 0 to collapse into")
         self.spin0 = self.spins.index(0)
@@ -112,7 +112,7 @@ class PhaseCollapse(nnx.Module):
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
         name = type(self).__name__
-        _checks.input_spins(name, self.spins, spins)
+        checks.input_spins(name, self.spins, spins)
         if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
             raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
         hi = matmul_precision()

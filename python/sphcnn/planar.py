@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sphcnn import _checks
+from sphcnn_kernels import _validation as checks
 from sphcnn.models import MNIST_RESOLUTIONS, check_layer_config
 
 
@@ -21,7 +21,7 @@ class PlanarCNNClassifier(nnx.Module):
     def __init__(self, num_classes: int, resolutions: Sequence[int], widths: Sequence[int], *, axis_name=None,
                  rngs: nnx.Rngs):
         name = type(self).__name__
-        self.num_classes = _checks.positive_int(name, "num_classes", num_classes)
+        self.num_classes = checks.positive_int(name, "num_classes", num_classes)
         self.resolutions, _, self.widths, _ = check_layer_config(
             name, resolutions, [(0,)] * len(resolutions), widths, [None] * len(resolutions))
         self.convs = nnx.List([nnx.Conv(self.widths[i], self.widths[i + 1], (3, 3), padding="SAME", rngs=rngs)
@@ -32,7 +32,7 @@ class PlanarCNNClassifier(nnx.Module):
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
         del example_weights  # flax BatchNorm has no per-example weights; padded examples count
-        _checks.spatial_input(type(self).__name__, x, self.resolutions[0], (0,), self.widths[0])
+        checks.spatial_input(type(self).__name__, x, self.resolutions[0], (0,), self.widths[0])
         h = jnp.real(x)[..., 0, :].astype(jnp.float32)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             if self.resolutions[i + 1] != self.resolutions[i]:

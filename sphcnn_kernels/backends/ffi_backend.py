@@ -1,8 +1,16 @@
-"""XLA FFI backend: the C++ kernels on CPU and the CUDA kernels on NVIDIA GPUs.
+"""XLA FFI backend: one custom call per transform, with one contract on every
+platform (the C++ kernels of ``_cpu`` on CPUs, the CUDA kernels of ``_cuda`` on
+NVIDIA GPUs; csrc/include/sphcnn/contract.h).
 
-CPU: one fused custom call per transform (longitude FFT + Legendre stage).
-CUDA: the longitude FFT is jnp.fft (cuFFT through XLA) and the custom call is the
-Legendre stage, with lambda read from a device table or generated in the kernel.
+Targets ``sphcnn_analysis`` and ``sphcnn_synthesis``:
+  operands   input: maps (B..., n, n, S, C) for analysis (complex, or real when
+             every spin is 0), coefficients in either layout for synthesis;
+             ring_scale (n,) in the real dtype of the data; the plan's packed
+             lambda table, or an empty array when the kernels generate lambda;
+  results    output (coefficients or maps, complex), scratch (uint8, the size
+             the module's ``scratch_bytes`` gives; the kernels' work space);
+  attributes spins (int64[S]), sign (int32 enum, -1 or +1), degree_major (bool),
+             lambda_source (int32 enum: 0 table, 1 on the fly).
 
 Targets are registered with ``jax.ffi.register_ffi_target`` the first time a
 computation is lowered for that platform; ``_cuda`` is never imported on a
@@ -14,75 +22,67 @@ from __future__ import annotations
 import importlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from sphcnn_kernels.backends.fourier import forward_rings, rings_to_grid
 from sphcnn_kernels.plan import Plan
 
-_EXTENSION = {"cpu": "sphcnn_kernels._cpu", "cuda": "sphcnn_kernels._cuda"}
-# Platforms whose kernels read and write degree-major coefficients themselves.
-DEGREE_MAJOR_PLATFORMS = ("cpu",)
+WRITES_DEGREE_MAJOR = True
+_MODULES = {"cpu": "sphcnn_kernels._cpu", "cuda": "sphcnn_kernels._cuda"}
 _FFI_PLATFORM = {"cpu": "cpu", "cuda": "CUDA"}
+LAMBDA_SOURCES = {"table": 0, "onthefly": 1}
+# mode="auto" on CUDA: the table while it is small enough.
+TABLE_LIMIT_BYTES = 256 << 20
+TABLE_LIMIT_ELL = 256
 _registered: set[str] = set()
 
-# The CUDA kernels' lambda source (attribute `mode`).
-_CUDA_MODES = {"table": 1, "onthefly": 2}
-_TABLE_LIMIT_BYTES = 256 << 20
-_TABLE_LIMIT_ELL = 256
+
+def extension(platform: str):
+    """The kernel module of a platform, its FFI targets registered."""
+    module = importlib.import_module(_MODULES[platform])
+    if platform not in _registered:
+        for name, capsule in module.registrations().items():
+            jax.ffi.register_ffi_target(name, capsule, platform=_FFI_PLATFORM[platform])
+        _registered.add(platform)
+    return module
 
 
-def _register(platform: str) -> None:
-    if platform in _registered:
-        return
-    module = importlib.import_module(_EXTENSION[platform])
-    for name, capsule in module.registrations().items():
-        jax.ffi.register_ffi_target(name, capsule, platform=_FFI_PLATFORM[platform])
-    _registered.add(platform)
-
-
-def cuda_mode(plan: Plan) -> str:
-    """'table' or 'onthefly' for the CUDA kernels ('auto' resolved by table size)."""
-    if plan.mode != "auto":
-        return plan.mode
-    table_bytes = len(plan.spins) * (2 * plan.ell_max + 1) * (plan.n // 2) * (plan.ell_max + 1)
-    table_bytes *= plan.real_dtype.itemsize
-    return "table" if plan.ell_max < _TABLE_LIMIT_ELL and table_bytes <= _TABLE_LIMIT_BYTES else "onthefly"
-
-
-def _attributes(plan: Plan) -> dict:
-    return {"spins": np.asarray(plan.spins, dtype=np.int64)}
-
-
-def _cpu_call(kind: str, operand: jax.Array, out_shape, plan: Plan, sign: int, weighted: bool) -> jax.Array:
-    """The fused C++ kernel (longitude FFT + Legendre stage)."""
-    _register("cpu")
-    scale = jnp.asarray(plan.ring_scale(weighted), dtype=plan.real_dtype)
-    call = jax.ffi.ffi_call(f"sphcnn_{kind}", jax.ShapeDtypeStruct(out_shape, operand.dtype))
-    degree_major = np.int64(plan.layout == "degree_major")
-    return call(operand, scale, sign=np.int64(sign), degree_major=degree_major, **_attributes(plan))
-
-
-def _cuda_legendre(kind: str, operand: jax.Array, out_shape, plan: Plan, weighted: bool) -> jax.Array:
-    """The CUDA Legendre stage between (..., n, 2 ell_max + 1, S, C) Fourier rings
-    and (..., ell_max + 1, 2 ell_max + 1, S, C) coefficients."""
-    _register("cuda")
-    scale = jnp.asarray(plan.ring_scale(weighted), dtype=plan.real_dtype)
-    call = jax.ffi.ffi_call(f"sphcnn_legendre_{kind}_cuda", jax.ShapeDtypeStruct(out_shape, operand.dtype))
-    return call(operand, scale, mode=np.int64(_CUDA_MODES[cuda_mode(plan)]), **_attributes(plan))
-
-
-def analysis(x: jax.Array, *, plan: Plan, sign: int, weighted: bool, platform: str) -> jax.Array:
-    out_shape = plan.spectral_shape(x.shape[:-4], *x.shape[-2:])
+def lambda_source(plan: Plan, mode: str, platform: str) -> str:
+    """'table' or 'onthefly': mode, with 'auto' resolved for the platform (the CPU
+    kernels generate lambda inside their schedule; the CUDA kernels read the table
+    while it takes at most 256 MiB and ell_max < 256)."""
+    if mode != "auto":
+        return mode
     if platform == "cpu":
-        return _cpu_call("analysis", x, out_shape, plan, sign, weighted)
-    return _cuda_legendre("analysis", forward_rings(x, sign, plan.ell_max), out_shape, plan, weighted)
+        return "onthefly"
+    small = plan.packed_table_bytes <= TABLE_LIMIT_BYTES
+    return "table" if plan.ell_max < TABLE_LIMIT_ELL and small else "onthefly"
 
 
-def synthesis(a: jax.Array, *, plan: Plan, sign: int, weighted: bool, platform: str) -> jax.Array:
-    out_shape = plan.spectral_batch(a.shape) + plan.spatial_core_shape + a.shape[-2:]
-    if platform == "cpu":
-        return _cpu_call("synthesis", a, out_shape, plan, sign, weighted)
-    rings = a.shape[:-4] + (plan.n, 2 * plan.ell_max + 1) + a.shape[-2:]
-    g = _cuda_legendre("synthesis", a, rings, plan, weighted)
-    return rings_to_grid(g, sign, plan.n)
+def _call(direction: str, operand: jax.Array, out_shape: tuple[int, ...], batch: int, channels: int, *,
+          plan: Plan, sign: int, weighted: bool, layout: str, mode: str, platform: str) -> jax.Array:
+    module = extension(platform)
+    source = lambda_source(plan, mode, platform)
+    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
+    scratch = module.scratch_bytes(direction == "analysis", plan.n, plan.ell_max, len(plan.spins), batch, channels,
+                                   plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
+    call = jax.ffi.ffi_call(f"sphcnn_{direction}", (jax.ShapeDtypeStruct(out_shape, plan.dtype),
+                                                    jax.ShapeDtypeStruct((scratch,), np.uint8)))
+    out, _ = call(operand, plan.ring_scale(weighted), table, spins=np.asarray(plan.spins, np.int64),
+                  sign=np.int32(sign), degree_major=layout == "degree_major",
+                  lambda_source=np.int32(LAMBDA_SOURCES[source]))
+    return out
+
+
+def analysis(x: jax.Array, *, plan: Plan, sign: int, weighted: bool, layout: str, mode: str, platform: str,
+             **_) -> jax.Array:
+    out_shape = plan.spectral_shape(x.shape[:-4], *x.shape[-2:], layout)
+    return _call("analysis", x, out_shape, int(np.prod(x.shape[:-4])), x.shape[-1], plan=plan, sign=sign,
+                 weighted=weighted, layout=layout, mode=mode, platform=platform)
+
+
+def synthesis(a: jax.Array, *, plan: Plan, sign: int, weighted: bool, layout: str, mode: str, platform: str,
+              **_) -> jax.Array:
+    leading = plan.spectral_batch(a.shape, layout)
+    out_shape = leading + plan.spatial_core_shape + a.shape[-2:]
+    return _call("synthesis", a, out_shape, int(np.prod(leading)), a.shape[-1], plan=plan, sign=sign,
+                 weighted=weighted, layout=layout, mode=mode, platform=platform)

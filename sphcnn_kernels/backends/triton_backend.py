@@ -5,9 +5,11 @@ kernel per direction (:mod:`triton_kernels`) called through jax-triton.
 The complex operand is viewed as real with a trailing (re, im) axis and its
 leading axes are flattened, so the kernel sees (B, rows, M, S, 2C) arrays and
 contracts the rows with the lambda table for every (spin, order) pair. The table
-(S, M, L, n) is built in float64, rounded to the data precision and embedded as
-a constant, as in the XLA backend. ``jax_triton`` (and with it the kernels) is
-imported only when a computation is lowered for a CUDA device.
+(S, M, L, n) is the plan's dense table, embedded as a constant, as in the XLA
+backend. ``jax_triton`` (and with it the kernels) is imported only when a
+computation is lowered for a CUDA device. Writes batch-major coefficients only;
+never chosen by backend="auto" (measured slower than xla, see
+:mod:`sphcnn_kernels.auto`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sphcnn_kernels.backends.fourier import forward_rings, rings_to_grid
 from sphcnn_kernels.plan import Plan
 
 NUM_WARPS = 4
+WRITES_DEGREE_MAJOR = False
 
 
 class Blocks(NamedTuple):
@@ -46,9 +49,9 @@ def block_sizes(rows: int, contracted: int, maps: int, real_dtype: np.dtype) -> 
     return Blocks(_tile(rows, 64 if wide else 32), _tile(contracted, 32), _tile(maps, 64))
 
 
-def dot_precision(plan: Plan) -> str:
+def dot_precision(plan: Plan, precision: str) -> str:
     """tl.dot input precision: TF32 only for precision='fast' in float32."""
-    return "tf32" if plan.precision == "fast" and plan.real_dtype == np.float32 else "ieee"
+    return "tf32" if precision == "fast" and plan.real_dtype == np.float32 else "ieee"
 
 
 def lowest_degrees(plan: Plan) -> np.ndarray:
@@ -57,7 +60,7 @@ def lowest_degrees(plan: Plan) -> np.ndarray:
     return np.maximum(orders[None, :], np.abs(np.asarray(plan.spins))[:, None]).astype(np.int32)
 
 
-def _legendre(kind: str, z: jax.Array, rows_out: int, plan: Plan, weighted: bool) -> jax.Array:
+def _legendre(kind: str, z: jax.Array, rows_out: int, plan: Plan, weighted: bool, precision: str) -> jax.Array:
     """The Legendre stage on complex z (..., rows_in, M, S, C) -> (..., rows_out, M, S, C);
     `kind` is 'analysis' (rows n -> L) or 'synthesis' (rows L -> n)."""
     import jax_triton
@@ -88,8 +91,8 @@ def _legendre(kind: str, z: jax.Array, rows_out: int, plan: Plan, weighted: bool
 
     out = jax_triton.triton_call(
         pairs,
-        jnp.asarray(plan.legendre_table, dtype=real_dtype),
-        jnp.asarray(plan.ring_scale(weighted), dtype=real_dtype),
+        jnp.asarray(plan.dense_table),
+        jnp.asarray(plan.ring_scale(weighted)),
         jnp.asarray(lowest_degrees(plan)),
         plan.n,
         n_degrees,
@@ -104,21 +107,20 @@ def _legendre(kind: str, z: jax.Array, rows_out: int, plan: Plan, weighted: bool
         grid=(grid,),
         num_warps=NUM_WARPS,
         BLOCK_P=blocks.maps,
-        PRECISION=dot_precision(plan),
+        PRECISION=dot_precision(plan, precision),
         **tiles,
     )
     out = out.reshape(*out_shape, 2)
     return jax.lax.complex(out[..., 0], out[..., 1])
 
 
-def analysis(x: jax.Array, *, plan: Plan, sign: int, weighted: bool, platform: str) -> jax.Array:
+def analysis(x: jax.Array, *, plan: Plan, sign: int, weighted: bool, precision: str, **_) -> jax.Array:
     """Grid (..., n, n, S, C) -> coefficients (..., L, M, S, C): FFT, then the kernel
     (ring weights applied by the kernel as its scale)."""
-    del platform
-    return _legendre("analysis", forward_rings(x, sign, plan.ell_max), plan.ell_max + 1, plan, weighted)
+    rings = forward_rings(x.astype(plan.dtype), sign, plan.ell_max)
+    return _legendre("analysis", rings, plan.ell_max + 1, plan, weighted, precision)
 
 
-def synthesis(a: jax.Array, *, plan: Plan, sign: int, weighted: bool, platform: str) -> jax.Array:
+def synthesis(a: jax.Array, *, plan: Plan, sign: int, weighted: bool, precision: str, **_) -> jax.Array:
     """Coefficients (..., L, M, S, C) -> grid (..., n, n, S, C): the kernel, then the FFT."""
-    del platform
-    return rings_to_grid(_legendre("synthesis", a, plan.n, plan, weighted), sign, plan.n)
+    return rings_to_grid(_legendre("synthesis", a, plan.n, plan, weighted, precision), sign, plan.n)

@@ -61,21 +61,29 @@ class VectorFft {
   // Size in T values of the work buffer execute() needs.
   static int64_t work_size(int n, int64_t lanes) { return 4 * static_cast<int64_t>(n) * lanes; }
 
-  // in, out: n * lanes complex values (interleaved); work: work_size(n, lanes)
+  // in, out: n * lanes complex values (interleaved), or n * lanes real values in
+  // when real_input (the imaginary parts are zero); work: work_size(n, lanes)
   // values. in is not modified and may not alias out or work.
   //
   // The butterflies run on split real/imaginary planes (element k of a plane is
   // the `lanes` reals at [k * lanes, (k + 1) * lanes)), so every inner loop is a
   // plain unit-stride loop over lanes that compilers vectorize.
-  void execute(const T* in, T* out, T* work, int64_t lanes) const {
+  void execute(const T* in, T* out, T* work, int64_t lanes, bool real_input = false) const {
     const int64_t plane = static_cast<int64_t>(n_) * lanes;
     T* a_re = work;
     T* a_im = work + plane;
     T* b_re = work + 2 * plane;
     T* b_im = work + 3 * plane;
-    for (int64_t i = 0; i < plane; ++i) {
-      a_re[i] = in[2 * i];
-      a_im[i] = in[2 * i + 1];
+    if (real_input) {
+      for (int64_t i = 0; i < plane; ++i) {
+        a_re[i] = in[i];
+        a_im[i] = T(0);
+      }
+    } else {
+      for (int64_t i = 0; i < plane; ++i) {
+        a_re[i] = in[2 * i];
+        a_im[i] = in[2 * i + 1];
+      }
     }
     const int count = static_cast<int>(stages_.size());
     for (int i = 0; i < count; ++i) {

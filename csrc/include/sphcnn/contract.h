@@ -1,0 +1,163 @@
+// The one contract of the sphcnn_analysis and sphcnn_synthesis FFI targets,
+// shared by the CPU (csrc/cpu) and CUDA (csrc/cuda) handlers.
+//
+//   operands   0 input:  analysis: maps x (B..., n, n, S, C), complex64/complex128, or
+//                        float32/float64 when every spin is 0 (promoted to complex);
+//                        synthesis: coefficients a (B..., L, 2L-1, S, C), or
+//                        (L, B..., 2L-1, S, C) when degree_major;
+//              1 ring_scale (n,) in the real dtype of the data;
+//              2 table: the packed lambda table (sphcnn/packed_table.h) when
+//                lambda_source = kTable, else empty;
+//   results    0 output: coefficients (analysis) or maps (synthesis), complex;
+//              1 scratch: uint8, at least the bytes the platform's
+//                scratch_bytes() gives (work space owned by XLA);
+//   attributes spins (int64[S]), sign (Sign), degree_major (bool),
+//              lambda_source (LambdaSource).
+//
+// With w = ring_scale and sigma = sign, L = ell_max + 1:
+//   analysis:  a_lm = sum_j w_j lambda_{l,m,s}(theta_j) sum_k x_jk e^{sigma i m phi_k},
+//              exactly 0 for l < max(|m|, |s|);
+//   synthesis: x_jk = w_j sum_m e^{sigma i m phi_k} sum_{l >= max(|m|,|s|)} lambda_{l,m,s}(theta_j) a_lm.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "sphcnn/packed_table.h"
+#include "sphcnn/shape_string.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace sphcnn {
+
+enum class Sign : int32_t { kMinus = -1, kPlus = 1 };
+enum class LambdaSource : int32_t { kTable = 0, kOnTheFly = 1 };
+
+struct Geometry {
+  int64_t batch;      // B: product of the leading axes
+  int n;              // grid size
+  int ell_max;        // L - 1
+  int spins;          // S
+  int64_t channels;   // C
+  bool degree_major;  // spectral layout (L, B, M, S, C) instead of (B, L, M, S, C)
+  bool is_double;     // complex128 data (else complex64)
+  bool real_input;    // analysis of real maps
+  int L() const { return ell_max + 1; }
+  int M() const { return 2 * ell_max + 1; }
+};
+
+namespace contract_detail {
+
+inline xla::ffi::Error invalid(const char* target, const std::string& what) {
+  return xla::ffi::Error::InvalidArgument(std::string(target) + ": " + what);
+}
+
+}  // namespace contract_detail
+
+// Checks every operand, result and attribute against the contract; the
+// geometry of the call on success. `scratch_needed` is the platform's
+// scratch_bytes for the geometry (checked against the scratch result).
+template <typename ScratchBytes>
+xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis, const xla::ffi::AnyBuffer& in,
+                                              const xla::ffi::AnyBuffer& scale, const xla::ffi::AnyBuffer& table,
+                                              const xla::ffi::AnyBuffer& out, const xla::ffi::AnyBuffer& scratch,
+                                              xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
+                                              LambdaSource source, ScratchBytes scratch_needed) {
+  namespace ffi = xla::ffi;
+  using contract_detail::invalid;
+  const auto spatial = analysis ? in.dimensions() : out.dimensions();
+  const auto spectral = analysis ? out.dimensions() : in.dimensions();
+  if (spatial.size() < 4 || spatial.size() != spectral.size()) {
+    return ffi::Unexpected(invalid(target, "spatial shape " + shape_string(spatial) + " and spectral shape " +
+                                               shape_string(spectral) + " must have the same rank >= 4"));
+  }
+  if (sign != Sign::kMinus && sign != Sign::kPlus) {
+    return ffi::Unexpected(invalid(target, "sign must be -1 or +1, got " + std::to_string(static_cast<int>(sign))));
+  }
+  const size_t r = spatial.size();
+  const size_t degree_axis = degree_major ? 0 : r - 4;
+  const size_t batch_start = degree_major ? 1 : 0;
+  Geometry g;
+  g.batch = 1;
+  for (size_t i = 0; i + 4 < r; ++i) {
+    if (spatial[i] != spectral[batch_start + i]) {
+      return ffi::Unexpected(
+          invalid(target, "batch axes of " + shape_string(spatial) + " and " + shape_string(spectral) + " differ"));
+    }
+    g.batch *= spatial[i];
+  }
+  const int64_t n = spatial[r - 4];
+  const int64_t L = spectral[degree_axis];
+  const bool ok = spatial[r - 3] == n && n >= 4 && n % 2 == 0 && n <= (int64_t{1} << 24) && L >= 1 &&
+                  L <= n / 2 && spectral[r - 3] == 2 * L - 1 && spectral[r - 2] == spatial[r - 2] &&
+                  spatial[r - 2] == static_cast<int64_t>(spins.size()) && spectral[r - 1] == spatial[r - 1];
+  if (!ok) {
+    return ffi::Unexpected(invalid(
+        target, "inconsistent shapes: spatial " + shape_string(spatial) + ", spectral " + shape_string(spectral) +
+                    ", " + std::to_string(spins.size()) +
+                    " spins; expected (..., n, n, S, C) and (..., L, 2L-1, S, C) (or (L, ..., 2L-1, S, C) "
+                    "degree-major) with n even >= 4, L <= n/2 and S the number of spins"));
+  }
+  g.n = static_cast<int>(n);
+  g.ell_max = static_cast<int>(L) - 1;
+  g.spins = static_cast<int>(spins.size());
+  g.channels = spatial[r - 1];
+  g.degree_major = degree_major;
+
+  const ffi::DataType out_type = out.element_type();
+  if (out_type != ffi::C64 && out_type != ffi::C128) {
+    return ffi::Unexpected(invalid(target, "the output must be complex64 or complex128"));
+  }
+  g.is_double = out_type == ffi::C128;
+  const ffi::DataType real = g.is_double ? ffi::F64 : ffi::F32;
+  const ffi::DataType in_type = in.element_type();
+  g.real_input = analysis && in_type == real;
+  if (in_type != out_type && !g.real_input) {
+    return ffi::Unexpected(invalid(target, "input and output must have the same precision; the input must be "
+                                           "complex (or real maps for analysis)"));
+  }
+  if (g.real_input) {
+    for (int64_t s : spins) {
+      if (s != 0) return ffi::Unexpected(invalid(target, "real maps need every spin to be 0"));
+    }
+  }
+  if (scale.element_type() != real || scale.element_count() != static_cast<size_t>(g.n)) {
+    return ffi::Unexpected(invalid(target, "ring_scale must be a real vector of n = " + std::to_string(g.n) +
+                                               " entries in the data's precision"));
+  }
+  const PackedTable layout = packed_table(g.n, g.ell_max, g.is_double ? 8 : 4);
+  const size_t table_entries = source == LambdaSource::kTable ? static_cast<size_t>(layout.size(g.spins)) : 0;
+  if (source != LambdaSource::kTable && source != LambdaSource::kOnTheFly) {
+    return ffi::Unexpected(invalid(target, "lambda_source must be 0 (table) or 1 (on the fly)"));
+  }
+  if (table.element_count() != table_entries || (table_entries > 0 && table.element_type() != real)) {
+    return ffi::Unexpected(invalid(
+        target, "the lambda table must hold " + std::to_string(table_entries) + " entries in the data's real "
+                    "precision (the packed table of the plan for lambda_source = table, none on the fly), got " +
+                    std::to_string(table.element_count())));
+  }
+  const size_t needed = scratch_needed(g, source);
+  if (scratch.size_bytes() < needed) {
+    return ffi::Unexpected(invalid(target, "scratch holds " + std::to_string(scratch.size_bytes()) +
+                                               " bytes, the call needs " + std::to_string(needed)));
+  }
+  return g;
+}
+
+}  // namespace sphcnn
+
+XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::Sign);
+XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::LambdaSource);
+
+// The binding of both targets on a platform whose context is `Context`.
+#define SPHCNN_CONTRACT_BINDING(Context)                         \
+  xla::ffi::Ffi::Bind()                                          \
+      .Ctx<Context>()                                            \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Ret<xla::ffi::AnyBuffer>()                                \
+      .Ret<xla::ffi::AnyBuffer>()                                \
+      .Attr<xla::ffi::Span<const int64_t>>("spins")              \
+      .Attr<sphcnn::Sign>("sign")                                \
+      .Attr<bool>("degree_major")                                \
+      .Attr<sphcnn::LambdaSource>("lambda_source")
