@@ -1,27 +1,54 @@
-"""Timings of the spin-weighted spherical harmonic transforms.
+"""Device time of the spin-weighted spherical harmonic transforms.
 
     python -m benchmarks.transforms            # all sizes, every available backend
     python -m benchmarks.transforms --quick --table
     python -m benchmarks.transforms --update-auto   # also rewrite sphcnn_kernels/auto_backend.json
 
-Every (size, backend) case runs in a fresh process, so compile time and peak
-memory are measured cold. Each case prints JSON lines
-{"name", "backend", "op", "ms", ...}: op is forward, inverse or forward_grad (the
-gradient of forward, i.e. its transpose), ms the median over >= 20 runs after
-warm-up (fewer, at least 3, for cases slower than the time budget; "runs" says
-how many), bytes the minimal traffic (input read once, output written once),
-bw_fraction that traffic over the device's peak bandwidth, peak_bytes the peak
-device memory (GPU) or the growth of the peak resident set over the inputs (CPU), compile_s the plan construction plus
-compilation of forward, roundtrip_err max|forward(inverse(a)) - a| / max|a| for
-random band-limited a in the default precision, constants_bytes the plan's
-constant tables.
+Every (case, backend) runs in a fresh process (one sk.SphericalTransform with
+the backend and lambda mode as options), so compile time and peak memory are
+measured cold. Each case prints JSON lines {"name", "backend", "op", "ms", ...}
+for op in forward, inverse, forward_grad (the gradient of forward: a vjp whose
+cotangent is an argument of the jitted function, so XLA cannot fold it) and
+inverse_grad (likewise for inverse); the gradient of each direction should
+cost no more than the other direction. Fields of these lines:
+
+  ms, min_ms, max_ms   device time per call: median (min, max) over runs of K
+                       calls issued back to back and waited for once, time / K
+                       (calls_per_run = K, runs = number of runs; see
+                       benchmarks.measure.back_to_back). Calls cycle through
+                       input_sets = 4 distinct inputs (at n = 64 maps of 16.8 MB
+                       and coefficients of 8.3 MB: with the results written in
+                       between, a call finds its input evicted from a 50 MB L2
+                       cache and reads it from device memory, as in a model).
+  kernel_ms            sum of the GPU kernels' durations per call from a
+                       jax.profiler trace, kernels_per_call their number; None
+                       on CPUs (no device plane), profile_error when a trace
+                       could not be read.
+  bytes, bw_fraction   minimal traffic (input read once, output written once)
+                       and bytes / (ms) / the device's peak bandwidth
+                       (bandwidth_source: data sheet, or a measured copy).
+  mode                 where the ffi kernels get lambda ('table' or
+                       'onthefly'); None for other backends.
+
+and one "summary" line per case: compile_s (SphericalTransform construction,
+including its plan, plus lowering and compiling forward, which builds the
+tables the backend embeds), roundtrip_err (max|forward(inverse(a)) - a| / max|a|
+for random band-limited a, precision "highest"), peak_bytes (device allocator
+peak on GPUs, growth of the peak resident set on CPUs, after compiling and
+running forward and inverse once: before the timing loops, which hold several
+inputs and results), constants_bytes (the dense table the xla and triton
+backends embed, the packed table of the ffi kernels on CUDA in table mode,
+else 0). A case that fails or runs past --time-limit gives an op "failed" line,
+one not run an op "skipped" line.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -33,123 +60,266 @@ CASES = {
     "n2048": dict(n=2048, batch=1, spins=(0, 1), channels=2, mode="onthefly"),
 }
 QUICK = ("n64", "n128")
-# The XLA backend embeds a dense float64-built table of S (2L-1) L n entries; above
-# this size it is not run (n = 2048 would need 68 GB).
-XLA_TABLE_LIMIT = 1 << 30
+OPS = ("forward", "inverse", "forward_grad", "inverse_grad")
+INPUT_SETS = 4
+# Calls profiled per op (one where a call takes longer than PROFILE_SLOW_MS).
+PROFILED_CALLS = 3
+PROFILE_SLOW_MS = 300
+# The dense table of the xla and triton backends is built in float64, S (2L-1) L n
+# entries; above this size those backends are not run (n = 2048 would need 68 GB).
+DENSE_TABLE_LIMIT = 1 << 30
+DENSE_TABLE_BACKENDS = ("xla", "triton")
 
 
 def _maps(case: dict) -> int:
     return case["batch"] * len(case["spins"]) * case["channels"]
 
 
-def run_case(name: str, backend: str, runs: int, budget_s: float) -> None:
-    """Measure one case in this process and print its JSON lines."""
-    import jax
+def _band_limited(coeffs, ell_max: int, spins: tuple[int, ...]):
+    """coeffs (..., L, 2L - 1, S, C) with the entries l < max(|m|, |s|) set to zero."""
     import jax.numpy as jnp
     import numpy as np
 
-    import sphcnn_kernels as sk
-    from benchmarks.measure import device_description, emit, peak_bandwidth, peak_memory_bytes, time_function
-    from sphcnn_kernels.backends.ffi_backend import cuda_mode
-    from sphcnn_kernels.primitives import analysis, synthesis
-
-    case = CASES[name]
-    n, spins, ell_max = case["n"], tuple(case["spins"]), case["n"] // 2 - 1
-    platform, device = device_description()
-    plan = sk.get_plan(n, ell_max, spins, "complex64", backend, "highest", case.get("mode", "auto"))
-    rng = np.random.default_rng(0)
-    shape = (case["batch"], n, n, len(spins), case["channels"])
-    x = jnp.asarray((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64))
-
-    baseline = peak_memory_bytes() if platform == "cpu" else 0
-    forward = jax.jit(lambda v: analysis(v, plan, -1, True))
-    inverse = jax.jit(lambda v: synthesis(v, plan, 1, False))
-    start = time.perf_counter()
-    compiled = forward.lower(x).compile()
-    compile_s = time.perf_counter() - start
-    a = compiled(x)
-    cotangent = jnp.conj(a)
-    grad = jax.jit(jax.grad(lambda v: jnp.real(jnp.sum(cotangent * analysis(v, plan, -1, True))), holomorphic=False))
-
-    coeffs = np.asarray(a)
     ell = np.arange(ell_max + 1)[:, None, None]
     m = np.arange(-ell_max, ell_max + 1)[None, :, None]
-    keep = (ell >= np.abs(m)) & (ell >= np.abs(np.asarray(spins)))[None, None, :]
-    band = jnp.asarray(coeffs * keep[None, ..., None])
-    back = np.asarray(forward(inverse(band)))
-    roundtrip = float(np.abs(back - np.asarray(band)).max() / np.abs(np.asarray(band)).max())
+    s = np.asarray(spins)[None, None, :]
+    keep = (ell >= np.abs(m)) & (ell >= np.abs(s))
+    return coeffs * jnp.asarray(keep[..., None])
+
+
+def _operations(t) -> dict:
+    """The four jitted operations of a transform, named after the op."""
+    import jax
+
+    def forward(v):
+        return t.forward(v)
+
+    def inverse(a):
+        return t.inverse(a)
+
+    def forward_grad(v, cotangent):
+        return jax.vjp(t.forward, v)[1](cotangent)[0]
+
+    def inverse_grad(a, cotangent):
+        return jax.vjp(t.inverse, a)[1](cotangent)[0]
+
+    return {fn.__name__: jax.jit(fn) for fn in (forward, inverse, forward_grad, inverse_grad)}
+
+
+def _input_sets(x, a) -> dict[str, list[tuple]]:
+    """Per op, INPUT_SETS distinct argument tuples (scaled copies of maps x and coefficients a)."""
+    import numpy as np
+
+    maps = [x * np.float32(1 + k / 8) for k in range(INPUT_SETS)]
+    coeffs = [a * np.float32(1 + k / 8) for k in range(INPUT_SETS)]
+    return {"forward": [(v,) for v in maps], "inverse": [(c,) for c in coeffs],
+            "forward_grad": list(zip(maps, coeffs)), "inverse_grad": list(zip(coeffs, maps))}
+
+
+def _constants_bytes(t, backend: str, platform: str) -> int:
+    """Bytes of the constant table the backend embeds in the computation."""
+    from sphcnn_kernels.backends.ffi_backend import lambda_source
+
+    if backend in DENSE_TABLE_BACKENDS:
+        return int(t.plan.dense_table.nbytes)
+    if backend == "ffi" and platform == "cuda" and lambda_source(t.plan, t.mode, platform) == "table":
+        return int(t.plan.packed_table_bytes)
+    return 0
+
+
+def run_case(name: str, backend: str, runs: int, budget_s: float) -> None:
+    """Measure one case in this process and print its JSON lines."""
+    import jax
+    import numpy as np
+
+    import sphcnn_kernels as sk
+    from benchmarks.measure import (back_to_back, device_description, emit, kernel_profile, peak_bandwidth,
+                                    peak_memory_bytes)
+    from sphcnn_kernels.backends import current_platform
+    from sphcnn_kernels.backends.ffi_backend import lambda_source
+
+    case = CASES[name]
+    n, spins = case["n"], tuple(case["spins"])
+    platform, (_, device) = current_platform(), device_description()
+    rng = np.random.default_rng(0)
+    shape = (case["batch"], n, n, len(spins), case["channels"])
+    x = jax.device_put((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64))
+    baseline = peak_memory_bytes() if platform == "cpu" else 0
+
+    start = time.perf_counter()
+    t = sk.SphericalTransform(n, spins, backend=backend, mode=case.get("mode", "auto"))
+    ops = _operations(t)
+    forward = ops["forward"].lower(x).compile()
+    compile_s = time.perf_counter() - start
+    band = _band_limited(forward(x), t.ell_max, spins)
+    back = forward(ops["inverse"](band))
+    roundtrip = float(np.abs(np.asarray(back - band)).max() / np.abs(np.asarray(band)).max())
+    peak = peak_memory_bytes() - baseline
+    del back
 
     bandwidth, bandwidth_source = peak_bandwidth()
-    if backend == "xla":
-        constants = plan.legendre_table.size * 4
-    elif platform == "gpu" and cuda_mode(plan) == "table":
-        constants = len(spins) * (2 * ell_max + 1) * (n // 2) * (ell_max + 1) * 4
-    else:
-        constants = n * 4
-    base = {
-        "name": name, "backend": backend, "platform": platform, "device": device, "n": n, "ell_max": ell_max,
-        "maps": _maps(case), "dtype": "complex64",
-        "mode": cuda_mode(plan) if (platform == "gpu" and backend == "ffi") else None,
-    }
-    for op, fn, arg in (("forward", forward, x), ("inverse", inverse, band), ("forward_grad", grad, x)):
-        timing = time_function(fn, arg, runs=runs, budget_s=budget_s)
-        traffic = x.nbytes + a.nbytes
-        emit({**base, "op": op, **timing, "bytes": traffic,
+    traffic = x.nbytes + band.nbytes
+    base = {"name": name, "backend": backend, "platform": platform, "device": device, "n": n,
+            "ell_max": t.ell_max, "maps": _maps(case), "dtype": "complex64",
+            "mode": lambda_source(t.plan, t.mode, platform) if backend == "ffi" else None}
+    for op, inputs in _input_sets(x, band).items():
+        timing = back_to_back(ops[op], inputs, runs=runs, budget_s=budget_s)
+        profile = kernel_profile(ops[op], inputs, calls=PROFILED_CALLS if timing["ms"] < PROFILE_SLOW_MS else 1)
+        emit({**base, "op": op, **timing, "input_sets": len(inputs), **profile, "bytes": traffic,
               "bw_fraction": traffic / (timing["ms"] * 1e-3) / bandwidth, "bandwidth_source": bandwidth_source})
-    emit({**base, "op": "summary", "compile_s": compile_s, "roundtrip_err": roundtrip,
-          "peak_bytes": peak_memory_bytes() - baseline, "constants_bytes": int(constants)})
+    emit({**base, "op": "summary", "compile_s": compile_s, "roundtrip_err": roundtrip, "peak_bytes": peak,
+          "constants_bytes": _constants_bytes(t, backend, platform)})
 
 
-def _backends(requested: str | None) -> list[str]:
+def probe() -> None:
+    """Print what the parent needs to know about the machine as one JSON line
+    (in a child process, so that the parent never holds the device)."""
+    import jax
+
     import sphcnn_kernels as sk
+    from benchmarks.measure import device_description
+    from sphcnn_kernels.backends import current_platform
 
-    available = list(sk.available_backends())
+    platform, kind = device_description()
+    device = kind if platform == "gpu" else f"{os.cpu_count()} {platform.upper()} cores"
+    print(json.dumps({"platform": current_platform(), "device": device, "jax": jax.__version__,
+                      "backends": list(sk.available_backends())}), flush=True)
+
+
+def _skip_reason(name: str, backend: str) -> str | None:
+    """Why a (case, backend) is not run, or None."""
+    case = CASES[name]
+    spins, n = len(case["spins"]), case["n"]
+    table = spins * (n - 1) * (n // 2) * n * 8
+    if backend in DENSE_TABLE_BACKENDS and table > DENSE_TABLE_LIMIT:
+        return f"the {backend} backend's dense table would take {table / 2**30:.0f} GiB to build"
+    return None
+
+
+def _failure(name: str, backend: str, reason: str) -> dict:
+    return {"name": name, "backend": backend, "op": "failed", "reason": reason}
+
+
+def _run_child(name: str, backend: str, runs: int, budget_s: float, timeout_s: float | None) -> list[dict]:
+    """Run one case in a fresh process; its records, or one 'failed' record."""
+    command = [sys.executable, "-m", "benchmarks.transforms", "--case", name, "--backend", backend,
+               "--runs", str(runs), "--budget", str(budget_s)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return [_failure(name, backend, f"ran past the time limit ({timeout_s:.0f} s left)")]
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        tail = result.stderr.strip().splitlines()[-1:] or [""]
+        records.append(_failure(name, backend, f"exit status {result.returncode}: {tail[0]}"))
+    return records
+
+
+def _cell(value, fmt: str, width: int) -> str:
+    return f"{'-' if value is None else format(value, fmt):>{width}}"
+
+
+def _pair(ops: dict, key: str, fmt: str) -> str:
+    """'forward/inverse' values of a field, '-' where missing."""
+    values = [ops.get(op, {}).get(key) for op in ("forward", "inverse")]
+    return "/".join("-" if v is None else format(v, fmt) for v in values)
+
+
+def print_table(records: list[dict]) -> None:
+    """A readable table of the records: one row per (case, backend)."""
+    rows = {}
+    for r in records:
+        rows.setdefault((r["name"], r["backend"]), {})[r["op"]] = r
+    header = (f"{'case':>6} {'maps':>5} {'backend':>7} {'mode':>8} {'fwd ms':>9} {'inv ms':>9} {'fwd grad':>9}"
+              f" {'inv grad':>9} {'kernels/call':>12} {'bw fwd/inv':>11} {'compile s':>9} {'round trip':>10}"
+              f" {'peak MB':>8}")
+    print()
+    print(header)
+    print("-" * len(header))
+    for (name, backend), ops in rows.items():
+        note = ops.get("skipped") or ops.get("failed")
+        if note and "forward" not in ops:
+            print(f"{name:>6} {'':>5} {backend:>7}  {note['op']}: {note['reason']}")
+            continue
+        s, fwd = ops.get("summary", {}), ops.get("forward", {})
+        ms = [_cell(ops.get(op, {}).get("ms"), ".3f", 9) for op in OPS]
+        print(f"{name:>6} {fwd.get('maps', 0):>5} {backend:>7} {fwd.get('mode') or '-':>8} {' '.join(ms)}"
+              f" {_pair(ops, 'kernels_per_call', '.0f'):>12} {_pair(ops, 'bw_fraction', '.0%'):>11}"
+              f" {_cell(s.get('compile_s'), '.2f', 9)} {_cell(s.get('roundtrip_err'), '.1e', 10)}"
+              f" {_cell(s.get('peak_bytes', 0) / 2**20 if s else None, '.0f', 8)}")
+        if "failed" in ops:
+            print(f"{'':>6} {'':>5} {'':>7}  failed: {ops['failed']['reason']}")
+    print()
+
+
+def update_auto_table(records: list[dict], machine: dict, path) -> None:
+    """Write the forward/inverse medians (ms) of the records into the auto table at
+    `path`: each measured (platform, direction, n) gets exactly the backends
+    measured now; other sizes, platforms and the '_source' notes of other
+    platforms are kept; _source[platform] says where and when the figures were
+    measured."""
+    path = pathlib.Path(path)
+    table = json.loads(path.read_text()) if path.exists() else {}
+    fresh: dict = {}
+    for r in records:
+        if r.get("op") in ("forward", "inverse"):
+            fresh.setdefault(r["platform"], {}).setdefault(r["op"], {}).setdefault(str(r["n"]), {})[r["backend"]] = (
+                round(r["ms"], 4))
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    for platform, directions in fresh.items():
+        for direction, sizes in directions.items():
+            table.setdefault(platform, {}).setdefault(direction, {}).update(sizes)
+        sizes = sorted({int(n) for d in directions.values() for n in d})
+        table.setdefault("_source", {})[platform] = (
+            f"{machine['device']}, jax {machine['jax']}, {date}: medians of benchmarks.transforms --update-auto "
+            f"(back-to-back device time) at n = {', '.join(map(str, sizes))}")
+    path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+    print(f"updated {path}", file=sys.stderr)
+
+
+def _probe_machine() -> dict:
+    result = subprocess.run([sys.executable, "-m", "benchmarks.transforms", "--probe"], capture_output=True,
+                            text=True, env=os.environ.copy())
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        raise SystemExit("benchmarks.transforms: could not start JAX and sphcnn_kernels (see above)")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _backends(requested: str | None, available: list[str]) -> list[str]:
     if not requested:
         return available
     return [b for b in requested.split(",") if b in available]
 
 
-def _skip_reason(name: str, backend: str) -> str | None:
-    case = CASES[name]
-    spins, n = len(case["spins"]), case["n"]
-    table = spins * (n - 1) * (n // 2) * n * 8
-    if backend == "xla" and table > XLA_TABLE_LIMIT:
-        return f"the XLA backend's dense table would take {table / 2**30:.0f} GiB"
-    return None
+def run_all(args, runs: int) -> list[dict]:
+    """Run the selected cases, each in a fresh process, printing their JSON lines."""
+    deadline = None if args.time_limit is None else time.monotonic() + args.time_limit
+    names = args.cases.split(",") if args.cases else list(QUICK if args.quick else CASES)
+    unknown = [name for name in names if name not in CASES]
+    if unknown:
+        raise SystemExit(f"benchmarks.transforms: unknown case(s) {unknown}; cases: {', '.join(CASES)}")
+    machine = _probe_machine()
+    records = []
+    for name in names:
+        for backend in _backends(args.backends, machine["backends"]):
+            left = None if deadline is None else deadline - time.monotonic()
+            reason = _skip_reason(name, backend) or ("time limit reached" if left is not None and left <= 0 else None)
+            if reason:
+                found = [{"name": name, "backend": backend, "op": "skipped", "reason": reason}]
+            else:
+                found = _run_child(name, backend, runs, args.budget, left)
+            for record in found:
+                print(json.dumps(record), flush=True)
+            records += found
+    if args.table:
+        print_table(records)
+    if args.update_auto:
+        from sphcnn_kernels.auto import TIMINGS_FILE
 
-
-def print_table(records: list[dict]) -> None:
-    rows = {}
-    for r in records:
-        rows.setdefault((r["name"], r["backend"]), {})[r["op"]] = r
-    print()
-    header = f"{'case':>6} {'maps':>5} {'backend':>7} {'forward ms':>11} {'inverse ms':>11} {'grad ms':>9} {'compile s':>9} {'round trip':>10} {'peak MB':>8}"
-    print(header)
-    print("-" * len(header))
-    for (name, backend), ops in rows.items():
-        if "skipped" in ops:
-            print(f"{name:>6} {'':>5} {backend:>7}  skipped: {ops['skipped']['reason']}")
-            continue
-        s = ops.get("summary", {})
-        print(
-            f"{name:>6} {ops['forward']['maps']:>5} {backend:>7} {ops['forward']['ms']:>11.2f} {ops['inverse']['ms']:>11.2f}"
-            f" {ops['forward_grad']['ms']:>9.2f} {s.get('compile_s', float('nan')):>9.2f}"
-            f" {s.get('roundtrip_err', float('nan')):>10.1e} {s.get('peak_bytes', 0) / 2**20:>8.0f}"
-        )
-    print()
-
-
-def update_auto_table(records: list[dict]) -> None:
-    from sphcnn_kernels.auto import TIMINGS_FILE
-
-    table = json.loads(TIMINGS_FILE.read_text()) if TIMINGS_FILE.exists() else {}
-    for r in records:
-        if r.get("op") not in ("forward", "inverse"):
-            continue
-        platform = "cuda" if r["platform"] == "gpu" else r["platform"]
-        table.setdefault(platform, {}).setdefault(r["op"], {}).setdefault(str(r["n"]), {})[r["backend"]] = round(r["ms"], 4)
-    TIMINGS_FILE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
-    print(f"updated {TIMINGS_FILE}", file=sys.stderr)
+        update_auto_table(records, machine, args.auto_file or TIMINGS_FILE)
+    return records
 
 
 def main(argv=None) -> None:
@@ -160,37 +330,21 @@ def main(argv=None) -> None:
     parser.add_argument("--backends", help="comma-separated subset of the available backends")
     parser.add_argument("--runs", type=int, default=None, help="timed runs per measurement (default 20, quick 5)")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per measurement before fewer runs are taken")
-    parser.add_argument("--update-auto", action="store_true", help="write the medians into sphcnn_kernels/auto_backend.json")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="seconds for all cases: cases not started by then are skipped, a running one is stopped")
+    parser.add_argument("--update-auto", action="store_true", help="write the medians into the auto table")
+    parser.add_argument("--auto-file", help="the auto table to update (default sphcnn_kernels/auto_backend.json)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     runs = args.runs or (5 if args.quick else 20)
-    if args.case:
+    if args.probe:
+        probe()
+    elif args.case:
         run_case(args.case, args.backend, runs, args.budget)
-        return
-    names = args.cases.split(",") if args.cases else list(QUICK if args.quick else CASES)
-    records = []
-    for name in names:
-        for backend in _backends(args.backends):
-            reason = _skip_reason(name, backend)
-            if reason:
-                record = {"name": name, "backend": backend, "op": "skipped", "reason": reason}
-                print(json.dumps(record), flush=True)
-                records.append(record)
-                continue
-            command = [sys.executable, "-m", "benchmarks.transforms", "--case", name, "--backend", backend,
-                       "--runs", str(runs), "--budget", str(args.budget)]
-            result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
-            if result.returncode != 0:
-                sys.stderr.write(result.stderr)
-                raise SystemExit(f"benchmark case {name}/{backend} failed")
-            for line in result.stdout.splitlines():
-                print(line, flush=True)
-                records.append(json.loads(line))
-    if args.table:
-        print_table(records)
-    if args.update_auto:
-        update_auto_table(records)
+    elif any(r["op"] == "failed" for r in run_all(args, runs)):
+        raise SystemExit("benchmarks.transforms: some cases failed (op 'failed' lines above)")
 
 
 if __name__ == "__main__":

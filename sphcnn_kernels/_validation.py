@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 # Option lists.
-BACKENDS = ("xla", "ffi", "triton")                 # transform backends ("auto" resolves to one)
+BACKENDS = ("xla", "ffi", "triton")                 # transform backends
+BACKEND_OPTIONS = ("auto",) + BACKENDS              # what a backend argument may name ("auto" resolves to one)
 PRECISIONS = ("highest", "fast")                    # matmul precision policies of the transforms
 LAYOUTS = ("batch_major", "degree_major")           # spectral layouts
 LAMBDA_MODES = ("auto", "table", "onthefly")        # where the CUDA kernels get lambda from

@@ -49,6 +49,9 @@ class Plan:
     spins: tuple[int, ...]
     dtype: str
 
+    def __deepcopy__(self, memo) -> "Plan":
+        return self  # immutable: a copy would duplicate the cached tables
+
     @property
     def real_dtype(self) -> np.dtype:
         return np.dtype(np.float32) if self.dtype == "complex64" else np.dtype(np.float64)

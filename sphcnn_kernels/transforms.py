@@ -56,7 +56,9 @@ class SphericalTransform:
     256 MiB and ell_max < 256).
 
     Methods: forward (..., n, n, S, C) -> (..., ell_max + 1, 2 ell_max + 1, S, C)
-    and inverse, the reverse direction (both layouts as chosen).
+    and inverse, the reverse direction (both layouts as chosen). Transforms are
+    immutable, hashable and equal when their plan and options are, so that model
+    layers can keep one as static configuration.
     """
 
     def __init__(self, n: int, spins, ell_max: int | None = None, dtype="complex64", backend: str = "auto",
@@ -73,12 +75,33 @@ class SphericalTransform:
             self.dtype = None
         if self.dtype not in checks.SUPPORTED_COMPLEX:
             raise ValueError(f"{name}: argument 'dtype' must be complex64 or complex128, got {dtype!r}")
-        self.backend = checks.choice(name, "backend", backend, ("auto",) + checks.BACKENDS)
+        self.backend = checks.choice(name, "backend", backend, checks.BACKEND_OPTIONS)
         self.precision = checks.choice(name, "precision", precision, checks.PRECISIONS)
         self.layout = checks.choice(name, "layout", layout, checks.LAYOUTS)
         self.mode = checks.choice(name, "mode", mode, checks.LAMBDA_MODES)
         self.plan: Plan = get_plan(self.n, self.ell_max, self.spins, self.dtype.name)
         self._options = dict(backend=self.backend, precision=self.precision, layout=self.layout, mode=self.mode)
+        self._frozen = True
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"SphericalTransform is immutable; build a new one instead of setting {name!r}")
+        super().__setattr__(name, value)
+
+    def __copy__(self) -> "SphericalTransform":
+        return self
+
+    def __deepcopy__(self, memo) -> "SphericalTransform":
+        return self  # immutable: copies of a model share it and its plan's tables
+
+    def _key(self) -> tuple:
+        return (self.plan, self.backend, self.precision, self.layout, self.mode)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SphericalTransform) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     def __repr__(self) -> str:
         return (f"SphericalTransform(n={self.n}, spins={self.spins}, ell_max={self.ell_max}, dtype={self.dtype.name!r}, "

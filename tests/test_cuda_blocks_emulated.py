@@ -1,9 +1,14 @@
-"""The CUDA Legendre-stage kernels without a GPU: the block functions of
-csrc/cuda/legendre_blocks.h (the exact code the __global__ kernels run) are
-compiled for the CPU with an emulator of the CUDA thread block
+"""The CUDA kernels without a GPU: the block functions of K1 (csrc/cuda/ring_dft.h)
+and K2 (csrc/cuda/legendre_gemm.h), the exact code the __global__ kernels run,
+are compiled for the CPU with an emulator of the CUDA thread block
 (tests/cuda_emulation/emulate_blocks.cc: one thread per CUDA thread, a barrier
-for __syncthreads) and compared with float64 sums over the shared recurrence,
-in table and on-the-fly modes, both directions, float and double. The same
+for __syncthreads, asynchronous copies completed only at their wait) and
+launched with the handler's launch plan. Both stages are compared with float64
+sums: fp32 <= 1e-6 and fp64 <= 1e-12 relative to the largest reference value,
+every output element written (outputs and scratch start as NaN), exact zeros
+below max(|m|, |s|), n from 4 to 256 (and 70 = 2 5 7), spins up to |s| = 3
+(and |s| > ell_max), pooled ell_max, odd batch and channel counts, both
+spectral layouts, real input for spin 0, table and on-the-fly lambda. The same
 kernels run for real in tests/test_gpu_kernels.py on a GPU."""
 
 import os
@@ -12,6 +17,7 @@ import re
 import shutil
 import subprocess
 
+import jax.ffi
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -24,30 +30,27 @@ def emulator(tmp_path_factory):
     if compiler is None:
         pytest.skip("no C++ compiler")
     binary = tmp_path_factory.mktemp("emulator") / "emulate_blocks"
-    command = [compiler, "-std=c++20", "-O2", "-pthread", f"-I{ROOT / 'csrc' / 'include'}",
-               f"-I{ROOT / 'csrc' / 'cuda'}", str(SOURCE), "-o", str(binary)]
+    includes = [f"-I{ROOT / 'csrc' / d}" for d in ("include", "cuda", "cpu")] + ["-isystem", jax.ffi.include_dir()]
+    command = [compiler, "-std=c++20", "-O2", "-pthread", "-DSPHCNN_EMULATED_ASYNC",
+               f"-I{ROOT / 'tests' / 'cuda_emulation'}", *includes, str(SOURCE), "-o", str(binary)]
     subprocess.run(command, check=True, capture_output=True, text=True)
     return binary
 
 
-def _worst(output: str) -> dict:
-    found = dict(re.findall(r"(float|double) ([0-9.e+-]+)", output.splitlines()[-1]))
-    return {k: float(v) for k, v in found.items()}
+def _run(emulator, sizes):
+    result = subprocess.run([str(emulator), *map(str, sizes)], capture_output=True, text=True, timeout=900)
+    lines = result.stdout.splitlines()
+    assert lines, result.stderr
+    worst = dict(re.findall(r"(float|double) ([0-9.e+-]+)", lines[-1]))
+    return result, lines, {k: float(v) for k, v in worst.items()}
 
 
-def test_blocks_match_float64_reference(emulator):
-    # n from 4 to 140, pooled cases, |s| > ell_max, 1 to 33 channels, several
-    # degree chunks and ring tiles, recurrence state in shared and global memory.
-    result = subprocess.run([str(emulator)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "nonfinite 0" in result.stdout and "nonfinite 1" not in result.stdout
-    worst = _worst(result.stdout)
-    assert worst["float"] < 1e-5 and worst["double"] < 1e-12
-
-
-def test_blocks_at_high_degree(emulator):
-    # n = 256 (ell_max = 127) with spin -40: the scaled regime of the recurrence.
-    result = subprocess.run([str(emulator), "256"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:]
-    worst = _worst(result.stdout)
-    assert worst["float"] < 1e-5 and worst["double"] < 1e-12
+@pytest.mark.parametrize("sizes", [(4, 8, 16, 32), (64, 70), (128, 256)], ids=["n4-32", "n64-70", "n128-256"])
+def test_k1_and_k2_match_float64_sums(emulator, sizes):
+    result, lines, worst = _run(emulator, sizes)
+    assert result.returncode == 0, "\n".join(lines[-40:])
+    checks = [line for line in lines[:-1] if "unwritten" in line]
+    # every size, both directions, both lambda sources, both precisions
+    assert len(checks) >= 8 * len(sizes)
+    assert all("unwritten 0 nonzero_below 0" in line for line in checks)
+    assert worst["float"] <= 1e-6 and worst["double"] <= 1e-12

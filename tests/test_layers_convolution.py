@@ -1,6 +1,9 @@
 """SpinSphericalConvolution against an independent NumPy computation of the
 spectral product, its exact equivariance, options, initialization and errors."""
 
+import math
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ from flax import nnx
 
 import sphcnn
 import sphcnn_kernels as sk
+from sphcnn_kernels.precision import matmul_precision
 from references import band_limited_mask, random_coefficients, random_maps
 from sphcnn.equivariance import random_rotation
 
@@ -172,3 +176,104 @@ def test_bad_inputs():
         conv(jnp.zeros((2, 8, 8, 2, 2), jnp.complex64))
     with pytest.raises(ValueError, match=r"input carries spins \(0, 2\), but the layer was built for spins \(0, 1\)"):
         conv(jnp.zeros((2, 16, 16, 2, 2), jnp.complex64), spins=(0, 2))
+
+
+def transforms_of(layer) -> list:
+    """Every SphericalTransform held by a layer or its sublayers."""
+    return [value for _, node in nnx.iter_graph(layer) if isinstance(node, nnx.Module)
+            for value in vars(node).values() if isinstance(value, sk.SphericalTransform)]
+
+
+LAYERS_WITH_TRANSFORMS = {
+    "convolution": lambda: sphcnn.SpinSphericalConvolution(2, 3, (0, 1), (0, 1), resolution=16,
+                                                           num_filter_params=3, rngs=nnx.Rngs(0)),
+    "pooling convolution": lambda: sphcnn.SpinSphericalConvolution(2, 3, (0, 1), (0, 1), resolution=16,
+                                                                   spectral_pooling=True, rngs=nnx.Rngs(0)),
+    "block": lambda: sphcnn.SpinSphericalBlock(2, 3, (0, 1), (0, 1), resolution_in=16, resolution_out=8,
+                                               num_filter_params=3, rngs=nnx.Rngs(0)),
+    "spatial batch norm block": lambda: sphcnn.SpinSphericalBlock(2, 3, (0, 1), (0, 1), resolution_in=16,
+                                                                  resolution_out=16, batch_norm="spatial",
+                                                                  rngs=nnx.Rngs(0)),
+    "residual block": lambda: sphcnn.SpinSphericalResidualBlock(2, 3, (0, 1), (0, 1), resolution_in=16,
+                                                                resolution_out=8, rngs=nnx.Rngs(0)),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS_WITH_TRANSFORMS))
+def test_layers_build_their_transforms_once(name, monkeypatch):
+    # Transforms are built in __init__ and only used in __call__: calling the
+    # layer (eagerly, and jitted with two batch sizes, i.e. two traces) builds
+    # no SphericalTransform; the layer's are complex64, degree-major, on the
+    # cached plans, and static (graph data, not state). The functional
+    # transforms' cache is emptied so that a call through them would count too.
+    sk.transforms.transform.cache_clear()
+    built = []
+    init = sk.SphericalTransform.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(args)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(sk.SphericalTransform, "__init__", counting_init)
+    layer = LAYERS_WITH_TRANSFORMS[name]()
+    transforms = transforms_of(layer)
+    assert len(built) == len(transforms) > 0
+    x = jnp.asarray(random_maps(np.random.default_rng(9), (2,), 16, (0, 1), 2, np.complex64))
+    layer(x)
+    apply = nnx.jit(lambda module, v: module(v))
+    apply(layer, x)
+    apply(layer, x[:1])
+    assert len(built) == len(transforms)
+    for t in transforms:
+        assert t.plan is sk.get_plan(t.n, t.ell_max, t.spins, "complex64")
+        assert (t.layout, t.backend, t.dtype) == ("degree_major", "auto", np.complex64)
+    assert not any(isinstance(leaf, sk.SphericalTransform) for leaf in jax.tree.leaves(nnx.state(layer)))
+
+
+@pytest.mark.parametrize("name", list(LAYERS_WITH_TRANSFORMS))
+def test_layer_graphs_compare_by_configuration(name):
+    # Static transforms compare and hash by value: two layers of the same
+    # configuration (other parameters) have equal graph definitions, so a jitted
+    # step compiled for one is reused for the other.
+    first, second = (nnx.split(LAYERS_WITH_TRANSFORMS[name]())[0] for _ in range(2))
+    assert first == second and hash(first) == hash(second)
+
+
+@pytest.mark.parametrize("spectral_pooling", [False, True])
+def test_layer_equals_functional_transforms(spectral_pooling):
+    # The layer's transforms compute what the functional sk.forward / sk.inverse do.
+    spins_in, spins_out = (0, 1), (0, 1, 2)
+    conv = sphcnn.SpinSphericalConvolution(2, 3, spins_in, spins_out, resolution=16, num_filter_params=3,
+                                           spectral_pooling=spectral_pooling, use_bias=True, rngs=nnx.Rngs(3))
+    conv.bias[...] = jnp.asarray([0.5 - 1j, 2.0, -0.25j], jnp.complex64)
+    x = jnp.asarray(random_maps(np.random.default_rng(10), (2,), 16, spins_in, 2, np.complex64))
+    a = sk.forward(x, spins_in, ell_max=conv.ell_max, layout="degree_major")
+    b = jnp.einsum("l...mia,lioab->l...mob", a, conv.filters(), precision=matmul_precision())
+    b = b.at[0, ..., conv.ell_max, 0, :].add(math.sqrt(4 * math.pi) * conv.bias[...])
+    want = np.asarray(sk.inverse(b, spins_out, n=conv.resolution_out, layout="degree_major"))
+    got = np.asarray(conv(x))
+    assert got.shape == want.shape == (2, conv.resolution_out, conv.resolution_out, 3, 3)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
+
+
+def test_layers_compute_in_complex64():
+    # complex128 / float64 inputs are rounded to the layer's complex64 / float32
+    # (real spin-0 maps take the real forward transform); outputs are complex64.
+    rng = np.random.default_rng(11)
+    conv = sphcnn.SpinSphericalConvolution(2, 2, (0,), (0, 1), resolution=16, num_filter_params=3, rngs=nnx.Rngs(4))
+    z = random_maps(rng, (2,), 16, (0,), 2)  # complex128
+    out = conv(jnp.asarray(z))
+    assert out.dtype == jnp.complex64
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(conv(jnp.asarray(z, jnp.complex64))))
+    real = z.real  # float64
+    out = conv(jnp.asarray(real))
+    assert out.dtype == jnp.complex64
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(conv(jnp.asarray(real, jnp.float32))))
+    np.testing.assert_allclose(np.asarray(out), np.asarray(conv(jnp.asarray(real, jnp.complex64))),
+                               atol=1e-5 * float(jnp.max(jnp.abs(out))))
+    spectral = sphcnn.SpinSphericalConvolution(2, 2, (0, 1), (0, 1), resolution=16, rngs=nnx.Rngs(5),
+                                               input_representation="spectral", output_representation="spectral")
+    assert spectral(jnp.asarray(random_coefficients(rng, (2,), 7, (0, 1), 2))).dtype == jnp.complex64
+    block = sphcnn.SpinSphericalResidualBlock(2, 2, (0,), (0, 1), resolution_in=16, resolution_out=16,
+                                              rngs=nnx.Rngs(6))
+    assert block(jnp.asarray(real)).dtype == jnp.complex64

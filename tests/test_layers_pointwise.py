@@ -1,5 +1,6 @@
 """Nonlinearities, pooling and readout against their formulas."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -101,3 +102,57 @@ def test_readout_is_mean_of_spin0_and_of_magnitudes():
     w = sk.quadrature_weights(16) / (4 * np.pi * 16)
     np.testing.assert_allclose(got[:, 0], np.einsum("j,bjkc->bc", w, x[..., 0, :].real), rtol=1e-5)
     np.testing.assert_allclose(got[:, 1], np.einsum("j,bjkc->bc", w, np.abs(x[..., 1, :])), rtol=1e-5)
+
+
+def test_spatial_pool_under_vmap_is_the_loop():
+    # The batching rule moves the mapped axis to the front and binds once on
+    # (..., n, n, S, C): the same values as pooling each slice, for the pool,
+    # its transpose (the VJP) and nested vmaps, eager and jitted, float64.
+    rng = np.random.default_rng(6)
+    x = jnp.asarray(random_maps(rng, (2, 3), 16, (0, 1), 2))  # (2, 3, 16, 16, 2, 2)
+    loop = np.stack([np.asarray(sphcnn.spatial_pool(x[:, i])) for i in range(3)], axis=1)
+    for pool in (jax.vmap(sphcnn.spatial_pool, in_axes=1, out_axes=1),
+                 jax.jit(jax.vmap(sphcnn.spatial_pool, in_axes=1, out_axes=1))):
+        got = np.asarray(pool(x))
+        assert got.shape == (2, 3, 8, 8, 2, 2)
+        np.testing.assert_allclose(got, loop, rtol=0, atol=1e-14)
+    nested = jax.vmap(jax.vmap(sphcnn.spatial_pool, in_axes=0), in_axes=1, out_axes=1)(x[:, :, None])
+    np.testing.assert_allclose(np.asarray(nested)[:, :, 0], loop, rtol=0, atol=1e-14)
+
+    y = jnp.asarray(random_maps(rng, (2, 3), 8, (0, 1), 2))
+    def transpose(v, w):
+        return jax.vjp(sphcnn.spatial_pool, v)[1](w)[0]
+
+    batched = np.asarray(jax.vmap(transpose, in_axes=(1, 1), out_axes=1)(x, y))
+    want = np.stack([np.asarray(transpose(x[:, i], y[:, i])) for i in range(3)], axis=1)
+    np.testing.assert_allclose(batched, want, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_spatial_pool_vjp_is_the_transpose(dtype):
+    # <pool(x), y> = <x, pool^T(y)> (bilinear, no conjugation: JAX's transpose),
+    # and pool^T equals the transpose of the explicit matrix of the pool.
+    rng = np.random.default_rng(7)
+    n = 16
+    def draw(shape):
+        values = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if dtype == np.complex128 else 0)
+        return values.astype(dtype)
+
+    x, y = draw((2, n, n, 2, 3)), draw((2, n // 2, n // 2, 2, 3))
+    pooled, vjp = jax.vjp(sphcnn.spatial_pool, jnp.asarray(x))
+    back = np.asarray(vjp(jnp.asarray(y))[0])
+    assert back.shape == x.shape and back.dtype == dtype
+    lhs, rhs = np.sum(np.asarray(pooled) * y), np.sum(x * back)
+    assert abs(lhs - rhs) < 1e-12 * np.sqrt(np.sum(np.abs(x) ** 2) * np.sum(np.abs(y) ** 2))
+    basis = np.eye(n * n).reshape(n * n, n, n, 1, 1)
+    matrix = np.asarray(sphcnn.spatial_pool(jnp.asarray(basis))).reshape(n * n, -1).T  # (n^2 / 4, n^2)
+    flat_y = np.moveaxis(y, (1, 2), (-2, -1)).reshape(y.shape[0], *y.shape[3:], -1)
+    want = np.moveaxis((flat_y @ matrix).reshape(*flat_y.shape[:-1], n, n), (-2, -1), (1, 2))
+    np.testing.assert_allclose(back, want, rtol=0, atol=1e-14)
+
+
+def test_spatial_pool_gradient_is_a_gather():
+    # the transpose is the gather-based unpool: no scatter-add in the compiled gradient
+    x = jnp.ones((2, 16, 16, 1, 3), jnp.complex64)
+    grad = jax.jit(jax.grad(lambda v: jnp.sum(jnp.abs(sphcnn.spatial_pool(v)) ** 2)))
+    assert "scatter" not in grad.lower(x).as_text()

@@ -1,33 +1,38 @@
-// sphcnn_kernels._cuda: the CUDA XLA FFI handlers (Legendre stage) as capsules for
-// jax.ffi.register_ffi_target(platform="CUDA"), and control of the cached lambda
-// tables. Importing the module calls no CUDA function (no device is needed).
+// sphcnn_kernels._cuda: the CUDA XLA FFI handlers as capsules for
+// jax.ffi.register_ffi_target(platform="CUDA"), and the size of their scratch
+// result. Importing the module calls no CUDA function (no device is needed).
 #include <pybind11/pybind11.h>
 
-#include <cstddef>
+#include <cstdint>
 
+#include "launch_plan.h"
+#include "sphcnn/contract.h"
 #include "transforms_cuda.h"
 
 namespace py = pybind11;
 
 PYBIND11_MODULE(_cuda, m) {
-  m.doc() = "sphcnn CUDA kernels (XLA FFI): the Legendre stage of the transforms";
+  m.doc() = "sphcnn CUDA kernels (XLA FFI): the transforms as two kernels each, ring DFT and Legendre stage";
 
   m.def("registrations", []() {
     py::dict d;
-    d["sphcnn_legendre_analysis_cuda"] =
-        py::capsule(reinterpret_cast<void*>(SphcnnLegendreAnalysisCuda));
-    d["sphcnn_legendre_synthesis_cuda"] =
-        py::capsule(reinterpret_cast<void*>(SphcnnLegendreSynthesisCuda));
+    d["sphcnn_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnAnalysisCuda));
+    d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCuda));
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='CUDA').");
 
-  m.def("clear_table_cache", []() {
-    size_t freed;
-    {
-      py::gil_scoped_release release;
-      freed = sphcnn::cuda::clear_table_cache();
-    }
-    return freed;
-  }, "Free the cached device lambda tables (table mode) after synchronizing the devices "
-     "that hold them; returns how many were freed. They are rebuilt on next use.");
+  m.def("scratch_bytes", [](bool analysis, int n, int ell_max, int spins, int64_t batch, int64_t channels,
+                            bool is_double, int lambda_source) {
+    sphcnn::Geometry g{};
+    g.batch = batch;
+    g.n = n;
+    g.ell_max = ell_max;
+    g.spins = spins;
+    g.channels = channels;
+    g.is_double = is_double;
+    return sphcnn::cuda::launch_plan(g, analysis, static_cast<sphcnn::LambdaSource>(lambda_source)).scratch_bytes;
+  }, py::arg("analysis"), py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"),
+  py::arg("channels"), py::arg("is_double"), py::arg("lambda_source"),
+  "Bytes of the scratch result of one call of the CUDA targets (Fourier rings, and buffers of the "
+  "kernels that do not fit shared memory).");
 }

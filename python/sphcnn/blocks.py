@@ -20,10 +20,9 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-import sphcnn_kernels as sk
 from sphcnn_kernels import _validation as checks
 from sphcnn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
-from sphcnn.convolution import SpinSphericalConvolution
+from sphcnn.convolution import SpinSphericalConvolution, layer_input, layer_transform
 from sphcnn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
 from sphcnn.pooling import spatial_pool
 
@@ -48,6 +47,9 @@ class SpinSphericalBlock(nnx.Module):
     'spectral' (SpectralBatchNorm before the inverse transform, default) or
     'spatial' (SpinSphericalBatchNorm after it); same parameters, same result.
     kernel_init: the convolution's initialization (SpinSphericalConvolution).
+    Static: output_transform (the inverse after a spectral batch norm; None with
+    batch_norm='spatial', where the convolution transforms back itself), built
+    once. Computes in complex64, as SpinSphericalConvolution; returns complex64.
     """
 
     def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,
@@ -70,19 +72,22 @@ class SpinSphericalBlock(nnx.Module):
         else:
             self.batch_norm = SpinSphericalBatchNorm(spins_out, out_channels, axis_name=axis_name)
         self.resolution_out = resolution_out
-        self.backend = backend
+        self.backend = self.conv.backend
         spins_out = self.conv.spins_out
+        self.output_transform = (layer_transform(resolution_out, spins_out, self.conv.ell_max, self.backend)
+                                 if self.spectral_batch_norm else None)
         if 0 in spins_out:
             self.nonlinearity = MagnitudeNonlinearityLeakyRelu(spins_out, out_channels)
         else:
             self.nonlinearity = MagnitudeNonlinearity(spins_out, out_channels)
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
+        """x (batch, n_in, n_in, S_in, C_in) -> (batch, n_out, n_out, S_out, C_out)."""
         if self.pool_spatially:
             x = spatial_pool(x)
         y = self.batch_norm(self.conv(x), example_weights)
         if self.spectral_batch_norm:
-            y = sk.inverse(y, self.conv.spins_out, n=self.resolution_out, backend=self.backend, layout="degree_major")
+            y = self.output_transform.inverse(y)
         return self.nonlinearity(y)
 
 
@@ -91,7 +96,10 @@ class SpinSphericalResidualBlock(nnx.Module):
 
     Spatial in (batch, n_in, n_in, S_in, C_in), spatial out (batch, n_out, n_out,
     S_out, C_out), n_out = n_in or n_in / 2 (spectral pooling). spins_out must
-    contain 0 (phase collapse writes into spin 0).
+    contain 0 (phase collapse writes into spin 0). Static: input_transform (n_in
+    -> n_out/2 - 1, spins_in) and output_transform (back to n_out, spins_out),
+    built once. Computes in complex64 (inputs cast by
+    sphcnn.convolution.layer_input); returns complex64.
     """
 
     def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,
@@ -105,7 +113,9 @@ class SpinSphericalResidualBlock(nnx.Module):
             raise ValueError(f"{name}: spins_out {self.spins_out} must contain 0 for the phase collapse")
         self.resolution_in, self.resolution_out = resolution_in, resolution_out
         self.ell_max = resolution_out // 2 - 1
-        self.backend = backend
+        self.backend = checks.choice(name, "backend", backend, checks.BACKEND_OPTIONS)
+        self.input_transform = layer_transform(resolution_in, self.spins_in, self.ell_max, self.backend)
+        self.output_transform = layer_transform(resolution_out, self.spins_out, self.ell_max, self.backend)
         spectral = dict(resolution=resolution_out, num_filter_params=num_filter_params, backend=backend, rngs=rngs,
                         spectral_layout="degree_major")
         norm = dict(axis_name=axis_name, layout="degree_major")
@@ -129,12 +139,11 @@ class SpinSphericalResidualBlock(nnx.Module):
         self.nonlinearity = PhaseCollapse(spins_out, out_channels, rngs=rngs)
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
+        """x (batch, n_in, n_in, S_in, C_in) -> (batch, n_out, n_out, S_out, C_out)."""
         checks.spatial_input(type(self).__name__, x, self.resolution_in, self.spins_in, self.conv1.in_channels)
-        transforms = dict(backend=self.backend, layout="degree_major")
-        a = sk.forward(x, self.spins_in, ell_max=self.ell_max, **transforms)
+        a = self.input_transform.forward(layer_input(self.input_transform, x))
         h = self.batch_norm1(self.conv1(a), example_weights)
-        h = self.collapse(sk.inverse(h, self.spins_out, n=self.resolution_out, **transforms))
+        h = self.collapse(self.output_transform.inverse(h))
         h = self.batch_norm2(self.conv2(h), example_weights)
         shortcut = a if self.projection is None else self.batch_norm_shortcut(self.projection(a), example_weights)
-        y = sk.inverse(h + shortcut, self.spins_out, n=self.resolution_out, **transforms)
-        return self.nonlinearity(y)
+        return self.nonlinearity(self.output_transform.inverse(h + shortcut))

@@ -85,6 +85,25 @@ def degree_mask(ell_max: int, spins_in: tuple[int, ...], spins_out: tuple[int, .
     return (ell >= s_in) & (ell >= s_out)
 
 
+# The dtype of every parameter and of every transform of the model layers.
+DTYPE = np.dtype(np.complex64)
+
+
+def layer_transform(n: int, spins: tuple[int, ...], ell_max: int, backend: str) -> sk.SphericalTransform:
+    """The transform a layer builds once, in its __init__: complex64, degree-major
+    coefficients (the layout the spectral products and batch norms use)."""
+    return sk.SphericalTransform(n, spins, ell_max, DTYPE, backend=backend, layout="degree_major")
+
+
+def layer_input(transform: sk.SphericalTransform, x: jax.Array) -> jax.Array:
+    """Maps x (batch..., n, n, S, C) cast to what `transform` takes: its real dtype
+    (float32) for real maps when all its spins are 0, its complex dtype (complex64)
+    otherwise; complex128 and float64 inputs are rounded to these."""
+    x = jnp.asarray(x)
+    real = not jnp.iscomplexobj(x) and all(s == 0 for s in transform.spins)
+    return x.astype(transform.real_dtype if real else transform.dtype)
+
+
 class SpinSphericalConvolution(nnx.Module):
     """Spin-weighted spherical convolution.
 
@@ -104,10 +123,15 @@ class SpinSphericalConvolution(nnx.Module):
         always computed degree-major (no transposition around it).
       use_bias: a complex bias added to spin 0 (a constant function).
       kernel_init: 'unit_energy' or 'original' (see the module docstring).
-      backend: transform backend, as in sphcnn_kernels.forward.
+      backend: transform backend, as in sphcnn_kernels.SphericalTransform.
 
     Parameters: kernel (K, S_in, S_out, C_in, C_out) complex64; bias (C_out,)
-    complex64 if use_bias.
+    complex64 if use_bias. Static: input_transform (n -> ell_max, spatial input
+    only) and output_transform (ell_max -> n_out, spatial output only), built once.
+
+    Computes in complex64: spatial inputs are cast by :func:`layer_input` (real
+    spin-0 maps go to the forward transform as float32), spectral inputs to
+    complex64; the output is complex64 whatever the input precision.
     """
 
     def __init__(
@@ -144,7 +168,7 @@ class SpinSphericalConvolution(nnx.Module):
             raise ValueError(f"{name}: spectral_pooling needs a resolution divisible by 4, got {resolution}")
         self.spectral_pooling = bool(spectral_pooling)
         self.spectral_upsampling = bool(spectral_upsampling)
-        self.backend = backend
+        self.backend = checks.choice(name, "backend", backend, checks.BACKEND_OPTIONS)
         compute_resolution = resolution // 2 if spectral_pooling else resolution
         self.ell_max = compute_resolution // 2 - 1
         self.resolution_out = compute_resolution * 2 if spectral_upsampling else compute_resolution
@@ -165,13 +189,17 @@ class SpinSphericalConvolution(nnx.Module):
         variance = kernel_variance(kernel_init, self.ell_max, None if num_filter_params is None else anchors,
                                    len(self.spins_in), len(self.spins_out), self.in_channels, self.out_channels)
         shape = (anchors, len(self.spins_in), len(self.spins_out), self.in_channels, self.out_channels)
-        self.kernel = nnx.Param(math.sqrt(variance) * jax.random.normal(rngs.params(), shape, jnp.complex64))
+        self.kernel = nnx.Param(math.sqrt(variance) * jax.random.normal(rngs.params(), shape, DTYPE))
         if use_bias:
             if 0 not in self.spins_out:
                 raise ValueError(f"{name}: use_bias adds to spin 0, but spins_out {self.spins_out} has none")
-            self.bias = nnx.Param(jnp.zeros((self.out_channels,), jnp.complex64))
+            self.bias = nnx.Param(jnp.zeros((self.out_channels,), DTYPE))
         else:
             self.bias = None
+        self.input_transform = (layer_transform(self.resolution, self.spins_in, self.ell_max, self.backend)
+                                if self.input_representation == "spatial" else None)
+        self.output_transform = (layer_transform(self.resolution_out, self.spins_out, self.ell_max, self.backend)
+                                 if self.output_representation == "spatial" else None)
 
     def filters(self) -> jax.Array:
         """(ell_max + 1, S_in, S_out, C_in, C_out) complex filter, zero where a
@@ -183,27 +211,30 @@ class SpinSphericalConvolution(nnx.Module):
         return filters * mask[:, :, :, None, None]
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
+        """x: spatial (batch..., n, n, S_in, C_in) or spectral coefficients up to
+        n/2 - 1 in spectral_layout; returns spatial (batch..., n_out, n_out, S_out,
+        C_out) or spectral coefficients, complex64."""
         name = type(self).__name__
         checks.input_spins(name, self.spins_in, spins)
         if self.input_representation == "spatial":
             checks.spatial_input(name, x, self.resolution, self.spins_in, self.in_channels)
-            a = sk.forward(x, self.spins_in, ell_max=self.ell_max, backend=self.backend, layout="degree_major")
+            a = self.input_transform.forward(layer_input(self.input_transform, x))
         else:
             full = self.resolution // 2 - 1
             checks.spectral_input(name, x, full, self.spins_in, self.in_channels, self.spectral_layout)
             if self.spectral_layout == "batch_major":
                 x = jnp.moveaxis(x, -4, 0)
             a = x[: self.ell_max + 1, ..., full - self.ell_max : full + self.ell_max + 1, :, :]
-            a = a.astype(jnp.result_type(a.dtype, jnp.complex64))
-        filters = self.filters().astype(a.dtype)
+            a = a.astype(DTYPE)
+        filters = self.filters()
         # (L, batch..., M, S_in, C_in) x (L, S_in, S_out, C_in, C_out): l is the batch dimension
         b = jnp.einsum("l...mia,lioab->l...mob", a, filters, precision=matmul_precision())
         if self.bias is not None:
             # a constant c has a_00 = sqrt(4 pi) c
             spin0 = self.spins_out.index(0)
-            b = b.at[0, ..., self.ell_max, spin0, :].add(math.sqrt(4 * math.pi) * self.bias[...].astype(b.dtype))
+            b = b.at[0, ..., self.ell_max, spin0, :].add(math.sqrt(4 * math.pi) * self.bias[...])
         if self.output_representation == "spatial":
-            return sk.inverse(b, self.spins_out, n=self.resolution_out, backend=self.backend, layout="degree_major")
+            return self.output_transform.inverse(b)
         if self.spectral_upsampling:
             top = self.resolution_out // 2 - 1
             pad = [(0, top - self.ell_max)] + [(0, 0)] * (b.ndim - 4) + [(top - self.ell_max,) * 2, (0, 0), (0, 0)]

@@ -17,6 +17,7 @@ from flax import nnx
 
 from sphcnn_kernels import _validation as checks
 from sphcnn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
+from sphcnn.convolution import DTYPE
 from sphcnn.pooling import spherical_readout
 
 BLOCKS = {"spin": SpinSphericalBlock, "residual": SpinSphericalResidualBlock}
@@ -51,9 +52,11 @@ def check_layer_config(module: str, resolutions, spins, widths, num_filter_param
 class SpinSphericalClassifier(nnx.Module):
     """Spin-weighted spherical CNN classifier.
 
-    Input (batch, n, n, S_0, C_0), real or complex, n = resolutions[0]; output
-    logits (batch, num_classes). kernel_init: the initialization of the
-    convolutions of the "spin" blocks (SpinSphericalConvolution).
+    Input (batch, n, n, S_0, C_0), real or complex, n = resolutions[0], cast to
+    float32 (real input: the first forward transform reads real maps) or
+    complex64 (the dtype of the layers); output logits (batch, num_classes).
+    kernel_init: the initialization of the convolutions of the "spin" blocks
+    (SpinSphericalConvolution).
     """
 
     def __init__(self, num_classes: int, resolutions: Sequence[int], spins: Sequence[Sequence[int]],
@@ -80,7 +83,7 @@ class SpinSphericalClassifier(nnx.Module):
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
         checks.spatial_input(type(self).__name__, x, self.resolutions[0], self.spins[0], self.widths[0])
-        h = x.astype(jnp.result_type(x.dtype, jnp.complex64))
+        h = x.astype(DTYPE.type(0).real.dtype if not jnp.iscomplexobj(x) else DTYPE)
         for block in self.blocks:
             h = block(h, example_weights)
         features = spherical_readout(h, self.spins[-1])

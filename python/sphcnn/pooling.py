@@ -1,4 +1,4 @@
-"""Pooling and readout for spatial features (batch, n, n, S, C).
+"""Pooling and readout for spatial features (batch..., n, n, S, C).
 
 spatial_pool: stride-2 area-weighted mean centred on the coarse grid points
   (n -> n / 2); cheap but only approximately rotation-equivariant. Measured relative
@@ -19,16 +19,14 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
 
 import sphcnn_kernels as sk
 
 
 def _check_spatial(func: str, x: jax.Array) -> int:
-    if x.ndim != 5 or x.shape[1] != x.shape[2]:
-        raise ValueError(f"{func}: input has shape {tuple(x.shape)}; expected (batch, n, n, n_spins, channels)")
-    return x.shape[1]
+    if x.ndim < 5 or x.shape[-4] != x.shape[-3]:
+        raise ValueError(f"{func}: input has shape {tuple(x.shape)}; expected (batch..., n, n, n_spins, channels)")
+    return x.shape[-4]
 
 
 @functools.lru_cache(maxsize=None)
@@ -72,62 +70,53 @@ def _ring_taps_transposed(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _gather_rings(x: jax.Array, index: np.ndarray, weight: np.ndarray) -> jax.Array:
-    """out[:, r] = sum_t weight[r, t] x[:, index[r, t]] along the ring axis 1."""
-    w = jnp.asarray(weight, jnp.finfo(x.dtype).dtype)[None, :, :, None, None, None]
-    return jnp.sum(x[:, jnp.asarray(index)] * w, axis=2)
+    """out[..., r, :, :, :] = sum_t weight[r, t] x[..., index[r, t], :, :, :] along
+    the ring axis -4 of x (..., rings, n_lon, S, C)."""
+    w = jnp.asarray(weight, jnp.finfo(x.dtype).dtype)[:, :, None, None, None]
+    return jnp.sum(x[..., jnp.asarray(index), :, :, :] * w, axis=-4)
 
 
 def _pool_impl(x: jax.Array) -> jax.Array:
-    n = x.shape[1]
+    """spatial_pool of x (..., n, n, S, C) -> (..., n/2, n/2, S, C), any leading axes."""
+    n = x.shape[-4]
     rings = _gather_rings(x, *_ring_taps(n))
     # longitude: (x[2k - 1] + 2 x[2k] + x[2k + 1]) / 4 with wrap-around
-    pairs = rings.reshape(rings.shape[0], n // 2, n // 2, 2, *rings.shape[3:])
-    even, odd = pairs[:, :, :, 0], pairs[:, :, :, 1]
-    return 0.5 * even + 0.25 * (odd + jnp.roll(odd, 1, axis=2))
+    pairs = rings.reshape(rings.shape[:-3] + (n // 2, 2) + rings.shape[-2:])
+    even, odd = pairs[..., 0, :, :], pairs[..., 1, :, :]
+    return 0.5 * even + 0.25 * (odd + jnp.roll(odd, 1, axis=-3))
 
 
 def _unpool_impl(y: jax.Array) -> jax.Array:
-    """The transpose of _pool_impl (coarse -> fine), as gathers as well."""
-    n = 2 * y.shape[1]
+    """The transpose of _pool_impl, (..., n/2, n/2, S, C) -> (..., n, n, S, C), as gathers as well."""
+    n = 2 * y.shape[-4]
     # longitude transpose: fine 2k <- y[k] / 2; fine 2k + 1 <- (y[k] + y[k + 1]) / 4
-    odd = 0.25 * (y + jnp.roll(y, -1, axis=2))
-    fine = jnp.stack([0.5 * y, odd], axis=3).reshape(y.shape[0], y.shape[1], n, *y.shape[3:])
+    odd = 0.25 * (y + jnp.roll(y, -1, axis=-3))
+    fine = jnp.stack([0.5 * y, odd], axis=-3).reshape(y.shape[:-3] + (n,) + y.shape[-2:])
     return _gather_rings(fine, *_ring_taps_transposed(n))
+
+
+def _resized(factor: float):
+    """Abstract evaluation of a map (..., n, n, S, C) -> (..., factor n, factor n, S, C)."""
+
+    def rule(x):
+        n = int(x.shape[-4] * factor)
+        return x.update(shape=x.shape[:-4] + (n, n) + x.shape[-2:])
+
+    return rule
 
 
 # spatial_pool is linear: a primitive whose transpose is the gather-based
 # _unpool (the automatic transpose of a gather is a slow scatter-add on CPUs).
-_pool_p = Primitive("sphcnn_spatial_pool")
-_unpool_p = Primitive("sphcnn_spatial_unpool")
-
-
-def _shape_rule(factor):
-    def rule(x):
-        n = int(x.shape[1] * factor)
-        return x.update(shape=(x.shape[0], n, n) + x.shape[3:])
-    return rule
-
-
-def _batching(prim):
-    def rule(args, dims):
-        (x,), (d,) = args, dims
-        x = jnp.moveaxis(x, d, 0)
-        merged = x.reshape((-1,) + x.shape[2:])
-        out = prim.bind(merged)
-        return out.reshape(x.shape[:2] + out.shape[1:]), 0
-    return rule
-
-
-for _prim, _other, _impl, _factor in ((_pool_p, _unpool_p, _pool_impl, 0.5), (_unpool_p, _pool_p, _unpool_impl, 2)):
-    _prim.def_impl(functools.partial(jax.jit(_impl)))
-    _prim.def_abstract_eval(_shape_rule(_factor))
-    mlir.register_lowering(_prim, mlir.lower_fun(_impl, multiple_results=False))
-    ad.deflinear2(_prim, (lambda other: lambda ct, x: [other.bind(ct)])(_other))
-    batching.primitive_batchers[_prim] = _batching(_prim)
+# Both take any leading axes, so a vmapped axis is moved to the front.
+_pool_p = sk.linear_primitive("sphcnn_spatial_pool", abstract_eval=_resized(0.5),
+                              batch_axes=lambda params: (0, 0), lowerings={None: _pool_impl})
+_unpool_p = sk.linear_primitive("sphcnn_spatial_unpool", abstract_eval=_resized(2),
+                                batch_axes=lambda params: (0, 0), lowerings={None: _unpool_impl})
+sk.transposes(_pool_p, _unpool_p)
 
 
 def spatial_pool(x: jax.Array) -> jax.Array:
-    """Stride-2 pooling (batch, n, n, S, C) -> (batch, n/2, n/2, S, C) weighted by
+    """Stride-2 pooling (batch..., n, n, S, C) -> (batch..., n/2, n/2, S, C) weighted by
     cell areas: each point of the n/2 grid gets the mean of its neighbourhood on
     the n grid, with triangle weights centred on it (longitudes 2k - 1, 2k, 2k + 1
     with 1/4, 1/2, 1/4; the rings within two ring spacings of its colatitude with
@@ -141,7 +130,8 @@ def spatial_pool(x: jax.Array) -> jax.Array:
 
 
 def spectral_pool(x: jax.Array, spins, backend: str = "auto") -> jax.Array:
-    """Band-limit to (n/2)/2 - 1 and resample on the n/2 grid (exactly equivariant)."""
+    """Band-limit maps (batch..., n, n, S, C) to degree (n/2)/2 - 1 and resample them
+    on the n/2 grid: (batch..., n/2, n/2, S, C), exactly equivariant."""
     n = _check_spatial("spectral_pool", x)
     if n % 4:
         raise ValueError(f"spectral_pool: needs n divisible by 4, got {n}")
@@ -150,13 +140,13 @@ def spectral_pool(x: jax.Array, spins, backend: str = "auto") -> jax.Array:
 
 
 def spherical_readout(x: jax.Array, spins) -> jax.Array:
-    """Rotation-invariant features (batch, S, C), real: Re of the spherical mean
+    """Rotation-invariant features (batch..., S, C), real: Re of the spherical mean
     for spin 0 (its l = 0 coefficient / sqrt(4 pi)) and the spherical mean of |f|
     for every other spin."""
     _check_spatial("spherical_readout", x)
     spins = tuple(spins)
-    if x.shape[3] != len(spins):
-        raise ValueError(f"spherical_readout: input has {x.shape[3]} spins, argument 'spins' names {len(spins)}")
-    is_zero = jnp.asarray([s == 0 for s in spins])[None, None, None, :, None]
+    if x.shape[-2] != len(spins):
+        raise ValueError(f"spherical_readout: input has {x.shape[-2]} spins, argument 'spins' names {len(spins)}")
+    is_zero = jnp.asarray([s == 0 for s in spins])[:, None]
     values = jnp.where(is_zero, jnp.real(x), jnp.abs(x))
     return sk.spherical_mean(values)

@@ -1,0 +1,130 @@
+"""The summary table of benchmarks/gpu_suite.sh.
+
+    python -m benchmarks.suite_summary STATUS_TSV OUT
+
+STATUS_TSV: one line per stage, "name<TAB>status<TAB>seconds" (status: ok,
+failed rc N, timeout after N s, skipped: why). OUT: the suite's output folder,
+read for the headline figures of each stage (build.log, tests.log,
+transforms.jsonl, train_step.jsonl, mnist.jsonl). Prints one row per stage
+(continuation lines where a stage has several figures) and writes the same text
+to OUT/summary.txt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|skipped|deselected|errors?|xfailed|xpassed)")
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+
+def _records(path: Path) -> list[dict]:
+    """The JSON lines of a file (other lines ignored)."""
+    records = []
+    for line in _lines(path):
+        if line.startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def build_headline(out: Path) -> list[str]:
+    """The backends line the build check prints."""
+    found = [line for line in _lines(out / "build.log") if line.startswith("sphcnn_kernels backends")]
+    return found[-1:] or ["no backends line in build.log"]
+
+
+def tests_headline(out: Path) -> list[str]:
+    """Counts of pytest's last summary line."""
+    for line in reversed(_lines(out / "tests.log")):
+        counts = {kind: int(count) for count, kind in PYTEST_COUNTS.findall(line)}
+        if counts:
+            errors = counts.get("error", 0) + counts.get("errors", 0)
+            return [f"{counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, {errors} errors, "
+                    f"{counts.get('skipped', 0)} skipped ({line.strip('= ')})"]
+    return ["no pytest summary line in tests.log"]
+
+
+def transforms_headline(out: Path) -> list[str]:
+    """Per case: forward/inverse ms of each backend (failures and skips named)."""
+    cases: dict[str, list[str]] = {}
+    for r in _records(out / "transforms.jsonl"):
+        entry = cases.setdefault(r["name"], [])
+        if r["op"] == "forward":
+            entry.append(f"{r['backend']} {r['ms']:.3f}")
+        elif r["op"] == "inverse" and entry:
+            entry[-1] += f"/{r['ms']:.3f}"
+        elif r["op"] in ("failed", "skipped"):
+            entry.append(f"{r['backend']} {r['op']}")
+    if not cases:
+        return ["no results in transforms.jsonl"]
+    return [f"{name} fwd/inv ms: {', '.join(entries)}" for name, entries in cases.items()]
+
+
+def train_step_headline(out: Path) -> list[str]:
+    records = [r for r in _records(out / "train_step.jsonl") if r.get("name") == "train_step"]
+    if not records:
+        return ["no results in train_step.jsonl"]
+    return ["; ".join(f"batch {r['batch']}: {r['steps_per_s']:.1f} steps/s (first step {r['first_step_s']:.1f} s, "
+                      f"{r['backend']})" for r in records)]
+
+
+def _last_error(out: Path, section: str) -> str:
+    """The last line naming an error in the parts of stages.log whose title starts with `section`."""
+    inside, found = False, ""
+    for line in _lines(out / "stages.log"):
+        if line.startswith("===== "):
+            inside = line[6:].startswith(section)
+        elif inside and "Error" in line:
+            found = line.strip()
+    return found[:160]
+
+
+def mnist_headline(out: Path) -> list[str]:
+    records = _records(out / "mnist.jsonl")
+    if not records:
+        error = _last_error(out, "mnist_gpu.sh")
+        return ["no results in mnist.jsonl" + (f"; {error}" if error else " (see stages.log)")]
+    return [f"{r['name']}: test accuracy "
+            + ", ".join(f"{acc:.4f} ({dataset})" for dataset, acc in r["test_accuracy"].items())
+            + f"; train {r['train_seconds']:.1f} s, startup {r['startup_seconds']:.1f} s, {r['steps']} steps"
+            for r in records]
+
+
+HEADLINES = {"build": build_headline, "tests": tests_headline, "transforms": transforms_headline,
+             "train_step": train_step_headline, "mnist": mnist_headline}
+
+
+def summary(status_tsv: Path, out: Path) -> str:
+    """The summary table as text."""
+    rows = [line.split("\t") for line in _lines(status_tsv) if line.strip()]
+    width = max([len(r[1]) for r in rows] + [6])
+    header = f"{'stage':<11} {'status':<{width}} {'seconds':>8}  headline"
+    text = [header, "-" * max(len(header), 100)]
+    for name, status, seconds in rows:
+        figures = HEADLINES[name](out) if name in HEADLINES else [""]
+        text.append(f"{name:<11} {status:<{width}} {float(seconds):>8.1f}  {figures[0]}")
+        text += [f"{'':<11} {'':<{width}} {'':>8}  {line}" for line in figures[1:]]
+    return "\n".join(text) + "\n"
+
+
+def main(argv=None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        raise SystemExit("usage: python -m benchmarks.suite_summary STATUS_TSV OUT")
+    status_tsv, out = Path(args[0]), Path(args[1])
+    text = summary(status_tsv, out)
+    (out / "summary.txt").write_text(text)
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()

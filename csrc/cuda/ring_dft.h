@@ -1,0 +1,380 @@
+// K1, the ring DFT of the CUDA transforms: the longitude part of both
+// directions, between the grid in its native layout and the Fourier rings of
+// the Legendre stage (K2, legendre_gemm.h).
+//
+// Layouts (complex values as interleaved (re, im); B maps batches, S spins, C
+// channels, P = B C, Pp = P rounded up to 16 bytes of complex values):
+//   maps x  (B, n, n, S, C): ring j, longitude k, lane (s, c); real (T) or complex;
+//   rings F (S, M, n, Pp):   order index mi = m + ell_max, M = 2 ell_max + 1,
+//                            column p = b C + c.
+// A row is one (b, s, c) of the Q = B S C maps of a ring.
+//   grid_to_orders (analysis): F[s, mi, j, p] = w_j sum_k x[b, j, k, s, c] e^{sigma 2 pi i m k / n},
+//     |m| <= ell_max only (real maps are promoted to complex as they are read);
+//   orders_to_grid (synthesis): x[b, j, k, s, c] = w_j sum_{|m| <= ell_max} F[s, mi, j, p] e^{sigma 2 pi i m k / n}.
+//
+// One work item is (ring j, tile of R rows); a block loads the tile into shared
+// memory (n x R, rows fastest so that consecutive threads touch consecutive
+// lanes), runs a Stockham autosort FFT over it (radices 4 and 2 in registers,
+// any other prime factor by direct sums; Van Loan, "Computational Frameworks
+// for the FFT", 1992, sec. 1.7, in its decimation-in-frequency form) and writes
+// the tile back in the other layout. Twiddles e^{sigma 2 pi i t / n} are the
+// product of two small tables of unit roots computed in double at block start
+// (t = t_hi B + t_lo, B ~ sqrt(n)), rounded once to T. Rings that do not fit
+// shared memory use two buffers per block in global scratch instead, with the
+// grid looping over the work items.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "block_common.h"
+
+namespace sphcnn {
+namespace cuda {
+
+constexpr int kRingThreads = 256;
+constexpr int kMaxStages = 32;
+constexpr int kMaxRingRows = 64;
+// Blocks of the grid when the ring buffers live in global scratch.
+constexpr int64_t kGlobalRingBlocks = 512;
+
+struct RingPlan {
+  int n;
+  int stages;
+  int radices[kMaxStages];  // 4s first, then 2, then odd factors ascending
+  int tw_base;              // B: entries of the low table
+  int tw_high;              // entries of the high table, ceil(n / B)
+};
+
+// The FFT plan of a grid size (host).
+inline RingPlan ring_plan(int n) {
+  RingPlan p{};
+  p.n = n;
+  int rest = n;
+  while (rest % 4 == 0) { p.radices[p.stages++] = 4; rest /= 4; }
+  while (rest % 2 == 0) { p.radices[p.stages++] = 2; rest /= 2; }
+  for (int f = 3; rest > 1; f += 2) {
+    while (rest % f == 0) { p.radices[p.stages++] = f; rest /= f; }
+  }
+  p.tw_base = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+  p.tw_high = (n + p.tw_base - 1) / p.tw_base;
+  return p;
+}
+
+template <typename T>
+struct RingArgs {
+  const void* in;          // grid_to_orders: maps (T if real_input, else Cpx<T>); orders_to_grid: F
+  void* out;               // grid_to_orders: F; orders_to_grid: maps (Cpx<T>)
+  const T* ring_scale;     // (n,)
+  Cpx<T>* global_buffers;  // 2 R n per block when the tile does not fit shared memory, else null
+  int n;
+  int ell_max;
+  int lanes;               // S C
+  int64_t channels;        // C
+  int64_t rows;            // Q = B S C
+  int64_t padded_maps;     // Pp
+  int tile_rows;           // R
+  int64_t row_tiles;       // ceil(Q / R)
+  int sign;                // sigma
+  bool real_input;
+  RingPlan plan;
+};
+
+// Bytes of shared memory of a block (twiddle tables, and the two tile buffers
+// unless they are in global scratch).
+template <typename T>
+SPHCNN_HD size_t ring_shared_bytes(const RingPlan& p, int tile_rows, bool global_buffers) {
+  size_t bytes = align16(sizeof(Cpx<double>) * static_cast<size_t>(p.tw_base + p.tw_high));
+  if (!global_buffers) bytes += 2 * sizeof(Cpx<T>) * static_cast<size_t>(tile_rows) * p.n;
+  return bytes;
+}
+
+// e^{sign 2 pi i k / n} in double.
+SPHCNN_HD Cpx<double> unit_root(int64_t k, int n, int sign) {
+  const double x = 2.0 * static_cast<double>(k % n) / static_cast<double>(n);
+  double s, c;
+#if defined(__CUDA_ARCH__)
+  sincospi(x, &s, &c);
+#else
+  const double pi = 3.14159265358979323846;
+  s = std::sin(pi * x);
+  c = std::cos(pi * x);
+#endif
+  return Cpx<double>{c, sign * s};
+}
+
+template <typename T>
+SPHCNN_HD Cpx<T> cmul(const Cpx<T>& a, const Cpx<T>& b) {
+  return Cpx<T>{a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
+}
+
+template <typename T>
+SPHCNN_HD Cpx<T> cadd(const Cpx<T>& a, const Cpx<T>& b) {
+  return Cpx<T>{a.re + b.re, a.im + b.im};
+}
+
+template <typename T>
+SPHCNN_HD Cpx<T> csub(const Cpx<T>& a, const Cpx<T>& b) {
+  return Cpx<T>{a.re - b.re, a.im - b.im};
+}
+
+// sigma i z
+template <typename T>
+SPHCNN_HD Cpx<T> rotate_quarter(const Cpx<T>& z, int sign) {
+  return sign > 0 ? Cpx<T>{-z.im, z.re} : Cpx<T>{z.im, -z.re};
+}
+
+// W^t = e^{sigma 2 pi i t / n} from the two tables, t in [0, n).
+template <typename T>
+SPHCNN_HD Cpx<T> twiddle(const Cpx<double>* low, const Cpx<double>* high, int base, int t) {
+  const Cpx<double> w = cmul(high[t / base], low[t % base]);
+  return Cpx<T>{static_cast<T>(w.re), static_cast<T>(w.im)};
+}
+
+// One Stockham stage of radix p: sub-transforms of length N = m p with stride s.
+template <typename T, typename Ctx>
+SPHCNN_HD void fft_stage(const Ctx& ctx, const Cpx<T>* src, Cpx<T>* dst, int n, int R, int p, int N, int s,
+                         int sign, const Cpx<double>* low, const Cpx<double>* high, int base) {
+  const int m = N / p;
+  const int step = n / N;  // twiddle index per unit of v pp
+  const int64_t items = static_cast<int64_t>(m) * s * R;
+  for (int64_t item = ctx.tid(); item < items; item += kRingThreads) {
+    const int r = static_cast<int>(item % R);
+    const int64_t bq = item / R;
+    const int q = static_cast<int>(bq % s);
+    const int pp = static_cast<int>(bq / s);
+    const Cpx<T>* in = src + static_cast<int64_t>(q + s * pp) * R + r;  // a_u = in[u m s R]
+    Cpx<T>* out = dst + static_cast<int64_t>(q + s * p * pp) * R + r;   // y_v = out[v s R]
+    const int64_t in_stride = static_cast<int64_t>(m) * s * R;
+    const int64_t out_stride = static_cast<int64_t>(s) * R;
+    if (p == 4) {
+      const Cpx<T> a0 = in[0], a1 = in[in_stride], a2 = in[2 * in_stride], a3 = in[3 * in_stride];
+      const Cpx<T> t0 = cadd(a0, a2), t1 = csub(a0, a2), t2 = cadd(a1, a3);
+      const Cpx<T> t3 = rotate_quarter(csub(a1, a3), sign);
+      out[0] = cadd(t0, t2);
+      out[out_stride] = cmul(cadd(t1, t3), twiddle<T>(low, high, base, (pp * step) % n));
+      out[2 * out_stride] = cmul(csub(t0, t2), twiddle<T>(low, high, base, (2 * pp * step) % n));
+      out[3 * out_stride] = cmul(csub(t1, t3), twiddle<T>(low, high, base, (3 * pp * step) % n));
+    } else if (p == 2) {
+      const Cpx<T> a0 = in[0], a1 = in[in_stride];
+      out[0] = cadd(a0, a1);
+      out[out_stride] = cmul(csub(a0, a1), twiddle<T>(low, high, base, (pp * step) % n));
+    } else {
+      // b_v = sum_u a_u e^{sigma 2 pi i u v / p}; e^{sigma 2 pi i k / p} = W^{k n / p}.
+      const int root = n / p;
+      for (int v = 0; v < p; ++v) {
+        Cpx<T> acc = in[0];
+        for (int u = 1; u < p; ++u) {
+          acc = cadd(acc, cmul(in[u * in_stride], twiddle<T>(low, high, base, ((u * v) % p) * root)));
+        }
+        out[v * out_stride] = v == 0 ? acc : cmul(acc, twiddle<T>(low, high, base,
+                                                                  static_cast<int>((static_cast<int64_t>(v) * pp * step) % n)));
+      }
+    }
+  }
+}
+
+// The orders index of a bin, or -1 when the bin holds no |m| <= ell_max.
+SPHCNN_HD int bin_order(int k, int n, int ell_max) {
+  if (k <= ell_max) return ell_max + k;
+  if (k >= n - ell_max) return ell_max + k - n;
+  return -1;
+}
+
+// Two adjacent rows (r, r + 1) of a tile are moved with one 16-byte access when
+// both sides allow it: complex64 data, an even first row, and an even number of
+// contiguous values on the global side.
+template <typename T>
+SPHCNN_HD bool pairs_allowed(int64_t q0, int64_t contiguous) {
+  return sizeof(T) == 4 && q0 % 2 == 0 && contiguous % 2 == 0;
+}
+
+template <typename T, typename Ctx>
+SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
+  const int n = a.n, M = 2 * a.ell_max + 1, R = a.tile_rows;
+  Cpx<double>* low = reinterpret_cast<Cpx<double>*>(smem);
+  Cpx<double>* high = low + a.plan.tw_base;
+  Cpx<T>* shared_buffers = reinterpret_cast<Cpx<T>*>(
+      smem + align16(sizeof(Cpx<double>) * static_cast<size_t>(a.plan.tw_base + a.plan.tw_high)));
+  for (int k = ctx.tid(); k < a.plan.tw_base + a.plan.tw_high; k += kRingThreads) {
+    low[k] = k < a.plan.tw_base ? unit_root(k, n, a.sign)
+                                : unit_root(static_cast<int64_t>(k - a.plan.tw_base) * a.plan.tw_base, n, a.sign);
+  }
+  ctx.sync();
+  const int64_t items = static_cast<int64_t>(n) * a.row_tiles;
+  for (int64_t item = ctx.block(); item < items; item += ctx.blocks()) {
+    Cpx<T>* buf0 = a.global_buffers ? a.global_buffers + ctx.block() * 2 * static_cast<int64_t>(R) * n : shared_buffers;
+    Cpx<T>* buf1 = buf0 + static_cast<int64_t>(R) * n;
+    const int j = static_cast<int>(item % n);
+    const int64_t q0 = (item / n) * R;
+    const int rows = static_cast<int>(q0 + R <= a.rows ? R : a.rows - q0);
+    const T w = a.ring_scale[j];
+    // Load: buf0[k R + r] = x[b, j, k, lane], rows past the end zero.
+    if (a.real_input) {
+      const T* x = static_cast<const T*>(a.in);
+      for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+        const int r = static_cast<int>(e % R);
+        const int k = static_cast<int>(e / R);
+        const int64_t q = q0 + r;
+        T v = T(0);
+        if (r < rows) {
+          const int64_t b = q / a.lanes;
+          v = x[((b * n + j) * n + k) * a.lanes + (q - b * a.lanes)];
+        }
+        buf0[static_cast<int64_t>(k) * R + r] = Cpx<T>{v, T(0)};
+      }
+    } else {
+      const Cpx<T>* x = static_cast<const Cpx<T>*>(a.in);
+      if (pairs_allowed<T>(q0, a.lanes) && R % 2 == 0 && aligned16(x)) {
+        for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * (R / 2); e += kRingThreads) {
+          const int r = 2 * static_cast<int>(e % (R / 2));
+          const int k = static_cast<int>(e / (R / 2));
+          const int64_t q = q0 + r;
+          Vec16<T> v{};
+          if (r < rows) {  // rows is even here unless the tile is the last one
+            const int64_t b = q / a.lanes;
+            const T* src = reinterpret_cast<const T*>(x + ((b * n + j) * n + k) * a.lanes + (q - b * a.lanes));
+            if (r + 1 < rows) {
+              v = load16(src);
+            } else {
+              v.v[0] = src[0];
+              v.v[1] = src[1];
+            }
+          }
+          store16(reinterpret_cast<T*>(buf0 + static_cast<int64_t>(k) * R + r), v);
+        }
+      } else {
+        for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+          const int r = static_cast<int>(e % R);
+          const int k = static_cast<int>(e / R);
+          const int64_t q = q0 + r;
+          Cpx<T> v{T(0), T(0)};
+          if (r < rows) {
+            const int64_t b = q / a.lanes;
+            v = x[((b * n + j) * n + k) * a.lanes + (q - b * a.lanes)];
+          }
+          buf0[static_cast<int64_t>(k) * R + r] = v;
+        }
+      }
+    }
+    ctx.sync();
+    Cpx<T>* src = buf0;
+    Cpx<T>* dst = buf1;
+    int N = n, s = 1;
+    for (int st = 0; st < a.plan.stages; ++st) {
+      const int p = a.plan.radices[st];
+      fft_stage<T>(ctx, src, dst, n, R, p, N, s, a.sign, low, high, a.plan.tw_base);
+      ctx.sync();
+      Cpx<T>* t = src;
+      src = dst;
+      dst = t;
+      N /= p;
+      s *= p;
+    }
+    // Store: F[s, mi, j, p] = w_j bin(m) for |m| <= ell_max.
+    Cpx<T>* F = static_cast<Cpx<T>*>(a.out);
+    for (int64_t e = ctx.tid(); e < static_cast<int64_t>(M) * R; e += kRingThreads) {
+      const int r = static_cast<int>(e % R);
+      const int mi = static_cast<int>(e / R);
+      if (r >= rows) continue;
+      const int64_t q = q0 + r;
+      const int64_t b = q / a.lanes;
+      const int lane = static_cast<int>(q - b * a.lanes);
+      const int spin = static_cast<int>(lane / a.channels);
+      const int64_t c = lane - spin * a.channels;
+      const int k = (mi - a.ell_max + n) % n;
+      const Cpx<T> v = src[static_cast<int64_t>(k) * R + r];
+      F[((static_cast<int64_t>(spin) * M + mi) * n + j) * a.padded_maps + b * a.channels + c] = Cpx<T>{w * v.re, w * v.im};
+    }
+    ctx.sync();  // the next item refills the buffers
+  }
+}
+
+template <typename T, typename Ctx>
+SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
+  const int n = a.n, M = 2 * a.ell_max + 1, R = a.tile_rows;
+  Cpx<double>* low = reinterpret_cast<Cpx<double>*>(smem);
+  Cpx<double>* high = low + a.plan.tw_base;
+  Cpx<T>* shared_buffers = reinterpret_cast<Cpx<T>*>(
+      smem + align16(sizeof(Cpx<double>) * static_cast<size_t>(a.plan.tw_base + a.plan.tw_high)));
+  for (int k = ctx.tid(); k < a.plan.tw_base + a.plan.tw_high; k += kRingThreads) {
+    low[k] = k < a.plan.tw_base ? unit_root(k, n, a.sign)
+                                : unit_root(static_cast<int64_t>(k - a.plan.tw_base) * a.plan.tw_base, n, a.sign);
+  }
+  ctx.sync();
+  const Cpx<T>* F = static_cast<const Cpx<T>*>(a.in);
+  Cpx<T>* x = static_cast<Cpx<T>*>(a.out);
+  const int64_t items = static_cast<int64_t>(n) * a.row_tiles;
+  for (int64_t item = ctx.block(); item < items; item += ctx.blocks()) {
+    Cpx<T>* buf0 = a.global_buffers ? a.global_buffers + ctx.block() * 2 * static_cast<int64_t>(R) * n : shared_buffers;
+    Cpx<T>* buf1 = buf0 + static_cast<int64_t>(R) * n;
+    const int j = static_cast<int>(item % n);
+    const int64_t q0 = (item / n) * R;
+    const int rows = static_cast<int>(q0 + R <= a.rows ? R : a.rows - q0);
+    const T w = a.ring_scale[j];
+    // Load: buf0[k R + r] = F[s, mi(k), j, p], zero in bins of no order and past the rows.
+    for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+      const int r = static_cast<int>(e % R);
+      const int k = static_cast<int>(e / R);
+      const int mi = bin_order(k, n, a.ell_max);
+      Cpx<T> v{T(0), T(0)};
+      if (r < rows && mi >= 0) {
+        const int64_t q = q0 + r;
+        const int64_t b = q / a.lanes;
+        const int lane = static_cast<int>(q - b * a.lanes);
+        const int spin = static_cast<int>(lane / a.channels);
+        const int64_t c = lane - spin * a.channels;
+        v = F[((static_cast<int64_t>(spin) * M + mi) * n + j) * a.padded_maps + b * a.channels + c];
+      }
+      buf0[static_cast<int64_t>(k) * R + r] = v;
+    }
+    ctx.sync();
+    Cpx<T>* src = buf0;
+    Cpx<T>* dst = buf1;
+    int N = n, s = 1;
+    for (int st = 0; st < a.plan.stages; ++st) {
+      const int p = a.plan.radices[st];
+      fft_stage<T>(ctx, src, dst, n, R, p, N, s, a.sign, low, high, a.plan.tw_base);
+      ctx.sync();
+      Cpx<T>* t = src;
+      src = dst;
+      dst = t;
+      N /= p;
+      s *= p;
+    }
+    // Store: x[b, j, k, lane] = w_j src[k R + r].
+    if (pairs_allowed<T>(q0, a.lanes) && R % 2 == 0 && aligned16(x)) {
+      for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * (R / 2); e += kRingThreads) {
+        const int r = 2 * static_cast<int>(e % (R / 2));
+        const int k = static_cast<int>(e / (R / 2));
+        if (r >= rows) continue;
+        const int64_t q = q0 + r;
+        const int64_t b = q / a.lanes;
+        T* dst_ptr = reinterpret_cast<T*>(x + ((b * n + j) * n + k) * a.lanes + (q - b * a.lanes));
+        const Vec16<T> v = load16(reinterpret_cast<const T*>(src + static_cast<int64_t>(k) * R + r));
+        Vec16<T> o;
+        for (int i = 0; i < Vec16<T>::kCount; ++i) o.v[i] = w * v.v[i];
+        if (r + 1 < rows) {
+          store16(dst_ptr, o);
+        } else {
+          dst_ptr[0] = o.v[0];
+          dst_ptr[1] = o.v[1];
+        }
+      }
+    } else {
+      for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+        const int r = static_cast<int>(e % R);
+        const int k = static_cast<int>(e / R);
+        if (r >= rows) continue;
+        const int64_t q = q0 + r;
+        const int64_t b = q / a.lanes;
+        const Cpx<T> v = src[static_cast<int64_t>(k) * R + r];
+        x[((b * n + j) * n + k) * a.lanes + (q - b * a.lanes)] = Cpx<T>{w * v.re, w * v.im};
+      }
+    }
+    ctx.sync();  // the next item refills the buffers
+  }
+}
+
+}  // namespace cuda
+}  // namespace sphcnn
