@@ -147,7 +147,6 @@ def _cpu_call(target, operand, out, scale, table, *, spins=(0,), sign=-1, source
     (dict(spins=(0, 1)), r"inconsistent shapes"),
     (dict(scale=np.ones(10, np.float64)), r"ring_scale must be a real vector of n = 8 entries"),
     (dict(scale=np.ones(8, np.float32)), r"ring_scale must be a real vector"),
-    (dict(scratch=64), r"scratch holds 64 bytes, the call needs \d+"),
     (dict(operand=np.zeros((2, 8, 8, 1, 3), np.float64), spins=(1,)), r"real maps need every spin to be 0"),
     (dict(operand=np.zeros((3, 8, 8, 1, 3), np.complex128)), r"batch axes of \(3, 8, 8, 1, 3\) and \(2, 4, 7, 1, 3\) differ"),
 ])
@@ -173,9 +172,9 @@ def test_cpu_targets_accept_a_valid_call():
 
 
 def test_scratch_sizes_are_what_the_kernels_use():
-    # CPU: the order blocks of the schedule by orders, S M n B C complex values.
-    assert _cpu.scratch_bytes(True, 16, 7, 2, 3, 5, False, 1) == 2 * 15 * 16 * 3 * 5 * 8
-    assert _cpu.scratch_bytes(False, 16, 7, 2, 3, 5, True, 0) == 2 * 15 * 16 * 3 * 5 * 16
+    # CPU: none (the kernels' work buffers stay warm in a cache of their own).
+    assert _cpu.scratch_bytes(True, 16, 7, 2, 3, 5, False, 1) == 0
+    assert _cpu.scratch_bytes(False, 16, 7, 2, 3, 5, True, 0) == 0
     if HAS_CUDA_MODULE:
         from sphcnn_kernels import _cuda
 

@@ -25,17 +25,46 @@ struct ColumnPair {
   std::vector<double> alpha, beta_pos, beta_neg, gamma, col_pos, col_neg;
 };
 
+// Sizes the columns of one (s, |m|) pair: l0, count, stride and the two tables.
 template <typename T>
-void build_column_pair(int m, int s, int ell_max, int n, const double* ring_scale,
-                       ColumnPair<T>& cp) {
-  const ColumnStart start_pos = column_start(m, s);
-  const ColumnStart start_neg = column_start(-m, s);
-  cp.l0 = start_pos.l0;
+bool size_column_pair(int m, int s, int ell_max, int n, ColumnPair<T>& cp) {
+  cp.l0 = column_start(m, s).l0;
   cp.count = cp.l0 <= ell_max ? ell_max - cp.l0 + 1 : 0;
-  if (cp.count == 0) return;
+  if (cp.count == 0) return false;
   cp.stride = cp.count;
   cp.pos.resize(static_cast<size_t>(n) * cp.stride);
   cp.neg.resize(static_cast<size_t>(n) * cp.stride);
+  return true;
+}
+
+// Stores the columns lambda_{l,+m,s}, lambda_{l,-m,s} (l from l0, any real
+// type) of north ring j into the rows of ring j and of its south partner
+// n - 1 - j, scaled by the ring scales (south: times (-1)^(l+s), signs swapped).
+template <typename T, typename V>
+void store_ring_pair(ColumnPair<T>& cp, int s, int n, int j, const double* ring_scale, const V* col_pos,
+                     const V* col_neg) {
+  const int south = n - 1 - j;
+  const double wn = ring_scale[j];
+  const double ws = ring_scale[south];
+  T* pn = cp.pos.data() + static_cast<size_t>(j) * cp.stride;
+  T* nn = cp.neg.data() + static_cast<size_t>(j) * cp.stride;
+  T* ps = cp.pos.data() + static_cast<size_t>(south) * cp.stride;
+  T* ns = cp.neg.data() + static_cast<size_t>(south) * cp.stride;
+  for (int i = 0; i < cp.count; ++i) {
+    const double parity = ((cp.l0 + i + s) & 1) ? -1.0 : 1.0;
+    pn[i] = static_cast<T>(wn * col_pos[i]);
+    nn[i] = static_cast<T>(wn * col_neg[i]);
+    ps[i] = static_cast<T>(ws * parity * col_neg[i]);
+    ns[i] = static_cast<T>(ws * parity * col_pos[i]);
+  }
+}
+
+template <typename T>
+void build_column_pair(int m, int s, int ell_max, int n, const double* ring_scale,
+                       ColumnPair<T>& cp) {
+  if (!size_column_pair(m, s, ell_max, n, cp)) return;
+  const ColumnStart start_pos = column_start(m, s);
+  const ColumnStart start_neg = column_start(-m, s);
   const int steps = cp.count - 1;
   cp.alpha.resize(steps);
   cp.beta_pos.resize(steps);
@@ -66,20 +95,7 @@ void build_column_pair(int m, int s, int ell_max, int n, const double* ring_scal
       cp.col_pos[i + 1] = column_value(sp);
       cp.col_neg[i + 1] = column_value(sn);
     }
-    const int south = n - 1 - j;
-    const double wn = ring_scale[j];
-    const double ws = ring_scale[south];
-    T* pn = cp.pos.data() + static_cast<size_t>(j) * cp.stride;
-    T* nn = cp.neg.data() + static_cast<size_t>(j) * cp.stride;
-    T* ps = cp.pos.data() + static_cast<size_t>(south) * cp.stride;
-    T* ns = cp.neg.data() + static_cast<size_t>(south) * cp.stride;
-    for (int i = 0; i < cp.count; ++i) {
-      const double parity = ((cp.l0 + i + s) & 1) ? -1.0 : 1.0;
-      pn[i] = static_cast<T>(wn * cp.col_pos[i]);
-      nn[i] = static_cast<T>(wn * cp.col_neg[i]);
-      ps[i] = static_cast<T>(ws * parity * cp.col_neg[i]);
-      ns[i] = static_cast<T>(ws * parity * cp.col_pos[i]);
-    }
+    store_ring_pair(cp, s, n, j, ring_scale, cp.col_pos.data(), cp.col_neg.data());
   }
 }
 
@@ -88,31 +104,11 @@ void build_column_pair(int m, int s, int ell_max, int n, const double* ring_scal
 template <typename T>
 void column_pair_from_table(int m, int s, int spin_index, int ell_max, int n, const double* ring_scale,
                             const T* table, ColumnPair<T>& cp) {
-  cp.l0 = column_start(m, s).l0;
-  cp.count = cp.l0 <= ell_max ? ell_max - cp.l0 + 1 : 0;
-  if (cp.count == 0) return;
-  cp.stride = cp.count;
-  cp.pos.resize(static_cast<size_t>(n) * cp.stride);
-  cp.neg.resize(static_cast<size_t>(n) * cp.stride);
+  if (!size_column_pair(m, s, ell_max, n, cp)) return;
   const PackedTable layout = packed_table(n, ell_max, sizeof(T));
   const T* pair = table + layout.pair_offset(spin_index, m);
   for (int j = 0; j < n / 2; ++j) {
-    const T* lp = pair + layout.entry(m, 0, j, cp.l0);
-    const T* ln = pair + layout.entry(m, 1, j, cp.l0);
-    const int south = n - 1 - j;
-    const double wn = ring_scale[j];
-    const double ws = ring_scale[south];
-    T* pn = cp.pos.data() + static_cast<size_t>(j) * cp.stride;
-    T* nn = cp.neg.data() + static_cast<size_t>(j) * cp.stride;
-    T* ps = cp.pos.data() + static_cast<size_t>(south) * cp.stride;
-    T* ns = cp.neg.data() + static_cast<size_t>(south) * cp.stride;
-    for (int i = 0; i < cp.count; ++i) {
-      const double parity = ((cp.l0 + i + s) & 1) ? -1.0 : 1.0;
-      pn[i] = static_cast<T>(wn * lp[i]);
-      nn[i] = static_cast<T>(wn * ln[i]);
-      ps[i] = static_cast<T>(ws * parity * ln[i]);
-      ns[i] = static_cast<T>(ws * parity * lp[i]);
-    }
+    store_ring_pair(cp, s, n, j, ring_scale, pair + layout.entry(m, 0, j, cp.l0), pair + layout.entry(m, 1, j, cp.l0));
   }
 }
 

@@ -75,17 +75,10 @@ PYBIND11_MODULE(_cpu, m) {
                             bool is_double, int lambda_source) {
     (void)analysis;
     (void)lambda_source;
-    sphcnn::Geometry g{};
-    g.batch = batch;
-    g.n = n;
-    g.ell_max = ell_max;
-    g.spins = spins;
-    g.channels = channels;
-    g.is_double = is_double;
-    return sphcnn::cpu::scratch_bytes(g);
+    return sphcnn::cpu::scratch_bytes(sphcnn::geometry_of(n, ell_max, spins, batch, channels, is_double));
   }, py::arg("analysis"), py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"),
   py::arg("channels"), py::arg("is_double"), py::arg("lambda_source"),
-  "Bytes of the scratch result of one call of the CPU targets.");
+  "Bytes of the scratch result of one call of the CPU targets (none).");
 
   m.def("packed_table_size", [](int n, int ell_max, int spins, bool is_double) {
     check_table_args(n, ell_max);

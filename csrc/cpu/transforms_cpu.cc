@@ -18,8 +18,11 @@
 // vector FFT over the contiguous (spin, channel) lanes of a ring) with the
 // Legendre stage, threaded either over rings then (spin, |m|), or over chunks of
 // the batch (see the two schedules below). Lambda comes from the recurrence
-// (lambda_source on the fly) or from the plan's packed table; the order blocks
-// of the schedule by orders live in the scratch result.
+// (lambda_source on the fly) or from the plan's packed table. The order blocks
+// of the schedule by orders come from a cache of host buffers that stay warm
+// between calls (buffer_cache.h), so the CPU targets need no scratch result
+// (scratch_bytes() is 0): a fresh XLA buffer of that size would be page-faulted
+// on every call.
 #include <algorithm>
 #include <cstdlib>
 #include <cstdint>
@@ -31,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "buffer_cache.h"
 #include "legendre_stage.h"
 #include "parallel_for.h"
 #include "sphcnn/contract.h"
@@ -238,7 +242,7 @@ std::vector<ColumnPair<T>> all_tables(const Stage<T>& st, ffi::ThreadPool& pool,
 
 template <typename T>
 ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, const T* table, T* out,
-                    T* scratch, const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
+                    const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
   const Stage<T> st(g, scale, table, spins, sign);
   const int workers = worker_count(pool);
   const int64_t ring_size = st.ring_values();  // T values of one ring of x
@@ -273,9 +277,12 @@ ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, cons
     return ffi::Error::Success();
   }
 
-  // By orders. F[s][m][j][b][c] in the scratch: the longitude FFT of every ring.
+  // By orders. F[s][m][j][b][c]: the longitude FFT of every ring.
   const int64_t width = 2 * st.B * st.C;
-  T* F = scratch;
+  BufferCache::Handle f_handle =
+      BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.n * width * sizeof(T));
+  if (!f_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
+  T* F = static_cast<T*>(f_handle.get());
   // Rings in (j, b) order: consecutive rings scatter into neighbouring chunks.
   parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
     const int j = static_cast<int>(item / st.B);
@@ -296,7 +303,7 @@ ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, cons
 
 template <typename T>
 ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, const T* table, T* out,
-                     T* scratch, const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
+                     const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
   const Stage<T> st(g, scale, table, spins, sign);
   const int workers = worker_count(pool);
   const int64_t ring_size = st.n * st.lanes * 2;  // T values of one ring of the output
@@ -331,9 +338,12 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, con
     return ffi::Error::Success();
   }
 
-  // By orders. G[s][m][j][b][c] in the scratch, one contiguous block per (s, m).
+  // By orders. G[s][m][j][b][c], one contiguous block per (s, m).
   const int64_t width = 2 * st.B * st.C;
-  T* G = scratch;
+  BufferCache::Handle g_handle =
+      BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.n * width * sizeof(T));
+  if (!g_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
+  T* G = static_cast<T*>(g_handle.get());
   std::vector<ColumnPair<T>> pairs(workers);
   parallel_for(pool, static_cast<int64_t>(st.S) * st.L, workers, [&](int64_t item, int w) {
     const int s = static_cast<int>(item % st.S);
@@ -367,14 +377,12 @@ std::vector<double> ring_scale_values(const ffi::AnyBuffer& scale, const Geometr
 
 template <typename T>
 ffi::Error run(bool analysis_direction, ffi::ThreadPool& pool, const void* in, const std::vector<double>& scale,
-               const void* table, void* out, void* scratch, const Geometry& g, ffi::Span<const int64_t> spins,
-               int sign) {
+               const void* table, void* out, const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
   const T* src = static_cast<const T*>(in);
   const T* lambda = static_cast<const T*>(table);
   T* dst = static_cast<T*>(out);
-  T* work = static_cast<T*>(scratch);
-  return analysis_direction ? analysis<T>(pool, src, scale.data(), lambda, dst, work, g, spins, sign)
-                            : synthesis<T>(pool, src, scale.data(), lambda, dst, work, g, spins, sign);
+  return analysis_direction ? analysis<T>(pool, src, scale.data(), lambda, dst, g, spins, sign)
+                            : synthesis<T>(pool, src, scale.data(), lambda, dst, g, spins, sign);
 }
 
 template <bool kAnalysis>
@@ -390,21 +398,17 @@ ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBu
   const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
   const int sg = static_cast<int>(sign);
   if (g->is_double) {
-    return run<double>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), scratch->untyped_data(),
-                       *g, spins, sg);
+    return run<double>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), *g, spins, sg);
   }
-  return run<float>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), scratch->untyped_data(), *g,
-                    spins, sg);
+  return run<float>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), *g, spins, sg);
 }
 
 }  // namespace
 
 namespace cpu {
 
-size_t scratch_bytes(const Geometry& g) {
-  // The order blocks of the schedule by orders: S M n B C complex values.
-  const size_t complex_bytes = g.is_double ? 16 : 8;
-  return static_cast<size_t>(g.spins) * g.M() * g.n * static_cast<size_t>(g.batch) * g.channels * complex_bytes;
+size_t scratch_bytes(const Geometry&) {
+  return 0;  // work space comes from the buffer cache (see the top of this file)
 }
 
 }  // namespace cpu

@@ -14,7 +14,7 @@ namespace sphcnn {
 namespace cpu {
 
 // Bytes of the scratch result a call of this geometry needs (either direction,
-// either lambda source).
+// either lambda source): none, the CPU kernels keep warm work buffers of their own.
 size_t scratch_bytes(const Geometry& g);
 
 }  // namespace cpu

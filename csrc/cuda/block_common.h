@@ -10,19 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#if !defined(__CUDA_ARCH__)
 #include <cstring>
-#if defined(SPHCNN_EMULATED_ASYNC)
-#include "emulated_async.h"
-#endif
-#endif
 
-#ifndef SPHCNN_HD
-#if defined(__CUDACC__)
-#define SPHCNN_HD __host__ __device__ inline
-#else
-#define SPHCNN_HD inline
-#endif
+#include "sphcnn/hd.h"
+#if !defined(__CUDA_ARCH__) && defined(SPHCNN_EMULATED_ASYNC)
+#include "emulated_async.h"
 #endif
 
 // Loop unrolling hints for the device compiler only (host compilers would warn

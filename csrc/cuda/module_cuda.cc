@@ -23,13 +23,7 @@ PYBIND11_MODULE(_cuda, m) {
 
   m.def("scratch_bytes", [](bool analysis, int n, int ell_max, int spins, int64_t batch, int64_t channels,
                             bool is_double, int lambda_source) {
-    sphcnn::Geometry g{};
-    g.batch = batch;
-    g.n = n;
-    g.ell_max = ell_max;
-    g.spins = spins;
-    g.channels = channels;
-    g.is_double = is_double;
+    const sphcnn::Geometry g = sphcnn::geometry_of(n, ell_max, spins, batch, channels, is_double);
     return sphcnn::cuda::launch_plan(g, analysis, static_cast<sphcnn::LambdaSource>(lambda_source)).scratch_bytes;
   }, py::arg("analysis"), py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"),
   py::arg("channels"), py::arg("is_double"), py::arg("lambda_source"),

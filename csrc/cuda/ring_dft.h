@@ -189,10 +189,42 @@ SPHCNN_HD bool pairs_allowed(int64_t q0, int64_t contiguous) {
   return sizeof(T) == 4 && q0 % 2 == 0 && contiguous % 2 == 0;
 }
 
-template <typename T, typename Ctx>
-SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
-  const int n = a.n, M = 2 * a.ell_max + 1, R = a.tile_rows;
-  Cpx<double>* low = reinterpret_cast<Cpx<double>*>(smem);
+// The map of row q of a ring: batch item b, lane s C + c.
+struct RowAt {
+  int64_t b, c;
+  int lane, spin;
+};
+
+template <typename T>
+SPHCNN_HD RowAt row_at(const RingArgs<T>& a, int64_t q) {
+  RowAt at;
+  at.b = q / a.lanes;
+  at.lane = static_cast<int>(q - at.b * a.lanes);
+  at.spin = static_cast<int>(at.lane / a.channels);
+  at.c = at.lane - at.spin * a.channels;
+  return at;
+}
+
+// Offset of F[s, mi, j, p] for the map of a row.
+template <typename T>
+SPHCNN_HD int64_t rings_offset(const RingArgs<T>& a, const RowAt& at, int mi, int j) {
+  return ((static_cast<int64_t>(at.spin) * (2 * a.ell_max + 1) + mi) * a.n + j) * a.padded_maps + at.b * a.channels + at.c;
+}
+
+// Offset of maps x[b, j, k, lane] of row q.
+template <typename T>
+SPHCNN_HD int64_t maps_offset(const RingArgs<T>& a, int64_t q, int j, int k) {
+  const int64_t b = q / a.lanes;
+  return ((b * a.n + j) * a.n + k) * a.lanes + (q - b * a.lanes);
+}
+
+// The work loop of both directions: the twiddle tables, then for every work
+// item (ring j, rows q0 .. q0 + rows) load(buffer, j, q0, rows) into the tile
+// buffer (n x R, rows fastest), the FFT, store(result, j, q0, rows).
+template <typename T, typename Ctx, typename Load, typename Store>
+SPHCNN_HD void ring_items(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem, Load load, Store store) {
+  const int n = a.n, R = a.tile_rows;
+  Cpx<double>* low = reinterpret_cast<Cpx<double>*>(smem);  // then the high table
   Cpx<double>* high = low + a.plan.tw_base;
   Cpx<T>* shared_buffers = reinterpret_cast<Cpx<T>*>(
       smem + align16(sizeof(Cpx<double>) * static_cast<size_t>(a.plan.tw_base + a.plan.tw_high)));
@@ -203,63 +235,13 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
   ctx.sync();
   const int64_t items = static_cast<int64_t>(n) * a.row_tiles;
   for (int64_t item = ctx.block(); item < items; item += ctx.blocks()) {
-    Cpx<T>* buf0 = a.global_buffers ? a.global_buffers + ctx.block() * 2 * static_cast<int64_t>(R) * n : shared_buffers;
-    Cpx<T>* buf1 = buf0 + static_cast<int64_t>(R) * n;
+    Cpx<T>* src = a.global_buffers ? a.global_buffers + ctx.block() * 2 * static_cast<int64_t>(R) * n : shared_buffers;
+    Cpx<T>* dst = src + static_cast<int64_t>(R) * n;
     const int j = static_cast<int>(item % n);
     const int64_t q0 = (item / n) * R;
     const int rows = static_cast<int>(q0 + R <= a.rows ? R : a.rows - q0);
-    const T w = a.ring_scale[j];
-    // Load: buf0[k R + r] = x[b, j, k, lane], rows past the end zero.
-    if (a.real_input) {
-      const T* x = static_cast<const T*>(a.in);
-      for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * R; e += kRingThreads) {
-        const int r = static_cast<int>(e % R);
-        const int k = static_cast<int>(e / R);
-        const int64_t q = q0 + r;
-        T v = T(0);
-        if (r < rows) {
-          const int64_t b = q / a.lanes;
-          v = x[((b * n + j) * n + k) * a.lanes + (q - b * a.lanes)];
-        }
-        buf0[static_cast<int64_t>(k) * R + r] = Cpx<T>{v, T(0)};
-      }
-    } else {
-      const Cpx<T>* x = static_cast<const Cpx<T>*>(a.in);
-      if (pairs_allowed<T>(q0, a.lanes) && R % 2 == 0 && aligned16(x)) {
-        for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * (R / 2); e += kRingThreads) {
-          const int r = 2 * static_cast<int>(e % (R / 2));
-          const int k = static_cast<int>(e / (R / 2));
-          const int64_t q = q0 + r;
-          Vec16<T> v{};
-          if (r < rows) {  // rows is even here unless the tile is the last one
-            const int64_t b = q / a.lanes;
-            const T* src = reinterpret_cast<const T*>(x + ((b * n + j) * n + k) * a.lanes + (q - b * a.lanes));
-            if (r + 1 < rows) {
-              v = load16(src);
-            } else {
-              v.v[0] = src[0];
-              v.v[1] = src[1];
-            }
-          }
-          store16(reinterpret_cast<T*>(buf0 + static_cast<int64_t>(k) * R + r), v);
-        }
-      } else {
-        for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * R; e += kRingThreads) {
-          const int r = static_cast<int>(e % R);
-          const int k = static_cast<int>(e / R);
-          const int64_t q = q0 + r;
-          Cpx<T> v{T(0), T(0)};
-          if (r < rows) {
-            const int64_t b = q / a.lanes;
-            v = x[((b * n + j) * n + k) * a.lanes + (q - b * a.lanes)];
-          }
-          buf0[static_cast<int64_t>(k) * R + r] = v;
-        }
-      }
-    }
+    load(src, j, q0, rows);
     ctx.sync();
-    Cpx<T>* src = buf0;
-    Cpx<T>* dst = buf1;
     int N = n, s = 1;
     for (int st = 0; st < a.plan.stages; ++st) {
       const int p = a.plan.radices[st];
@@ -271,109 +253,110 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
       N /= p;
       s *= p;
     }
-    // Store: F[s, mi, j, p] = w_j bin(m) for |m| <= ell_max.
-    Cpx<T>* F = static_cast<Cpx<T>*>(a.out);
-    for (int64_t e = ctx.tid(); e < static_cast<int64_t>(M) * R; e += kRingThreads) {
-      const int r = static_cast<int>(e % R);
-      const int mi = static_cast<int>(e / R);
-      if (r >= rows) continue;
-      const int64_t q = q0 + r;
-      const int64_t b = q / a.lanes;
-      const int lane = static_cast<int>(q - b * a.lanes);
-      const int spin = static_cast<int>(lane / a.channels);
-      const int64_t c = lane - spin * a.channels;
-      const int k = (mi - a.ell_max + n) % n;
-      const Cpx<T> v = src[static_cast<int64_t>(k) * R + r];
-      F[((static_cast<int64_t>(spin) * M + mi) * n + j) * a.padded_maps + b * a.channels + c] = Cpx<T>{w * v.re, w * v.im};
-    }
+    store(static_cast<const Cpx<T>*>(src), j, q0, rows);
     ctx.sync();  // the next item refills the buffers
   }
 }
 
 template <typename T, typename Ctx>
-SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
-  const int n = a.n, M = 2 * a.ell_max + 1, R = a.tile_rows;
-  Cpx<double>* low = reinterpret_cast<Cpx<double>*>(smem);
-  Cpx<double>* high = low + a.plan.tw_base;
-  Cpx<T>* shared_buffers = reinterpret_cast<Cpx<T>*>(
-      smem + align16(sizeof(Cpx<double>) * static_cast<size_t>(a.plan.tw_base + a.plan.tw_high)));
-  for (int k = ctx.tid(); k < a.plan.tw_base + a.plan.tw_high; k += kRingThreads) {
-    low[k] = k < a.plan.tw_base ? unit_root(k, n, a.sign)
-                                : unit_root(static_cast<int64_t>(k - a.plan.tw_base) * a.plan.tw_base, n, a.sign);
-  }
-  ctx.sync();
-  const Cpx<T>* F = static_cast<const Cpx<T>*>(a.in);
-  Cpx<T>* x = static_cast<Cpx<T>*>(a.out);
-  const int64_t items = static_cast<int64_t>(n) * a.row_tiles;
-  for (int64_t item = ctx.block(); item < items; item += ctx.blocks()) {
-    Cpx<T>* buf0 = a.global_buffers ? a.global_buffers + ctx.block() * 2 * static_cast<int64_t>(R) * n : shared_buffers;
-    Cpx<T>* buf1 = buf0 + static_cast<int64_t>(R) * n;
-    const int j = static_cast<int>(item % n);
-    const int64_t q0 = (item / n) * R;
-    const int rows = static_cast<int>(q0 + R <= a.rows ? R : a.rows - q0);
+SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
+  const int n = a.n, M = 2 * a.ell_max + 1, R = a.tile_rows, tid = ctx.tid();
+  // Load: buf[k R + r] = x[b, j, k, lane], rows past the end zero.
+  auto load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
+    if (a.real_input) {
+      const T* x = static_cast<const T*>(a.in);
+      for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+        const int r = static_cast<int>(e % R);
+        const int k = static_cast<int>(e / R);
+        buf[static_cast<int64_t>(k) * R + r] = Cpx<T>{r < rows ? x[maps_offset(a, q0 + r, j, k)] : T(0), T(0)};
+      }
+      return;
+    }
+    const Cpx<T>* x = static_cast<const Cpx<T>*>(a.in);
+    if (pairs_allowed<T>(q0, a.lanes) && R % 2 == 0 && aligned16(x)) {
+      for (int64_t e = tid; e < static_cast<int64_t>(n) * (R / 2); e += kRingThreads) {
+        const int r = 2 * static_cast<int>(e % (R / 2));
+        const int k = static_cast<int>(e / (R / 2));
+        Vec16<T> v{};
+        if (r < rows) {  // rows (r, r + 1) share a batch item: q0 and S C are even
+          const T* src = reinterpret_cast<const T*>(x + maps_offset(a, q0 + r, j, k));
+          if (r + 1 < rows) {
+            v = load16(src);
+          } else {
+            v.v[0] = src[0];
+            v.v[1] = src[1];
+          }
+        }
+        store16(reinterpret_cast<T*>(buf + static_cast<int64_t>(k) * R + r), v);
+      }
+      return;
+    }
+    for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+      const int r = static_cast<int>(e % R);
+      const int k = static_cast<int>(e / R);
+      buf[static_cast<int64_t>(k) * R + r] = r < rows ? x[maps_offset(a, q0 + r, j, k)] : Cpx<T>{T(0), T(0)};
+    }
+  };
+  // Store: F[s, mi, j, p] = w_j bin(m) for |m| <= ell_max.
+  auto store = [&](const Cpx<T>* result, int j, int64_t q0, int rows) {
+    Cpx<T>* F = static_cast<Cpx<T>*>(a.out);
     const T w = a.ring_scale[j];
-    // Load: buf0[k R + r] = F[s, mi(k), j, p], zero in bins of no order and past the rows.
-    for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+    for (int64_t e = tid; e < static_cast<int64_t>(M) * R; e += kRingThreads) {
+      const int r = static_cast<int>(e % R);
+      const int mi = static_cast<int>(e / R);
+      if (r >= rows) continue;
+      const Cpx<T> v = result[static_cast<int64_t>((mi - a.ell_max + n) % n) * R + r];
+      F[rings_offset(a, row_at(a, q0 + r), mi, j)] = Cpx<T>{w * v.re, w * v.im};
+    }
+  };
+  ring_items<T>(ctx, a, smem, load, store);
+}
+
+template <typename T, typename Ctx>
+SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
+  const int n = a.n, R = a.tile_rows, tid = ctx.tid();
+  // Load: buf[k R + r] = F[s, mi(k), j, p], zero in bins of no order and past the rows.
+  auto load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
+    const Cpx<T>* F = static_cast<const Cpx<T>*>(a.in);
+    for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
       const int r = static_cast<int>(e % R);
       const int k = static_cast<int>(e / R);
       const int mi = bin_order(k, n, a.ell_max);
-      Cpx<T> v{T(0), T(0)};
-      if (r < rows && mi >= 0) {
-        const int64_t q = q0 + r;
-        const int64_t b = q / a.lanes;
-        const int lane = static_cast<int>(q - b * a.lanes);
-        const int spin = static_cast<int>(lane / a.channels);
-        const int64_t c = lane - spin * a.channels;
-        v = F[((static_cast<int64_t>(spin) * M + mi) * n + j) * a.padded_maps + b * a.channels + c];
-      }
-      buf0[static_cast<int64_t>(k) * R + r] = v;
+      buf[static_cast<int64_t>(k) * R + r] =
+          r < rows && mi >= 0 ? F[rings_offset(a, row_at(a, q0 + r), mi, j)] : Cpx<T>{T(0), T(0)};
     }
-    ctx.sync();
-    Cpx<T>* src = buf0;
-    Cpx<T>* dst = buf1;
-    int N = n, s = 1;
-    for (int st = 0; st < a.plan.stages; ++st) {
-      const int p = a.plan.radices[st];
-      fft_stage<T>(ctx, src, dst, n, R, p, N, s, a.sign, low, high, a.plan.tw_base);
-      ctx.sync();
-      Cpx<T>* t = src;
-      src = dst;
-      dst = t;
-      N /= p;
-      s *= p;
-    }
-    // Store: x[b, j, k, lane] = w_j src[k R + r].
+  };
+  // Store: x[b, j, k, lane] = w_j result[k R + r].
+  auto store = [&](const Cpx<T>* result, int j, int64_t q0, int rows) {
+    Cpx<T>* x = static_cast<Cpx<T>*>(a.out);
+    const T w = a.ring_scale[j];
     if (pairs_allowed<T>(q0, a.lanes) && R % 2 == 0 && aligned16(x)) {
-      for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * (R / 2); e += kRingThreads) {
+      for (int64_t e = tid; e < static_cast<int64_t>(n) * (R / 2); e += kRingThreads) {
         const int r = 2 * static_cast<int>(e % (R / 2));
         const int k = static_cast<int>(e / (R / 2));
         if (r >= rows) continue;
-        const int64_t q = q0 + r;
-        const int64_t b = q / a.lanes;
-        T* dst_ptr = reinterpret_cast<T*>(x + ((b * n + j) * n + k) * a.lanes + (q - b * a.lanes));
-        const Vec16<T> v = load16(reinterpret_cast<const T*>(src + static_cast<int64_t>(k) * R + r));
+        T* out = reinterpret_cast<T*>(x + maps_offset(a, q0 + r, j, k));
+        const Vec16<T> v = load16(reinterpret_cast<const T*>(result + static_cast<int64_t>(k) * R + r));
         Vec16<T> o;
         for (int i = 0; i < Vec16<T>::kCount; ++i) o.v[i] = w * v.v[i];
         if (r + 1 < rows) {
-          store16(dst_ptr, o);
+          store16(out, o);
         } else {
-          dst_ptr[0] = o.v[0];
-          dst_ptr[1] = o.v[1];
+          out[0] = o.v[0];
+          out[1] = o.v[1];
         }
       }
-    } else {
-      for (int64_t e = ctx.tid(); e < static_cast<int64_t>(n) * R; e += kRingThreads) {
-        const int r = static_cast<int>(e % R);
-        const int k = static_cast<int>(e / R);
-        if (r >= rows) continue;
-        const int64_t q = q0 + r;
-        const int64_t b = q / a.lanes;
-        const Cpx<T> v = src[static_cast<int64_t>(k) * R + r];
-        x[((b * n + j) * n + k) * a.lanes + (q - b * a.lanes)] = Cpx<T>{w * v.re, w * v.im};
-      }
+      return;
     }
-    ctx.sync();  // the next item refills the buffers
-  }
+    for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+      const int r = static_cast<int>(e % R);
+      const int k = static_cast<int>(e / R);
+      if (r >= rows) continue;
+      const Cpx<T> v = result[static_cast<int64_t>(k) * R + r];
+      x[maps_offset(a, q0 + r, j, k)] = Cpx<T>{w * v.re, w * v.im};
+    }
+  };
+  ring_items<T>(ctx, a, smem, load, store);
 }
 
 }  // namespace cuda

@@ -19,6 +19,7 @@ import time
 
 from sphcnn import config as configs
 from sphcnn.data.cli import add_data_parser, run_data
+from sphcnn.data.dataset import SPLITS
 from sphcnn.registry import MODEL_NAMES
 
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(commands)
 
     train = commands.add_parser("train", help="train a model (resumes from the work directory)")
-    train.add_argument("--task", default="spherical_mnist", choices=["spherical_mnist"])
+    train.add_argument("--task", default="spherical_mnist", choices=configs.TASKS)
     train.add_argument("--model", choices=MODEL_NAMES, help="default: spin_classifier_6_layers")
     train.add_argument("--dataset", help="training dataset under --data-dir, e.g. rotated or canonical")
     train.add_argument("--test-dataset", help="dataset to test on (default: the training dataset); "
@@ -56,14 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a work directory's checkpoint on a split")
     evaluate.add_argument("--workdir", required=True, type=pathlib.Path)
-    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--split", default="test", choices=SPLITS)
     evaluate.add_argument("--dataset", help="dataset to evaluate on (default: the run's test dataset)")
     evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
 
     plot = commands.add_parser("plot", help="draw input spheres (and predictions) to a PNG")
     plot.add_argument("--data-dir", default="data/spherical_mnist")
     plot.add_argument("--dataset", default="canonical_s2cnn")
-    plot.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    plot.add_argument("--split", default="test", choices=SPLITS)
     plot.add_argument("--count", type=int, default=8)
     plot.add_argument("--workdir", type=pathlib.Path, help="a trained run: add its predictions")
     plot.add_argument("--output", type=pathlib.Path, default=pathlib.Path("spheres.png"))

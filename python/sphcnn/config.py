@@ -21,6 +21,9 @@ from typing import Any
 from sphcnn_kernels import _validation
 
 
+TASKS = ("spherical_mnist",)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     task: str = "spherical_mnist"
@@ -61,8 +64,8 @@ class TrainConfig:
         if self.kernel_init not in _validation.KERNEL_INITS:
             raise ValueError(f"config: 'kernel_init' must be one of {', '.join(map(repr, _validation.KERNEL_INITS))}, "
                              f"got {self.kernel_init!r}")
-        if self.task != "spherical_mnist":
-            raise ValueError(f"config: 'task' must be 'spherical_mnist', got {self.task!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"config: 'task' must be one of {', '.join(map(repr, TASKS))}, got {self.task!r}")
         return self
 
 

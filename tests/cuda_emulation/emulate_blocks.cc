@@ -96,14 +96,8 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
   const int B = cs.batch, C = cs.channels, SC = S * C;
   const int sign = analysis ? -1 : 1;
   std::normal_distribution<double> nd;
-  Geometry g{};
-  g.batch = B;
-  g.n = n;
-  g.ell_max = ell;
-  g.spins = S;
-  g.channels = C;
+  Geometry g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
   g.degree_major = cs.degree_major;
-  g.is_double = sizeof(T) == 8;
   g.real_input = analysis && cs.real_input;
   const LambdaSource source = table_mode ? LambdaSource::kTable : LambdaSource::kOnTheFly;
   LaunchPlan plan = launch_plan(g, analysis, source);

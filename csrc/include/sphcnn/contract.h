@@ -45,6 +45,18 @@ struct Geometry {
   int M() const { return 2 * ell_max + 1; }
 };
 
+// The geometry of a call from its sizes (for the modules' scratch_bytes).
+inline Geometry geometry_of(int n, int ell_max, int spins, int64_t batch, int64_t channels, bool is_double) {
+  Geometry g{};
+  g.batch = batch;
+  g.n = n;
+  g.ell_max = ell_max;
+  g.spins = spins;
+  g.channels = channels;
+  g.is_double = is_double;
+  return g;
+}
+
 namespace contract_detail {
 
 inline xla::ffi::Error invalid(const char* target, const std::string& what) {

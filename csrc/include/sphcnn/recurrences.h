@@ -23,13 +23,8 @@
 #include <cstdint>
 #include <vector>
 
-#ifndef SPHCNN_HD
-#if defined(__CUDACC__)
-#define SPHCNN_HD __host__ __device__ inline
-#else
-#define SPHCNN_HD inline
-#endif
-#endif
+#include "sphcnn/hd.h"
+
 
 namespace sphcnn {
 

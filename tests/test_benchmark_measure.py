@@ -1,5 +1,4 @@
-"""Checks of the profiler parsing of benchmarks.measure (run with
-``python -m pytest benchmarks/test_measure.py``; not part of the package tests).
+"""Checks of the profiler parsing of benchmarks.measure (no timings here).
 
 The GPU branch is checked on a synthetic trace laid out as the XLA GPU tracer
 writes one (a '/device:GPU:0' plane with one line per stream), and on a real
