@@ -38,12 +38,35 @@ def _delta(ell_max: int) -> np.ndarray:
     return wigner_d_half_pi(ell_max)
 
 
+def _angle(func: str, name: str, value):
+    """A scalar angle: a traced scalar (jit, vmap, grad), or a concrete real,
+    finite number (a NaN or infinite angle would make every coefficient NaN)."""
+    if isinstance(value, jax.core.Tracer):
+        if jnp.ndim(value) != 0:
+            raise ValueError(f"{func}: argument '{name}' must be a scalar angle, got shape {jnp.shape(value)}")
+        return value
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        array = np.asarray(None)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{func}: argument '{name}' must be a real number (radians), got {value!r} "
+                         f"({type(value).__name__})")
+    if array.ndim != 0:
+        raise ValueError(f"{func}: argument '{name}' must be a scalar angle, got shape {array.shape}")
+    if not np.isfinite(array):
+        raise ValueError(f"{func}: argument '{name}' must be a finite angle (radians), got {value!r}")
+    return value
+
+
 def rotate(coeffs, alpha, beta, gamma, spins) -> jax.Array:
     """Rotate band-limited spin-weighted functions by R_z(alpha) R_y(beta) R_z(gamma).
 
     coeffs: (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) complex, as
         returned by :func:`forward`; spins: the spins of the spin axis.
-    alpha, beta, gamma: scalar angles in radians (Python floats or traced scalars).
+    alpha, beta, gamma: scalar angles in radians: real finite numbers, or traced
+        scalars (under jit, vmap or grad with respect to the angles; their values
+        are not checked).
 
     Returns the coefficients of the rotated functions, same shape and dtype.
     """
@@ -57,10 +80,13 @@ def rotate(coeffs, alpha, beta, gamma, spins) -> jax.Array:
             f"n_spins = {len(spins)}, n_channels)"
         )
     dtype = checks.complex_dtype(func, "coeffs", coeffs.dtype, spins)
-    for name, angle in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        if jnp.ndim(angle) != 0:
-            raise ValueError(f"{func}: argument '{name}' must be a scalar angle, got shape {jnp.shape(angle)}")
+    alpha, beta, gamma = (_angle(func, name, angle) for name, angle in (("alpha", alpha), ("beta", beta),
+                                                                          ("gamma", gamma)))
     ell_max = shape[-4] - 1
+    top = max(abs(s) for s in spins)
+    if top > ell_max:
+        raise ValueError(f"{func}: spins {spins} need coefficients up to ell_max >= {top} (a spin-s function has "
+                         f"no degree below |s|), but argument 'coeffs' holds ell_max = {ell_max}")
     real = jnp.finfo(dtype).dtype
     delta = jnp.asarray(_delta(ell_max), dtype=real)  # (L, M, M) [l, k, m]
     m = jnp.arange(-ell_max, ell_max + 1)

@@ -262,8 +262,11 @@ def test_command_line(tmp_path, source, capsys):
     assert out[-1].endswith(f" s -> {output}")
     metadata = json.loads((output / "metadata.json").read_text())
     assert (metadata["seed"], metadata["rotation_chunk"], metadata["grid"]["n"]) == (1, 500, 8)
-    assert run_data(parser().parse_args(args)) == 2
-    assert "--overwrite" in capsys.readouterr().err
+    from sphcnn import cli
+
+    assert cli.main(args) == 2  # an existing dataset: one line, exit status 2
+    err = capsys.readouterr().err
+    assert err.startswith("sphcnn data: error: ") and "--overwrite" in err and err.count("\n") == 1
     defaults = parser().parse_args(["data", "mnist", "--output", "x"])
     assert (defaults.mode, defaults.n, defaults.seed, defaults.rotation_chunk, defaults.sampling,
             defaults.overwrite) == ("canonical", 64, 0, 1, "bilinear", False)

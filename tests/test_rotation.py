@@ -87,3 +87,30 @@ def test_bad_arguments():
         sk.rotate(a, 0.0, jnp.zeros(2), 0.0, [0])
     with pytest.raises(ValueError, match="'spins'"):
         sk.rotate(a, 0.0, 0.0, 0.0, [0.5])
+
+
+@pytest.mark.parametrize("angle, message", [
+    (float("nan"), r"'alpha' must be a finite angle \(radians\), got nan"),
+    (float("inf"), r"'alpha' must be a finite angle"),
+    (np.float32(-np.inf), r"'alpha' must be a finite angle"),
+    ("0.3", r"'alpha' must be a real number \(radians\), got '0.3' \(str\)"),
+    (None, r"'alpha' must be a real number"),
+    (1j, r"'alpha' must be a real number"),
+    (jnp.asarray(jnp.nan), r"'alpha' must be a finite angle"),
+])
+def test_concrete_angles_must_be_real_and_finite(angle, message):
+    with pytest.raises(ValueError, match=message):
+        sk.rotate(jnp.zeros((4, 7, 1, 1), complex), angle, 0.0, 0.0, [0])
+
+
+def test_traced_angles_are_not_checked_but_must_be_scalars():
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((4, 7, 1, 1)) + 0j)
+    out = jax.jit(lambda t: sk.rotate(a, t, 0.2, 0.3, [0]))(jnp.nan)
+    assert np.all(np.isnan(np.asarray(out)[1:]))  # the documented cost of a NaN traced angle
+    with pytest.raises(ValueError, match=r"'gamma' must be a scalar angle"):
+        jax.jit(lambda t: sk.rotate(a, 0.0, 0.0, t, [0]))(jnp.zeros(3))
+
+
+def test_spins_beyond_the_band_limit_are_rejected():
+    with pytest.raises(ValueError, match=r"spins \(0, 5\) need coefficients up to ell_max >= 5.*holds ell_max = 3"):
+        sk.rotate(jnp.zeros((4, 7, 2, 1), complex), 0.1, 0.2, 0.3, [0, 5])

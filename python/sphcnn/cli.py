@@ -1,25 +1,33 @@
 """The `sphcnn` command line.
 
   sphcnn data mnist --output DIR [--mode rotated] ...        build spherical MNIST
-  sphcnn train --model spin_classifier_6_layers --dataset rotated --workdir DIR
+  sphcnn train --model spin_classifier_6_layers --dataset rotated_s2cnn --workdir DIR
   sphcnn eval --workdir DIR [--split test]
-  sphcnn plot --dataset canonical [--workdir DIR] --output spheres.png
+  sphcnn plot --dataset canonical_s2cnn [--workdir DIR] --output spheres.png
   sphcnn demo                                               what `make demo` runs
 
-Errors in arguments or data exit with status 2 and a one-line message.
+Every failure a user can cause (arguments, configs, data, work directories,
+file systems, a full disk, a missing optional package, a diverged run) exits
+with status 2 and one line that says what happened and what to do; --debug
+shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import pathlib
 import sys
 import time
 
+import numpy as np
+
 from sphcnn import config as configs
 from sphcnn.data.cli import add_data_parser, run_data
 from sphcnn.data.dataset import SPLITS
+from sphcnn.errors import RunError
+from sphcnn.plotting import PROJECTIONS, VIEWS
 from sphcnn.registry import MODEL_NAMES
 
 
@@ -39,18 +47,24 @@ def _add_common_training(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sphcnn", description="Spherical CNNs: data, training, evaluation.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     commands = parser.add_subparsers(dest="command", required=True)
     add_data_parser(commands)
 
     train = commands.add_parser("train", help="train a model (resumes from the work directory)")
     train.add_argument("--task", default="spherical_mnist", choices=configs.TASKS)
     train.add_argument("--model", choices=MODEL_NAMES, help="default: spin_classifier_6_layers")
-    train.add_argument("--dataset", help="training dataset under --data-dir, e.g. rotated or canonical")
+    train.add_argument("--dataset", help="training dataset under --data-dir: a named dataset (rotated_s2cnn, the "
+                                         "default; canonical_s2cnn, rotated, canonical, rotated_s2cnn_c1) or any "
+                                         "directory `sphcnn data mnist` wrote there")
     train.add_argument("--test-dataset", help="dataset to test on (default: the training dataset); "
                                               "--dataset canonical --test-dataset rotated is NR/R")
     train.add_argument("--workdir", required=True, type=pathlib.Path)
     train.add_argument("--batch-size", type=int)
-    train.add_argument("--max-steps", type=int)
+    train.add_argument("--max-steps", type=int, help="the run's length in steps (the learning-rate schedule follows "
+                                                     "it); --set stop_at_step=N pauses at N keeping the schedule")
+    train.add_argument("--overwrite", action="store_true",
+                       help="delete the run in --workdir (config, checkpoints, metrics) and start again")
     train.add_argument("--eval-on-test", dest="eval_on_test", action="store_true", default=None)
     train.add_argument("--no-eval-on-test", dest="eval_on_test", action="store_false")
     _add_common_training(train)
@@ -60,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=SPLITS)
     evaluate.add_argument("--dataset", help="dataset to evaluate on (default: the run's test dataset)")
     evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    evaluate.add_argument("--data-dir", help="root of the datasets (default: the run's --data-dir)")
 
     plot = commands.add_parser("plot", help="draw input spheres (and predictions) to a PNG")
     plot.add_argument("--data-dir", default="data/spherical_mnist")
@@ -68,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--count", type=int, default=8)
     plot.add_argument("--workdir", type=pathlib.Path, help="a trained run: add its predictions")
     plot.add_argument("--output", type=pathlib.Path, default=pathlib.Path("spheres.png"))
+    plot.add_argument("--projection", default="orthographic", choices=PROJECTIONS,
+                      help="orthographic: the hemisphere around each digit (default); mollweide: the whole sphere")
+    plot.add_argument("--view", default="inside", choices=VIEWS,
+                      help="orthographic view from the sphere's centre (default: digits read the right way round) "
+                           "or from outside")
+    plot.add_argument("--center", metavar="LAT,LON",
+                      help="centre of the orthographic views in degrees (default: each image's centre of mass)")
 
     demo = commands.add_parser("demo", help="build data, train and test (CPU: canonical quick run; GPU: the "
                                             "full rotated recipe)")
@@ -84,12 +106,18 @@ def _train_config(args) -> configs.TrainConfig:
 
 def _summary(config: configs.TrainConfig, result: dict) -> str:
     test = config.test_dataset or config.dataset
-    line = (f"sphcnn: {config.model} trained on {config.dataset} spherical MNIST for {result['steps']} steps "
-            f"in {result['startup_seconds']:.1f} s of startup (data, initialization, compilation, first step) "
-            f"+ {result['train_seconds']:.1f} s")
-    if "test_accuracy" in result:
+    if result.get("finished_before"):
+        line = (f"sphcnn: the run is finished: {config.model} trained on {config.dataset} spherical MNIST for "
+                f"{result['steps']} steps (--overwrite trains it again; a longer num_epochs or max_steps extends it)")
+    else:
+        line = (f"sphcnn: {config.model} trained on {config.dataset} spherical MNIST for {result['steps']} steps "
+                f"in {result['startup_seconds']:.1f} s of startup (data, initialization, compilation, first step) "
+                f"+ {result['train_seconds']:.1f} s")
+    if "test_accuracy" in result and "test_count" in result:
         line += (f"; test accuracy on {test}: {100 * result['test_accuracy']:.2f}% "
                  f"({round(result['test_accuracy'] * result['test_count'])}/{result['test_count']})")
+    elif "test_accuracy" in result:
+        line += f"; test accuracy on {test}: {100 * result['test_accuracy']:.2f}%"
     return line
 
 
@@ -97,7 +125,7 @@ def run_train(args) -> int:
     from sphcnn import trainer
 
     config = _train_config(args)
-    result = trainer.train(config, args.workdir)
+    result = trainer.train(config, args.workdir, overwrite=args.overwrite)
     print(_summary(config, result), flush=True)
     return 0
 
@@ -105,38 +133,45 @@ def run_train(args) -> int:
 def run_eval(args) -> int:
     from sphcnn import trainer
 
-    result = trainer.evaluate_workdir(args.workdir, args.split, args.dataset, args.step)
+    result = trainer.evaluate_workdir(args.workdir, args.split, args.dataset, args.step, args.data_dir)
     print(json.dumps(result), flush=True)
     return 0
 
 
-def run_plot(args) -> int:
-    import numpy as np
+def _center(text: str | None):
+    """--center 'LAT,LON' in degrees -> (lat, lon) in radians, or None."""
+    if text is None:
+        return None
+    try:
+        lat, lon = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"plot: --center must be LAT,LON in degrees, got {text!r}") from None
+    if not (-90 <= lat <= 90 and np.isfinite(lon)):
+        raise ValueError(f"plot: --center latitude must lie in [-90, 90] and the longitude be finite, got {text!r}")
+    return np.radians(lat), np.radians(lon)
 
+
+def run_plot(args) -> int:
     from sphcnn.data.dataset import SphericalMnist
     from sphcnn.plotting import plot_spheres
 
     if args.count < 1:
         raise ValueError(f"plot: --count must be >= 1, got {args.count}")
+    folder = args.output.parent
+    if not folder.is_dir():
+        raise ValueError(f"plot: the folder of --output {args.output} does not exist ({folder}); create it or "
+                         "choose another --output")
+    center = _center(args.center)
     data = SphericalMnist(pathlib.Path(args.data_dir) / args.dataset, args.split)
     images, labels = data.images[: args.count], data.labels[: args.count]
     titles = [f"label {int(label)}" for label in labels]
     if args.workdir is not None:
-        from sphcnn import parallel, trainer
-        from sphcnn.checkpointing import Checkpoints
+        from sphcnn import trainer
 
-        config = configs.load(args.workdir / "config.json")
-        run = trainer.build_run(config, images.shape[1], steps_per_epoch=1)
-        checkpoints = Checkpoints(args.workdir, config.keep_checkpoints)
-        state = parallel.replicate(checkpoints.restore(run.state), run.mesh)
-        padded = np.zeros((-(-len(images) // config.batch_size) * config.batch_size,) + images.shape[1:], np.float32)
-        padded[: len(images)] = images
-        sharded = parallel.shard_batch({"images": padded[..., None, None]}, run.mesh)
-        logits = parallel.to_host(run.predict(state, sharded["images"]))[: len(images)]
-        titles = [f"label {int(t)}, predicted {int(p)}" for t, p in zip(labels, logits.argmax(-1))]
-        checkpoints.close()
-    plot_spheres(images, args.output, titles)
-    print(f"sphcnn: wrote {len(images)} spheres to {args.output}", flush=True)
+        predicted = trainer.predictions(args.workdir, images)
+        titles = [f"label {int(t)}, predicted {int(p)}" for t, p in zip(labels, predicted)]
+    plot_spheres(images, args.output, titles, projection=args.projection, centers=center, view=args.view)
+    print(f"sphcnn: wrote {len(images)} spheres to {args.output} ({args.projection})", flush=True)
     return 0
 
 
@@ -184,14 +219,41 @@ def _initialize_distributed(args) -> None:
     jax.distributed.initialize(**{k: v for k, v in given.items() if v is not None})
 
 
+def error_line(err: BaseException) -> str:
+    """One line for an expected failure: what happened and what to do."""
+    if isinstance(err, OSError) and err.errno is not None and not str(err).startswith("cannot write"):
+        where = f" {err.filename}" if getattr(err, "filename", None) else ""
+        hints = {
+            errno.ENOSPC: "the disk is full: free space and rerun the same command (training resumes from the last "
+                          "checkpoint)",
+            errno.EROFS: "the file system is read-only: choose a writable --workdir or --output",
+            errno.EACCES: "permission denied: choose another path or fix its permissions",
+            errno.EPERM: "operation not permitted: choose another path or fix its permissions",
+            errno.ENOENT: "no such file or directory",
+            errno.ENOTDIR: "a path component is a file, not a directory",
+            errno.EISDIR: "a directory is in the way of a file",
+        }
+        return f"{err.strerror or err}{':' + where if where else ''} ({hints.get(err.errno, 'operating system error')})"
+    if isinstance(err, ImportError):
+        return (f"{err}" if "pip install" in str(err) else
+                f"{err}; install the missing package (pip install 'sphcnn[plot]' for plots)")
+    return str(err)
+
+
+# Failures a user can cause: one line and exit status 2 (see the module docstring).
+EXPECTED_FAILURES = (ValueError, OSError, ImportError, RunError)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         _initialize_distributed(args)
         return COMMANDS[args.command](args)
-    except ValueError as err:  # bad arguments, configs or data: one clear line
-        print(f"sphcnn {args.command}: error: {err}", file=sys.stderr)
+    except EXPECTED_FAILURES as err:
+        if args.debug:
+            raise
+        print(f"sphcnn {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2
 
 

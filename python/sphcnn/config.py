@@ -39,7 +39,8 @@ class TrainConfig:
     learning_rate: float = 1e-3         # per batch of 32; the used rate is this * batch_size / 32
     warmup_epochs: float = 1.0
     num_epochs: float = 12.0
-    max_steps: int = 0                  # stop after this many steps (0: num_epochs)
+    max_steps: int = 0                  # the run's length in steps (0: num_epochs); the schedule follows it
+    stop_at_step: int = 0               # pause at this step, keeping the schedule of the whole run (0: never)
     weight_decay: float = 0.0
     combine_train_validation: bool = True   # train on all 60,000 training images, as the original
                                             # (12 epochs = 22,500 steps); false holds validation out
@@ -54,7 +55,8 @@ class TrainConfig:
         checks = {
             "batch_size": self.batch_size >= 1, "learning_rate": self.learning_rate > 0,
             "warmup_epochs": self.warmup_epochs >= 0, "num_epochs": self.num_epochs > 0,
-            "max_steps": self.max_steps >= 0, "weight_decay": self.weight_decay >= 0,
+            "max_steps": self.max_steps >= 0, "stop_at_step": self.stop_at_step >= 0,
+            "weight_decay": self.weight_decay >= 0,
             "log_every": self.log_every >= 1, "eval_every": self.eval_every >= 0,
             "checkpoint_every": self.checkpoint_every >= 1, "keep_checkpoints": self.keep_checkpoints >= 1,
         }
@@ -67,6 +69,29 @@ class TrainConfig:
         if self.task not in TASKS:
             raise ValueError(f"config: 'task' must be one of {', '.join(map(repr, TASKS))}, got {self.task!r}")
         return self
+
+
+# Fields that define a run: changing one of them on resume is refused. The
+# others (its length, what is logged, validated, checkpointed and tested, where
+# the data live and what it is tested on) may change when a run is resumed:
+# the change is reported and recorded in the work directory's history.jsonl.
+# A changed length (num_epochs, max_steps) changes the learning-rate schedule,
+# which always spans the run's current length: the resumed steps follow the new
+# schedule from the restored step on (warm-up unchanged, the cosine stretched
+# or shrunk to the new end).
+RUN_FIELDS = ("task", "model", "kernel_init", "dataset", "batch_size", "learning_rate", "warmup_epochs",
+              "weight_decay", "combine_train_validation", "seed")
+RESUMABLE_FIELDS = ("num_epochs", "max_steps", "stop_at_step", "test_dataset", "data_dir", "eval_on_test",
+                    "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+
+
+def differences(saved: "TrainConfig", requested: "TrainConfig") -> tuple[dict, dict]:
+    """({field: (saved, requested)} of the run fields that differ, the same of the
+    resumable fields)."""
+    changed = {f.name: (getattr(saved, f.name), getattr(requested, f.name)) for f in dataclasses.fields(TrainConfig)
+               if getattr(saved, f.name) != getattr(requested, f.name)}
+    return ({k: v for k, v in changed.items() if k in RUN_FIELDS},
+            {k: v for k, v in changed.items() if k in RESUMABLE_FIELDS})
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -1,5 +1,8 @@
 """Where training metrics go: the console (a progress line), a JSONL file and
-TensorBoard event files, all written together by MetricsSink."""
+TensorBoard event files, all written together by MetricsSink. A resumed run
+drops the JSONL records after the step it resumes from, so that a reader sees
+every (step, split) once; TensorBoard discards the older events of a step
+written again itself (it purges events at or after a step that reappears)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import time
 from sphcnn.tensorboard import EventWriter
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -33,19 +36,40 @@ def progress_line(step: int, total: int, values: dict, started: float, first_ste
         parts.append(f"{values['steps_per_s']:.1f} steps/s {values['examples_per_s']:.0f} ex/s")
     done = step - first_step
     if done > 0 and step < total:
-        parts.append("ETA " + _duration((time.perf_counter() - started) / done * (total - step)))
+        parts.append("ETA " + duration((time.perf_counter() - started) / done * (total - step)))
     return " ".join(parts)
+
+
+def read_records(path: pathlib.Path) -> list[dict]:
+    """The records of a metrics.jsonl (none if it does not exist)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _truncate(path: pathlib.Path, step: int) -> None:
+    """Keep the records of steps <= step (rewritten atomically)."""
+    records = read_records(path)
+    kept = [r for r in records if r["step"] <= step]
+    if len(kept) == len(records):
+        return
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    partial.replace(path)
 
 
 class MetricsSink:
     """metrics.jsonl and tensorboard/ in the work directory, and the console.
     With enabled=False (every process but the first of a multi-host run) it
-    writes nothing."""
+    writes nothing. keep_until: the step a run resumes from (records after it
+    are dropped first), None for a new run."""
 
-    def __init__(self, workdir: pathlib.Path, stream=None, enabled: bool = True):
+    def __init__(self, workdir: pathlib.Path, stream=None, enabled: bool = True, keep_until: int | None = None):
         self.enabled = enabled
         self.stream = stream or sys.stdout
         if enabled:
+            if keep_until is not None:
+                _truncate(workdir / "metrics.jsonl", keep_until)
             self.jsonl = open(workdir / "metrics.jsonl", "a")
             self.tensorboard = EventWriter(workdir / "tensorboard")
 

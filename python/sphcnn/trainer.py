@@ -1,10 +1,22 @@
 """The spherical MNIST training and evaluation loops behind `sphcnn train` and
 `sphcnn eval`.
 
-A work directory holds config.json (the resolved config), checkpoints/ (Orbax),
-metrics.jsonl and tensorboard/. Training resumes from the latest checkpoint in
-the work directory; batches are a function of (seed, step), so the data order
-resumes too. The train state is checked for NaN and infinities at every
+A work directory holds config.json (the resolved config), history.jsonl (one
+line per start, resume or overwrite, with the config changes), checkpoints/
+(Orbax), metrics.jsonl and tensorboard/. Everything a run needs is checked
+before anything is written (the work directory is a writable directory or can
+be created, the datasets exist and are intact, the batch size fits the data and
+the devices, a saved config agrees on the fields that define the run), and
+config.json is written, atomically, only when training starts: a failed first
+command never blocks its work directory.
+
+Training resumes from the latest checkpoint; batches are a function of (seed,
+step), so the data order resumes too, and metrics records after the restored
+step are dropped so that every (step, split) appears once. The run's length
+(max_steps, else num_epochs) may change on resume (config.RESUMABLE_FIELDS);
+the learning-rate schedule always spans the current length. A finished run
+(its latest checkpoint at its last step) is not trained again: the command
+prints its summary. The train state is checked for NaN and infinities at every
 logging and checkpoint step: a non-finite loss stops training with
 TrainingDiverged and no checkpoint of the bad state is written.
 """
@@ -12,8 +24,13 @@ TrainingDiverged and no checkpoint of the bad state is written.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
 import math
 import pathlib
+import shutil
+import sys
+import tempfile
 import time
 
 import jax
@@ -23,15 +40,18 @@ from sphcnn import config as configs
 from sphcnn import parallel, training
 from sphcnn.checkpointing import Checkpoints
 from sphcnn.data.dataset import SphericalMnist
+from sphcnn.errors import RunError
 from sphcnn.data.loader import Prefetcher, TrainingBatches, evaluation_batches
-from sphcnn.metrics_sinks import MetricsSink, progress_line
+from sphcnn.metrics_sinks import MetricsSink, duration, progress_line, read_records
 from sphcnn.optim import learning_rate_schedule, make_optimizer
 from sphcnn.registry import build_model
 
 NUM_CLASSES = 10
+# What a work directory holds (removed by --overwrite, nothing else is).
+WORKDIR_ENTRIES = ("config.json", "history.jsonl", "checkpoints", "metrics.jsonl", "tensorboard")
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunError):
     """The loss or the parameters became NaN or infinite."""
 
 
@@ -62,12 +82,18 @@ def _training_arrays(config: configs.TrainConfig) -> tuple[np.ndarray, np.ndarra
     return np.concatenate([train.images, validation.images]), np.concatenate([train.labels, validation.labels])
 
 
-def build_run(config: configs.TrainConfig, n: int, steps_per_epoch: int) -> Run:
-    """Model, optimizer (with its schedule) and initial state for n x n inputs."""
+def total_steps(config: configs.TrainConfig, steps_per_epoch: int) -> int:
+    """The run's length: max_steps if set, else num_epochs of steps."""
+    return config.max_steps or int(math.ceil(config.num_epochs * steps_per_epoch))
+
+
+def build_run(config: configs.TrainConfig, n: int, steps_per_epoch: int, length: int) -> Run:
+    """Model, optimizer (with its schedule over `length` steps) and initial state
+    for n x n inputs."""
     mesh = parallel.device_mesh()
     parallel.check_batch(config.batch_size, mesh)
     schedule = learning_rate_schedule(config.learning_rate * config.batch_size / 32, steps_per_epoch,
-                                      config.warmup_epochs, config.num_epochs)
+                                      config.warmup_epochs, length / steps_per_epoch)
     optimizer = make_optimizer(schedule, config.weight_decay)
     network = build_model(config.model, n, NUM_CLASSES, seed=config.seed, axis_name=parallel.AXIS,
                           kernel_init=config.kernel_init)
@@ -76,25 +102,68 @@ def build_run(config: configs.TrainConfig, n: int, steps_per_epoch: int) -> Run:
                parallel.predict_fn(model, mesh))
 
 
-def _prepare_workdir(config: configs.TrainConfig, workdir: pathlib.Path) -> configs.TrainConfig:
-    """Save the config, or check it against the one of the run being resumed."""
-    workdir.mkdir(parents=True, exist_ok=True)
+def check_workdir(workdir: pathlib.Path) -> pathlib.Path:
+    """The work directory, checked to be a directory (or creatable) that this
+    process can write to; nothing is created."""
+    workdir = pathlib.Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"--workdir {workdir} is a file; expected a directory (a new one, or the work directory of "
+                         "a run to resume)")
+    existing = workdir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--workdir {workdir} cannot be created: {existing} is a file")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".sphcnn-write-test-"):
+            pass
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write to {existing} ({err.strerror}); choose another --workdir or make it "
+                                 "writable") from None
+    return workdir
+
+
+def _describe(changes: dict) -> str:
+    return ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changes.items())
+
+
+def _compare_with_saved(config: configs.TrainConfig, workdir: pathlib.Path) -> dict | None:
+    """None for a new run, else the resumable fields that changed (an error when
+    a field that defines the run changed)."""
     saved = workdir / "config.json"
-    if saved.exists():
-        previous = configs.load(saved)
-        if previous != config:
-            changed = {k: (getattr(previous, k), getattr(config, k)) for k in dataclasses.asdict(config)
-                       if getattr(previous, k) != getattr(config, k)}
-            raise ValueError(f"workdir {workdir} holds a run with a different config (saved, requested): {changed}; "
-                             "use a new --workdir, or the same options to resume")
-        return previous
-    if parallel.is_chief():
-        configs.save(config, saved)
-    return config
+    if not saved.exists():
+        return None
+    run_changes, changes = configs.differences(configs.load(saved), config)
+    if run_changes:
+        raise ValueError(
+            f"{workdir} holds a run that differs in fields that define it ({_describe(run_changes)}; saved -> "
+            "requested); train in a new --workdir, or pass --overwrite to delete this run and start again "
+            f"(only {', '.join(configs.RESUMABLE_FIELDS)} may change on resume)")
+    return changes
 
 
-def evaluate(run: Run, state: training.TrainState, dataset: SphericalMnist) -> dict:
-    """Accuracy and mean loss over every example of a split (eval mode)."""
+def _overwrite(workdir: pathlib.Path) -> None:
+    for name in WORKDIR_ENTRIES:
+        entry = workdir / name
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        elif entry.exists():
+            entry.unlink()
+
+
+def _start(config: configs.TrainConfig, workdir: pathlib.Path, event: str, step: int, changes: dict) -> None:
+    """Write config.json (atomically) and a history line: training starts now."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    configs.save(config, workdir / "config.json")
+    line = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "event": event,
+            "step": step, "changes": {k: list(v) for k, v in changes.items()}}
+    with open(workdir / "history.jsonl", "a") as history:
+        history.write(json.dumps(line) + "\n")
+
+
+def evaluate(run: Run, state: training.TrainState, dataset: SphericalMnist, progress=None) -> dict:
+    """Accuracy and mean loss over every example of a split (eval mode).
+    progress(done, total): called after each batch with the examples done."""
     correct = total = loss = 0.0
     for batch in evaluation_batches(dataset.images, dataset.labels, run.config.batch_size):
         sharded = parallel.shard_batch(batch, run.mesh)
@@ -105,7 +174,27 @@ def evaluate(run: Run, state: training.TrainState, dataset: SphericalMnist) -> d
         correct += float(np.sum((logits.argmax(-1) == batch["labels"]) * weights))
         loss -= float(np.sum(log_probs[np.arange(len(weights)), batch["labels"]] * weights))
         total += float(np.sum(weights))
+        if progress is not None:
+            progress(int(total), len(dataset))
     return {"accuracy": correct / total, "loss": loss / total, "count": int(total)}
+
+
+def evaluation_progress(label: str, stream, every: float = 10.0):
+    """A progress callback for evaluate() that prints '<label>: 3000/10000 images,
+    ETA 40s' at most every `every` seconds, and the last batch."""
+    began = time.perf_counter()
+    last = [began]
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - last[0] < every:
+            return
+        last[0] = now
+        rate = done / max(now - began, 1e-9)
+        tail = f", ETA {duration((total - done) / rate)}" if done < total else f" in {duration(now - began)}"
+        print(f"  {label}: {done}/{total} images{tail}", file=stream, flush=True)
+
+    return report
 
 
 def _check_finite(state: training.TrainState, loss: float, step: int, checkpoints: Checkpoints) -> None:
@@ -117,33 +206,89 @@ def _check_finite(state: training.TrainState, loss: float, step: int, checkpoint
             "lower the learning rate (--set learning_rate=...) and resume or restart.")
 
 
-def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None) -> dict:
-    """Train (or resume) in `workdir`; returns the final metrics, with the test
-    accuracy if config.eval_on_test, and the timing: startup_seconds (from this
-    call to the end of the first step: data loading, model initialization,
-    checkpoint restore, compilation and that step) and train_seconds (every
-    later step, to the end of the last one)."""
+def _test(run: Run, state, config: configs.TrainConfig, test: SphericalMnist, sink: MetricsSink, step: int) -> dict:
+    name = config.test_dataset or config.dataset
+    if sink.enabled:
+        print(f"testing on the {len(test)} test images of {name} ...", file=sink.stream, flush=True)
+    result = evaluate(run, state, test, evaluation_progress("test", sink.stream) if sink.enabled else None)
+    sink.write(step, "test", {k: result[k] for k in ("accuracy", "loss")})
+    return {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "test_count": result["count"]}
+
+
+def _finished_summary(workdir: pathlib.Path, step: int) -> dict:
+    """The summary of a run finished at `step`, from its metrics records."""
+    summary = {"steps": step, "finished_before": True}
+    for record in read_records(workdir / "metrics.jsonl"):
+        if record["step"] == step and record["split"] == "timing":
+            summary.update(startup_seconds=record["startup_seconds"], train_seconds=record["train_seconds"])
+        if record["step"] == step and record["split"] == "test":
+            summary.update(test_accuracy=record["accuracy"], test_loss=record["loss"])
+    return summary
+
+
+def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overwrite: bool = False) -> dict:
+    """Train (or resume, or extend) the run of `config` in `workdir`; returns
+    steps, the test accuracy if config.eval_on_test, and the timing:
+    startup_seconds (from this call to the end of the first step: data loading,
+    model initialization, checkpoint restore, compilation and that step) and
+    train_seconds (every later step, to the end of the last one). A run already
+    finished returns its recorded summary with finished_before = True (and runs
+    the test pass only if it has none). overwrite: delete the work directory's
+    run first."""
     entered = time.perf_counter()
-    config = _prepare_workdir(config, workdir)
+    stream = stream or sys.stdout
+    chief = parallel.is_chief()
+    workdir = check_workdir(workdir)
     images, labels = _training_arrays(config)
     train_data = TrainingBatches(images, labels, config.batch_size, seed=config.seed)
-    total_steps = config.max_steps or int(math.ceil(config.num_epochs * train_data.steps_per_epoch))
-    run = build_run(config, images.shape[1], train_data.steps_per_epoch)
-    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
-    sink = MetricsSink(workdir, stream, enabled=parallel.is_chief())
-    state = run.state
-    if checkpoints.latest_step() is not None:
-        state = parallel.replicate(checkpoints.restore(state), run.mesh)
-        if sink.enabled:
-            print(f"resuming from the checkpoint at step {int(state.step)}", file=sink.stream, flush=True)
+    parallel.check_batch(config.batch_size, parallel.device_mesh())
+    test = _dataset(config, config.test_dataset or config.dataset, "test") if config.eval_on_test else None
     validation = None
     if config.eval_every and not config.combine_train_validation:
         validation = _dataset(config, config.dataset, "validation")
+    length = total_steps(config, train_data.steps_per_epoch)
+    target = min(length, config.stop_at_step) if config.stop_at_step else length
+    changes = None if overwrite else _compare_with_saved(config, workdir)
+    if overwrite and chief:
+        _overwrite(workdir)
+
+    checkpoints = Checkpoints(workdir, config.keep_checkpoints) if (workdir / "checkpoints").exists() else None
+    latest = checkpoints.latest_step() if checkpoints is not None else None
+    done = latest or 0
+    if done > target:
+        checkpoints.close()
+        raise ValueError(f"{workdir} holds a run at step {done}, past the requested end at step {target}; ask for "
+                         "a longer run (num_epochs, max_steps, stop_at_step), or pass --overwrite to start again")
+    if latest is not None and latest >= target and not changes:
+        checkpoints.close()
+        summary = _finished_summary(workdir, latest)
+        if test is None or "test_accuracy" in summary:
+            return summary
+    if chief:
+        event = "overwrite" if overwrite else ("start" if changes is None else "resume")
+        _start(config, workdir, event, done, changes or {})
+        if changes:
+            print(f"resuming at step {done} of {length} with {_describe(changes)}"
+                  + (f" (the learning-rate schedule now spans {length} steps)"
+                     if {"num_epochs", "max_steps"} & set(changes) else ""), file=stream, flush=True)
+    if checkpoints is None:
+        checkpoints = Checkpoints(workdir, config.keep_checkpoints)
+    run = build_run(config, images.shape[1], train_data.steps_per_epoch, length)
+    sink = MetricsSink(workdir, stream, enabled=chief, keep_until=latest)
+    state = run.state
+    if latest is not None:
+        state = parallel.replicate(checkpoints.restore(state), run.mesh)
+        if sink.enabled:
+            print(f"resuming from the checkpoint at step {int(state.step)}", file=stream, flush=True)
     step_fn = parallel.train_step_fn(run.model, run.optimizer, run.mesh)
     first = step = int(state.step)
     started = window_start = time.perf_counter()
     window_first, sums, startup_seconds = first, None, None
-    batches = Prefetcher(train_data.iterate(first, total_steps - first))
+    steady_from = started
+    if sink.enabled and first < target:
+        print(f"training steps {first + 1} to {target} of {length}; compiling the training step first "
+              "(the first step waits for XLA's compilation)", file=stream, flush=True)
+    batches = Prefetcher(train_data.iterate(first, target - first))
     try:
         for batch in batches:
             sharded = parallel.shard_batch(batch, run.mesh)
@@ -153,9 +298,12 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None) -> di
                 jax.block_until_ready(state)
                 startup_seconds = time.perf_counter() - entered
                 steady_from = time.perf_counter()
+                if sink.enabled:
+                    print(f"first step done {duration(startup_seconds)} after start (data, initialization, "
+                          "compilation)", file=stream, flush=True)
             sums = metrics if sums is None else jax.tree.map(lambda a, b: a + b, sums, metrics)
-            log_now = step % config.log_every == 0 or step == total_steps
-            save_now = step % config.checkpoint_every == 0 or step == total_steps
+            log_now = step % config.log_every == 0 or step == target
+            save_now = step % config.checkpoint_every == 0 or step == target
             if log_now or save_now:
                 values = {k: float(v) / (step - window_first) for k, v in jax.device_get(sums).items()}
                 _check_finite(state, values["loss"], step, checkpoints)
@@ -164,12 +312,13 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None) -> di
                 values["learning_rate"] = float(run.schedule(step))
                 values["steps_per_s"] = (step - window_first) / elapsed
                 values["examples_per_s"] = values["steps_per_s"] * config.batch_size
-                sink.write(step, "train", values, progress_line(step, total_steps, values, started, first))
+                sink.write(step, "train", values, progress_line(step, target, values, started, first))
                 window_start, window_first, sums = time.perf_counter(), step, None
             if save_now:
                 checkpoints.save(state)
-            if validation is not None and step % config.eval_every == 0 and step < total_steps:
-                result = evaluate(run, state, validation)
+            if validation is not None and step % config.eval_every == 0 and step < target:
+                result = evaluate(run, state, validation,
+                                  evaluation_progress("validation", stream) if sink.enabled else None)
                 sink.write(step, "validation", {k: result[k] for k in ("accuracy", "loss")},
                            f"  validation: accuracy {100 * result['accuracy']:.2f}% loss {result['loss']:.4f}")
     finally:
@@ -178,30 +327,61 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None) -> di
     ended = time.perf_counter()
     if startup_seconds is None:
         startup_seconds, steady_from = ended - entered, ended
-    summary = {"steps": step, "startup_seconds": startup_seconds, "train_seconds": ended - steady_from}
-    sink.write(step, "timing", {k: summary[k] for k in ("startup_seconds", "train_seconds")})
-    if config.eval_on_test:
-        test = _dataset(config, config.test_dataset or config.dataset, "test")
-        result = evaluate(run, state, test)
-        sink.write(step, "test", {k: result[k] for k in ("accuracy", "loss")})
-        summary.update(test_accuracy=result["accuracy"], test_loss=result["loss"], test_count=result["count"])
+    summary = {"steps": step}
+    if step > first:
+        summary.update(startup_seconds=startup_seconds, train_seconds=ended - steady_from)
+        sink.write(step, "timing", {k: summary[k] for k in ("startup_seconds", "train_seconds")})
+    else:
+        summary.update(_finished_summary(workdir, step))
+    if test is not None and step == length and (step > first or "test_accuracy" not in summary):
+        summary.update(_test(run, state, config, test, sink, step))
     sink.close()
     checkpoints.close()
     return summary
 
 
-def evaluate_workdir(workdir: pathlib.Path, split: str, dataset: str | None = None, step: int | None = None) -> dict:
-    """Evaluate the latest (or a given) checkpoint of a work directory on a split."""
-    saved = workdir / "config.json"
+def evaluate_workdir(workdir: pathlib.Path, split: str, dataset: str | None = None, step: int | None = None,
+                     data_dir: str | None = None) -> dict:
+    """Evaluate the latest (or a given) checkpoint of a work directory on a split
+    of its test dataset (or `dataset`), with the data under `data_dir` (default:
+    the run's)."""
+    saved = pathlib.Path(workdir) / "config.json"
     if not saved.exists():
         raise ValueError(f"eval: {workdir} has no config.json; is it a `sphcnn train` work directory?")
     config = configs.load(saved)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=str(data_dir))
     data = _dataset(config, dataset or config.test_dataset or config.dataset, split)
     checkpoints = Checkpoints(workdir, config.keep_checkpoints)
-    if checkpoints.latest_step() is None:
+    available = checkpoints.all_steps()
+    if not available:
         raise ValueError(f"eval: {workdir} has no checkpoint yet")
-    run = build_run(config, data.images.shape[1], steps_per_epoch=1)
+    if step is not None and step not in available:
+        raise ValueError(f"eval: {workdir} has no checkpoint at step {step}; available steps: "
+                         f"{', '.join(map(str, available))}")
+    steps_per_epoch = max(1, len(data) // config.batch_size)
+    run = build_run(config, data.images.shape[1], steps_per_epoch, steps_per_epoch)
     state = parallel.replicate(checkpoints.restore(run.state, step), run.mesh)
     result = evaluate(run, state, data)
     checkpoints.close()
     return {**result, "step": int(state.step), "split": split}
+
+
+def predictions(workdir: pathlib.Path, images: np.ndarray) -> np.ndarray:
+    """Predicted classes (int) of images (N, n, n) by the latest checkpoint of a
+    work directory (eval mode)."""
+    saved = pathlib.Path(workdir) / "config.json"
+    if not saved.exists():
+        raise ValueError(f"{workdir} has no config.json; is it a `sphcnn train` work directory?")
+    config = configs.load(saved)
+    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
+    if checkpoints.latest_step() is None:
+        raise ValueError(f"{workdir} has no checkpoint yet")
+    run = build_run(config, images.shape[1], steps_per_epoch=1, length=1)
+    state = parallel.replicate(checkpoints.restore(run.state), run.mesh)
+    padded = np.zeros((-(-len(images) // config.batch_size) * config.batch_size,) + images.shape[1:], np.float32)
+    padded[: len(images)] = images
+    sharded = parallel.shard_batch({"images": padded[..., None, None]}, run.mesh)
+    logits = parallel.to_host(run.predict(state, sharded["images"]))[: len(images)]
+    checkpoints.close()
+    return logits.argmax(-1)

@@ -85,23 +85,19 @@ def run_data(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(f"[{time.perf_counter() - began:7.1f} s] {line}", flush=True)
 
-    try:
-        metadata = generate_spherical_mnist(
-            args.output,
-            mode=args.mode,
-            n=args.n,
-            seed=args.seed,
-            rotation_chunk=args.rotation_chunk,
-            sampling=args.sampling,
-            mnist_dir=args.mnist_dir,
-            cache_dir=args.cache_dir,
-            overwrite=args.overwrite,
-            shard_size=args.shard_size,
-            progress=progress,
-        )
-    except (ValueError, OSError, RuntimeError) as err:
-        print(f"sphcnn data mnist: error: {err}", file=sys.stderr)
-        return 2
+    metadata = generate_spherical_mnist(
+        args.output,
+        mode=args.mode,
+        n=args.n,
+        seed=args.seed,
+        rotation_chunk=args.rotation_chunk,
+        sampling=args.sampling,
+        mnist_dir=args.mnist_dir,
+        cache_dir=args.cache_dir,
+        overwrite=args.overwrite,
+        shard_size=args.shard_size,
+        progress=progress,
+    )
     counts = " / ".join(f"{metadata['splits'][split]['count']} {split}" for split in SPLITS)
     print(
         f"spherical MNIST ({args.mode}, n = {args.n}, {args.sampling} sampling): {counts} images in {time.perf_counter() - began:.1f} s "

