@@ -7,8 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sphcnn-installed
 BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" "jax>=0.6" "jaxlib>=0.6" "numpy>=1.26" cmake ninja
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
+# The editable install maps the package's Python files at install time: a file
+# added, moved or removed needs a reinstall, which this list triggers.
+PYFILES := $(shell find python/sphcnn sphcnn_kernels -name '*.py' | sort)
+FILELIST := $(VENV)/.sphcnn-files
 
-.PHONY: test demo install clean
+.PHONY: test demo install clean FORCE
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -22,9 +26,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+$(FILELIST): FORCE
+	@mkdir -p $(VENV)
+	@echo "$(PYFILES)" | cmp -s - $@ || echo "$(PYFILES)" > $@
+
 # Where nvcc exists the build compiles the CUDA kernels; Triton is installed there
 # too, so that the tests also compile the Triton kernels for sm_80 and sm_90.
-$(STAMP): $(PY) $(SOURCES)
+$(STAMP): $(PY) $(SOURCES) $(FILELIST)
 	$(PY) -m pip install --quiet $(BUILD_DEPS)
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[dev]"
 	if command -v nvcc >/dev/null 2>&1; then $(PY) -m pip install --quiet "triton==3.6.0"; fi

@@ -1,5 +1,5 @@
 """Measured rotation equivariance of the layers and models that are only
-approximately equivariant on the grid (protocol: sphcnn.equivariance).
+approximately equivariant on the grid (protocol: sphcnn.nn.equivariance).
 
     python -m benchmarks.equivariance
 
@@ -16,7 +16,7 @@ from flax import nnx
 
 import sphcnn
 from benchmarks.measure import emit
-from sphcnn.equivariance import approximately_equivariant_layers, logit_rotation_error, rotation_error
+from sphcnn.nn.equivariance import approximately_equivariant_layers, logit_rotation_error, rotation_error
 
 SPINS, CHANNELS = (0, 1), 4
 

@@ -37,7 +37,7 @@ build() {  # build the named dataset $1 unless it is there
     [ -f "$data/$1/metadata.json" ] && return
     "$python" - "$data/$1" "$cache" > "$out/data_$1.log" 2>&1 <<'EOF'
 import pathlib, sys
-from sphcnn.data.dataset import NAMED_DATASETS, generate_spherical_mnist
+from sphcnn.tasks.mnist.dataset import NAMED_DATASETS, generate_spherical_mnist
 output = pathlib.Path(sys.argv[1])
 generate_spherical_mnist(output, **NAMED_DATASETS[output.name], cache_dir=sys.argv[2], progress=print)
 EOF

@@ -4,7 +4,7 @@
     python -m benchmarks.train_step --batches 32 --steps 20
 
 One step = forward, backward, Adam update and batch-norm statistics, jitted as
-one function (sphcnn.training.train_step). Each batch size runs in a fresh
+one function (sphcnn.train.step.train_step). Each batch size runs in a fresh
 process and prints one JSON line: steps/s (median over --steps steps after one
 warm-up step), first_step_s (from creating the model to the first finished step:
 initialization plus tracing and compilation), forward_ms (evaluation-mode
@@ -33,28 +33,31 @@ def run_case(batch: int, steps: int) -> None:
 
     import sphcnn
     from benchmarks.measure import device_description, emit, peak_memory_bytes, time_function
-    from sphcnn import training
+    from sphcnn.tasks.mnist.task import TASK
+    from sphcnn.train import optimizers
+    from sphcnn.train import step as training
     from sphcnn_kernels.auto import choose_backend
     from sphcnn_kernels.backends import current_platform
 
     imports_s = time.perf_counter() - start
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.uniform(0, 255, (batch, 64, 64, 1, 1)).astype(np.float32))
-    labels = jnp.asarray(rng.integers(0, 10, batch))
+    labels = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
+    data = {"images": images, "labels": labels, "weights": jnp.ones(batch, jnp.float32)}
     platform, device = device_description()
     baseline = peak_memory_bytes() if platform == "cpu" else 0
 
     created = time.perf_counter()
     model = sphcnn.spin_classifier_6_layers(rngs=nnx.Rngs(0))
-    optimizer = training.adam(1e-3)
+    optimizer = optimizers.adam(1e-3)
     graphs, state = training.split(model, optimizer)
-    step = jax.jit(functools.partial(training.train_step, graphs, optimizer), donate_argnums=0)
-    state, metrics = step(state, images, labels)
+    step = jax.jit(functools.partial(training.train_step, graphs, optimizer, TASK, 0), donate_argnums=0)
+    state, metrics = step(state, data)
     jax.block_until_ready(metrics)
     first_step_s = time.perf_counter() - created
 
     def one_step(current):
-        new, out = step(current, images, labels)
+        new, out = step(current, data)
         return new, out
 
     timings = []
@@ -65,8 +68,8 @@ def run_case(batch: int, steps: int) -> None:
         timings.append(time.perf_counter() - t)
     step_ms = float(np.median(timings) * 1e3)
 
-    predict = jax.jit(functools.partial(training.predict, graphs))
-    forward = time_function(predict, state, images, runs=steps)
+    predict = jax.jit(functools.partial(training.predict, graphs, TASK))
+    forward = time_function(predict, state, data, runs=steps)
 
     emit({
         "name": "train_step", "model": "spin_classifier_6_layers", "platform": platform, "device": device,

@@ -2,7 +2,6 @@
 test images, so train 100 / validation 20 / test 20), and the `sphcnn data`
 command."""
 
-import argparse
 import hashlib
 import json
 import shlex
@@ -10,9 +9,10 @@ import shlex
 import numpy as np
 import pytest
 
-from sphcnn.data import dataset as ds
-from sphcnn.data import project
-from sphcnn.data.cli import add_data_parser, run_data
+from sphcnn.tasks.mnist import commands
+from sphcnn.tasks.mnist import dataset as ds
+from sphcnn.tasks.mnist.projection import project
+from sphcnn.cli import build_parser, run_data
 from test_data_source import write_idx_set
 
 N = 16
@@ -41,9 +41,7 @@ def file_bytes(directory):
 
 
 def parser():
-    main = argparse.ArgumentParser(prog="sphcnn")
-    add_data_parser(main.add_subparsers(dest="command"))
-    return main
+    return build_parser()
 
 
 def test_layout_counts_labels_and_images(tmp_path, source):
@@ -193,13 +191,13 @@ def test_s2cnn_sampling_is_stored_recorded_and_regenerated(tmp_path, source):
     np.testing.assert_array_equal(ds.SphericalMnist(output, "test").images,
                                   project(images, N, rotations, sampling="s2cnn"))
     assert not np.array_equal(ds.SphericalMnist(output, "test").images, project(images, N, rotations))
-    command = ds.regeneration_command(output, metadata)
+    command = commands.regeneration_command(output, metadata)
     assert "--sampling s2cnn" in command
     (output / "test-00000.npz").unlink()
     assert run_data(parser().parse_args(shlex.split(command)[1:])) == 0
     np.testing.assert_array_equal(ds.SphericalMnist(output, "test").images,
                                   project(images, N, rotations, sampling="s2cnn"))
-    assert "--sampling" not in ds.regeneration_command(output, generate(tmp_path / "b", source))
+    assert "--sampling" not in commands.regeneration_command(output, generate(tmp_path / "b", source))
 
 
 def test_missing_metadata_and_bad_arguments(tmp_path, source):
@@ -222,20 +220,20 @@ def test_missing_metadata_and_bad_arguments(tmp_path, source):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name", sorted(ds.NAMED_DATASETS))
+@pytest.mark.parametrize("name", sorted(commands.NAMED_DATASETS))
 def test_missing_named_dataset_names_the_command_that_builds_it(tmp_path, source, name):
     output = tmp_path / name
     with pytest.raises(ds.DatasetError, match="metadata.json not found") as error:
         ds.SphericalMnist(output, "test")
     command = str(error.value).split("`")[1]
-    assert command == ds.named_dataset_command(output)
+    assert command == commands.named_dataset_command(output)
     arguments = shlex.split(command)[1:] + ["--mnist-dir", str(source["dir"]), "--n", str(N)]
     assert run_data(parser().parse_args(arguments)) == 0
     metadata = json.loads((output / "metadata.json").read_text())
-    want = {"mode": "canonical", "sampling": "bilinear", "rotation_chunk": 1} | ds.NAMED_DATASETS[name]
+    want = {"mode": "canonical", "sampling": "bilinear", "rotation_chunk": 1} | commands.NAMED_DATASETS[name]
     assert (metadata["mode"], metadata["projection"]["sampling"], metadata["rotation_chunk"]) == (
         want["mode"], want["sampling"], want["rotation_chunk"])
-    assert ds.named_dataset_command(tmp_path / "mine") is None
+    assert commands.named_dataset_command(tmp_path / "mine") is None
 
 
 def test_command_line(tmp_path, source, capsys):

@@ -6,7 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from sphcnn.data import Prefetcher, TrainingBatches, evaluation_batches
+from sphcnn.tasks import batches
+from sphcnn.tasks.batches import Prefetcher
+from sphcnn.tasks.mnist.task import prepare_batch
 
 COUNT, N = 22, 4
 
@@ -15,6 +17,14 @@ def examples():
     """Image i is constant i (so batches can be traced back), label i % 10."""
     images = np.broadcast_to(np.arange(COUNT, dtype=np.uint8)[:, None, None], (COUNT, N, N)).copy()
     return images, (np.arange(COUNT) % 10).astype(np.uint8)
+
+
+def TrainingBatches(images, labels, batch_size, seed=0):
+    return batches.TrainingBatches({"images": images, "labels": labels}, batch_size, seed=seed, prepare=prepare_batch)
+
+
+def evaluation_batches(images, labels, batch_size):
+    return batches.evaluation_batches({"images": images, "labels": labels}, batch_size, prepare=prepare_batch)
 
 
 def ids(batch):
@@ -83,10 +93,12 @@ def test_loader_argument_errors():
     images, labels = examples()
     with pytest.raises(ValueError, match="'batch_size' must be <= the number of examples 22, got 23"):
         TrainingBatches(images, labels, 23)
-    with pytest.raises(ValueError, match=r"'labels' has shape \(21,\)"):
+    with pytest.raises(ValueError, match=r"same first axis.*\{'images': 22, 'labels': 21\}"):
         TrainingBatches(images, labels[:21], 4)
-    with pytest.raises(ValueError, match=r"'images' has shape \(22, 4\)"):
-        evaluation_batches(images[:, 0], labels, 4)
+    with pytest.raises(ValueError, match=r"'fields' must not hold 'weights'"):
+        batches.evaluation_batches({"images": images, "weights": labels}, 4)
+    with pytest.raises(ValueError, match=r"'fields' must be a non-empty mapping"):
+        batches.TrainingBatches({}, 4)
     with pytest.raises(ValueError, match="'start_step' must be >= 0"):
         TrainingBatches(images, labels, 4).iterate(start_step=-1)
     with pytest.raises(ValueError, match="'size' must be >= 1"):

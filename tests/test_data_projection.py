@@ -7,8 +7,9 @@ import pytest
 from scipy import ndimage
 
 import sphcnn_kernels as sk
-from sphcnn.data import grid_points, project, random_rotations, sample
-from sphcnn.data.rotations import quaternion_matrices
+from sphcnn.tasks.mnist.projection import grid_points, project, sample
+from sphcnn.tasks.mnist.rotations import random_rotations
+from sphcnn.tasks.mnist.rotations import quaternion_matrices
 
 EYE = np.array([0.0, 0.0, 1.0 + 1e-3])
 

@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from sphcnn.data import mnist_source as ms
+from sphcnn.tasks.mnist import source as ms
 
 
 def write_idx_images(path, images, magic=2051):

@@ -2,7 +2,7 @@
 spacing (and exact for rotations of the convolution, see
 test_layers_convolution.py); approximate, at the measured levels, for pointwise
 nonlinearities, spatial pooling and whole classifiers (protocol and figures:
-sphcnn.equivariance, benchmarks/equivariance.py). The asserted levels are 1.5
+sphcnn.nn.equivariance, benchmarks/equivariance.py). The asserted levels are 1.5
 times the measured ones, so a regression fails."""
 
 import jax.numpy as jnp
@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 import sphcnn
-from sphcnn.equivariance import approximately_equivariant_layers, logit_rotation_error, rotation_error
+from sphcnn.nn.equivariance import approximately_equivariant_layers, logit_rotation_error, rotation_error
 from references import random_maps
 
 SPINS, CHANNELS = (0, 1), 4

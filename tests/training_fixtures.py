@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 
-from sphcnn.data.dataset import generate_spherical_mnist
+from sphcnn.tasks.mnist.dataset import generate_spherical_mnist
 
 
 def _write_idx(path: pathlib.Path, array: np.ndarray, magic: int) -> None:

@@ -5,14 +5,15 @@ Layouts: spatial (batch, n, n, n_spins, channels) on the n x n equiangular grid
 with both poles; spectral (batch, ell_max + 1, 2 ell_max + 1, n_spins, channels).
 """
 
-from sphcnn.batch_norm import SpectralBatchNorm, SphericalBatchNorm, SpinSphericalBatchNorm
-from sphcnn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
-from sphcnn.convolution import SpinSphericalConvolution
-from sphcnn.models import SpinSphericalClassifier, spherical_classifier_6_layers, spin_classifier_6_layers
-from sphcnn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
-from sphcnn.planar import PlanarCNNClassifier, cnn_classifier_6_layers
-from sphcnn.pooling import spatial_pool, spectral_pool, spherical_readout
-from sphcnn.state import load_model_state, model_state, parameter_count
+from sphcnn.nn.batch_norm import SpectralBatchNorm, SphericalBatchNorm, SpinSphericalBatchNorm
+from sphcnn.nn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
+from sphcnn.nn.convolution import SpinSphericalConvolution
+from sphcnn.models.classifiers import SpinSphericalClassifier, spherical_classifier_6_layers, spin_classifier_6_layers
+from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
+from sphcnn.models.planar import PlanarCNNClassifier, cnn_classifier_6_layers
+from sphcnn.nn.pooling import spatial_pool, spectral_pool
+from sphcnn.nn.readouts import spherical_readout
+from sphcnn.models.state import load_model_state, model_state, parameter_count
 
 __all__ = [
     "MagnitudeNonlinearity",

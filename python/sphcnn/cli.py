@@ -23,16 +23,17 @@ import time
 
 import numpy as np
 
-from sphcnn import config as configs
-from sphcnn.data.cli import add_data_parser, run_data
-from sphcnn.data.dataset import SPLITS
+from sphcnn.train import config as configs
+from sphcnn.tasks.mnist.cli import add_mnist_parser, run_mnist
+from sphcnn.tasks.qm9.data import add_qm9_parser, run_qm9
+from sphcnn.tasks.mnist.dataset import SPLITS
 from sphcnn.errors import RunError
-from sphcnn.plotting import PROJECTIONS, VIEWS
-from sphcnn.registry import MODEL_NAMES
+from sphcnn.tasks.mnist.plotting import PROJECTIONS, VIEWS
+from sphcnn.models.registry import MODEL_NAMES
 
 
 def _add_common_training(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="original", choices=sorted(configs.PRESETS),
+    parser.add_argument("--preset", default="original", choices=sorted(configs.TRAINING_PRESETS),
                         help="named config the other options override (default: the original recipe)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config field, e.g. --set learning_rate=2e-3 (repeatable)")
@@ -49,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sphcnn", description="Spherical CNNs: data, training, evaluation.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     commands = parser.add_subparsers(dest="command", required=True)
-    add_data_parser(commands)
+    data = commands.add_parser("data", help="generate datasets", description="Generate datasets.")
+    datasets = data.add_subparsers(dest="data_command", required=True, metavar="DATASET")
+    add_mnist_parser(datasets)
+    add_qm9_parser(datasets)
 
     train = commands.add_parser("train", help="train a model (resumes from the work directory)")
     train.add_argument("--task", default="spherical_mnist", choices=configs.TASKS)
@@ -122,7 +126,7 @@ def _summary(config: configs.TrainConfig, result: dict) -> str:
 
 
 def run_train(args) -> int:
-    from sphcnn import trainer
+    from sphcnn.train import loop as trainer
 
     config = _train_config(args)
     result = trainer.train(config, args.workdir, overwrite=args.overwrite)
@@ -131,7 +135,7 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
-    from sphcnn import trainer
+    from sphcnn.train import loop as trainer
 
     result = trainer.evaluate_workdir(args.workdir, args.split, args.dataset, args.step, args.data_dir)
     print(json.dumps(result), flush=True)
@@ -152,8 +156,8 @@ def _center(text: str | None):
 
 
 def run_plot(args) -> int:
-    from sphcnn.data.dataset import SphericalMnist
-    from sphcnn.plotting import plot_spheres
+    from sphcnn.tasks.mnist.dataset import SphericalMnist
+    from sphcnn.tasks.mnist.plotting import plot_spheres
 
     if args.count < 1:
         raise ValueError(f"plot: --count must be >= 1, got {args.count}")
@@ -166,9 +170,9 @@ def run_plot(args) -> int:
     images, labels = data.images[: args.count], data.labels[: args.count]
     titles = [f"label {int(label)}" for label in labels]
     if args.workdir is not None:
-        from sphcnn import trainer
+        from sphcnn.train import loop
 
-        predicted = trainer.predictions(args.workdir, images)
+        predicted = loop.model_outputs(args.workdir, {"images": images, "labels": labels}).argmax(-1)
         titles = [f"label {int(t)}, predicted {int(p)}" for t, p in zip(labels, predicted)]
     plot_spheres(images, args.output, titles, projection=args.projection, centers=center, view=args.view)
     print(f"sphcnn: wrote {len(images)} spheres to {args.output} ({args.projection})", flush=True)
@@ -178,8 +182,9 @@ def run_plot(args) -> int:
 def run_demo(args) -> int:
     import jax
 
-    from sphcnn import trainer
-    from sphcnn.data.dataset import NAMED_DATASETS, generate_spherical_mnist
+    from sphcnn.train import loop as trainer
+    from sphcnn.tasks.mnist.commands import NAMED_DATASETS
+    from sphcnn.tasks.mnist.dataset import generate_spherical_mnist
 
     gpu = jax.default_backend() == "gpu"
     preset = "demo_gpu" if gpu else "demo_cpu"
@@ -197,6 +202,13 @@ def run_demo(args) -> int:
     result = trainer.train(config, args.workdir)
     print(_summary(config, result) + f"; demo took {time.perf_counter() - started:.0f} s", flush=True)
     return 0
+
+
+DATA_COMMANDS = {"mnist": run_mnist, "qm9": run_qm9}
+
+
+def run_data(args) -> int:
+    return DATA_COMMANDS[args.data_command](args)
 
 
 COMMANDS = {"data": run_data, "train": run_train, "eval": run_eval, "plot": run_plot, "demo": run_demo}
@@ -234,14 +246,11 @@ def error_line(err: BaseException) -> str:
             errno.EISDIR: "a directory is in the way of a file",
         }
         return f"{err.strerror or err}{':' + where if where else ''} ({hints.get(err.errno, 'operating system error')})"
-    if isinstance(err, ImportError):
-        return (f"{err}" if "pip install" in str(err) else
-                f"{err}; install the missing package (pip install 'sphcnn[plot]' for plots)")
     return str(err)
 
 
 # Failures a user can cause: one line and exit status 2 (see the module docstring).
-EXPECTED_FAILURES = (ValueError, OSError, ImportError, RunError)
+EXPECTED_FAILURES = (ValueError, OSError, RunError)
 
 
 def main(argv=None) -> int:

@@ -5,3 +5,8 @@ line, like bad arguments (ValueError) and operating-system failures (OSError).""
 
 class RunError(RuntimeError):
     """A run stopped for a reason its message explains, with what to do."""
+
+
+class MissingPackage(RunError):
+    """An optional package a command needs is not installed (the message names
+    the pip command that installs it)."""

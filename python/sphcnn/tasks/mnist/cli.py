@@ -1,4 +1,4 @@
-"""The ``sphcnn data`` command: ``sphcnn data mnist`` generates spherical MNIST.
+"""``sphcnn data mnist``: generates spherical MNIST.
 
     sphcnn data mnist --output DIR [--mode canonical|rotated] [--n 64] [--seed 0]
         [--rotation-chunk 1] [--mnist-dir DIR] [--cache-dir DIR] [--shard-size 10000]
@@ -11,18 +11,16 @@ counts per split, seconds, output path); errors go to stderr with exit status 1.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from sphcnn.data.dataset import DEFAULT_SHARD_SIZE, MODES, SPLITS, generate_spherical_mnist
-from sphcnn.data.projection import SAMPLINGS
+from sphcnn.tasks.mnist.dataset import DEFAULT_SHARD_SIZE, MODES, SPLITS, generate_spherical_mnist
+from sphcnn.tasks.mnist.projection import SAMPLINGS
 
 
-def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``data`` command (subcommand ``mnist``) to the subparsers of the main parser."""
-    data = subparsers.add_parser("data", help="generate datasets", description="Generate datasets.")
-    commands = data.add_subparsers(dest="data_command", required=True, metavar="DATASET")
-    mnist = commands.add_parser(
+def add_mnist_parser(data_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``mnist`` subcommand to the subparsers of ``sphcnn data``; run the
+    parsed arguments with :func:`run_mnist`."""
+    mnist = data_subparsers.add_parser(
         "mnist",
         help="spherical MNIST (Cohen et al. 2018 projection)",
         description="Project the 70,000 MNIST digits onto the n x n equiangular grid and write "
@@ -72,14 +70,11 @@ def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         help=f"images per shard file (default {DEFAULT_SHARD_SIZE})",
     )
     mnist.add_argument("--overwrite", action="store_true", help="replace a finished dataset at --output")
-    return data
+    return mnist
 
 
-def run_data(args: argparse.Namespace) -> int:
-    """Run a parsed ``sphcnn data ...`` command line; returns the exit status."""
-    if getattr(args, "data_command", None) != "mnist":
-        print(f"sphcnn data: unknown dataset {getattr(args, 'data_command', None)!r}", file=sys.stderr)
-        return 2
+def run_mnist(args: argparse.Namespace) -> int:
+    """Run a parsed ``sphcnn data mnist`` command line; returns 0 (errors are raised)."""
     began = time.perf_counter()
 
     def progress(line: str) -> None:

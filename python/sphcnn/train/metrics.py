@@ -11,7 +11,7 @@ import pathlib
 import sys
 import time
 
-from sphcnn.tensorboard import EventWriter
+from sphcnn.train.tensorboard import EventWriter
 
 
 def duration(seconds: float) -> str:

@@ -21,10 +21,10 @@ import jax
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
-from sphcnn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
-from sphcnn.convolution import SpinSphericalConvolution, layer_input, layer_transform
-from sphcnn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
-from sphcnn.pooling import spatial_pool
+from sphcnn.nn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
+from sphcnn.nn.convolution import SpinSphericalConvolution, layer_input, layer_transform
+from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
+from sphcnn.nn.pooling import spatial_pool
 
 
 def _resolutions(module: str, resolution_in, resolution_out) -> bool:
@@ -99,7 +99,7 @@ class SpinSphericalResidualBlock(nnx.Module):
     contain 0 (phase collapse writes into spin 0). Static: input_transform (n_in
     -> n_out/2 - 1, spins_in) and output_transform (back to n_out, spins_out),
     built once. Computes in complex64 (inputs cast by
-    sphcnn.convolution.layer_input); returns complex64.
+    sphcnn.nn.convolution.layer_input); returns complex64.
     """
 
     def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,

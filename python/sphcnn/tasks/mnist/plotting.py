@@ -26,7 +26,7 @@ Projections (``PROJECTIONS``):
   of its disc.
   The view is from outside the sphere (view "outside") or, mirrored left to
   right, from its centre (view "inside", east on the left): spherical MNIST
-  puts digits on the sphere as seen from inside (see sphcnn.data.projection),
+  puts digits on the sphere as seen from inside (see sphcnn.tasks.mnist.projection),
   so they read the right way round only in the inside view, the default of
   :func:`plot_spheres`.
 - "mollweide": the whole sphere, latitude pi/2 - theta against longitude phi
@@ -41,6 +41,7 @@ import pathlib
 import numpy as np
 
 import sphcnn_kernels
+from sphcnn.errors import MissingPackage
 from sphcnn_kernels import _validation as checks
 
 PROJECTIONS = ("orthographic", "mollweide")
@@ -243,7 +244,7 @@ def plot_spheres(images, path, titles: list[str] | None = None, columns: int = 4
         import matplotlib.pyplot as plt
         from matplotlib.patches import Circle
     except ImportError:
-        raise ImportError("sphcnn plot needs matplotlib: pip install 'sphcnn[plot]'") from None
+        raise MissingPackage("sphcnn plot needs matplotlib: pip install 'sphcnn[plot]'") from None
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"plot_spheres: images must be (N, n, n), got shape {images.shape}")

@@ -1,4 +1,10 @@
-"""Learning-rate schedule and optimizer of the training recipes."""
+"""Optimizers for models with complex parameters and the learning-rate schedule
+of the training recipes.
+
+For a real loss L of a complex parameter w = x + iy, jax.grad returns
+dL/dx - i dL/dy, the conjugate of the steepest-ascent direction, so the
+gradients of complex parameters are conjugated before the optimizer sees them
+(``conjugate_complex_gradients``); real parameters are untouched."""
 
 from __future__ import annotations
 
@@ -6,7 +12,21 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sphcnn.training import conjugate_complex_gradients
+
+def conjugate_complex_gradients() -> optax.GradientTransformation:
+    """Conjugate the gradients of complex parameters (see the module docstring)."""
+
+    def update(updates, state, params=None):
+        del params
+        return jax.tree.map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def adam(learning_rate) -> optax.GradientTransformation:
+    """Adam for models with complex parameters (gradients conjugated first)."""
+    return optax.chain(conjugate_complex_gradients(), optax.adam(learning_rate))
+
 
 
 def learning_rate_schedule(base: float, steps_per_epoch: int, warmup_epochs: float, num_epochs: float):

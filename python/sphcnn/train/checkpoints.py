@@ -13,7 +13,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from sphcnn.errors import RunError
-from sphcnn.training import TrainState
+from sphcnn.train.step import TrainState
 
 
 class CheckpointError(RunError):

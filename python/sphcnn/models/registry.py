@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from flax import nnx
 
-from sphcnn.models import (
+from sphcnn.models.classifiers import (
     MNIST_RESOLUTIONS,
     SpinSphericalClassifier,
     spherical_classifier_6_layers,
     spin_classifier_6_layers,
 )
-from sphcnn.planar import cnn_classifier_6_layers
+from sphcnn.models.planar import cnn_classifier_6_layers
 
-PRESETS = {
+MODELS = {
     "spin_classifier_6_layers": spin_classifier_6_layers,
     "spherical_classifier_6_layers": spherical_classifier_6_layers,
     "cnn_classifier_6_layers": cnn_classifier_6_layers,
 }
 TINY = "tiny_spin_classifier"
-MODEL_NAMES = tuple(PRESETS) + (TINY,)
+MODEL_NAMES = tuple(MODELS) + (TINY,)
 
 
 def build_model(name: str, n: int, num_classes: int, *, seed: int, axis_name=None,
@@ -39,5 +39,5 @@ def build_model(name: str, n: int, num_classes: int, *, seed: int, axis_name=Non
         raise ValueError(f"model: {name} takes {MNIST_RESOLUTIONS[0]} x {MNIST_RESOLUTIONS[0]} inputs, "
                          f"the dataset has n = {n}")
     if name == "cnn_classifier_6_layers":
-        return PRESETS[name](num_classes, rngs=rngs, axis_name=axis_name)
-    return PRESETS[name](num_classes, rngs=rngs, axis_name=axis_name, kernel_init=kernel_init)
+        return MODELS[name](num_classes, rngs=rngs, axis_name=axis_name)
+    return MODELS[name](num_classes, rngs=rngs, axis_name=axis_name, kernel_init=kernel_init)

@@ -1,5 +1,5 @@
-"""The spherical MNIST training and evaluation loops behind `sphcnn train` and
-`sphcnn eval`.
+"""The training and evaluation loops behind `sphcnn train` and `sphcnn eval`,
+for any task (:mod:`sphcnn.tasks`: data, model, loss and metrics).
 
 A work directory holds config.json (the resolved config), history.jsonl (one
 line per start, resume or overwrite, with the config changes), checkpoints/
@@ -36,17 +36,15 @@ import time
 import jax
 import numpy as np
 
-from sphcnn import config as configs
-from sphcnn import parallel, training
-from sphcnn.checkpointing import Checkpoints
-from sphcnn.data.dataset import SphericalMnist
 from sphcnn.errors import RunError
-from sphcnn.data.loader import Prefetcher, TrainingBatches, evaluation_batches
-from sphcnn.metrics_sinks import MetricsSink, duration, progress_line, read_records
-from sphcnn.optim import learning_rate_schedule, make_optimizer
-from sphcnn.registry import build_model
-
-NUM_CLASSES = 10
+from sphcnn.tasks import Task, get_task
+from sphcnn.tasks.batches import Prefetcher, evaluation_batches
+from sphcnn.train import config as configs
+from sphcnn.train import parallel
+from sphcnn.train import step as training
+from sphcnn.train.checkpoints import Checkpoints
+from sphcnn.train.metrics import MetricsSink, duration, progress_line, read_records
+from sphcnn.train.optimizers import learning_rate_schedule, make_optimizer
 # What a work directory holds (removed by --overwrite, nothing else is).
 WORKDIR_ENTRIES = ("config.json", "history.jsonl", "checkpoints", "metrics.jsonl", "tensorboard")
 
@@ -62,24 +60,14 @@ class Run:
     compilation)."""
 
     config: configs.TrainConfig
+    task: Task
     mesh: jax.sharding.Mesh
     model: training.Model
     optimizer: object
     schedule: object
     state: training.TrainState
     predict: object
-
-
-def _dataset(config: configs.TrainConfig, name: str, split: str) -> SphericalMnist:
-    return SphericalMnist(pathlib.Path(config.data_dir) / name, split)
-
-
-def _training_arrays(config: configs.TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    train = _dataset(config, config.dataset, "train")
-    if not config.combine_train_validation:
-        return train.images, train.labels
-    validation = _dataset(config, config.dataset, "validation")
-    return np.concatenate([train.images, validation.images]), np.concatenate([train.labels, validation.labels])
+    metrics: object
 
 
 def total_steps(config: configs.TrainConfig, steps_per_epoch: int) -> int:
@@ -87,19 +75,18 @@ def total_steps(config: configs.TrainConfig, steps_per_epoch: int) -> int:
     return config.max_steps or int(math.ceil(config.num_epochs * steps_per_epoch))
 
 
-def build_run(config: configs.TrainConfig, n: int, steps_per_epoch: int, length: int) -> Run:
-    """Model, optimizer (with its schedule over `length` steps) and initial state
-    for n x n inputs."""
+def build_run(config: configs.TrainConfig, task: Task, fields: dict, steps_per_epoch: int, length: int) -> Run:
+    """Model (for examples like `fields`), optimizer (with its schedule over
+    `length` steps) and initial state of a config's task."""
     mesh = parallel.device_mesh()
     parallel.check_batch(config.batch_size, mesh)
     schedule = learning_rate_schedule(config.learning_rate * config.batch_size / 32, steps_per_epoch,
                                       config.warmup_epochs, length / steps_per_epoch)
     optimizer = make_optimizer(schedule, config.weight_decay)
-    network = build_model(config.model, n, NUM_CLASSES, seed=config.seed, axis_name=parallel.AXIS,
-                          kernel_init=config.kernel_init)
+    network = task.build_model(config, fields, axis_name=parallel.AXIS)
     model, state = training.split(network, optimizer)
-    return Run(config, mesh, model, optimizer, schedule, parallel.replicate(state, mesh),
-               parallel.predict_fn(model, mesh))
+    return Run(config, task, mesh, model, optimizer, schedule, parallel.replicate(state, mesh),
+               parallel.predict_fn(model, task, mesh), parallel.metrics_fn(model, task, mesh))
 
 
 def check_workdir(workdir: pathlib.Path) -> pathlib.Path:
@@ -161,26 +148,30 @@ def _start(config: configs.TrainConfig, workdir: pathlib.Path, event: str, step:
         history.write(json.dumps(line) + "\n")
 
 
-def evaluate(run: Run, state: training.TrainState, dataset: SphericalMnist, progress=None) -> dict:
-    """Accuracy and mean loss over every example of a split (eval mode).
-    progress(done, total): called after each batch with the examples done."""
-    correct = total = loss = 0.0
-    for batch in evaluation_batches(dataset.images, dataset.labels, run.config.batch_size):
-        sharded = parallel.shard_batch(batch, run.mesh)
-        logits = parallel.to_host(run.predict(state, sharded["images"])).astype(np.float64)
-        weights = batch["weights"]
-        log_probs = logits - logits.max(-1, keepdims=True)
-        log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
-        correct += float(np.sum((logits.argmax(-1) == batch["labels"]) * weights))
-        loss -= float(np.sum(log_probs[np.arange(len(weights)), batch["labels"]] * weights))
+def evaluate(run: Run, state: training.TrainState, fields: dict, progress=None) -> dict:
+    """The task's metrics and mean loss over every example of a split (eval
+    mode), summed in float64, with the example count. progress(done, total):
+    called after each batch with the examples done."""
+    count = len(next(iter(fields.values())))
+    sums: dict[str, float] = {}
+    total = 0.0
+    for batch in evaluation_batches(fields, run.config.batch_size, run.task.prepare):
+        values = parallel.to_host(run.metrics(state, parallel.shard_batch(batch, run.mesh)))
+        weights = batch["weights"].astype(np.float64)
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + float(np.sum(np.asarray(value, np.float64) * weights))
         total += float(np.sum(weights))
         if progress is not None:
-            progress(int(total), len(dataset))
-    return {"accuracy": correct / total, "loss": loss / total, "count": int(total)}
+            progress(int(total), count)
+    return {**{name: value / total for name, value in sums.items()}, "count": int(total)}
 
 
-def evaluation_progress(label: str, stream, every: float = 10.0):
-    """A progress callback for evaluate() that prints '<label>: 3000/10000 images,
+def _metric_values(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "count"}
+
+
+def evaluation_progress(label: str, stream, unit: str, every: float = 10.0):
+    """A progress callback for evaluate() that prints '<label>: 3000/10000 <unit>,
     ETA 40s' at most every `every` seconds, and the last batch."""
     began = time.perf_counter()
     last = [began]
@@ -192,7 +183,7 @@ def evaluation_progress(label: str, stream, every: float = 10.0):
         last[0] = now
         rate = done / max(now - began, 1e-9)
         tail = f", ETA {duration((total - done) / rate)}" if done < total else f" in {duration(now - began)}"
-        print(f"  {label}: {done}/{total} images{tail}", file=stream, flush=True)
+        print(f"  {label}: {done}/{total} {unit}{tail}", file=stream, flush=True)
 
     return report
 
@@ -206,13 +197,15 @@ def _check_finite(state: training.TrainState, loss: float, step: int, checkpoint
             "lower the learning rate (--set learning_rate=...) and resume or restart.")
 
 
-def _test(run: Run, state, config: configs.TrainConfig, test: SphericalMnist, sink: MetricsSink, step: int) -> dict:
+def _test(run: Run, state, config: configs.TrainConfig, test: dict, sink: MetricsSink, step: int) -> dict:
     name = config.test_dataset or config.dataset
     if sink.enabled:
-        print(f"testing on the {len(test)} test images of {name} ...", file=sink.stream, flush=True)
-    result = evaluate(run, state, test, evaluation_progress("test", sink.stream) if sink.enabled else None)
-    sink.write(step, "test", {k: result[k] for k in ("accuracy", "loss")})
-    return {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "test_count": result["count"]}
+        print(f"testing on the {len(next(iter(test.values())))} test {run.task.unit} of {name} ...", file=sink.stream,
+              flush=True)
+    progress = evaluation_progress("test", sink.stream, run.task.unit) if sink.enabled else None
+    result = evaluate(run, state, test, progress)
+    sink.write(step, "test", _metric_values(result))
+    return {f"test_{k}": v for k, v in result.items()}
 
 
 def _finished_summary(workdir: pathlib.Path, step: int) -> dict:
@@ -222,7 +215,7 @@ def _finished_summary(workdir: pathlib.Path, step: int) -> dict:
         if record["step"] == step and record["split"] == "timing":
             summary.update(startup_seconds=record["startup_seconds"], train_seconds=record["train_seconds"])
         if record["step"] == step and record["split"] == "test":
-            summary.update(test_accuracy=record["accuracy"], test_loss=record["loss"])
+            summary.update({f"test_{k}": v for k, v in record.items() if k not in ("step", "split", "time")})
     return summary
 
 
@@ -239,13 +232,13 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
     stream = stream or sys.stdout
     chief = parallel.is_chief()
     workdir = check_workdir(workdir)
-    images, labels = _training_arrays(config)
-    train_data = TrainingBatches(images, labels, config.batch_size, seed=config.seed)
+    task = get_task(config.task)
+    train_data = task.training_data(config)
     parallel.check_batch(config.batch_size, parallel.device_mesh())
-    test = _dataset(config, config.test_dataset or config.dataset, "test") if config.eval_on_test else None
+    test = task.evaluation_fields(config, "test") if config.eval_on_test else None
     validation = None
     if config.eval_every and not config.combine_train_validation:
-        validation = _dataset(config, config.dataset, "validation")
+        validation = task.evaluation_fields(config, "validation")
     length = total_steps(config, train_data.steps_per_epoch)
     target = min(length, config.stop_at_step) if config.stop_at_step else length
     changes = None if overwrite else _compare_with_saved(config, workdir)
@@ -273,14 +266,14 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
                      if {"num_epochs", "max_steps"} & set(changes) else ""), file=stream, flush=True)
     if checkpoints is None:
         checkpoints = Checkpoints(workdir, config.keep_checkpoints)
-    run = build_run(config, images.shape[1], train_data.steps_per_epoch, length)
+    run = build_run(config, task, train_data.fields, train_data.steps_per_epoch, length)
     sink = MetricsSink(workdir, stream, enabled=chief, keep_until=latest)
     state = run.state
     if latest is not None:
         state = parallel.replicate(checkpoints.restore(state), run.mesh)
         if sink.enabled:
             print(f"resuming from the checkpoint at step {int(state.step)}", file=stream, flush=True)
-    step_fn = parallel.train_step_fn(run.model, run.optimizer, run.mesh)
+    step_fn = parallel.train_step_fn(run.model, run.optimizer, task, config.seed, run.mesh)
     first = step = int(state.step)
     started = window_start = time.perf_counter()
     window_first, sums, startup_seconds = first, None, None
@@ -291,8 +284,7 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
     batches = Prefetcher(train_data.iterate(first, target - first))
     try:
         for batch in batches:
-            sharded = parallel.shard_batch(batch, run.mesh)
-            state, metrics = step_fn(state, sharded["images"], sharded["labels"], sharded["weights"])
+            state, metrics = step_fn(state, parallel.shard_batch(batch, run.mesh))
             step += 1
             if startup_seconds is None:
                 jax.block_until_ready(state)
@@ -318,9 +310,9 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
                 checkpoints.save(state)
             if validation is not None and step % config.eval_every == 0 and step < target:
                 result = evaluate(run, state, validation,
-                                  evaluation_progress("validation", stream) if sink.enabled else None)
-                sink.write(step, "validation", {k: result[k] for k in ("accuracy", "loss")},
-                           f"  validation: accuracy {100 * result['accuracy']:.2f}% loss {result['loss']:.4f}")
+                                  evaluation_progress("validation", stream, task.unit) if sink.enabled else None)
+                sink.write(step, "validation", _metric_values(result),
+                           f"  validation: {task.describe(result)} loss {result['loss']:.4f}")
     finally:
         batches.close()
     jax.block_until_ready(state)
@@ -340,48 +332,49 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
     return summary
 
 
+def _restored_run(workdir: pathlib.Path, config: configs.TrainConfig, fields: dict, step: int | None = None):
+    """(run, state, step) of a work directory's checkpoint at `step` (default:
+    the latest), for examples like `fields`."""
+    task = get_task(config.task)
+    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
+    available = checkpoints.all_steps()
+    if not available:
+        checkpoints.close()
+        raise ValueError(f"{workdir} has no checkpoint yet")
+    if step is not None and step not in available:
+        checkpoints.close()
+        raise ValueError(f"{workdir} has no checkpoint at step {step}; available steps: "
+                         f"{', '.join(map(str, available))}")
+    run = build_run(config, task, fields, steps_per_epoch=1, length=1)
+    state = parallel.replicate(checkpoints.restore(run.state, step), run.mesh)
+    checkpoints.close()
+    return run, state
+
+
+def _saved_config(workdir: pathlib.Path, data_dir: str | None = None) -> configs.TrainConfig:
+    saved = pathlib.Path(workdir) / "config.json"
+    if not saved.exists():
+        raise ValueError(f"{workdir} has no config.json; is it a `sphcnn train` work directory?")
+    config = configs.load(saved)
+    return config if data_dir is None else dataclasses.replace(config, data_dir=str(data_dir))
+
+
 def evaluate_workdir(workdir: pathlib.Path, split: str, dataset: str | None = None, step: int | None = None,
                      data_dir: str | None = None) -> dict:
     """Evaluate the latest (or a given) checkpoint of a work directory on a split
     of its test dataset (or `dataset`), with the data under `data_dir` (default:
     the run's)."""
-    saved = pathlib.Path(workdir) / "config.json"
-    if not saved.exists():
-        raise ValueError(f"eval: {workdir} has no config.json; is it a `sphcnn train` work directory?")
-    config = configs.load(saved)
-    if data_dir is not None:
-        config = dataclasses.replace(config, data_dir=str(data_dir))
-    data = _dataset(config, dataset or config.test_dataset or config.dataset, split)
-    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
-    available = checkpoints.all_steps()
-    if not available:
-        raise ValueError(f"eval: {workdir} has no checkpoint yet")
-    if step is not None and step not in available:
-        raise ValueError(f"eval: {workdir} has no checkpoint at step {step}; available steps: "
-                         f"{', '.join(map(str, available))}")
-    steps_per_epoch = max(1, len(data) // config.batch_size)
-    run = build_run(config, data.images.shape[1], steps_per_epoch, steps_per_epoch)
-    state = parallel.replicate(checkpoints.restore(run.state, step), run.mesh)
-    result = evaluate(run, state, data)
-    checkpoints.close()
-    return {**result, "step": int(state.step), "split": split}
+    config = _saved_config(workdir, data_dir)
+    fields = get_task(config.task).evaluation_fields(config, split, dataset)
+    run, state = _restored_run(workdir, config, fields, step)
+    return {**evaluate(run, state, fields), "step": int(state.step), "split": split}
 
 
-def predictions(workdir: pathlib.Path, images: np.ndarray) -> np.ndarray:
-    """Predicted classes (int) of images (N, n, n) by the latest checkpoint of a
-    work directory (eval mode)."""
-    saved = pathlib.Path(workdir) / "config.json"
-    if not saved.exists():
-        raise ValueError(f"{workdir} has no config.json; is it a `sphcnn train` work directory?")
-    config = configs.load(saved)
-    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
-    if checkpoints.latest_step() is None:
-        raise ValueError(f"{workdir} has no checkpoint yet")
-    run = build_run(config, images.shape[1], steps_per_epoch=1, length=1)
-    state = parallel.replicate(checkpoints.restore(run.state), run.mesh)
-    padded = np.zeros((-(-len(images) // config.batch_size) * config.batch_size,) + images.shape[1:], np.float32)
-    padded[: len(images)] = images
-    sharded = parallel.shard_batch({"images": padded[..., None, None]}, run.mesh)
-    logits = parallel.to_host(run.predict(state, sharded["images"]))[: len(images)]
-    checkpoints.close()
-    return logits.argmax(-1)
+def model_outputs(workdir: pathlib.Path, fields: dict) -> np.ndarray:
+    """The outputs of the latest checkpoint of a work directory (eval mode) on
+    the examples `fields` (name -> array (count, ...), the task's fields)."""
+    config = _saved_config(workdir)
+    run, state = _restored_run(workdir, config, fields)
+    outputs = [parallel.to_host(run.predict(state, parallel.shard_batch(batch, run.mesh)))
+               for batch in evaluation_batches(fields, config.batch_size, run.task.prepare)]
+    return np.concatenate(outputs)[: len(next(iter(fields.values())))]

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
-from sphcnn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
-from sphcnn.convolution import DTYPE
-from sphcnn.pooling import spherical_readout
+from sphcnn.nn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
+from sphcnn.nn.convolution import DTYPE
+from sphcnn.nn.readouts import spherical_readout
 
 BLOCKS = {"spin": SpinSphericalBlock, "residual": SpinSphericalResidualBlock}
 

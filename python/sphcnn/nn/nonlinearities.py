@@ -7,7 +7,7 @@ grid it creates frequencies above the band limit, so after the next forward
 transform it is equivariant only approximately. Measured relative error of
 forward(N(R f)) against rotate(forward(N(f))) up to the band limit, for random
 rotations R and random band-limited f with a flat spectrum up to n/4 - 1
-(protocol: sphcnn.equivariance; `python -m benchmarks.equivariance`; the tests
+(protocol: sphcnn.nn.equivariance; `python -m benchmarks.equivariance`; the tests
 assert 1.5 times these levels), magnitude biases set to -0.5:
 
   MagnitudeNonlinearity             n = 32: 2.1e-2   n = 64: 1.1e-2

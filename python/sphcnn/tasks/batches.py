@@ -1,12 +1,10 @@
-"""Batches of spherical images for training and evaluation, and a prefetching
-wrapper.
+"""Batches of examples for training and evaluation, and a prefetching wrapper.
 
-A batch is a dict of NumPy arrays:
-
-- ``images``: float32 (B, n, n, 1, 1), pixel values 0..255 (spin 0, one channel,
-  the layout of the sphcnn models);
-- ``labels``: int32 (B,);
-- ``weights``: float32 (B,), 1 for real examples, 0 for padding.
+Examples are rows of a set of NumPy arrays sharing their first axis (``fields``,
+e.g. images and labels, or atom charges, positions and targets). A batch is a
+dict of the chosen rows of every field, passed through the task's ``prepare``
+(dtypes, axes, trimming), plus ``weights``: float32 (B,), 1 for real examples,
+0 for padding.
 
 Training (:class:`TrainingBatches`): epoch e visits the examples in the order
 ``numpy.random.default_rng([seed, e]).permutation(count)``, in
@@ -15,8 +13,8 @@ Global step s is batch s % steps_per_epoch of epoch s // steps_per_epoch, so
 iteration can start at any step (resume) without producing the skipped batches.
 
 Evaluation (:func:`evaluation_batches`): consecutive batches covering every
-example once, in order; the last is padded to the full batch size with zero
-images, label 0 and weight 0.
+example once, in order; the last is padded to the full batch size with rows of
+zeros and weight 0.
 
 Prefetch (:class:`Prefetcher`): a daemon thread fills a small queue from any
 iterator; ``close()`` stops and joins it; an exception of the producer is
@@ -27,64 +25,66 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from sphcnn_kernels import _validation as checks
 
-
-def _check_arrays(func: str, images, labels) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = np.asarray(images), np.asarray(labels)
-    if images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise ValueError(f"{func}: argument 'images' has shape {images.shape}; expected (count, n, n)")
-    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
-        raise ValueError(f"{func}: argument 'images' must hold real numbers, got dtype {images.dtype}")
-    if labels.shape != images.shape[:1] or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"{func}: argument 'labels' has shape {labels.shape} and dtype {labels.dtype}; expected "
-            f"integer ({images.shape[0]},)"
-        )
-    return images, labels
+Prepare = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-def _batch(images: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
-    return {
-        "images": images.astype(np.float32)[..., None, None],
-        "labels": labels.astype(np.int32),
-        "weights": weights.astype(np.float32),
-    }
+def _check_fields(func: str, fields) -> dict[str, np.ndarray]:
+    if not isinstance(fields, Mapping) or not fields:
+        raise ValueError(f"{func}: argument 'fields' must be a non-empty mapping of name -> array, got "
+                         f"{type(fields).__name__}")
+    arrays = {name: np.asarray(value) for name, value in fields.items()}
+    counts = {name: (array.shape[0] if array.ndim else None) for name, array in arrays.items()}
+    if len(set(counts.values())) != 1 or None in counts.values():
+        raise ValueError(f"{func}: argument 'fields' must hold arrays with the same first axis (one row per "
+                         f"example), got first axes {counts}")
+    if "weights" in arrays:
+        raise ValueError(f"{func}: argument 'fields' must not hold 'weights' (batches add it)")
+    return arrays
+
+
+def _batch(rows: dict[str, np.ndarray], weights: np.ndarray, prepare: Prepare | None) -> dict[str, np.ndarray]:
+    batch = prepare(rows) if prepare is not None else dict(rows)
+    batch["weights"] = weights.astype(np.float32)
+    return batch
 
 
 class TrainingBatches:
     """Shuffled training batches by global step (see the module docstring).
 
-    images: (count, n, n) (uint8 or float), labels: integer (count,), e.g. the
-    ``images`` and ``labels`` of a :class:`~sphcnn.data.dataset.SphericalMnist`;
-    batch_size: 1 .. count; seed: the shuffling seed.
+    fields: name -> array (count, ...), one row per example; batch_size:
+    1 .. count; seed: the shuffling seed; prepare: the task's batch
+    conversion (None: the rows as they are).
     """
 
-    def __init__(self, images, labels, batch_size: int, seed: int = 0):
+    def __init__(self, fields: Mapping[str, np.ndarray], batch_size: int, seed: int = 0,
+                 prepare: Prepare | None = None):
         func = "TrainingBatches"
-        self.images, self.labels = _check_arrays(func, images, labels)
+        self.fields = _check_fields(func, fields)
+        self.count = len(next(iter(self.fields.values())))
         self.batch_size = checks.integer(func, "batch_size", batch_size, minimum=1)
-        if self.batch_size > len(self.labels):
+        if self.batch_size > self.count:
             raise ValueError(
-                f"{func}: argument 'batch_size' must be <= the number of examples "
-                f"{len(self.labels)}, got {self.batch_size}"
+                f"{func}: argument 'batch_size' must be <= the number of examples {self.count}, got {self.batch_size}"
             )
         self.seed = checks.integer(func, "seed", seed, minimum=0)
+        self.prepare = prepare
         self._epoch_order: tuple[int, np.ndarray] | None = None
 
     @property
     def steps_per_epoch(self) -> int:
-        return len(self.labels) // self.batch_size
+        return self.count // self.batch_size
 
     def order(self, epoch: int) -> np.ndarray:
         """The permutation of the examples in epoch ``epoch``, int64 (count,)."""
         epoch = checks.integer("TrainingBatches.order", "epoch", epoch, minimum=0)
         if self._epoch_order is None or self._epoch_order[0] != epoch:
-            self._epoch_order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.labels)))
+            self._epoch_order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.count))
         return self._epoch_order[1]
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
@@ -92,7 +92,7 @@ class TrainingBatches:
         step = checks.integer("TrainingBatches.batch", "step", step, minimum=0)
         epoch, position = divmod(step, self.steps_per_epoch)
         chosen = self.order(epoch)[position * self.batch_size : (position + 1) * self.batch_size]
-        return _batch(self.images[chosen], self.labels[chosen], np.ones(self.batch_size))
+        return _batch({k: v[chosen] for k, v in self.fields.items()}, np.ones(self.batch_size), self.prepare)
 
     def iterate(self, start_step: int = 0, num_steps: int | None = None) -> Iterator[dict[str, np.ndarray]]:
         """Batches of steps start_step, start_step + 1, ...: ``num_steps`` of them,
@@ -110,24 +110,24 @@ class TrainingBatches:
             step += 1
 
 
-def evaluation_batches(images, labels, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-    """ceil(count / batch_size) batches in order, the last padded with weight 0
-    (see the module docstring)."""
+def evaluation_batches(fields: Mapping[str, np.ndarray], batch_size: int,
+                       prepare: Prepare | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """ceil(count / batch_size) batches in order, the last padded with rows of
+    zeros and weight 0 (see the module docstring)."""
     func = "evaluation_batches"
-    images, labels = _check_arrays(func, images, labels)
+    fields = _check_fields(func, fields)
     batch_size = checks.integer(func, "batch_size", batch_size, minimum=1)
-    return _evaluation(images, labels, batch_size)
+    return _evaluation(fields, batch_size, prepare)
 
 
-def _evaluation(images: np.ndarray, labels: np.ndarray, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-    for start in range(0, len(labels), batch_size):
-        real = min(batch_size, len(labels) - start)
+def _evaluation(fields: dict[str, np.ndarray], batch_size: int, prepare: Prepare | None):
+    count = len(next(iter(fields.values())))
+    for start in range(0, count, batch_size):
+        real = min(batch_size, count - start)
         padding = batch_size - real
-        yield _batch(
-            np.concatenate([images[start : start + real], np.zeros((padding,) + images.shape[1:], images.dtype)]),
-            np.concatenate([labels[start : start + real], np.zeros(padding, labels.dtype)]),
-            np.concatenate([np.ones(real), np.zeros(padding)]),
-        )
+        rows = {k: np.concatenate([v[start : start + real], np.zeros((padding,) + v.shape[1:], v.dtype)])
+                for k, v in fields.items()}
+        yield _batch(rows, np.concatenate([np.ones(real), np.zeros(padding)]), prepare)
 
 
 _END = object()

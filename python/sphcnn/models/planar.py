@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
-from sphcnn.models import MNIST_RESOLUTIONS, check_layer_config
+from sphcnn.models.classifiers import MNIST_RESOLUTIONS, check_layer_config
 
 
 class PlanarCNNClassifier(nnx.Module):

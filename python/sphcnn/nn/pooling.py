@@ -4,12 +4,10 @@ spatial_pool: stride-2 area-weighted mean centred on the coarse grid points
   (n -> n / 2); cheap but only approximately rotation-equivariant. Measured relative
   error of forward(pool(R f)) against rotate(forward(pool(f))) up to the band
   limit of the pooled grid, random rotations R, random band-limited f with a flat
-  spectrum up to n/4 - 1 (protocol: sphcnn.equivariance): 1.2e-1 at n = 32 and
+  spectrum up to n/4 - 1 (protocol: sphcnn.nn.equivariance): 1.2e-1 at n = 32 and
   at n = 64 (the plain 2 x 2 cell mean: 4e-1 to 6e-1).
 spectral_pool: drop the degrees above (n/2)/2 - 1 and sample on the n/2 grid;
   exactly equivariant.
-spherical_readout: rotation-invariant global features: the spherical mean of
-  spin 0 and the spherical mean of |f| for every other spin.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import numpy as np
 import sphcnn_kernels as sk
 
 
-def _check_spatial(func: str, x: jax.Array) -> int:
+def check_spatial(func: str, x: jax.Array) -> int:
     if x.ndim < 5 or x.shape[-4] != x.shape[-3]:
         raise ValueError(f"{func}: input has shape {tuple(x.shape)}; expected (batch..., n, n, n_spins, channels)")
     return x.shape[-4]
@@ -123,7 +121,7 @@ def spatial_pool(x: jax.Array) -> jax.Array:
     triangle weights times their quadrature weights). Centring matters: the plain
     2 x 2 cell mean sits half a cell off the coarse grid and measured 4e-1 to 6e-1
     relative rotation error where this kernel measures 1.2e-1."""
-    n = _check_spatial("spatial_pool", x)
+    n = check_spatial("spatial_pool", x)
     if n % 4:
         raise ValueError(f"spatial_pool: needs n divisible by 4 (an even n/2 grid), got n = {n}")
     return _pool_p.bind(x)
@@ -132,21 +130,8 @@ def spatial_pool(x: jax.Array) -> jax.Array:
 def spectral_pool(x: jax.Array, spins, backend: str = "auto") -> jax.Array:
     """Band-limit maps (batch..., n, n, S, C) to degree (n/2)/2 - 1 and resample them
     on the n/2 grid: (batch..., n/2, n/2, S, C), exactly equivariant."""
-    n = _check_spatial("spectral_pool", x)
+    n = check_spatial("spectral_pool", x)
     if n % 4:
         raise ValueError(f"spectral_pool: needs n divisible by 4, got {n}")
     a = sk.forward(x, spins, ell_max=n // 4 - 1, backend=backend)
     return sk.inverse(a, spins, n=n // 2, backend=backend)
-
-
-def spherical_readout(x: jax.Array, spins) -> jax.Array:
-    """Rotation-invariant features (batch..., S, C), real: Re of the spherical mean
-    for spin 0 (its l = 0 coefficient / sqrt(4 pi)) and the spherical mean of |f|
-    for every other spin."""
-    _check_spatial("spherical_readout", x)
-    spins = tuple(spins)
-    if x.shape[-2] != len(spins):
-        raise ValueError(f"spherical_readout: input has {x.shape[-2]} spins, argument 'spins' names {len(spins)}")
-    is_zero = jnp.asarray([s == 0 for s in spins])[:, None]
-    values = jnp.where(is_zero, jnp.real(x), jnp.abs(x))
-    return sk.spherical_mean(values)

@@ -1,0 +1,22 @@
+"""Readouts: rotation-invariant features of spatial maps (batch..., n, n, S, C)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+import sphcnn_kernels as sk
+from sphcnn.nn.pooling import check_spatial
+
+
+def spherical_readout(x: jax.Array, spins) -> jax.Array:
+    """Rotation-invariant features (batch..., S, C), real: Re of the spherical mean
+    for spin 0 (its l = 0 coefficient / sqrt(4 pi)) and the spherical mean of |f|
+    for every other spin."""
+    check_spatial("spherical_readout", x)
+    spins = tuple(spins)
+    if x.shape[-2] != len(spins):
+        raise ValueError(f"spherical_readout: input has {x.shape[-2]} spins, argument 'spins' names {len(spins)}")
+    is_zero = jnp.asarray([s == 0 for s in spins])[:, None]
+    values = jnp.where(is_zero, jnp.real(x), jnp.abs(x))
+    return sk.spherical_mean(values)
