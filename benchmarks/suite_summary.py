@@ -5,7 +5,7 @@
 STATUS_TSV: one line per stage, "name<TAB>status<TAB>seconds" (status: ok,
 failed rc N, timeout after N s, skipped: why). OUT: the suite's output folder,
 read for the headline figures of each stage (build.log, tests.log,
-transforms.jsonl, train_step.jsonl, mnist.jsonl). Prints one row per stage
+transforms.jsonl, train_step.jsonl, mnist.jsonl; qm9_step.jsonl, qm9_train.jsonl). Prints one row per stage
 (continuation lines where a stage has several figures) and writes the same text
 to OUT/summary.txt.
 """
@@ -99,7 +99,26 @@ def mnist_headline(out: Path) -> list[str]:
             for r in records]
 
 
-HEADLINES = {"build": build_headline, "tests": tests_headline, "transforms": transforms_headline,
+def qm9_step_headline(out: Path) -> list[str]:
+    records = [r for r in _records(out / "qm9_step.jsonl") if r.get("name") == "train_step"]
+    if not records:
+        return ["no results in qm9_step.jsonl"]
+    return [f"{r['model']} batch {r['batch']}, {r['atoms']} atoms: {r['steps_per_s']:.1f} steps/s, "
+            f"{r['examples_per_s']:.0f} molecules/s (first step {r['first_step_s']:.1f} s)" for r in records]
+
+
+def qm9_train_headline(out: Path) -> list[str]:
+    records = _records(out / "qm9_train.jsonl")
+    train = [r for r in records if r.get("split") == "train"]
+    if not train:
+        return ["no training records in qm9_train.jsonl"]
+    lines = [f"{train[-1]['step']} steps, last {train[-1]['steps_per_s']:.1f} steps/s, train MAE "
+             f"{train[-1]['mae']:.1f}"]
+    lines += [f"validation at step {r['step']}: MAE {r['mae']:.2f}" for r in records if r.get("split") == "validation"]
+    return lines
+
+
+HEADLINES = {"build": build_headline, "qm9_step": qm9_step_headline, "qm9_train": qm9_train_headline, "tests": tests_headline, "transforms": transforms_headline,
              "train_step": train_step_headline, "mnist": mnist_headline}
 
 

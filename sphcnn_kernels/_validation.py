@@ -21,8 +21,11 @@ PRECISIONS = ("highest", "fast")                    # matmul precision policies 
 LAYOUTS = ("batch_major", "degree_major")           # spectral layouts
 LAMBDA_MODES = ("auto", "table", "onthefly")        # where the CUDA kernels get lambda from
 REPRESENTATIONS = ("spatial", "spectral")           # what a layer takes and returns
-KERNEL_INITS = ("unit_energy", "original")          # initializations of spherical convolutions
-BATCH_NORMS = ("spectral", "spatial")               # where a block normalizes
+KERNEL_INITS = ("unit_energy", "original", "scaling")  # initializations of spherical convolutions
+BATCH_NORMS = ("spectral", "spatial", "spatial_uncentered")  # where (and how) a block normalizes
+VARIANCES = ("centered", "uncentered")              # what a spatial batch norm divides by
+NONLINEARITIES = ("magnitude", "phase_collapse")    # what ends a block
+SHORTCUTS = ("projection", "dense")                 # residual shortcuts
 
 SUPPORTED_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
 REAL_TO_COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): np.dtype(np.complex128)}

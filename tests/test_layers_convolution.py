@@ -158,7 +158,7 @@ def test_pooling_upsampling_and_bias():
         (dict(spins_in=(0, 0)), r"'spins_in'.*repeat"),
         (dict(spins_out=(9,)), r"\|s\| = 9 need ell_max >= 9"),
         (dict(in_channels=0), r"'in_channels'.*>= 1"),
-        (dict(kernel_init="he"), r"'kernel_init' must be one of 'unit_energy', 'original', got 'he'"),
+        (dict(kernel_init="he"), r"'kernel_init' must be one of 'unit_energy', 'original', 'scaling', got 'he'"),
     ],
 )
 def test_bad_configurations(kwargs, pattern):

@@ -208,7 +208,7 @@ def test_plot_writes_png(data_root, tmp_path, capsys):
     (["train", "--workdir", "{w}", "--set", "learning_rat=1"], 2, r"--set expects key=value with key in"),
     (["train", "--workdir", "{w}", "--set", "batch_size=two"], 2, r"'batch_size' must be int, got 'two'"),
     (["train", "--workdir", "{w}", "--set", "kernel_init=he"], 2,
-     r"'kernel_init' must be one of 'unit_energy', 'original', got 'he'"),
+     r"'kernel_init' must be one of 'unit_energy', 'original', 'scaling', got 'he'"),
     (["train", "--workdir", "{w}", "--dataset", "missing", "--data-dir", "{d}"], 2, r"missing"),
     (["train", "--workdir", "{w}", "--data-dir", "{d}"], 2,
      r"rotated_s2cnn/metadata.json not found.*`sphcnn data mnist --output \S*rotated_s2cnn --mode rotated "
@@ -245,13 +245,24 @@ def test_resuming_with_another_config_is_refused(data_root, tmp_path, capsys):
     assert [h["event"] for h in history] == ["overwrite"]
 
 
-@pytest.mark.parametrize("preset", sorted(configs.TRAINING_PRESETS))
+@pytest.mark.parametrize("preset", sorted(configs.TRAINING_PRESETS["spherical_mnist"]))
 def test_presets_train_on_datasets_that_the_demo_can_build(preset):
     from sphcnn.tasks.mnist.commands import NAMED_DATASETS
 
     config = configs.resolve(preset)
     assert config.dataset in NAMED_DATASETS
     assert (config.test_dataset or config.dataset) in NAMED_DATASETS
+
+
+@pytest.mark.parametrize("preset", sorted(configs.TRAINING_PRESETS["qm9"]))
+def test_qm9_presets_resolve_to_the_recipe(preset):
+    config = configs.resolve(preset, task="qm9")
+    assert (config.task, config.target, config.learning_rate, config.warmup_epochs, config.weight_decay) == (
+        "qm9", "H", {"demo_cpu": config.learning_rate}.get(preset, 1e-4), config.warmup_epochs, 0.0)
+    if preset != "demo_cpu":
+        assert config.batch_size == 16 and config.warmup_epochs == 1.0 and config.kernel_init == "scaling"
+        assert (config.model, config.dataset, config.num_epochs) == {
+            "small": ("qm9_small", "cormorant", 250.0), "default": ("qm9_default", "dimenet", 2000.0)}[preset]
 
 
 def _lr(step: int, length: int, steps_per_epoch: int, base: float, warmup_epochs: float) -> float:
@@ -284,7 +295,7 @@ def test_runs_are_extended_and_a_finished_run_is_not_trained_again(data_root, tm
     assert _run_cli(train_args(data_root, workdir, 10, *extra), capsys)[0] == 0
     before = records(workdir)
     code, out, _ = _run_cli(train_args(data_root, workdir, 10, *extra), capsys)
-    assert code == 0 and "the run is finished" in out and "test accuracy on canonical" in out
+    assert code == 0 and "the run is finished" in out and "; test accuracy " in out and "% on canonical spherical" in out
     assert records(workdir) == before  # no second test pass, no timing record of 0 s
     code, out, _ = _run_cli(train_args(data_root, workdir, 20, *extra), capsys)
     assert code == 0

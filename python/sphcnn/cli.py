@@ -2,6 +2,8 @@
 
   sphcnn data mnist --output DIR [--mode rotated] ...        build spherical MNIST
   sphcnn train --model spin_classifier_6_layers --dataset rotated_s2cnn --workdir DIR
+  sphcnn data qm9 --output data/qm9                         build QM9
+  sphcnn train --task qm9 --target H --preset small --workdir DIR
   sphcnn eval --workdir DIR [--split test]
   sphcnn plot --dataset canonical_s2cnn [--workdir DIR] --output spheres.png
   sphcnn demo                                               what `make demo` runs
@@ -25,7 +27,7 @@ import numpy as np
 
 from sphcnn.train import config as configs
 from sphcnn.tasks.mnist.cli import add_mnist_parser, run_mnist
-from sphcnn.tasks.qm9.data import add_qm9_parser, run_qm9
+from sphcnn.tasks.qm9.data import TARGETS as QM9_TARGETS, add_qm9_parser, run_qm9
 from sphcnn.tasks.mnist.dataset import SPLITS
 from sphcnn.errors import RunError
 from sphcnn.tasks.mnist.plotting import PROJECTIONS, VIEWS
@@ -33,11 +35,15 @@ from sphcnn.models.registry import MODEL_NAMES
 
 
 def _add_common_training(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="original", choices=sorted(configs.TRAINING_PRESETS),
-                        help="named config the other options override (default: the original recipe)")
+    parser.add_argument("--preset", choices=configs.PRESET_NAMES,
+                        help="named config of the task that the other options override (spherical_mnist: "
+                             f"{', '.join(configs.TRAINING_PRESETS['spherical_mnist'])}, default original, the "
+                             f"original recipe; qm9: {', '.join(configs.TRAINING_PRESETS['qm9'])}, default small, "
+                             "the original's short run)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config field, e.g. --set learning_rate=2e-3 (repeatable)")
-    parser.add_argument("--data-dir", help="root holding one dataset per mode (default data/spherical_mnist)")
+    parser.add_argument("--data-dir", help="spherical_mnist: root holding one dataset per mode (default "
+                                           "data/spherical_mnist); qm9: the dataset (default data/qm9)")
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() first (multi-host data parallelism); on Slurm, "
                              "Open MPI and TPU pods the three options below are detected automatically")
@@ -56,11 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_qm9_parser(datasets)
 
     train = commands.add_parser("train", help="train a model (resumes from the work directory)")
-    train.add_argument("--task", default="spherical_mnist", choices=configs.TASKS)
-    train.add_argument("--model", choices=MODEL_NAMES, help="default: spin_classifier_6_layers")
-    train.add_argument("--dataset", help="training dataset under --data-dir: a named dataset (rotated_s2cnn, the "
-                                         "default; canonical_s2cnn, rotated, canonical, rotated_s2cnn_c1) or any "
-                                         "directory `sphcnn data mnist` wrote there")
+    train.add_argument("--task", default="spherical_mnist", choices=configs.TASKS,
+                       help="spherical_mnist (default) or qm9")
+    train.add_argument("--model", choices=MODEL_NAMES, help="default: the preset's (spherical_mnist: "
+                                                            "spin_classifier_6_layers; qm9: qm9_small)")
+    train.add_argument("--target", choices=QM9_TARGETS, help="qm9: the property to learn (default H)")
+    train.add_argument("--dataset", help="spherical_mnist: training dataset under --data-dir, a named dataset "
+                                         "(rotated_s2cnn, the default; canonical_s2cnn, rotated, canonical, "
+                                         "rotated_s2cnn_c1) or any directory `sphcnn data mnist` wrote there; qm9: "
+                                         "the split, cormorant (split 1, default) or dimenet (split 2)")
     train.add_argument("--test-dataset", help="dataset to test on (default: the training dataset); "
                                               "--dataset canonical --test-dataset rotated is NR/R")
     train.add_argument("--workdir", required=True, type=pathlib.Path)
@@ -75,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a work directory's checkpoint on a split")
     evaluate.add_argument("--workdir", required=True, type=pathlib.Path)
+    evaluate.add_argument("--task", choices=configs.TASKS, help="check that the run is of this task")
     evaluate.add_argument("--split", default="test", choices=SPLITS)
     evaluate.add_argument("--dataset", help="dataset to evaluate on (default: the run's test dataset)")
     evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
@@ -105,23 +116,34 @@ def build_parser() -> argparse.ArgumentParser:
 def _train_config(args) -> configs.TrainConfig:
     return configs.resolve(args.preset, args.set, task=args.task, model=args.model, dataset=args.dataset,
                            test_dataset=args.test_dataset, data_dir=args.data_dir, batch_size=args.batch_size,
-                           max_steps=args.max_steps, eval_on_test=args.eval_on_test)
+                           max_steps=args.max_steps, eval_on_test=args.eval_on_test, target=args.target)
+
+
+def _data_name(config: configs.TrainConfig, dataset: str) -> str:
+    if config.task == "qm9":
+        return f"QM9 {config.target} (split {dataset})"
+    return f"{dataset} spherical MNIST"
 
 
 def _summary(config: configs.TrainConfig, result: dict) -> str:
-    test = config.test_dataset or config.dataset
+    from sphcnn.tasks import task_for
+
+    data = _data_name(config, config.dataset)
     if result.get("finished_before"):
-        line = (f"sphcnn: the run is finished: {config.model} trained on {config.dataset} spherical MNIST for "
-                f"{result['steps']} steps (--overwrite trains it again; a longer num_epochs or max_steps extends it)")
+        line = (f"sphcnn: the run is finished: {config.model} trained on {data} for {result['steps']} steps "
+                "(--overwrite trains it again; a longer num_epochs or max_steps extends it)")
     else:
-        line = (f"sphcnn: {config.model} trained on {config.dataset} spherical MNIST for {result['steps']} steps "
+        line = (f"sphcnn: {config.model} trained on {data} for {result['steps']} steps "
                 f"in {result['startup_seconds']:.1f} s of startup (data, initialization, compilation, first step) "
                 f"+ {result['train_seconds']:.1f} s")
-    if "test_accuracy" in result and "test_count" in result:
-        line += (f"; test accuracy on {test}: {100 * result['test_accuracy']:.2f}% "
-                 f"({round(result['test_accuracy'] * result['test_count'])}/{result['test_count']})")
-    elif "test_accuracy" in result:
-        line += f"; test accuracy on {test}: {100 * result['test_accuracy']:.2f}%"
+    task = task_for(config)
+    headline = f"test_{task.metrics[0]}"
+    if headline in result:
+        test = _data_name(config, config.test_dataset or config.dataset)
+        metrics = {name: result[f"test_{name}"] for name in task.metrics if f"test_{name}" in result}
+        line += f"; test {task.describe(metrics)} on {test}"
+        if "test_accuracy" in result and "test_count" in result:
+            line += f" ({round(result['test_accuracy'] * result['test_count'])}/{result['test_count']})"
     return line
 
 
@@ -137,7 +159,8 @@ def run_train(args) -> int:
 def run_eval(args) -> int:
     from sphcnn.train import loop as trainer
 
-    result = trainer.evaluate_workdir(args.workdir, args.split, args.dataset, args.step, args.data_dir)
+    result = trainer.evaluate_workdir(args.workdir, args.split, args.dataset, args.step, args.data_dir,
+                                      task=args.task)
     print(json.dumps(result), flush=True)
     return 0
 

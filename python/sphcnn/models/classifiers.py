@@ -56,13 +56,14 @@ class SpinSphericalClassifier(nnx.Module):
     float32 (real input: the first forward transform reads real maps) or
     complex64 (the dtype of the layers); output logits (batch, num_classes).
     kernel_init: the initialization of the convolutions of the "spin" blocks
-    (SpinSphericalConvolution).
+    (SpinSphericalConvolution). batch_norm_momentum: of the batch norms'
+    running averages (0.99, as the original).
     """
 
     def __init__(self, num_classes: int, resolutions: Sequence[int], spins: Sequence[Sequence[int]],
                  widths: Sequence[int], num_filter_params: Sequence[int | None], *, block: str = "spin",
                  spectral_pooling: bool = False, batch_norm: str = "spectral", kernel_init: str = "unit_energy",
-                 axis_name=None, backend: str = "auto", rngs: nnx.Rngs):
+                 batch_norm_momentum: float = 0.99, axis_name=None, backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
         self.num_classes = checks.positive_int(name, "num_classes", num_classes)
         if block not in BLOCKS:
@@ -73,7 +74,7 @@ class SpinSphericalClassifier(nnx.Module):
         for i in range(len(self.resolutions) - 1):
             options = dict(resolution_in=self.resolutions[i], resolution_out=self.resolutions[i + 1],
                            num_filter_params=self.num_filter_params[i + 1], axis_name=axis_name,
-                           backend=backend, rngs=rngs)
+                           batch_norm_momentum=batch_norm_momentum, backend=backend, rngs=rngs)
             if block == "spin":
                 options.update(spectral_pooling=spectral_pooling, batch_norm=batch_norm, kernel_init=kernel_init)
             layers.append(BLOCKS[block](self.widths[i], self.widths[i + 1], self.spins[i], self.spins[i + 1],

@@ -19,14 +19,14 @@ class PlanarCNNClassifier(nnx.Module):
     """Input (batch, n, n, 1, C_0) real, treated as an n x n image; logits out."""
 
     def __init__(self, num_classes: int, resolutions: Sequence[int], widths: Sequence[int], *, axis_name=None,
-                 rngs: nnx.Rngs):
+                 batch_norm_momentum: float = 0.99, rngs: nnx.Rngs):
         name = type(self).__name__
         self.num_classes = checks.positive_int(name, "num_classes", num_classes)
         self.resolutions, _, self.widths, _ = check_layer_config(
             name, resolutions, [(0,)] * len(resolutions), widths, [None] * len(resolutions))
         self.convs = nnx.List([nnx.Conv(self.widths[i], self.widths[i + 1], (3, 3), padding="SAME", rngs=rngs)
                                for i in range(len(self.widths) - 1)])
-        self.norms = nnx.List([nnx.BatchNorm(w, momentum=0.99, epsilon=1e-5, axis_name=axis_name,
+        self.norms = nnx.List([nnx.BatchNorm(w, momentum=batch_norm_momentum, epsilon=1e-5, axis_name=axis_name,
                                              use_running_average=False, rngs=rngs) for w in self.widths[1:]])
         self.readout = nnx.Linear(self.widths[-1], self.num_classes, rngs=rngs)
 

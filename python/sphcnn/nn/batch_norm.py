@@ -11,7 +11,10 @@ which agree exactly for band-limited f. Spin-0 features are centered (mean
 subtracted, learned complex bias added); spin-weighted features (s != 0) have no
 rotation-invariant mean and are only divided by their RMS magnitude, which keeps
 the layer rotation-equivariant. Every scale is a learned complex number per
-(spin, channel).
+(spin, channel). SpinSphericalBatchNorm(variance="uncentered") divides spin 0
+too by its RMS magnitude E|f|^2 (still subtracting its mean): the batch norm of
+the Scaling Spherical CNNs code (google-research/spherical-cnn, layers.py,
+SphericalBatchNormalization used by SpinSphericalBatchNormPhaseCollapse).
 
 All three modules: per-example weights (e.g. 0 for padding) weight each example's
 statistics; with ``axis_name`` the weighted sums are also summed across devices
@@ -78,9 +81,12 @@ class _SphericalNorm(nnx.Module):
     """Shared parameters, running statistics and normalization.
 
     centered: per spin, whether that spin is mean-subtracted and gets a bias.
+    uncentered_variance: divide every spin by its RMS magnitude sqrt(E|f|^2),
+    centered or not (else centered spins by their standard deviation).
     """
 
-    def __init__(self, spins, channels, centered, momentum, epsilon, axis_name, use_running_average):
+    def __init__(self, spins, channels, centered, momentum, epsilon, axis_name, use_running_average,
+                 uncentered_variance: bool = False):
         name = type(self).__name__
         self.spins = checks.spins(name, "spins", spins)
         self.channels = checks.positive_int(name, "channels", channels)
@@ -89,6 +95,7 @@ class _SphericalNorm(nnx.Module):
         if not epsilon > 0:
             raise ValueError(f"{name}: argument 'epsilon' must be > 0, got {epsilon}")
         self.centered = tuple(bool(c) for c in centered)
+        self.uncentered_variance = bool(uncentered_variance)
         self.momentum = momentum
         self.epsilon = epsilon
         self.axis_name = axis_name
@@ -103,14 +110,17 @@ class _SphericalNorm(nnx.Module):
         self.mean = nnx.BatchStat(jnp.zeros(shape, jnp.complex64))
         self.var = nnx.BatchStat(jnp.ones(shape, jnp.float32))
 
-    def _statistics(self, first: jax.Array, second: jax.Array):
-        """(mean, var) to normalize with: batch statistics in training (also
-        updating the running averages), running averages otherwise."""
+    def _statistics(self, moments):
+        """(mean, var) to normalize with: batch statistics from moments() -> (E f,
+        E |f|^2) in training (also updating the running averages), running
+        averages otherwise (moments() is not evaluated)."""
         if self.use_running_average:
             return self.mean[...], self.var[...]
+        first, second = moments()
         centered = jnp.asarray(self.centered)[:, None]
         mean = jnp.where(centered, first, 0).astype(jnp.complex64)
-        var = jnp.where(centered, second - jnp.abs(first) ** 2, second).astype(jnp.float32)
+        subtract = centered & (not self.uncentered_variance)
+        var = jnp.where(subtract, second - jnp.abs(first) ** 2, second).astype(jnp.float32)
         var = jnp.maximum(var, 0.0)
         keep = self.momentum
         self.mean[...] = keep * self.mean[...] + (1 - keep) * mean
@@ -150,7 +160,7 @@ class SphericalBatchNorm(_SphericalNorm):
 
     def __call__(self, x: jax.Array, example_weights=None, spins=None) -> jax.Array:
         self._check(x, spins, expect_spectral=False)
-        mean, var = self._statistics(*spatial_moments(x, example_weights, self.axis_name))
+        mean, var = self._statistics(lambda: spatial_moments(x, example_weights, self.axis_name))
         factor, offset = self._factors(mean, var, x.dtype)
         return x * factor + offset
 
@@ -164,18 +174,24 @@ class SpinSphericalBatchNorm(_SphericalNorm):
     centered and biased, every other spin only divided by its RMS magnitude (never
     mean-subtracted), so the layer stays rotation-equivariant.
 
+    variance: 'centered' (spin 0 divided by its standard deviation) or
+    'uncentered' (every spin by sqrt(E|f|^2), spin 0 still mean-subtracted: the
+    Scaling Spherical CNNs variant, see the module docstring).
+
     Parameters: scale (S, C) complex64; bias (1, C) complex64 for spin 0 (none
     without spin 0). Batch stats: mean, var (S, C) (mean stays 0 for s != 0).
     """
 
     def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
-                 axis_name=None, use_running_average: bool = False):
-        super().__init__(spins, channels, _spin_centering(type(self).__name__, spins), momentum, epsilon,
-                         axis_name, use_running_average)
+                 axis_name=None, use_running_average: bool = False, variance: str = "centered"):
+        name = type(self).__name__
+        variance = checks.choice(name, "variance", variance, checks.VARIANCES)
+        super().__init__(spins, channels, _spin_centering(name, spins), momentum, epsilon,
+                         axis_name, use_running_average, uncentered_variance=variance == "uncentered")
 
     def __call__(self, x: jax.Array, example_weights=None, spins=None) -> jax.Array:
         self._check(x, spins, expect_spectral=False)
-        mean, var = self._statistics(*spatial_moments(x, example_weights, self.axis_name))
+        mean, var = self._statistics(lambda: spatial_moments(x, example_weights, self.axis_name))
         factor, offset = self._factors(mean, var, x.dtype)
         return x * factor + offset
 
@@ -199,7 +215,7 @@ class SpectralBatchNorm(_SphericalNorm):
 
     def __call__(self, a: jax.Array, example_weights=None, spins=None) -> jax.Array:
         self._check(a, spins, expect_spectral=True)
-        mean, var = self._statistics(*spectral_moments(a, example_weights, self.axis_name, self.layout))
+        mean, var = self._statistics(lambda: spectral_moments(a, example_weights, self.axis_name, self.layout))
         factor, offset = self._factors(mean, var, a.dtype)
         # offsets go to a_00 (a constant c has a_00 = sqrt(4 pi) c); the order axis is 2
         degree_axis = 0 if self.layout == "degree_major" else 1

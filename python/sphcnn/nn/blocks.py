@@ -5,19 +5,31 @@ SpinSphericalBlock (Esteves et al. 2020): [spatial pooling] -> convolution ->
   runs on the convolution's coefficients by default (SpectralBatchNorm: the
   convolution output is band-limited, so its statistics from Parseval equal the
   quadrature ones and the result is the same as SpinSphericalBatchNorm on the
-  grid, at half the memory traffic); batch_norm="spatial" normalizes on the grid.
+  grid, at half the memory traffic); batch_norm="spatial" normalizes on the grid,
+  "spatial_uncentered" on the grid with the uncentered variance. With
+  nonlinearity="phase_collapse" and batch_norm="spatial_uncentered" it is the
+  plain block of the Scaling Spherical CNNs QM9 models.
 SpinSphericalResidualBlock (Esteves et al., "Scaling Spherical CNNs", 2023):
   forward transform (with spectral pooling) -> convolution -> spectral batch
   norm -> inverse -> phase collapse -> forward -> convolution -> spectral batch
   norm (scale initialized to 0, so the block starts as its shortcut) -> + shortcut
-  (the input coefficients, projected when spins or widths change) -> inverse ->
-  phase collapse. Four transforms per block, none repeated: the batch norms and
-  the residual sum work on coefficients.
+  -> inverse -> phase collapse. Four transforms per block, none repeated: the
+  batch norms and the residual sum work on coefficients. Shortcuts:
+  "projection" (default): the input coefficients, or, when spins or widths
+  change, a degree-independent complex channel map (a convolution with one
+  filter anchor) and a spectral batch norm. "dense": always a real channel map
+  with a bias and a spectral batch norm, as the Scaling Spherical CNNs code
+  (google-research/spherical-cnn, layers.py, SpinSphericalResidualBlock), except
+  that the bias goes to the constant (l = 0) coefficient of spin 0 only: the
+  original adds it to every coefficient, which is not rotation-equivariant.
 """
 
 from __future__ import annotations
 
+import math
+
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
@@ -25,6 +37,7 @@ from sphcnn.nn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
 from sphcnn.nn.convolution import SpinSphericalConvolution, layer_input, layer_transform
 from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
 from sphcnn.nn.pooling import spatial_pool
+from sphcnn_kernels.precision import matmul_precision
 
 
 def _resolutions(module: str, resolution_in, resolution_out) -> bool:
@@ -45,8 +58,12 @@ class SpinSphericalBlock(nnx.Module):
     S_out, C_out), n_out = n_in or n_in / 2 (spatial pooling first, or spectral
     pooling in the convolution with spectral_pooling=True). batch_norm:
     'spectral' (SpectralBatchNorm before the inverse transform, default) or
-    'spatial' (SpinSphericalBatchNorm after it); same parameters, same result.
+    'spatial' (SpinSphericalBatchNorm after it), same parameters, same result;
+    'spatial_uncentered' (SpinSphericalBatchNorm(variance='uncentered')).
+    nonlinearity: 'magnitude' (MagnitudeNonlinearityLeakyRelu, or
+    MagnitudeNonlinearity without spin 0) or 'phase_collapse' (PhaseCollapse).
     kernel_init: the convolution's initialization (SpinSphericalConvolution).
+    batch_norm_momentum: of the batch norm's running averages.
     Static: output_transform (the inverse after a spectral batch norm; None with
     batch_norm='spatial', where the convolution transforms back itself), built
     once. Computes in complex64, as SpinSphericalConvolution; returns complex64.
@@ -54,11 +71,13 @@ class SpinSphericalBlock(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,
                  resolution_out: int, num_filter_params: int | None = None, spectral_pooling: bool = False,
-                 batch_norm: str = "spectral", kernel_init: str = "unit_energy", axis_name=None,
-                 backend: str = "auto", rngs: nnx.Rngs):
+                 batch_norm: str = "spectral", nonlinearity: str = "magnitude", kernel_init: str = "unit_energy",
+                 batch_norm_momentum: float = 0.99, axis_name=None, backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
         halve = _resolutions(name, resolution_in, resolution_out)
-        self.spectral_batch_norm = checks.choice(name, "batch_norm", batch_norm, checks.BATCH_NORMS) == "spectral"
+        batch_norm = checks.choice(name, "batch_norm", batch_norm, checks.BATCH_NORMS)
+        nonlinearity = checks.choice(name, "nonlinearity", nonlinearity, checks.NONLINEARITIES)
+        self.spectral_batch_norm = batch_norm == "spectral"
         self.pool_spatially = halve and not spectral_pooling
         self.conv = SpinSphericalConvolution(
             in_channels, out_channels, spins_in, spins_out,
@@ -68,15 +87,20 @@ class SpinSphericalBlock(nnx.Module):
             spectral_layout="degree_major", kernel_init=kernel_init, backend=backend, rngs=rngs,
         )
         if self.spectral_batch_norm:
-            self.batch_norm = SpectralBatchNorm(spins_out, out_channels, axis_name=axis_name, layout="degree_major")
+            self.batch_norm = SpectralBatchNorm(spins_out, out_channels, momentum=batch_norm_momentum,
+                                                axis_name=axis_name, layout="degree_major")
         else:
-            self.batch_norm = SpinSphericalBatchNorm(spins_out, out_channels, axis_name=axis_name)
+            variance = "uncentered" if batch_norm == "spatial_uncentered" else "centered"
+            self.batch_norm = SpinSphericalBatchNorm(spins_out, out_channels, momentum=batch_norm_momentum,
+                                                     axis_name=axis_name, variance=variance)
         self.resolution_out = resolution_out
         self.backend = self.conv.backend
         spins_out = self.conv.spins_out
         self.output_transform = (layer_transform(resolution_out, spins_out, self.conv.ell_max, self.backend)
                                  if self.spectral_batch_norm else None)
-        if 0 in spins_out:
+        if nonlinearity == "phase_collapse":
+            self.nonlinearity = PhaseCollapse(spins_out, out_channels, rngs=rngs)
+        elif 0 in spins_out:
             self.nonlinearity = MagnitudeNonlinearityLeakyRelu(spins_out, out_channels)
         else:
             self.nonlinearity = MagnitudeNonlinearity(spins_out, out_channels)
@@ -91,19 +115,47 @@ class SpinSphericalBlock(nnx.Module):
         return self.nonlinearity(y)
 
 
+class SpectralChannelDense(nnx.Module):
+    """A real channel map of degree-major coefficients (L, batch..., 2L - 1, S,
+    C_in) -> (..., C_out), the same for every degree, order and spin, plus a real
+    bias on the constant function of spin 0 (a_00 += sqrt(4 pi) bias): a
+    rotation-equivariant linear map. Parameters: kernel (C_in, C_out) float32
+    (lecun normal), bias (C_out,) float32 (zeros)."""
+
+    def __init__(self, in_channels: int, out_channels: int, spins, *, rngs: nnx.Rngs):
+        name = type(self).__name__
+        self.in_channels = checks.positive_int(name, "in_channels", in_channels)
+        self.out_channels = checks.positive_int(name, "out_channels", out_channels)
+        self.spins = checks.spins(name, "spins", spins)
+        if 0 not in self.spins:
+            raise ValueError(f"{name}: spins {self.spins} have no spin 0 for the bias")
+        init = jax.nn.initializers.lecun_normal()
+        self.kernel = nnx.Param(init(rngs.params(), (self.in_channels, self.out_channels), jnp.float32))
+        self.bias = nnx.Param(jnp.zeros((self.out_channels,), jnp.float32))
+
+    def __call__(self, a: jax.Array) -> jax.Array:
+        ell_max = a.shape[0] - 1
+        b = jnp.matmul(a, self.kernel[...].astype(a.dtype), precision=matmul_precision())
+        return b.at[0, ..., ell_max, self.spins.index(0), :].add(math.sqrt(4 * math.pi) * self.bias[...])
+
+
 class SpinSphericalResidualBlock(nnx.Module):
     """The efficient residual block of Scaling Spherical CNNs (see module docstring).
 
     Spatial in (batch, n_in, n_in, S_in, C_in), spatial out (batch, n_out, n_out,
     S_out, C_out), n_out = n_in or n_in / 2 (spectral pooling). spins_out must
-    contain 0 (phase collapse writes into spin 0). Static: input_transform (n_in
-    -> n_out/2 - 1, spins_in) and output_transform (back to n_out, spins_out),
-    built once. Computes in complex64 (inputs cast by
+    contain 0 (phase collapse writes into spin 0). shortcut: 'projection' or
+    'dense' (see the module docstring; 'dense' needs spins_in == spins_out).
+    kernel_init: the convolutions' initialization (SpinSphericalConvolution).
+    batch_norm_momentum: of the batch norms' running averages.
+    Static: input_transform (n_in -> n_out/2 - 1, spins_in) and output_transform
+    (back to n_out, spins_out), built once. Computes in complex64 (inputs cast by
     sphcnn.nn.convolution.layer_input); returns complex64.
     """
 
     def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,
-                 resolution_out: int, num_filter_params: int | None = None, axis_name=None,
+                 resolution_out: int, num_filter_params: int | None = None, shortcut: str = "projection",
+                 kernel_init: str = "unit_energy", batch_norm_momentum: float = 0.99, axis_name=None,
                  backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
         _resolutions(name, resolution_in, resolution_out)
@@ -111,14 +163,18 @@ class SpinSphericalResidualBlock(nnx.Module):
         self.spins_out = checks.spins(name, "spins_out", spins_out)
         if 0 not in self.spins_out:
             raise ValueError(f"{name}: spins_out {self.spins_out} must contain 0 for the phase collapse")
+        shortcut = checks.choice(name, "shortcut", shortcut, checks.SHORTCUTS)
+        if shortcut == "dense" and self.spins_in != self.spins_out:
+            raise ValueError(f"{name}: shortcut 'dense' maps channels within each spin and needs spins_in == "
+                             f"spins_out, got {self.spins_in} and {self.spins_out}; use shortcut 'projection'")
         self.resolution_in, self.resolution_out = resolution_in, resolution_out
         self.ell_max = resolution_out // 2 - 1
         self.backend = checks.choice(name, "backend", backend, checks.BACKEND_OPTIONS)
         self.input_transform = layer_transform(resolution_in, self.spins_in, self.ell_max, self.backend)
         self.output_transform = layer_transform(resolution_out, self.spins_out, self.ell_max, self.backend)
         spectral = dict(resolution=resolution_out, num_filter_params=num_filter_params, backend=backend, rngs=rngs,
-                        spectral_layout="degree_major")
-        norm = dict(axis_name=axis_name, layout="degree_major")
+                        spectral_layout="degree_major", kernel_init=kernel_init)
+        norm = dict(momentum=batch_norm_momentum, axis_name=axis_name, layout="degree_major")
         self.conv1 = SpinSphericalConvolution(in_channels, out_channels, spins_in, spins_out,
                                               input_representation="spectral", output_representation="spectral",
                                               **spectral)
@@ -127,14 +183,17 @@ class SpinSphericalResidualBlock(nnx.Module):
         self.conv2 = SpinSphericalConvolution(out_channels, out_channels, spins_out, spins_out,
                                               output_representation="spectral", **spectral)
         self.batch_norm2 = SpectralBatchNorm(spins_out, out_channels, scale_init=0.0, **norm)
-        if self.spins_in == self.spins_out and in_channels == out_channels:
+        if shortcut == "dense":
+            self.projection = SpectralChannelDense(in_channels, out_channels, self.spins_in, rngs=rngs)
+            self.batch_norm_shortcut = SpectralBatchNorm(spins_out, out_channels, **norm)
+        elif self.spins_in == self.spins_out and in_channels == out_channels:
             self.projection = None
             self.batch_norm_shortcut = None
         else:
             self.projection = SpinSphericalConvolution(
                 in_channels, out_channels, spins_in, spins_out, resolution=resolution_out, num_filter_params=1,
                 input_representation="spectral", output_representation="spectral", spectral_layout="degree_major",
-                backend=backend, rngs=rngs)
+                kernel_init=kernel_init, backend=backend, rngs=rngs)
             self.batch_norm_shortcut = SpectralBatchNorm(spins_out, out_channels, **norm)
         self.nonlinearity = PhaseCollapse(spins_out, out_channels, rngs=rngs)
 

@@ -30,6 +30,11 @@ Initialization (complex normal anchors, ``kernel_init``):
   of Adam on it (about lr / |k|): these kernels are 3 to 8 times smaller than
   "unit_energy" ones in the spherical MNIST models, and the original recipe
   (lr 1e-3) is tuned for them.
+- "scaling": the initialization of the Scaling Spherical CNNs code
+  (google-research/spherical-cnn, layers.py: variance_scaling(1 / S_in,
+  "fan_in", "normal") on the same kernel layouts), E|k|^2 = 1 / (S_in fan_in):
+  1 / (S_in S_in S_out C_in C_out) for localized filters, 1 / (S_in (ell_max + 1)
+  S_in S_out C_in) for free ones. Its QM9 models are tuned for it.
 """
 
 from __future__ import annotations
@@ -67,10 +72,12 @@ def kernel_variance(kernel_init: str, ell_max: int, anchors: int | None, spins_i
                     in_channels: int, out_channels: int) -> float:
     """E|k|^2 of the initial kernel entries (see the module docstring); anchors
     None means one free value per degree."""
-    if kernel_init == "original":
+    if kernel_init in ("original", "scaling"):
         if anchors is None:
-            return 2.0 / ((ell_max + 1) * spins_in * spins_out * in_channels)
-        return 2.0 / (spins_in * spins_out * in_channels * out_channels)
+            fan_in = (ell_max + 1) * spins_in * spins_out * in_channels
+        else:
+            fan_in = spins_in * spins_out * in_channels * out_channels
+        return 2.0 / fan_in if kernel_init == "original" else 1.0 / (spins_in * fan_in)
     weights = interpolation_matrix(ell_max, ell_max + 1 if anchors is None else anchors)
     degrees = 2 * np.arange(ell_max + 1) + 1
     gain = float(np.sum(degrees * np.sum(weights**2, axis=1)) / np.sum(degrees))
@@ -122,7 +129,7 @@ class SpinSphericalConvolution(nnx.Module):
         above) or 'degree_major' (L, batch, 2L - 1, S, C); the product itself is
         always computed degree-major (no transposition around it).
       use_bias: a complex bias added to spin 0 (a constant function).
-      kernel_init: 'unit_energy' or 'original' (see the module docstring).
+      kernel_init: 'unit_energy', 'original' or 'scaling' (see the module docstring).
       backend: transform backend, as in sphcnn_kernels.SphericalTransform.
 
     Parameters: kernel (K, S_in, S_out, C_in, C_out) complex64; bias (C_out,)

@@ -20,3 +20,19 @@ def spherical_readout(x: jax.Array, spins) -> jax.Array:
     is_zero = jnp.asarray([s == 0 for s in spins])[:, None]
     values = jnp.where(is_zero, jnp.real(x), jnp.abs(x))
     return sk.spherical_mean(values)
+
+
+def invariant_magnitudes(x: jax.Array, spins) -> jax.Array:
+    """Rotation-invariant features (batch..., S C), real, spin-major (index s C + c):
+    |spherical mean| for spin 0 (the modulus of a complex mean, invariant under
+    rotation) and the spherical mean of |f| for every other spin. The per-atom
+    features of the Scaling Spherical CNNs QM9 models (google-research/
+    spherical-cnn, molecules/models.py, _spin_mean_real)."""
+    check_spatial("invariant_magnitudes", x)
+    spins = tuple(spins)
+    if x.shape[-2] != len(spins):
+        raise ValueError(f"invariant_magnitudes: input has {x.shape[-2]} spins, argument 'spins' names {len(spins)}")
+    is_zero = jnp.asarray([s == 0 for s in spins])[:, None]
+    means = sk.spherical_mean(jnp.where(is_zero, x, jnp.abs(x).astype(x.dtype)))
+    features = jnp.abs(means)
+    return features.reshape(features.shape[:-2] + (-1,))

@@ -16,7 +16,7 @@ import jax
 from flax import nnx
 
 # Task names and the modules that define them (imported on first use).
-TASK_MODULES = {"spherical_mnist": "sphcnn.tasks.mnist.task"}
+TASK_MODULES = {"spherical_mnist": "sphcnn.tasks.mnist.task", "qm9": "sphcnn.tasks.qm9.task"}
 TASK_NAMES = tuple(TASK_MODULES)
 
 
@@ -25,13 +25,23 @@ class Task(Protocol):
     hashable (they are static arguments of jitted functions).
 
     name: the config's ``task``; metrics: names of the per-example metrics
-    (averaged over examples with their weights) reported for every split;
-    unit: what an example is called in progress lines ('images', 'molecules').
+    (averaged over examples with their weights) reported for every split, the
+    first one the headline; unit: what an example is called in progress lines
+    ('images', 'molecules'); models: the config's model names it builds.
     """
 
     name: str
     metrics: tuple[str, ...]
     unit: str
+    models: tuple[str, ...]
+
+    def check_config(self, config) -> None:
+        """Raise ValueError for config fields this task cannot take (model, dataset,
+        task-specific fields); nothing is read from disk."""
+
+    def bind(self, config) -> "Task":
+        """The task for a config's run (its task-specific fields and data
+        constants); may read the dataset's metadata."""
 
     def training_data(self, config) -> Any:
         """The training batches of a config (a sphcnn.tasks.batches.TrainingBatches),
@@ -47,8 +57,9 @@ class Task(Protocol):
     def build_model(self, config, fields: dict, axis_name) -> nnx.Module:
         """The model of a config, for examples like `fields`."""
 
-    def model_inputs(self, batch: dict, train: bool, key: jax.Array) -> Any:
-        """What the model is called with (inside jit; `key` for augmentation)."""
+    def model_inputs(self, batch: dict, train: bool, keys: jax.Array) -> Any:
+        """What the model is called with (inside jit; `keys`: one random key per
+        example, for augmentation, the same whatever the number of devices)."""
 
     def losses(self, outputs: Any, batch: dict) -> jax.Array:
         """Per-example training losses (B,) (inside jit)."""
@@ -59,6 +70,11 @@ class Task(Protocol):
 
     def describe(self, metrics: dict[str, float]) -> str:
         """A short console text of averaged metrics, e.g. 'accuracy 98.63%'."""
+
+
+def task_for(config) -> Task:
+    """The task of a config, bound to it."""
+    return get_task(config.task).bind(config)
 
 
 def get_task(name: str) -> Task:

@@ -37,7 +37,7 @@ import jax
 import numpy as np
 
 from sphcnn.errors import RunError
-from sphcnn.tasks import Task, get_task
+from sphcnn.tasks import Task, task_for
 from sphcnn.tasks.batches import Prefetcher, evaluation_batches
 from sphcnn.train import config as configs
 from sphcnn.train import parallel
@@ -221,7 +221,8 @@ def _finished_summary(workdir: pathlib.Path, step: int) -> dict:
 
 def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overwrite: bool = False) -> dict:
     """Train (or resume, or extend) the run of `config` in `workdir`; returns
-    steps, the test accuracy if config.eval_on_test, and the timing:
+    steps, the test metrics (test_<metric>, test_loss, test_count) if
+    config.eval_on_test, and the timing:
     startup_seconds (from this call to the end of the first step: data loading,
     model initialization, checkpoint restore, compilation and that step) and
     train_seconds (every later step, to the end of the last one). A run already
@@ -232,13 +233,15 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
     stream = stream or sys.stdout
     chief = parallel.is_chief()
     workdir = check_workdir(workdir)
-    task = get_task(config.task)
+    task = task_for(config)
     train_data = task.training_data(config)
     parallel.check_batch(config.batch_size, parallel.device_mesh())
     test = task.evaluation_fields(config, "test") if config.eval_on_test else None
     validation = None
     if config.eval_every and not config.combine_train_validation:
         validation = task.evaluation_fields(config, "validation")
+        if config.validation_count:
+            validation = {name: values[: config.validation_count] for name, values in validation.items()}
     length = total_steps(config, train_data.steps_per_epoch)
     target = min(length, config.stop_at_step) if config.stop_at_step else length
     changes = None if overwrite else _compare_with_saved(config, workdir)
@@ -255,7 +258,7 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
     if latest is not None and latest >= target and not changes:
         checkpoints.close()
         summary = _finished_summary(workdir, latest)
-        if test is None or "test_accuracy" in summary:
+        if test is None or f"test_{task.metrics[0]}" in summary:
             return summary
     if chief:
         event = "overwrite" if overwrite else ("start" if changes is None else "resume")
@@ -304,11 +307,12 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
                 values["learning_rate"] = float(run.schedule(step))
                 values["steps_per_s"] = (step - window_first) / elapsed
                 values["examples_per_s"] = values["steps_per_s"] * config.batch_size
-                sink.write(step, "train", values, progress_line(step, target, values, started, first))
+                line = progress_line(step, target, values, started, first, task.describe(values))
+                sink.write(step, "train", values, line)
                 window_start, window_first, sums = time.perf_counter(), step, None
             if save_now:
                 checkpoints.save(state)
-            if validation is not None and step % config.eval_every == 0 and step < target:
+            if validation is not None and (step % config.eval_every == 0 or step == target):
                 result = evaluate(run, state, validation,
                                   evaluation_progress("validation", stream, task.unit) if sink.enabled else None)
                 sink.write(step, "validation", _metric_values(result),
@@ -325,7 +329,7 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
         sink.write(step, "timing", {k: summary[k] for k in ("startup_seconds", "train_seconds")})
     else:
         summary.update(_finished_summary(workdir, step))
-    if test is not None and step == length and (step > first or "test_accuracy" not in summary):
+    if test is not None and step == length and (step > first or f"test_{task.metrics[0]}" not in summary):
         summary.update(_test(run, state, config, test, sink, step))
     sink.close()
     checkpoints.close()
@@ -335,7 +339,7 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
 def _restored_run(workdir: pathlib.Path, config: configs.TrainConfig, fields: dict, step: int | None = None):
     """(run, state, step) of a work directory's checkpoint at `step` (default:
     the latest), for examples like `fields`."""
-    task = get_task(config.task)
+    task = task_for(config)
     checkpoints = Checkpoints(workdir, config.keep_checkpoints)
     available = checkpoints.all_steps()
     if not available:
@@ -360,12 +364,14 @@ def _saved_config(workdir: pathlib.Path, data_dir: str | None = None) -> configs
 
 
 def evaluate_workdir(workdir: pathlib.Path, split: str, dataset: str | None = None, step: int | None = None,
-                     data_dir: str | None = None) -> dict:
+                     data_dir: str | None = None, task: str | None = None) -> dict:
     """Evaluate the latest (or a given) checkpoint of a work directory on a split
     of its test dataset (or `dataset`), with the data under `data_dir` (default:
-    the run's)."""
+    the run's); `task`, if given, must be the run's."""
     config = _saved_config(workdir, data_dir)
-    fields = get_task(config.task).evaluation_fields(config, split, dataset)
+    if task is not None and task != config.task:
+        raise ValueError(f"{workdir} holds a {config.task} run, not a {task} one")
+    fields = task_for(config).evaluation_fields(config, split, dataset)
     run, state = _restored_run(workdir, config, fields, step)
     return {**evaluate(run, state, fields), "step": int(state.step), "split": split}
 

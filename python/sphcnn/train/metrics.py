@@ -21,15 +21,17 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def progress_line(step: int, total: int, values: dict, started: float, first_step: int) -> str:
-    """'step 1200/22500 [##------------] 5% loss 0.123 acc 96.9% lr 1.0e-03 5.4 steps/s ETA 1h02m'."""
+def progress_line(step: int, total: int, values: dict, started: float, first_step: int,
+                  headline: str | None = None) -> str:
+    """'step 1200/22500 [##------------] 5% loss 0.123 accuracy 96.90% lr 1.0e-03 5.4 steps/s ETA 1h02m'
+    (headline: the task's description of the values, after the loss)."""
     width = 20
     filled = int(width * step / max(total, 1))
     parts = [f"step {step}/{total}", "[" + "#" * filled + "-" * (width - filled) + "]", f"{100 * step / total:3.0f}%"]
     if "loss" in values:
         parts.append(f"loss {values['loss']:.4f}")
-    if "accuracy" in values:
-        parts.append(f"acc {100 * values['accuracy']:.2f}%")
+    if headline:
+        parts.append(headline)
     if "learning_rate" in values:
         parts.append(f"lr {values['learning_rate']:.2e}")
     if "steps_per_s" in values:

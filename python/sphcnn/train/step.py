@@ -44,10 +44,13 @@ def split(model: nnx.Module, optimizer: optax.GradientTransformation) -> tuple[M
     return Model(train_graph, eval_graph), TrainState(params, batch_stats, optimizer.init(params), jnp.zeros((), jnp.int32))
 
 
-def _key(seed: int, step: jax.Array, axis_name: str | None) -> jax.Array:
-    """The random key of a step (augmentation): a function of (seed, step, device)."""
+def example_keys(seed: int, step: jax.Array, count: int, axis_name: str | None = None) -> jax.Array:
+    """Random keys (count,) of the examples of a step (augmentation): a function
+    of (seed, step, the example's row in the global batch), so that a batch split
+    over devices draws what one device would."""
     key = jax.random.fold_in(jax.random.key(seed), step)
-    return key if axis_name is None else jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+    first = 0 if axis_name is None else jax.lax.axis_index(axis_name) * count
+    return jax.vmap(lambda row: jax.random.fold_in(key, row))(first + jnp.arange(count))
 
 
 def train_step(model: Model, optimizer: optax.GradientTransformation, task, seed: int, state: TrainState,
@@ -68,7 +71,7 @@ def train_step(model: Model, optimizer: optax.GradientTransformation, task, seed
         return value if axis_name is None else jax.lax.psum(value, axis_name)
 
     weight_sum = jnp.maximum(total(jnp.sum(weights)), 1.0)
-    inputs = task.model_inputs(batch, True, _key(seed, state.step, axis_name))
+    inputs = task.model_inputs(batch, True, example_keys(seed, state.step, weights.shape[0], axis_name))
 
     def loss_fn(params, batch_stats):
         network = nnx.merge(model.train_graph, params, batch_stats, copy=True)
@@ -88,7 +91,7 @@ def train_step(model: Model, optimizer: optax.GradientTransformation, task, seed
 def predict(model: Model, task, state: TrainState, batch: dict):
     """The model's outputs on a batch in evaluation mode (running batch statistics)."""
     network = nnx.merge(model.eval_graph, state.params, state.batch_stats, copy=True)
-    return network(task.model_inputs(batch, False, jax.random.key(0)))
+    return network(task.model_inputs(batch, False, example_keys(0, jnp.zeros((), jnp.int32), len(batch["weights"]))))
 
 
 def example_metrics(model: Model, task, state: TrainState, batch: dict) -> dict:

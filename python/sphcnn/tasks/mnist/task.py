@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from sphcnn.models.registry import build_model
+from sphcnn.models.registry import CLASSIFIER_NAMES, build_model
 from sphcnn.tasks.batches import TrainingBatches
 from sphcnn.tasks.mnist.dataset import SphericalMnist
 
@@ -39,6 +39,18 @@ class SphericalMnistTask:
     name: str = "spherical_mnist"
     metrics: tuple[str, ...] = ("accuracy",)
     unit: str = "images"
+    models: tuple[str, ...] = CLASSIFIER_NAMES
+
+    def check_config(self, config) -> None:
+        if config.model not in self.models:
+            raise ValueError(f"config: 'model' must be one of {', '.join(self.models)} for task spherical_mnist, "
+                             f"got {config.model!r}")
+        if config.target:
+            raise ValueError(f"config: 'target' applies to task qm9 only; task spherical_mnist got "
+                             f"{config.target!r}")
+
+    def bind(self, config) -> "SphericalMnistTask":
+        return self
 
     def training_data(self, config) -> TrainingBatches:
         train = _dataset(config, config.dataset, "train")
@@ -60,10 +72,11 @@ class SphericalMnistTask:
 
     def build_model(self, config, fields: dict, axis_name) -> nnx.Module:
         return build_model(config.model, fields["images"].shape[1], NUM_CLASSES, seed=config.seed,
-                           axis_name=axis_name, kernel_init=config.kernel_init)
+                           axis_name=axis_name, kernel_init=config.kernel_init,
+                           batch_norm_momentum=config.batch_norm_momentum)
 
-    def model_inputs(self, batch: dict, train: bool, key: jax.Array) -> jax.Array:
-        del train, key
+    def model_inputs(self, batch: dict, train: bool, keys: jax.Array) -> jax.Array:
+        del train, keys
         return batch["images"]
 
     def losses(self, logits: jax.Array, batch: dict) -> jax.Array:

@@ -451,7 +451,7 @@ def generate_qm9(output, source_dir=None, cache_dir=None, overwrite: bool = Fals
 # --- reading -------------------------------------------------------------------
 
 
-def _read_metadata(path: Path) -> dict:
+def read_metadata(path: Path) -> dict:
     metadata_file = path / METADATA_FILE
     if not metadata_file.is_file():
         raise QM9DatasetError(
@@ -492,7 +492,7 @@ class QM9Dataset:
 
     def __init__(self, path):
         self.path = checks.path("QM9Dataset", "path", path)
-        self.metadata = _read_metadata(self.path)
+        self.metadata = read_metadata(self.path)
         self.count: int = int(self.metadata["count"])
         self._arrays = {name: self._load(name) for name in ARRAYS}
         self._mask = self._arrays["charges"] != 0
