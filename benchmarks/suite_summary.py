@@ -99,6 +99,12 @@ def mnist_headline(out: Path) -> list[str]:
             for r in records]
 
 
+def qm9_data_headline(out: Path) -> list[str]:
+    """The dataset line the data stage prints."""
+    found = [line for line in _lines(out / "stages.log") if line.startswith("QM9Dataset(")]
+    return found[-1:] or ["no dataset line in stages.log"]
+
+
 def qm9_step_headline(out: Path) -> list[str]:
     records = [r for r in _records(out / "qm9_step.jsonl") if r.get("name") == "train_step"]
     if not records:
@@ -118,7 +124,7 @@ def qm9_train_headline(out: Path) -> list[str]:
     return lines
 
 
-HEADLINES = {"build": build_headline, "qm9_step": qm9_step_headline, "qm9_train": qm9_train_headline, "tests": tests_headline, "transforms": transforms_headline,
+HEADLINES = {"build": build_headline, "qm9_data": qm9_data_headline, "qm9_step": qm9_step_headline, "qm9_train": qm9_train_headline, "tests": tests_headline, "transforms": transforms_headline,
              "train_step": train_step_headline, "mnist": mnist_headline}
 
 
