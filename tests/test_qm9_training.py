@@ -6,18 +6,15 @@ equivalence, the baselines and the command-line errors."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import signal
-import subprocess
 import sys
-import time
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from qm9_fixtures import training_dataset
+from run_helpers import assert_same_records, records, train_on_devices, whole_and_resumed
 from sphcnn import cli
 from sphcnn.tasks import task_for
 from sphcnn.tasks.qm9.baselines import atom_type_counts, baseline_maes
@@ -27,7 +24,6 @@ from sphcnn.tasks.qm9.task import prepare_batch
 from sphcnn.train import config as configs
 from sphcnn.train.step import example_keys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +35,6 @@ def train_args(data_dir, workdir, steps, *extra):
     return ["train", "--task", "qm9", "--preset", "demo_cpu", "--data-dir", str(data_dir), "--workdir", str(workdir),
             "--batch-size", "8", "--max-steps", str(steps), "--set", "trim_multiple=8", "--set", "eval_every=0",
             "--set", "learning_rate=3e-3", "--set", "warmup_epochs=0.5", *extra]
-
-
-def records(workdir: pathlib.Path) -> list[dict]:
-    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_batches_are_trimmed_in_training_and_padded_in_evaluation(data_dir):
@@ -118,41 +110,15 @@ def _command(data_dir, workdir, steps):
 def test_kill_and_resume_matches_an_uninterrupted_run(data_dir, tmp_path):
     steps = 30
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    subprocess.run(_command(data_dir, whole, steps), check=True, capture_output=True, env=env, timeout=600)
-    process = subprocess.Popen(_command(data_dir, killed, steps), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env=env)
-    deadline = time.time() + 600
-    while not (killed / "checkpoints" / "10").exists():  # killed between the checkpoints at 10 and 20
-        assert process.poll() is None, process.stdout.read().decode()[-2000:]
-        assert time.time() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "checkpoints" / str(steps)).exists()
-    resumed = subprocess.run(_command(data_dir, killed, steps), check=True, capture_output=True, env=env, timeout=600)
-    assert "resuming from the checkpoint at step" in resumed.stdout.decode()
-    keys = [(r["step"], r["split"]) for r in records(killed)]
-    assert len(keys) == len(set(keys)) and keys == [(r["step"], r["split"]) for r in records(whole)]
-    final = {r["split"]: r for r in records(whole)}
-    again = {r["split"]: r for r in records(killed)}
-    for split in ("train", "test"):
-        for key in ("loss", "mae"):
-            np.testing.assert_allclose(again[split][key], final[split][key], rtol=1e-5)
+    # killed between the checkpoints at 10 and 20
+    resumed = whole_and_resumed(lambda workdir: _command(data_dir, workdir, steps), whole, killed, 10, steps)
+    assert "resuming from the checkpoint at step" in resumed
+    assert_same_records(whole, killed, ("loss", "mae"), rtol=1e-5)
 
 
 def _train_in_process(data_dir, workdir, devices):
-    code = (
-        "import json, pathlib, jax\n"
-        "from sphcnn.train import config as configs, loop as trainer\n"
-        "cfg = configs.resolve('demo_cpu', task='qm9', data_dir=%r, batch_size=8, max_steps=6, eval_every=0,\n"
-        "                      log_every=3, checkpoint_every=6, trim_multiple=8, eval_on_test=True)\n"
-        "result = trainer.train(cfg, pathlib.Path(%r))\n"
-        "print(json.dumps({'devices': jax.device_count(), **result}))\n"
-    ) % (str(data_dir), str(workdir))
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env, timeout=600)
-    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return train_on_devices(workdir, devices, "demo_cpu", task="qm9", data_dir=str(data_dir), batch_size=8, max_steps=6,
+                            eval_every=0, log_every=3, checkpoint_every=6, trim_multiple=8, eval_on_test=True)
 
 
 def test_two_devices_equal_one(data_dir, tmp_path):

@@ -9,7 +9,6 @@ import json
 import os
 import pathlib
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -17,11 +16,11 @@ import time
 import numpy as np
 import pytest
 
+from run_helpers import assert_same_records, records, train_on_devices, whole_and_resumed
 from sphcnn import cli
 from sphcnn.train import config as configs
 from training_fixtures import synthetic_dataset
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--model", "tiny_spin_classifier", "--dataset", "canonical", "--batch-size", "8"]
 
 
@@ -33,10 +32,6 @@ def data_root(tmp_path_factory) -> pathlib.Path:
 def train_args(data_root, workdir, steps, *extra):
     return ["train", *TINY, "--data-dir", str(data_root), "--workdir", str(workdir), "--max-steps", str(steps),
             "--set", "eval_every=0", *extra]
-
-
-def records(workdir: pathlib.Path) -> list[dict]:
-    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_tiny_model_learns_and_evaluates(data_root, tmp_path, capsys):
@@ -89,43 +84,16 @@ def _command(data_root, workdir, steps):
 def test_kill_and_resume_matches_an_uninterrupted_run(data_root, tmp_path):
     steps = 40
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    subprocess.run(_command(data_root, whole, steps), check=True, capture_output=True, env=env, timeout=600)
-    process = subprocess.Popen(_command(data_root, killed, steps), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env=env)
-    deadline = time.time() + 600
-    while not (killed / "checkpoints" / "20").exists():  # killed between the checkpoints at 20 and 30
-        assert process.poll() is None, process.stdout.read().decode()[-2000:]
-        assert time.time() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "checkpoints" / str(steps)).exists()
-    resumed = subprocess.run(_command(data_root, killed, steps), check=True, capture_output=True, env=env,
-                             timeout=600)
-    assert "resuming from the checkpoint at step" in resumed.stdout.decode()
-    keys = [(r["step"], r["split"]) for r in records(killed)]
-    assert len(keys) == len(set(keys)), keys  # the records after the restored step were dropped
-    assert keys == [(r["step"], r["split"]) for r in records(whole)]
-    final = {r["split"]: r for r in records(whole)}
-    again = {r["split"]: r for r in records(killed)}
-    for split in ("train", "test"):
-        for key in ("loss", "accuracy"):
-            np.testing.assert_allclose(again[split][key], final[split][key], rtol=1e-6, atol=1e-7)
+    # killed between the checkpoints at 20 and 30
+    resumed = whole_and_resumed(lambda workdir: _command(data_root, workdir, steps), whole, killed, 20, steps)
+    assert "resuming from the checkpoint at step" in resumed
+    assert_same_records(whole, killed, ("loss", "accuracy"), rtol=1e-6, atol=1e-7)
 
 
 def _train_in_process(data_root, workdir, devices):
-    code = (
-        "import sys, json, jax, numpy as np; sys.path.insert(0, %r)\n"
-        "from sphcnn.train import config as configs, loop as trainer\n"
-        "cfg = configs.resolve('original', data_dir=%r, model='tiny_spin_classifier', dataset='canonical',\n"
-        "                      batch_size=8, max_steps=6, eval_every=0, log_every=3, checkpoint_every=6)\n"
-        "result = trainer.train(cfg, __import__('pathlib').Path(%r))\n"
-        "print(json.dumps({'devices': jax.device_count(), **result}))\n"
-    ) % (str(ROOT / "tests"), str(data_root), str(workdir))
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env, timeout=600)
-    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return train_on_devices(workdir, devices, "original", data_dir=str(data_root), model="tiny_spin_classifier",
+                            dataset="canonical", batch_size=8, max_steps=6, eval_every=0, log_every=3,
+                            checkpoint_every=6)
 
 
 def test_four_devices_equal_one(data_root, tmp_path):
