@@ -15,7 +15,7 @@ from flax import nnx
 import sphcnn
 import sphcnn_kernels as sk
 from references import random_coefficients, random_maps
-from sphcnn.models.deepsets import ATOMIC_MASSES, DISTANCE_NORMALIZATION, DeepSetsTail
+from sphcnn.models.tails import ATOMIC_MASSES, DISTANCE_NORMALIZATION, DeepSetsTail, TransformerTail
 from sphcnn.models.regressors import REGRESSOR_PRESETS, MoleculeInputs, SpinSphericalRegressor
 from sphcnn.nn.blocks import SpectralChannelDense, SpinSphericalResidualBlock
 from sphcnn.nn.readouts import invariant_magnitudes
@@ -23,9 +23,16 @@ from sphcnn.tasks.qm9.features import molecule_to_spheres
 from sphcnn.tasks.qm9.invariance import measure, random_molecules
 
 
-@pytest.mark.parametrize("name,count", [("qm9_small", 3_212_097), ("qm9_default", 6_979_649)])
+# qm9_small and qm9_default: the counts the original logs (sum(p.size), complex entries
+# once). The per-target variants, counted from the original's layer definitions: qm9_mu
+# is qm9_default without the aggregation's 2 x 5 x 256 type weights and biases; the
+# transformer tail replaces the per-atom Dense 256 -> 256 (65,792) by 4 blocks of
+# 2 layer norms (2 x 512), query/key/value/output maps (4 x 65,792) and the MLP
+# (2 x 65,792) = 395,776 each, plus a final layer norm (512): +1,517,824 (qm9_alpha),
+# and qm9_r2 has no aggregation parameters either (-2,560).
+@pytest.mark.parametrize("name,count", [("qm9_small", 3_212_097), ("qm9_default", 6_979_649),
+                                        ("qm9_mu", 6_977_089), ("qm9_alpha", 8_497_473), ("qm9_r2", 8_494_913)])
 def test_preset_parameter_counts_match_the_original(name, count):
-    # google-research/spherical-cnn logs sum(p.size) with complex entries counted once.
     model = REGRESSOR_PRESETS[name].build(rngs=nnx.Rngs(0))
     assert sphcnn.parameter_count(model) == count
 
@@ -91,50 +98,110 @@ def test_invariant_magnitudes_match_numpy():
     np.testing.assert_allclose(got, np.concatenate([spin0, spin1], axis=1), rtol=1e-5)
 
 
-def _tail_reference(tail: DeepSetsTail, features, charges, positions):
-    """float64 NumPy DeepSets readout with the module's parameters."""
-    p = lambda layer: (np.asarray(layer.kernel[...], float), np.asarray(layer.bias[...], float))
+def _np(variable):
+    return np.asarray(variable[...], float)
+
+
+def _dense(layer, x):
+    return x @ _np(layer.kernel) + _np(layer.bias)
+
+
+def _layer_norm(norm, x):
+    centred = x - x.mean(-1, keepdims=True)
+    return centred / np.sqrt((centred**2).mean(-1, keepdims=True) + 1e-6) * _np(norm.scale) + _np(norm.bias)
+
+
+def _attention(module, x, real):
+    """float64 multi-head self-attention with masked keys (and masked queries
+    attending uniformly, as a masked softmax with a large negative fill does)."""
+    q, k, v = (np.einsum("bae,ehd->bahd", x, _np(m.kernel)) + _np(m.bias)
+               for m in (module.query, module.key, module.value))
+    logits = np.einsum("bqhd,bkhd->bhqk", q / np.sqrt(q.shape[-1]), k)
+    allowed = real[:, None, :, None] & real[:, None, None, :]
+    logits = np.where(allowed, logits, -1e30)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    heads = np.einsum("bhqk,bkhd->bqhd", weights, v)
+    return np.einsum("bqhd,hde->bqe", heads, _np(module.out.kernel)) + _np(module.out.bias)
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def _tail_reference(tail, features, charges, positions):
+    """float64 NumPy readout with the module's parameters (sphcnn.models.tails docstring)."""
     relu = lambda v: np.maximum(v, 0)
     types = np.asarray(tail.atom_types)
     one_hot = (charges[..., None] == types).astype(float)
-    kernel, bias = p(tail.atom_dense)
-    h = relu(features @ kernel + bias) + one_hot @ np.asarray(tail.type_embedding[...], float)
-    if tail.distance_dense is not None:
-        masses = one_hot @ np.asarray([ATOMIC_MASSES[t] for t in types])
-        scaled = positions / DISTANCE_NORMALIZATION
-        center = (scaled * masses[..., None]).sum(1) / masses.sum(1)[:, None]
-        kernel, bias = p(tail.distance_dense)
-        h = h + np.linalg.norm(scaled - center[:, None], axis=-1)[..., None] @ kernel + bias
-    kernel, bias = p(tail.atom_dense2)
-    h = relu(h @ kernel + bias)
-    pooled = (h * (one_hot @ np.asarray(tail.aggregation_weight[...], float))
-              + one_hot @ np.asarray(tail.aggregation_bias[...], float)).sum(1)
+    real = one_hot.sum(-1) > 0
+    masses = one_hot @ np.asarray([ATOMIC_MASSES[t] for t in types])
+    scaled = positions / DISTANCE_NORMALIZATION
+    center = (scaled * masses[..., None]).sum(1) / masses.sum(1)[:, None]
+    displacement = (scaled - center[:, None]) * real[..., None]
+    h = relu(_dense(tail.embedding.dense, features)) + one_hot @ _np(tail.embedding.type_embedding)
+    if tail.embedding.distance_dense is not None:
+        h = h + _dense(tail.embedding.distance_dense, np.linalg.norm(displacement, axis=-1)[..., None])
+    if isinstance(tail, DeepSetsTail):
+        h = relu(_dense(tail.dense, h))
+    else:
+        for block in tail.blocks:
+            h = h + _attention(block.attention, _layer_norm(block.norm1, h), real)
+            h = h + _dense(block.mlp2, _gelu(_dense(block.mlp1, _layer_norm(block.norm2, h))))
+        h = _layer_norm(tail.norm, h)
+    h = h * real[..., None]
+    mode = tail.aggregation.mode
+    if mode == "atom_type":
+        pooled = (h * (one_hot @ _np(tail.aggregation.weight)) + one_hot @ _np(tail.aggregation.bias)).sum(1) / 29
+    elif mode == "distance_squared":
+        pooled = (h * (displacement**2).sum(-1, keepdims=True)).sum(1) / 29
+    else:
+        pooled = np.linalg.norm(np.einsum("bac,bak->bck", h, displacement) / 29, axis=-1)
     counts = one_hot.sum(1)
     total = counts.sum(1, keepdims=True)
     out = np.concatenate([pooled, counts, total, 29 - total], axis=1) / 29
-    for i, layer in enumerate(tail.head):
-        kernel, bias = p(layer)
-        out = out @ kernel + bias
+    for i, layer in enumerate(tail.head.layers):
+        out = _dense(layer, out)
         out = relu(out) if i < 2 else out
     return out[:, 0]
 
 
-@pytest.mark.parametrize("center_distance", [False, True])
-def test_deepsets_tail_matches_numpy_and_ignores_padding(center_distance):
+@pytest.mark.parametrize("make,center_distance,aggregation", [
+    (DeepSetsTail, False, "atom_type"), (DeepSetsTail, True, "atom_type"), (DeepSetsTail, True, "displacement"),
+    (TransformerTail, True, "atom_type"), (TransformerTail, False, "distance_squared"),
+])
+def test_tails_match_numpy_and_ignore_padding(make, center_distance, aggregation):
     rng = np.random.default_rng(4)
-    tail = DeepSetsTail(6, width=8, center_distance=center_distance, rngs=nnx.Rngs(5))
-    tail.type_embedding[...] = jnp.asarray(rng.standard_normal((5, 8)), jnp.float32)
-    tail.aggregation_bias[...] = jnp.asarray(rng.standard_normal((5, 8)), jnp.float32)
+    options = dict(layers=2, heads=2) if make is TransformerTail else {}
+    tail = make(6, width=8, center_distance=center_distance, aggregation=aggregation, rngs=nnx.Rngs(5), **options)
+    tail.embedding.type_embedding[...] = jnp.asarray(rng.standard_normal((5, 8)), jnp.float32)
+    if aggregation == "atom_type":
+        tail.aggregation.bias[...] = jnp.asarray(rng.standard_normal((5, 8)), jnp.float32)
     charges = np.array([[6, 1, 1, 8, 0, 0], [7, 1, 9, 6, 6, 1]])
     positions = rng.standard_normal((2, 6, 3))
     features = rng.standard_normal((2, 6, 6))
-    got = np.asarray(tail(jnp.asarray(features, jnp.float32), jnp.asarray(charges), jnp.asarray(positions, jnp.float32)))
-    np.testing.assert_allclose(got, _tail_reference(tail, features, charges, positions), rtol=1e-4, atol=1e-5)
+    call = lambda f, p: np.asarray(tail(jnp.asarray(f, jnp.float32), jnp.asarray(charges), jnp.asarray(p, jnp.float32)))
+    got = call(features, positions)
+    np.testing.assert_allclose(got, _tail_reference(tail, features, charges, positions), rtol=2e-4, atol=2e-5)
     # padding slots: whatever their features and positions, nothing changes
     features[0, 4:] = 100.0
     positions[0, 4:] = -50.0
-    again = np.asarray(tail(jnp.asarray(features, jnp.float32), jnp.asarray(charges), jnp.asarray(positions, jnp.float32)))
-    np.testing.assert_allclose(again, got, rtol=1e-6)
+    np.testing.assert_allclose(call(features, positions), got, rtol=1e-5, atol=1e-6)
+    # the order of the atoms does not matter
+    order = np.array([3, 0, 5, 1, 4, 2])
+    np.testing.assert_allclose(np.asarray(tail(jnp.asarray(features[:, order], jnp.float32),
+                                               jnp.asarray(charges[:, order]), jnp.asarray(positions[:, order],
+                                                                                          jnp.float32))),
+                               got, rtol=1e-5, atol=1e-6)
+
+
+def test_tail_errors():
+    with pytest.raises(ValueError, match="argument 'aggregation' must be one of 'atom_type', 'displacement'"):
+        DeepSetsTail(4, aggregation="mean", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="'width' \\(10\\) must be divisible by 'heads' \\(4\\)"):
+        TransformerTail(4, width=10, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="needs atomic masses"):
+        DeepSetsTail(4, atom_types=(1, 17), center_distance=True, rngs=nnx.Rngs(0))
 
 
 def test_regressor_shapes_and_padding():
@@ -161,9 +228,12 @@ def test_regressor_shapes_and_padding():
         model(MoleculeInputs(spheres[0], jnp.asarray(charges), jnp.asarray(positions, jnp.float32)))
 
 
-def test_residual_regressor_is_finite_and_differentiable():
+@pytest.mark.parametrize("tail,aggregation", [("deepsets", "atom_type"), ("deepsets", "displacement"),
+                                              ("transformer", "distance_squared")])
+def test_residual_regressor_is_finite_and_differentiable(tail, aggregation):
     model = SpinSphericalRegressor((16, 8, 8), ((0,), (0, 1), (0, 1)), (10, 8, 8), (None, 2, 2), residual=True,
-                                   center_distance=True, tail_width=16, rngs=nnx.Rngs(1))
+                                   tail=tail, center_distance=True, aggregation=aggregation, tail_width=16,
+                                   transformer_layers=1, transformer_heads=2, rngs=nnx.Rngs(1))
     rng = np.random.default_rng(7)
     charges, positions = random_molecules(rng, 2, 5)
     spheres, _ = molecule_to_spheres(jnp.asarray(positions, jnp.float32), jnp.asarray(charges), n=16, max_atoms=5)
@@ -177,7 +247,7 @@ def test_residual_regressor_is_finite_and_differentiable():
 # qm9_tiny, 8 random molecules of 3..9 atoms, 3 rotations, initializations 0..2)
 # measured the mean movement under rotations ROTATION and, for scale, under 0.1 A
 # displacements of every atom DISPLACEMENT, as fractions of the spread between molecules.
-ROTATION, DISPLACEMENT = 0.0127, 0.047
+ROTATION, DISPLACEMENT = 0.0028, 0.0108
 
 
 def test_prediction_is_invariant_to_rotating_the_molecule():

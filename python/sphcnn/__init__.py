@@ -13,7 +13,7 @@ from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearit
 from sphcnn.models.planar import PlanarCNNClassifier, cnn_classifier_6_layers
 from sphcnn.nn.pooling import spatial_pool, spectral_pool
 from sphcnn.nn.readouts import invariant_magnitudes, spherical_readout
-from sphcnn.models.deepsets import DeepSetsTail
+from sphcnn.models.tails import DeepSetsTail, TransformerTail
 from sphcnn.models.regressors import REGRESSOR_PRESETS, MoleculeInputs, SpinSphericalRegressor
 from sphcnn.models.state import load_model_state, model_state, parameter_count
 
@@ -34,6 +34,7 @@ __all__ = [
     "SpinSphericalConvolution",
     "SpinSphericalRegressor",
     "SpinSphericalResidualBlock",
+    "TransformerTail",
     "cnn_classifier_6_layers",
     "invariant_magnitudes",
     "load_model_state",

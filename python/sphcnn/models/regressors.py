@@ -5,8 +5,8 @@ A molecule is a set of atoms, each seeing the others through one sphere of
 directions (sphcnn.tasks.qm9.molecule_to_spheres). Every atom's spheres go
 through the same spherical CNN (the atoms of all molecules form one batch of
 spheres; the batch norms weigh real atoms only), whose rotation-invariant
-features (sphcnn.nn.readouts.invariant_magnitudes) feed a DeepSets readout over
-the atoms (sphcnn.models.deepsets).
+features (sphcnn.nn.readouts.invariant_magnitudes) feed a readout over the
+atoms (sphcnn.models.tails: DeepSets or a transformer).
 
 Blocks, from the original code (google-research/spherical-cnn,
 molecules/configs/{small,default}.py, molecules/models.py): block 0 is a
@@ -16,7 +16,11 @@ with a dense shortcut ("default"); spectral pooling in the convolution;
 convolution kernels initialized as there ("scaling").
 
 Parameter entries (complex entries counted once, as the original logs them):
-qm9_small 3,212,097 and qm9_default 6,979,649, equal to the original's.
+qm9_small 3,212,097 and qm9_default 6,979,649, equal to the original's; the
+per-target variants of the paper's configuration (molecules/configs/default.py,
+TARGETS): qm9_mu (DeepSets, "displacement" aggregation) 6,977,089, qm9_alpha
+(4-layer, 4-head transformer, "atom_type") 8,497,473 and qm9_r2 (transformer,
+"distance_squared") 8,494,913, as counted from the original's layer definitions.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from flax import nnx
 
 from sphcnn_kernels import _validation as checks
 from sphcnn.models.classifiers import check_layer_config
-from sphcnn.models.deepsets import DeepSetsTail
+from sphcnn.models.tails import DeepSetsTail, TransformerTail
 from sphcnn.nn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
 from sphcnn.nn.readouts import invariant_magnitudes
+
+
+TAILS = ("deepsets", "transformer")
 
 
 class MoleculeInputs(NamedTuple):
@@ -54,7 +61,9 @@ class SpinSphericalRegressor(nnx.Module):
         the input (as SpinSphericalClassifier); num_filter_params[0] is unused.
       residual: blocks 1.. are SpinSphericalResidualBlock (dense shortcut), else
         SpinSphericalBlock like block 0.
-      center_distance, tail_width, atom_types, max_atoms: of the DeepSetsTail.
+      tail: 'deepsets' (DeepSetsTail) or 'transformer' (TransformerTail, with
+        transformer_layers and transformer_heads).
+      center_distance, aggregation, tail_width, atom_types, max_atoms: of the tail.
       kernel_init: initialization of the convolutions.
       batch_norm_momentum: of the batch norms' running averages (0.99, as the original).
 
@@ -63,8 +72,10 @@ class SpinSphericalRegressor(nnx.Module):
     """
 
     def __init__(self, resolutions: Sequence[int], spins: Sequence[Sequence[int]], widths: Sequence[int],
-                 num_filter_params: Sequence[int | None], *, residual: bool = False, center_distance: bool = False,
-                 tail_width: int = 256, atom_types: Sequence[int] = (1, 6, 7, 8, 9), max_atoms: int = 29,
+                 num_filter_params: Sequence[int | None], *, residual: bool = False, tail: str = "deepsets",
+                 center_distance: bool = False, aggregation: str = "atom_type", tail_width: int = 256,
+                 transformer_layers: int = 4, transformer_heads: int = 4,
+                 atom_types: Sequence[int] = (1, 6, 7, 8, 9), max_atoms: int = 29,
                  kernel_init: str = "scaling", batch_norm_momentum: float = 0.99, axis_name=None,
                  backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
@@ -83,8 +94,13 @@ class SpinSphericalRegressor(nnx.Module):
                 layers.append(SpinSphericalBlock(*channels, spectral_pooling=True, batch_norm="spatial_uncentered",
                                                  nonlinearity="phase_collapse", **shared))
         self.blocks = nnx.List(layers)
-        self.tail = DeepSetsTail(len(self.spins[-1]) * self.widths[-1], width=tail_width, atom_types=atom_types,
-                                 max_atoms=max_atoms, center_distance=center_distance, rngs=rngs)
+        checks.choice(name, "tail", tail, TAILS)
+        options = dict(width=tail_width, atom_types=atom_types, max_atoms=max_atoms, center_distance=center_distance,
+                       aggregation=aggregation, rngs=rngs)
+        if tail == "transformer":
+            options.update(layers=transformer_layers, heads=transformer_heads)
+        self.tail = (DeepSetsTail if tail == "deepsets" else TransformerTail)(
+            len(self.spins[-1]) * self.widths[-1], **options)
 
     def __call__(self, inputs: MoleculeInputs, example_weights=None) -> jax.Array:
         name = type(self).__name__
@@ -116,6 +132,8 @@ class RegressorPreset:
     num_filter_params: tuple[int | None, ...]
     residual: bool
     center_distance: bool
+    tail: str = "deepsets"
+    aggregation: str = "atom_type"
     tail_width: int = 256
 
     @property
@@ -124,8 +142,8 @@ class RegressorPreset:
 
     def build(self, *, rngs: nnx.Rngs, **options) -> SpinSphericalRegressor:
         return SpinSphericalRegressor(self.resolutions, self.spins, self.widths, self.num_filter_params,
-                                      residual=self.residual, center_distance=self.center_distance,
-                                      tail_width=self.tail_width, rngs=rngs, **options)
+                                      residual=self.residual, tail=self.tail, center_distance=self.center_distance,
+                                      aggregation=self.aggregation, tail_width=self.tail_width, rngs=rngs, **options)
 
 
 # Inputs: 10 channels = 2 distance powers x 5 atom types (sphcnn.tasks.qm9).
@@ -137,7 +155,12 @@ REGRESSOR_PRESETS = {
     "qm9_small": RegressorPreset(**_QM9, residual=False, center_distance=False),
     # The original's `default` config (block 0 + 4 residual blocks, distance feature): 6,979,649 entries.
     "qm9_default": RegressorPreset(**_QM9, residual=True, center_distance=True),
-    # CPU-sized: `small` at n = 16 with a quarter of the widths (and of the tail).
+    # The paper's per-target variants of `default` (molecules/configs/default.py, TARGETS).
+    "qm9_mu": RegressorPreset(**_QM9, residual=True, center_distance=True, aggregation="displacement"),
+    "qm9_alpha": RegressorPreset(**_QM9, residual=True, center_distance=True, tail="transformer"),
+    "qm9_r2": RegressorPreset(**_QM9, residual=True, center_distance=True, tail="transformer",
+                              aggregation="distance_squared"),
+    # CPU-sized: `small` at n = 16 with a quarter of the widths (the tail keeps its width 256).
     "qm9_tiny": RegressorPreset(resolutions=(16, 16, 8, 8, 4, 4), widths=(QM9_INPUT_CHANNELS, 16, 32, 32, 64, 64),
                                 num_filter_params=(None, 8, 4, 4, 2, 2), residual=False, center_distance=False,
                                 tail_width=256),
