@@ -151,8 +151,11 @@ def test_spatial_pool_vjp_is_the_transpose(dtype):
     np.testing.assert_allclose(back, want, rtol=0, atol=1e-14)
 
 
-def test_spatial_pool_gradient_is_a_gather():
-    # the transpose is the gather-based unpool: no scatter-add in the compiled gradient
+def test_spatial_pool_and_its_gradient_are_slices_and_pads():
+    # strided slices and interior pads of the ring axis (fusible elementwise
+    # work): no gather in the pool, no scatter-add in its transpose
     x = jnp.ones((2, 16, 16, 1, 3), jnp.complex64)
     grad = jax.jit(jax.grad(lambda v: jnp.sum(jnp.abs(sphcnn.spatial_pool(v)) ** 2)))
-    assert "scatter" not in grad.lower(x).as_text()
+    text = grad.lower(x).as_text()
+    assert "scatter" not in text and "gather" not in text
+    assert text.count("stablehlo.slice") >= 4 and text.count("stablehlo.pad") >= 4

@@ -29,10 +29,12 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 import sphcnn_kernels as sk
 from sphcnn_kernels import _validation as checks
+from sphcnn.nn.placement import constant_coefficient, spin_rows
 
 
 def _example_weights(weights, batch: int, dtype) -> jax.Array:
@@ -46,9 +48,11 @@ def _example_weights(weights, batch: int, dtype) -> jax.Array:
 
 def _pooled(first: jax.Array, second: jax.Array, weights: jax.Array, axis_name):
     """Weighted batch averages of per-example moments (B, S, C), summed over devices."""
+    # weighted sums as reductions (they fuse with the moments; a product with the
+    # weight vector would be a separate matrix-vector kernel and transposes)
     total = jnp.sum(weights)
-    first = jnp.einsum("b,bsc->sc", weights.astype(first.dtype), first)
-    second = jnp.einsum("b,bsc->sc", weights, second)
+    first = jnp.sum(weights[:, None, None] * first, axis=0)
+    second = jnp.sum(weights[:, None, None] * second, axis=0)
     if axis_name is not None:
         total, first, second = jax.lax.psum((total, first, second), axis_name)
     return first / total, second / total
@@ -59,9 +63,10 @@ def spatial_moments(x: jax.Array, example_weights=None, axis_name=None):
     n = x.shape[1]
     ring = jnp.asarray(sk.quadrature_weights(n) / (4 * math.pi * n), jnp.finfo(x.dtype).dtype)
     # Sum over longitude first (a plain reduction that fuses with |x|^2), then
-    # weight the rings on the small (B, n, S, C) result.
-    first = jnp.einsum("bjsc,j->bsc", jnp.sum(x, axis=2), ring.astype(x.dtype))
-    second = jnp.einsum("bjsc,j->bsc", jnp.sum(jnp.real(x * jnp.conj(x)), axis=2), ring)
+    # weight the rings on the small (B, n, S, C) result (reductions, no matrix products).
+    ring = ring[:, None, None]
+    first = jnp.sum(jnp.sum(x, axis=2) * ring, axis=1)
+    second = jnp.sum(jnp.sum(jnp.real(x * jnp.conj(x)), axis=2) * ring, axis=1)
     weights = _example_weights(example_weights, x.shape[0], ring.dtype)
     return _pooled(first, second, weights, axis_name)
 
@@ -71,7 +76,11 @@ def spectral_moments(a: jax.Array, example_weights=None, axis_name=None, layout:
     (L, B, 2L - 1, S, C)) by Parseval."""
     degree_axis, batch_axis = (0, 1) if layout == "degree_major" else (1, 0)
     ell_max = a.shape[degree_axis] - 1
-    first = jnp.take(jnp.take(a, 0, axis=degree_axis), ell_max, axis=1) / math.sqrt(4 * math.pi)
+    # a_00 / sqrt(4 pi) as a masked sum: it shares the pass over `a` with the second
+    # moment, and its gradient is a masked broadcast that fuses with the rest (a
+    # sliced a_00 would add a scatter-add or a full-size pad to the gradient)
+    constant = constant_coefficient(ell_max, None, 1, a.ndim, degree_axis, np.float32) / (4 * math.pi)
+    first = jnp.sum(a * constant, axis=(degree_axis, 2))
     second = jnp.sum(jnp.real(a * jnp.conj(a)), axis=(degree_axis, 2)) / (4 * math.pi)
     weights = _example_weights(example_weights, a.shape[batch_axis], second.dtype)
     return _pooled(first, second, weights, axis_name)
@@ -132,7 +141,7 @@ class _SphericalNorm(nnx.Module):
         factor = self.scale[...] * jax.lax.rsqrt(var + self.epsilon)
         offset = -mean * factor
         if self.bias is not None:
-            offset = offset.at[jnp.asarray(self.centered_index)].add(self.bias[...])
+            offset = offset + spin_rows(self.bias[...], self.centered_index, len(self.spins))
         return factor.astype(dtype), offset.astype(dtype)
 
     def _check(self, x, spins, expect_spectral: bool):
@@ -217,12 +226,8 @@ class SpectralBatchNorm(_SphericalNorm):
         self._check(a, spins, expect_spectral=True)
         mean, var = self._statistics(lambda: spectral_moments(a, example_weights, self.axis_name, self.layout))
         factor, offset = self._factors(mean, var, a.dtype)
-        # offsets go to a_00 (a constant c has a_00 = sqrt(4 pi) c); the order axis is 2
+        # offsets go to a_00 of every spin (the offsets of spins s != 0 are 0)
         degree_axis = 0 if self.layout == "degree_major" else 1
-        ell_max = a.shape[degree_axis] - 1
-        shape = [1] * a.ndim
-        shape[degree_axis], shape[2] = ell_max + 1, 2 * ell_max + 1
-        index = [0] * a.ndim
-        index[2] = ell_max
-        constant = jnp.zeros(tuple(shape), a.dtype).at[tuple(index)].set(math.sqrt(4 * math.pi))
+        constant = constant_coefficient(a.shape[degree_axis] - 1, None, a.shape[-2], a.ndim, degree_axis,
+                                        np.float32)
         return a * factor + constant * offset

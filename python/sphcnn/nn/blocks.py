@@ -26,16 +26,16 @@ SpinSphericalResidualBlock (Esteves et al., "Scaling Spherical CNNs", 2023):
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
 from sphcnn.nn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
 from sphcnn.nn.convolution import SpinSphericalConvolution, layer_input, layer_transform
 from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
+from sphcnn.nn.placement import constant_coefficient
 from sphcnn.nn.pooling import spatial_pool
 from sphcnn_kernels.precision import matmul_precision
 
@@ -136,7 +136,8 @@ class SpectralChannelDense(nnx.Module):
     def __call__(self, a: jax.Array) -> jax.Array:
         ell_max = a.shape[0] - 1
         b = jnp.matmul(a, self.kernel[...].astype(a.dtype), precision=matmul_precision())
-        return b.at[0, ..., ell_max, self.spins.index(0), :].add(math.sqrt(4 * math.pi) * self.bias[...])
+        constant = constant_coefficient(ell_max, self.spins.index(0), len(self.spins), b.ndim, 0, np.float32)
+        return b + constant * self.bias[...]
 
 
 class SpinSphericalResidualBlock(nnx.Module):

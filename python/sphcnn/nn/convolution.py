@@ -50,6 +50,7 @@ from flax import nnx
 import sphcnn_kernels as sk
 from sphcnn_kernels import _validation as checks
 from sphcnn_kernels.precision import matmul_precision
+from sphcnn.nn.placement import constant_coefficient
 
 
 @functools.lru_cache(maxsize=None)
@@ -238,8 +239,8 @@ class SpinSphericalConvolution(nnx.Module):
         b = jnp.einsum("l...mia,lioab->l...mob", a, filters, precision=matmul_precision())
         if self.bias is not None:
             # a constant c has a_00 = sqrt(4 pi) c
-            spin0 = self.spins_out.index(0)
-            b = b.at[0, ..., self.ell_max, spin0, :].add(math.sqrt(4 * math.pi) * self.bias[...])
+            b = b + constant_coefficient(self.ell_max, self.spins_out.index(0), len(self.spins_out), b.ndim, 0,
+                                         np.float32) * self.bias[...]
         if self.output_representation == "spatial":
             return self.output_transform.inverse(b)
         if self.spectral_upsampling:

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
+from sphcnn.nn.placement import spin_mask, spin_rows
 from sphcnn_kernels.precision import matmul_precision
 
 EPSILON = 1e-6
@@ -76,12 +77,14 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
         checks.input_spins(name, self.spins, spins)
         if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
             raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
-        real = jax.nn.leaky_relu(jnp.real(x[..., self.spin0 : self.spin0 + 1, :]), LEAKY_SLOPE).astype(x.dtype)
+        real = jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
         if self.bias is None:
             return real
-        others = jnp.concatenate([x[..., : self.spin0, :], x[..., self.spin0 + 1 :, :]], axis=-2)
-        others = _magnitude(others, self.bias[...])
-        return jnp.concatenate([others[..., : self.spin0, :], real, others[..., self.spin0 :, :]], axis=-2)
+        # one elementwise pass over every spin, selecting per spin (no slicing and
+        # re-concatenating): spin 0's magnitude branch has bias 0 and is discarded
+        others = tuple(i for i in range(len(self.spins)) if i != self.spin0)
+        bias = spin_rows(self.bias[...], others, len(self.spins))
+        return jnp.where(spin_mask(self.spin0, len(self.spins)), real, _magnitude(x, bias))
 
 
 class PhaseCollapse(nnx.Module):
@@ -121,4 +124,4 @@ class PhaseCollapse(nnx.Module):
         new0 = jnp.matmul(z0, self.spin0_kernel[...].astype(x.dtype), precision=hi) + self.spin0_bias[...]
         new0 = new0 + jnp.matmul(magnitudes, self.magnitude_kernel[...].astype(x.dtype), precision=hi)
         new0 = 0.5 * (new0 + self.magnitude_bias[...])
-        return x.at[..., self.spin0, :].set(new0.astype(x.dtype))
+        return jnp.where(spin_mask(self.spin0, len(self.spins)), new0[..., None, :].astype(x.dtype), x)

@@ -28,16 +28,15 @@ def check_spatial(func: str, x: jax.Array) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _ring_taps(n: int) -> tuple[np.ndarray, np.ndarray]:
+def _ring_taps(n: int) -> np.ndarray:
     """Latitude kernel of spatial_pool: ring J of the n/2 grid (colatitude
     pi J / (n/2 - 1), i.e. u = J (n - 1) / (n/2 - 1) input rings) averages the
-    input rings 2J - 1 .. 2J + 2 (u lies in [2J, 2J + 1]) with a triangle of
+    input rings 2J - 1 + t, t = 0 .. 3 (u lies in [2J, 2J + 1]) with a triangle of
     half-width two rings centred on u times their quadrature weights (cell areas),
-    normalized; rings outside the grid get weight 0. Returns (n/2, 4) ring indices
-    (clipped into the grid) and weights."""
+    normalized; rings outside the grid (-1 and n) get weight 0. Returns the
+    weights (n/2, 4), tap t in column t."""
     coarse = n // 2
     area = sk.quadrature_weights(n)
-    index = np.zeros((coarse, 4), np.int32)
     weight = np.zeros((coarse, 4))
     for J in range(coarse):
         u = J * (n - 1) / (coarse - 1)
@@ -45,52 +44,74 @@ def _ring_taps(n: int) -> tuple[np.ndarray, np.ndarray]:
         inside = (rings >= 0) & (rings < n)
         tent = np.maximum(0.0, 1.0 - np.abs(rings - u) / 2.0)
         w = np.where(inside, tent * area[np.clip(rings, 0, n - 1)], 0.0)
-        index[J] = np.clip(rings, 0, n - 1)
         weight[J] = w / w.sum()
-    return index, weight
+    return weight
 
 
-@functools.lru_cache(maxsize=None)
-def _ring_taps_transposed(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The transpose of the latitude kernel as a gather: input ring j receives
-    from the output rings J = floor((j + 1)/2) - 1 and floor((j + 1)/2) (those
-    whose taps 2J - 1 .. 2J + 2 contain j). Returns (n, 2) indices and weights."""
-    index, weight = _ring_taps(n)
-    coarse = n // 2
-    back_index = np.zeros((n, 2), np.int32)
-    back_weight = np.zeros((n, 2))
-    for j in range(n):
-        for q, J in enumerate(((j + 1) // 2 - 1, (j + 1) // 2)):
-            t = j - (2 * J - 1)
-            if 0 <= J < coarse and 0 <= t < 4:
-                back_index[j, q], back_weight[j, q] = J, weight[J, t]
-    return back_index, back_weight
+def _tap_weights(n: int, dtype) -> list[jax.Array]:
+    """The 4 columns of _ring_taps(n), each shaped (n/2, 1, 1, 1) against (..., n/2, lon, S, C)."""
+    weight = _ring_taps(n)
+    return [jnp.asarray(weight[:, t, None, None, None], jnp.finfo(dtype).dtype) for t in range(4)]
 
 
-def _gather_rings(x: jax.Array, index: np.ndarray, weight: np.ndarray) -> jax.Array:
-    """out[..., r, :, :, :] = sum_t weight[r, t] x[..., index[r, t], :, :, :] along
-    the ring axis -4 of x (..., rings, n_lon, S, C)."""
-    w = jnp.asarray(weight, jnp.finfo(x.dtype).dtype)[:, :, None, None, None]
-    return jnp.sum(x[..., jnp.asarray(index), :, :, :] * w, axis=-4)
+# Both directions are reshapes into (even, odd) pairs, shifts by one along an
+# axis (edge pads, negative on one side) and products with the weights:
+# elementwise work that XLA fuses into one pass, with no gather (whose automatic
+# transpose is a scatter-add) and no concatenation.
+def _pad(x: jax.Array, axis: int, low: int, high: int, interior: int = 0) -> jax.Array:
+    """x zero-padded along one axis (negative low / high crop; interior: zeros between neighbours)."""
+    config = [(0, 0, 0)] * x.ndim
+    config[axis % x.ndim] = (low, high, interior)
+    return jax.lax.pad(x, jnp.zeros((), x.dtype), config)
+
+
+def _shift(x: jax.Array, axis: int, k: int) -> jax.Array:
+    """out[i] = x[i - k] along `axis` (k = +-1), 0 where i - k is outside."""
+    return _pad(x, axis, k, -k)
+
+
+def _cyclic_shift(x: jax.Array, axis: int, k: int) -> jax.Array:
+    """out[i] = x[(i - k) mod size] along `axis` (k = +-1): the shift plus the
+    element that wraps around, padded into place."""
+    size = x.shape[axis]
+    wrapped = jax.lax.slice_in_dim(x, size - 1, size, axis=axis % x.ndim) if k == 1 else \
+        jax.lax.slice_in_dim(x, 0, 1, axis=axis % x.ndim)
+    return _shift(x, axis, k) + (_pad(wrapped, axis, 0, size - 1) if k == 1 else _pad(wrapped, axis, size - 1, 0))
+
+
+def _pairs(x: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+    """(x[..., 0::2, ...], x[..., 1::2, ...]) along `axis` as a reshape and two slices."""
+    axis %= x.ndim
+    pairs = x.reshape(x.shape[:axis] + (x.shape[axis] // 2, 2) + x.shape[axis + 1:])
+    return (jax.lax.index_in_dim(pairs, 0, axis + 1, keepdims=False),
+            jax.lax.index_in_dim(pairs, 1, axis + 1, keepdims=False))
+
+
+def _interleave(even: jax.Array, odd: jax.Array, axis: int) -> jax.Array:
+    """The inverse of _pairs: out[2i] = even[i], out[2i + 1] = odd[i] along `axis`."""
+    return _pad(even, axis, 0, 1, 1) + _pad(odd, axis, 1, 0, 1)
 
 
 def _pool_impl(x: jax.Array) -> jax.Array:
     """spatial_pool of x (..., n, n, S, C) -> (..., n/2, n/2, S, C), any leading axes."""
-    n = x.shape[-4]
-    rings = _gather_rings(x, *_ring_taps(n))
+    w0, w1, w2, w3 = _tap_weights(x.shape[-4], x.dtype)
+    # rings: taps 2J - 1, 2J, 2J + 1, 2J + 2 are odd[J - 1], even[J], odd[J], even[J + 1]
+    even, odd = _pairs(x, -4)
+    rings = w0 * _shift(odd, -4, 1) + w1 * even + w2 * odd + w3 * _shift(even, -4, -1)
     # longitude: (x[2k - 1] + 2 x[2k] + x[2k + 1]) / 4 with wrap-around
-    pairs = rings.reshape(rings.shape[:-3] + (n // 2, 2) + rings.shape[-2:])
-    even, odd = pairs[..., 0, :, :], pairs[..., 1, :, :]
-    return 0.5 * even + 0.25 * (odd + jnp.roll(odd, 1, axis=-3))
+    even, odd = _pairs(rings, -3)
+    return 0.5 * even + 0.25 * (odd + _cyclic_shift(odd, -3, 1))
 
 
 def _unpool_impl(y: jax.Array) -> jax.Array:
-    """The transpose of _pool_impl, (..., n/2, n/2, S, C) -> (..., n, n, S, C), as gathers as well."""
-    n = 2 * y.shape[-4]
+    """The transpose of _pool_impl, (..., n/2, n/2, S, C) -> (..., n, n, S, C)."""
+    w0, w1, w2, w3 = _tap_weights(2 * y.shape[-4], y.dtype)
     # longitude transpose: fine 2k <- y[k] / 2; fine 2k + 1 <- (y[k] + y[k + 1]) / 4
-    odd = 0.25 * (y + jnp.roll(y, -1, axis=-3))
-    fine = jnp.stack([0.5 * y, odd], axis=-3).reshape(y.shape[:-3] + (n,) + y.shape[-2:])
-    return _gather_rings(fine, *_ring_taps_transposed(n))
+    rings = _interleave(0.5 * y, 0.25 * (y + _cyclic_shift(y, -3, -1)), -3)
+    # ring transpose: even[J] <- taps 1 of J and 3 of J - 1; odd[J] <- taps 2 of J and 0 of J + 1
+    even = w1 * rings + _shift(w3 * rings, -4, 1)
+    odd = w2 * rings + _shift(w0 * rings, -4, -1)
+    return _interleave(even, odd, -4)
 
 
 def _resized(factor: float):

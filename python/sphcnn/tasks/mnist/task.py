@@ -80,7 +80,9 @@ class SphericalMnistTask:
         return batch["images"]
 
     def losses(self, logits: jax.Array, batch: dict) -> jax.Array:
-        return optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
+        # against one-hot labels (a comparison with an iota): the integer-label form
+        # gathers the label's log-probability and scatters its gradient
+        return optax.softmax_cross_entropy(logits, jax.nn.one_hot(batch["labels"], logits.shape[-1]))
 
     def example_metrics(self, logits: jax.Array, batch: dict) -> dict[str, jax.Array]:
         return {"loss": self.losses(logits, batch),

@@ -1,0 +1,89 @@
+"""The whole spherical MNIST training step (spin_classifier_6_layers, batch 32:
+forward, backward, Adam, batch statistics) lowered for CUDA on a CPU machine:
+everything XLA cannot put into a CUDA graph or fuse is absent. No FFT (cuFFT
+is never captured in a command buffer), no scatter or gather (separate,
+unfused kernels), and the only custom calls are this package's handlers,
+each command-buffer compatible (tests/test_ffi_contract.py checks their
+traits): 6 blocks x (analysis + synthesis) forward and the same transposed
+backward, less the input's gradient. Transposes touch only parameter-sized
+arrays (filters), and nothing is concatenated."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import importlib.util
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+import sphcnn
+from sphcnn.tasks.mnist.task import TASK
+from sphcnn.train import optimizers
+from sphcnn.train import step as training
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("sphcnn_kernels._cuda") is None,
+                                reason="the CUDA module is not built (no nvcc)")
+
+BATCH = 32
+
+
+def _lowered_step_text(backend: str) -> str:
+    model = sphcnn.spin_classifier_6_layers(rngs=nnx.Rngs(0), backend=backend)
+    optimizer = optimizers.adam(1e-3)
+    graphs, state = training.split(model, optimizer)
+    batch = {"images": jax.ShapeDtypeStruct((BATCH, 64, 64, 1, 1), jnp.float32),
+             "labels": jax.ShapeDtypeStruct((BATCH,), jnp.int32),
+             "weights": jax.ShapeDtypeStruct((BATCH,), jnp.float32)}
+    step = jax.jit(functools.partial(training.train_step, graphs, optimizer, TASK, 0))
+    return step.trace(state, batch).lower(lowering_platforms=("cuda",)).as_text()
+
+
+def _op_counts(text: str) -> collections.Counter:
+    return collections.Counter(re.findall(r"\bstablehlo\.(\w+)", text))
+
+
+def _result_sizes(text: str, op: str) -> list[int]:
+    """Element counts of the results of every `op` in the text."""
+    sizes = []
+    for line in re.findall(rf"stablehlo\.{op}\b.*", text):
+        shape = re.findall(r"-> tensor<([0-9x]+)x(?:complex<f32>|f32|f64|i32)>", line)
+        assert shape, line
+        sizes.append(math.prod(int(d) for d in shape[-1].split("x")))
+    return sizes
+
+
+@pytest.fixture(scope="module")
+def step_text() -> str:
+    return _lowered_step_text("ffi")
+
+
+def test_the_step_has_no_fft_scatter_or_gather(step_text):
+    counts = _op_counts(step_text)
+    assert counts["fft"] == 0 and counts["scatter"] == 0 and counts["gather"] == 0, counts
+
+
+def test_the_only_custom_calls_are_the_command_buffer_compatible_handlers(step_text):
+    from sphcnn_kernels import _cuda
+
+    calls = collections.Counter(re.findall(r"stablehlo\.custom_call @(\w+)", step_text))
+    assert set(calls) <= set(_cuda.registrations())
+    # forward: 6 analyses (one per block, the first on real input) and 6 syntheses;
+    # backward: their transposes, without the gradient of the input images
+    assert calls == {"sphcnn_analysis": 12, "sphcnn_synthesis": 11}, calls
+
+
+def test_transposes_and_concatenations_stay_off_the_activations(step_text):
+    # the largest filter is (ell_max + 1, S_in, S_out, C_in, C_out) = (32, 2, 2, 16, 16)
+    assert max(_result_sizes(step_text, "transpose")) <= 32 * 2 * 2 * 16 * 16
+    # the spin split and the pooling's wrap-around are selects, pads and slices
+    assert _op_counts(step_text)["concatenate"] == 0
+
+
+def test_the_xla_backend_step_runs_cufft_for_contrast():
+    counts = _op_counts(_lowered_step_text("xla"))
+    assert counts["fft"] > 0 and counts["custom_call"] == 0, counts
