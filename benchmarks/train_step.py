@@ -10,13 +10,22 @@ random rotation and the featurization of the molecules too), jitted as one
 function (sphcnn.train.step.train_step). Spherical MNIST: random 64 x 64 images.
 QM9: synthetic molecules of QM9's atom types with exactly --atoms atoms each
 (random positions at least 1 Angstrom apart; the step's cost depends on the
-atom count only), i.e. a batch trimmed to that many atom slots. Each case runs
-in a fresh process and prints one JSON line: steps/s and examples/s (median
-over --steps steps after one warm-up step), first_step_s (from creating the
-model to the first finished step: initialization plus tracing and
-compilation), forward_ms (evaluation-mode forward only), peak memory (GPU
-allocator peak; on CPUs the growth of the process's peak resident set), and the
-transform backend the model used.
+atom count only), i.e. a batch trimmed to that many atom slots.
+
+Each case runs twice, each time in a fresh process with the settings of
+`sphcnn train` (sphcnn.train.runtime: the host allocator that keeps its memory,
+the XLA step options, JAX's persistent compilation cache in a new temporary
+directory): first cold (empty cache), then warm (the cache the cold run
+filled, timing the first step only). One JSON line per case: steps/s and
+examples/s (median over --steps back-to-back steps, each waited for, after one
+warm-up step), first_step_s (cold: from creating the model to the first
+finished step, i.e. initialization, tracing, compilation and the step) and
+first_step_warm_s (the same with the warm cache, with its cache hits and
+misses), forward_ms (evaluation-mode forward only), peak memory (GPU allocator
+peak; on CPUs the growth of the process's peak resident set), the transform
+backend the model used, and on GPUs the kernels per step, their summed time
+(kernel_ms) and the device-busy fraction kernel_ms / ms from a profiler trace
+of 3 steps (None on CPUs).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -75,8 +85,14 @@ def _case(task_name: str, model_name: str, batch: int, atoms: int):
     return preset.build(rngs=nnx.Rngs(0)), task, data, preset.resolutions[0]
 
 
-def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int) -> None:
+def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int, first_only: bool,
+             cache_dir: str | None) -> None:
     start = time.perf_counter()
+    from sphcnn.train import runtime
+
+    allocator = runtime.keep_host_memory()
+    if cache_dir is not None:
+        runtime.compilation_cache(cache_dir)
     import functools
 
     import jax
@@ -84,7 +100,7 @@ def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int
     import numpy as np
 
     import sphcnn
-    from benchmarks.measure import device_description, emit, peak_memory_bytes, time_function
+    from benchmarks.measure import device_description, emit, kernel_profile, peak_memory_bytes, time_function
     from sphcnn.train import optimizers
     from sphcnn.train import step as training
     from sphcnn_kernels.auto import choose_backend
@@ -93,16 +109,22 @@ def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int
     imports_s = time.perf_counter() - start
     platform, device = device_description()
     baseline = peak_memory_bytes() if platform == "cpu" else 0
+    cache_before = runtime.cache_counts()
 
     created = time.perf_counter()
     model, task, data, n = _case(task_name, model_name, batch, atoms)
     data["weights"] = jnp.ones(batch, jnp.float32)
     optimizer = optimizers.adam(1e-3)
     graphs, state = training.split(model, optimizer)
-    step = jax.jit(functools.partial(training.train_step, graphs, optimizer, task, 0), donate_argnums=0)
+    step = jax.jit(functools.partial(training.train_step, graphs, optimizer, task, 0), donate_argnums=0,
+                   compiler_options=runtime.step_compiler_options())
     state, metrics = step(state, data)
     jax.block_until_ready(metrics)
     first_step_s = time.perf_counter() - created
+    cache = {k: v - cache_before[k] for k, v in runtime.cache_counts().items()}
+    if first_only:
+        emit({"first_step_s": first_step_s, "cache_hits": cache["hits"], "cache_misses": cache["misses"]})
+        return
 
     timings = []
     for _ in range(steps):
@@ -112,7 +134,14 @@ def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int
         timings.append(time.perf_counter() - t)
     step_ms = float(np.median(timings) * 1e3)
 
-    predict = jax.jit(functools.partial(training.predict, graphs, task))
+    def advance():
+        nonlocal state
+        state, values = step(state, data)
+        return values
+
+    kernels = kernel_profile(advance, [()], calls=3)
+    predict = jax.jit(functools.partial(training.predict, graphs, task),
+                      compiler_options=runtime.step_compiler_options())
     forward = time_function(predict, state, data, runs=steps)
 
     record = {
@@ -120,12 +149,29 @@ def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int
         "batch": batch, "ms": step_ms, "steps_per_s": 1e3 / step_ms, "examples_per_s": batch * 1e3 / step_ms,
         "min_ms": float(np.min(timings) * 1e3), "max_ms": float(np.max(timings) * 1e3), "steps": steps,
         "first_step_s": first_step_s, "imports_s": imports_s, "forward_ms": forward["ms"],
+        "kernels_per_step": kernels["kernels_per_call"], "kernel_ms": kernels["kernel_ms"],
+        "device_busy": None if kernels["kernel_ms"] is None else kernels["kernel_ms"] / step_ms,
         "peak_bytes": peak_memory_bytes() - baseline, "backend": choose_backend(current_platform(), "forward", n),
+        "host_allocator": "kept" if allocator else "system", "compiler_options": runtime.step_compiler_options(),
         "loss": float(metrics["loss"]), "parameters": sphcnn.parameter_count(model),
     }
+    if "profile_error" in kernels:
+        record["profile_error"] = kernels["profile_error"]
     if task_name == "qm9":
         record.update(atoms=atoms, ms_per_atom_sphere=step_ms / (batch * atoms))
     emit(record)
+
+
+def _run(args, model: str, batch: int, atoms: int, cache: str, first_only: bool) -> dict:
+    """One case in a fresh process with JAX's persistent cache in `cache`; its JSON line."""
+    command = [sys.executable, "-m", "benchmarks.train_step", "--task", args.task, "--model", model,
+               "--case", f"{batch},{atoms}", "--steps", str(args.steps), "--compilation-cache", cache]
+    result = subprocess.run(command + (["--first-step-only"] if first_only else []), capture_output=True, text=True,
+                            env=os.environ.copy())
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        raise SystemExit(f"train_step benchmark failed at batch {batch}" + (f", {atoms} atoms" if atoms else ""))
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
@@ -139,6 +185,8 @@ def main(argv=None) -> None:
     parser.add_argument("--atoms", default="18,29", help="qm9: comma-separated atoms per molecule (default 18,29)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per case")
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--first-step-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compilation-cache", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     model = args.model or ("qm9_small" if args.task == "qm9" else "spin_classifier_6_layers")
     if args.preset:
@@ -148,20 +196,18 @@ def main(argv=None) -> None:
         model, args.batches = args.model or config.model, args.batches or str(config.batch_size)
     if args.case:
         batch, atoms = (int(v) for v in args.case.split(","))
-        run_case(args.task, model, batch, atoms, args.steps)
+        run_case(args.task, model, batch, atoms, args.steps, args.first_step_only, args.compilation_cache)
         return
     batches = [int(b) for b in (args.batches or ("16" if args.task == "qm9" else "32,128")).split(",")]
     atom_counts = [int(a) for a in args.atoms.split(",")] if args.task == "qm9" else [0]
     for batch in batches:
         for atoms in atom_counts:
-            command = [sys.executable, "-m", "benchmarks.train_step", "--task", args.task, "--model", model,
-                       "--case", f"{batch},{atoms}", "--steps", str(args.steps)]
-            result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
-            if result.returncode != 0:
-                sys.stderr.write(result.stderr)
-                raise SystemExit(f"train_step benchmark failed at batch {batch}" + (f", {atoms} atoms" if atoms else ""))
-            print(result.stdout.strip(), flush=True)
-            json.loads(result.stdout.strip().splitlines()[-1])
+            with tempfile.TemporaryDirectory(prefix="sphcnn-jax-cache-") as cache:
+                record = _run(args, model, batch, atoms, cache, first_only=False)
+                warm = _run(args, model, batch, atoms, cache, first_only=True)
+            record.update(first_step_warm_s=warm["first_step_s"], warm_cache_hits=warm["cache_hits"],
+                          warm_cache_misses=warm["cache_misses"])
+            print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":

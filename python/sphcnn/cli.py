@@ -8,6 +8,10 @@
   sphcnn plot --dataset canonical_s2cnn [--workdir DIR] --output spheres.png
   sphcnn demo                                               what `make demo` runs
 
+train, eval and demo keep compiled steps in JAX's persistent compilation cache
+(--compilation-cache, default ~/.cache/sphcnn/jax) and keep freed host memory
+mapped (sphcnn.train.runtime; SPHCNN_HOST_ALLOCATOR=system turns that off).
+
 Every failure a user can cause (arguments, configs, data, work directories,
 file systems, a full disk, a missing optional package, a diverged run) exits
 with status 2 and one line that says what happened and what to do; --debug
@@ -26,6 +30,7 @@ import time
 import numpy as np
 
 from sphcnn.train import config as configs
+from sphcnn.train import runtime
 from sphcnn.tasks.mnist.cli import add_mnist_parser, run_mnist
 from sphcnn.tasks.qm9.data import TARGETS as QM9_TARGETS, add_qm9_parser, run_qm9
 from sphcnn.tasks.mnist.dataset import SPLITS
@@ -50,6 +55,13 @@ def _add_common_training(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coordinator-address", metavar="HOST:PORT", help="process 0's address (with --distributed)")
     parser.add_argument("--num-processes", type=int, metavar="N", help="number of processes (with --distributed)")
     parser.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (with --distributed)")
+
+
+def _add_compilation_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compilation-cache", default=str(runtime.DEFAULT_CACHE_DIR), metavar="DIR|off",
+                        help="JAX's persistent compilation cache: a second run of the same model and batch shapes "
+                             "loads its compiled steps from DIR instead of compiling them (default "
+                             f"{runtime.DEFAULT_CACHE_DIR}; off: compile every time)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-on-test", dest="eval_on_test", action="store_true", default=None)
     train.add_argument("--no-eval-on-test", dest="eval_on_test", action="store_false")
     _add_common_training(train)
+    _add_compilation_cache(train)
 
     evaluate = commands.add_parser("eval", help="evaluate a work directory's checkpoint on a split")
     evaluate.add_argument("--workdir", required=True, type=pathlib.Path)
@@ -90,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", help="dataset to evaluate on (default: the run's test dataset)")
     evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     evaluate.add_argument("--data-dir", help="root of the datasets (default: the run's --data-dir)")
+    _add_compilation_cache(evaluate)
 
     plot = commands.add_parser("plot", help="draw input spheres (and predictions) to a PNG")
     plot.add_argument("--data-dir", default="data/spherical_mnist")
@@ -110,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "full rotated recipe)")
     demo.add_argument("--data-dir", type=pathlib.Path, default=pathlib.Path("data/spherical_mnist"))
     demo.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("runs/demo"))
+    _add_compilation_cache(demo)
     return parser
 
 
@@ -280,6 +295,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        runtime.keep_host_memory()
+        if getattr(args, "compilation_cache", "off") != "off":
+            runtime.compilation_cache(args.compilation_cache)
         _initialize_distributed(args)
         return COMMANDS[args.command](args)
     except EXPECTED_FAILURES as err:

@@ -40,7 +40,7 @@ from sphcnn.errors import RunError
 from sphcnn.tasks import Task, task_for
 from sphcnn.tasks.batches import Prefetcher, evaluation_batches
 from sphcnn.train import config as configs
-from sphcnn.train import parallel
+from sphcnn.train import parallel, runtime
 from sphcnn.train import step as training
 from sphcnn.train.checkpoints import Checkpoints
 from sphcnn.train.metrics import MetricsSink, duration, progress_line, read_records
@@ -230,6 +230,7 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
     the test pass only if it has none). overwrite: delete the work directory's
     run first."""
     entered = time.perf_counter()
+    cache_at_entry = runtime.cache_counts()
     stream = stream or sys.stdout
     chief = parallel.is_chief()
     workdir = check_workdir(workdir)
@@ -279,7 +280,7 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
     step_fn = parallel.train_step_fn(run.model, run.optimizer, task, config.seed, run.mesh)
     first = step = int(state.step)
     started = window_start = time.perf_counter()
-    window_first, sums, startup_seconds = first, None, None
+    window_first, sums, startup_seconds, cache = first, None, None, None
     steady_from = started
     if sink.enabled and first < target:
         print(f"training steps {first + 1} to {target} of {length}; compiling the training step first "
@@ -293,9 +294,11 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
                 jax.block_until_ready(state)
                 startup_seconds = time.perf_counter() - entered
                 steady_from = time.perf_counter()
+                cache = {k: v - cache_at_entry[k] for k, v in runtime.cache_counts().items()}
                 if sink.enabled:
                     print(f"first step done {duration(startup_seconds)} after start (data, initialization, "
-                          "compilation)", file=stream, flush=True)
+                          f"compilation: {cache['hits']} of {cache['hits'] + cache['misses']} cacheable "
+                          "compilations loaded from the persistent cache)", file=stream, flush=True)
             sums = metrics if sums is None else jax.tree.map(lambda a, b: a + b, sums, metrics)
             log_now = step % config.log_every == 0 or step == target
             save_now = step % config.checkpoint_every == 0 or step == target
@@ -326,7 +329,11 @@ def train(config: configs.TrainConfig, workdir: pathlib.Path, stream=None, overw
     summary = {"steps": step}
     if step > first:
         summary.update(startup_seconds=startup_seconds, train_seconds=ended - steady_from)
-        sink.write(step, "timing", {k: summary[k] for k in ("startup_seconds", "train_seconds")})
+        if cache is not None:
+            summary.update(compilation_cache_hits=cache["hits"], compilation_cache_misses=cache["misses"])
+        sink.write(step, "timing", {k: summary[k] for k in ("startup_seconds", "train_seconds",
+                                                            "compilation_cache_hits", "compilation_cache_misses")
+                                    if k in summary})
     else:
         summary.update(_finished_summary(workdir, step))
     if test is not None and step == length and (step > first or f"test_{task.metrics[0]}" not in summary):

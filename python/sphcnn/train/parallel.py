@@ -1,7 +1,8 @@
 """Data parallelism: a 1-d device mesh over axis 'batch'; the train and
 evaluation steps run under jax.shard_map with the batch sharded and the state
 replicated (batch-norm statistics and gradients summed across devices inside
-the step). Over several hosts, jax.distributed.initialize() first (see the
+the step), compiled with the XLA options of sphcnn.train.runtime (CUDA graphs
+on GPUs). Over several hosts, jax.distributed.initialize() first (see the
 README): every host builds the same global batches and contributes its rows.
 """
 
@@ -16,6 +17,7 @@ import optax
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from sphcnn.train import runtime
 from sphcnn.train import step as training
 
 AXIS = "batch"
@@ -70,14 +72,14 @@ def train_step_fn(model: training.Model, optimizer: optax.GradientTransformation
     dict sharded over the devices, the state replicated."""
     step = functools.partial(training.train_step, model, optimizer, task, seed, axis_name=AXIS)
     sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
-    return jax.jit(sharded, donate_argnums=0)
+    return jax.jit(sharded, donate_argnums=0, compiler_options=runtime.step_compiler_options())
 
 
 def predict_fn(model: training.Model, task, mesh: Mesh):
     """jit(shard_map(predict)): (state, batch) -> outputs sharded like the batch."""
     sharded = jax.shard_map(functools.partial(training.predict, model, task), mesh=mesh, in_specs=(P(), P(AXIS)),
                             out_specs=P(AXIS))
-    return jax.jit(sharded)
+    return jax.jit(sharded, compiler_options=runtime.step_compiler_options())
 
 
 def metrics_fn(model: training.Model, task, mesh: Mesh):
@@ -85,7 +87,7 @@ def metrics_fn(model: training.Model, task, mesh: Mesh):
     (name -> (B,)) sharded like the batch."""
     sharded = jax.shard_map(functools.partial(training.example_metrics, model, task), mesh=mesh,
                             in_specs=(P(), P(AXIS)), out_specs=P(AXIS))
-    return jax.jit(sharded)
+    return jax.jit(sharded, compiler_options=runtime.step_compiler_options())
 
 
 def all_finite(tree) -> jax.Array:
