@@ -140,3 +140,53 @@ def test_bad_arguments():
         bn(jnp.zeros((2, 8, 8, 1, 2), jnp.complex64))
     with pytest.raises(ValueError, match=r"'example_weights' has shape \(3,\); expected \(2,\)"):
         bn(jnp.zeros((2, 8, 8, 2, 2), jnp.complex64), example_weights=jnp.ones(3))
+
+
+@pytest.mark.parametrize("degree_axis", [0, 1])
+def test_hand_written_gradients_of_the_spectral_batch_norm(degree_axis):
+    # coefficient_moments and scale_and_shift have written-out VJPs; against central
+    # differences of float64 NumPy formulas along random directions (JAX pairs
+    # complex cotangents as Re(sum ct dy)), for both layouts.
+    from sphcnn.nn.batch_norm import coefficient_moments, scale_and_shift
+
+    rng = np.random.default_rng(12)
+    L, B, S, C = 4, 3, 2, 5
+    shape = (L, B, 2 * L - 1, S, C) if degree_axis == 0 else (B, L, 2 * L - 1, S, C)
+    cplx = lambda *s: rng.standard_normal(s) + 1j * rng.standard_normal(s)
+    a, factor, offset = cplx(*shape), cplx(S, C), cplx(S, C)
+    sqrt4pi = np.sqrt(4 * np.pi)
+
+    def a00(v):
+        return v[0, :, L - 1] if degree_axis == 0 else v[:, 0, L - 1]
+
+    def moments_numpy(v):
+        return a00(v), np.sum(np.abs(v) ** 2, axis=(degree_axis, 2))
+
+    def shift_numpy(v, k, o):
+        y = v * k
+        if degree_axis == 0:
+            y[0, :, L - 1] += sqrt4pi * o
+        else:
+            y[:, 0, L - 1] += sqrt4pi * o
+        return y
+
+    (first, second), vjp = jax.vjp(lambda v: coefficient_moments(v, degree_axis), jnp.asarray(a))
+    for got, want in zip((first, second), moments_numpy(a)):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-13)
+    ct_first, ct_second = cplx(B, S, C), rng.standard_normal((B, S, C))
+    (ct_a,) = vjp((jnp.asarray(ct_first), jnp.asarray(ct_second)))
+    y, vjp = jax.vjp(lambda v, k, o: scale_and_shift(v, k, o, degree_axis), *map(jnp.asarray, (a, factor, offset)))
+    np.testing.assert_allclose(np.asarray(y), shift_numpy(a, factor, offset), rtol=1e-13, atol=1e-14)
+    ct_y = cplx(*shape)
+    ct_v, ct_k, ct_o = (np.asarray(g) for g in vjp(jnp.asarray(ct_y)))
+    h = 1e-6
+    for _ in range(3):
+        da, dk, do = cplx(*shape), cplx(S, C), cplx(S, C)
+        plus, minus = moments_numpy(a + h * da), moments_numpy(a - h * da)
+        want = (np.sum(np.real(ct_first * (plus[0] - minus[0]))) + np.sum(ct_second * (plus[1] - minus[1]))) / (2 * h)
+        assert abs(np.sum(np.real(np.asarray(ct_a) * da)) - want) < 1e-6 * max(1, abs(want))
+        dy = (shift_numpy(a + h * da, factor + h * dk, offset + h * do)
+              - shift_numpy(a - h * da, factor - h * dk, offset - h * do)) / (2 * h)
+        want = np.sum(np.real(ct_y * dy))
+        got = np.sum(np.real(ct_v * da)) + np.sum(np.real(ct_k * dk)) + np.sum(np.real(ct_o * do))
+        assert abs(got - want) < 1e-6 * max(1, abs(want)), (got, want)

@@ -36,6 +36,59 @@ def test_leaky_relu_variant_formula():
     assert sphcnn.MagnitudeNonlinearityLeakyRelu((0,), 4).bias is None
 
 
+def _activation_numpy(z, bias, leaky_spin):
+    """float64 NumPy: relu(|z| + b) z / (|z| + eps), leaky_relu(Re z) on leaky_spin."""
+    y = np.maximum(np.abs(z) + bias, 0) * z / (np.abs(z) + 1e-6)
+    if leaky_spin is not None:
+        real = z[..., leaky_spin, :].real
+        y[..., leaky_spin, :] = np.where(real >= 0, real, 0.01 * real)
+    return y
+
+
+@pytest.mark.parametrize("leaky_spin", [None, 1])
+def test_activation_gradient_is_the_derivative_of_the_formula(leaky_spin):
+    # The hand-written VJP (sphcnn.nn.nonlinearities.activation) against central
+    # differences of the float64 NumPy formula along random directions: for every
+    # direction (dz, db), Re(sum ct dy) = Re(sum ct_z dz) + sum ct_b db (JAX's
+    # pairing of complex cotangents), with biases that switch entries off; then
+    # equal to automatic differentiation of the plain formula, zeros included
+    # (where the gain b / eps varies on the scale of eps, too fine for differences).
+    from sphcnn.nn.nonlinearities import activation
+
+    rng = np.random.default_rng(11)
+    shape = (2, 6, 6, 3, 4)
+    z = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    bias = rng.uniform(-1.5, 0.5, (3, 4))
+    ct = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    y, vjp = jax.vjp(lambda v, b: activation(v, b, leaky_spin), jnp.asarray(z), jnp.asarray(bias))
+    np.testing.assert_allclose(np.asarray(y), _activation_numpy(z, bias, leaky_spin), rtol=1e-12, atol=1e-15)
+    ct_z, ct_b = (np.asarray(g) for g in vjp(jnp.asarray(ct)))
+    assert ct_z.dtype == np.complex128 and ct_b.shape == bias.shape
+    h = 1e-6
+    for _ in range(4):
+        dz = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+        db = rng.standard_normal(bias.shape)
+        dy = (_activation_numpy(z + h * dz, bias + h * db, leaky_spin)
+              - _activation_numpy(z - h * dz, bias - h * db, leaky_spin)) / (2 * h)
+        want = np.sum(np.real(ct * dy))
+        got = np.sum(np.real(ct_z * dz)) + np.sum(ct_b * db)
+        assert abs(got - want) < 1e-6 * max(1.0, abs(want)), (got, want)
+    z[0, 0, 0] = 0
+    ct_z, ct_b = (np.asarray(g) for g in jax.vjp(lambda v, b: activation(v, b, leaky_spin), jnp.asarray(z),
+                                                jnp.asarray(bias))[1](jnp.asarray(ct)))
+
+    def plain(v, b):
+        r = jnp.abs(v)
+        out = jax.nn.relu(r + b) / (r + 1e-6) * v
+        if leaky_spin is not None:
+            leaky = jax.nn.leaky_relu(jnp.real(v), 0.01).astype(v.dtype)
+            out = jnp.where((np.arange(3) == leaky_spin)[:, None], leaky, out)
+        return out
+    auto_z, auto_b = jax.vjp(plain, jnp.asarray(z), jnp.asarray(bias))[1](jnp.asarray(ct))
+    np.testing.assert_allclose(ct_z, np.asarray(auto_z), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ct_b, np.asarray(auto_b), rtol=1e-12, atol=1e-12)
+
+
 def test_phase_collapse_formula():
     rng = np.random.default_rng(2)
     layer = sphcnn.PhaseCollapse((0, 2), 3, rngs=nnx.Rngs(0))

@@ -84,6 +84,16 @@ def test_transposes_and_concatenations_stay_off_the_activations(step_text):
     assert _op_counts(step_text)["concatenate"] == 0
 
 
+def test_the_default_model_takes_the_same_path_on_cuda():
+    # backend="auto" resolves per platform at lowering; on CUDA the package's
+    # table has no rows that prefer cuFFT, so the default model's step is the same
+    from sphcnn_kernels.auto import choose_backend
+
+    assert {choose_backend("cuda", d, n) for d in ("forward", "inverse") for n in (16, 32, 64)} == {"ffi"}
+    counts = _op_counts(_lowered_step_text("auto"))
+    assert counts["fft"] == 0 and counts["custom_call"] == 23, counts
+
+
 def test_the_xla_backend_step_runs_cufft_for_contrast():
     counts = _op_counts(_lowered_step_text("xla"))
     assert counts["fft"] > 0 and counts["custom_call"] == 0, counts

@@ -25,11 +25,11 @@ they are used instead of batch statistics.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 import sphcnn_kernels as sk
@@ -71,17 +71,77 @@ def spatial_moments(x: jax.Array, example_weights=None, axis_name=None):
     return _pooled(first, second, weights, axis_name)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def coefficient_moments(a: jax.Array, degree_axis: int) -> tuple[jax.Array, jax.Array]:
+    """Per example (B, S, C): the constant coefficient a_00 (complex) and
+    sum_lm |a_lm|^2 (real) of coefficients a whose degree axis is `degree_axis`
+    (0: (L, B, 2L - 1, S, C); 1: (B, L, 2L - 1, S, C)).
+
+    Forward: a_00 by static slicing and one reduction. Backward, written out as
+    one elementwise expression (it fuses with the rest of the batch norm's
+    gradient): ct_a = 2 ct_second conj(a) + ct_first at a_00, where automatic
+    differentiation makes a scatter-add or a full-size pad and several passes.
+    """
+    ell_max = a.shape[degree_axis] - 1
+    constant = jax.lax.index_in_dim(jax.lax.index_in_dim(a, 0, degree_axis, keepdims=False), ell_max, 1,
+                                    keepdims=False)
+    return constant, jnp.sum(jnp.real(a * jnp.conj(a)), axis=(degree_axis, 2))
+
+
+def _coefficient_moments_forward(a, degree_axis):
+    return coefficient_moments(a, degree_axis), a
+
+
+def _coefficient_moments_backward(degree_axis, a, cotangents):
+    ct_first, ct_second = cotangents
+    ell_max = a.shape[degree_axis] - 1
+    # (B, S, C) -> broadcast against a, and a mask with 1 at a_00
+    ct_first = jnp.expand_dims(ct_first, (degree_axis, 2))
+    ct_second = jnp.expand_dims(ct_second, (degree_axis, 2))
+    at_constant = constant_coefficient(ell_max, None, 1, a.ndim, degree_axis, a.real.dtype) / math.sqrt(4 * math.pi)
+    return (2 * ct_second * jnp.conj(a) + at_constant * ct_first.astype(a.dtype),)
+
+
+coefficient_moments.defvjp(_coefficient_moments_forward, _coefficient_moments_backward)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def scale_and_shift(a: jax.Array, factor: jax.Array, offset: jax.Array, degree_axis: int) -> jax.Array:
+    """a * factor + offset as a constant function: a_00 += sqrt(4 pi) offset, for
+    coefficients a (degree axis `degree_axis`, orders on axis -3) and factor,
+    offset (S, C). Backward written out: ct_a = ct factor (elementwise),
+    ct_factor = sum of ct a (one reduction), ct_offset = sqrt(4 pi) times the sum
+    of ct at a_00 (a slice), where automatic differentiation would reduce the
+    whole of ct times the a_00 mask for the offset."""
+    constant = constant_coefficient(a.shape[degree_axis] - 1, None, a.shape[-2], a.ndim, degree_axis,
+                                    a.real.dtype)
+    return a * factor + constant * offset
+
+
+def _scale_and_shift_forward(a, factor, offset, degree_axis):
+    return scale_and_shift(a, factor, offset, degree_axis), (a, factor)
+
+
+def _scale_and_shift_backward(degree_axis, residuals, ct):
+    a, factor = residuals
+    ell_max = a.shape[degree_axis] - 1
+    at_constant = jax.lax.index_in_dim(jax.lax.index_in_dim(ct, 0, degree_axis, keepdims=False), ell_max, 1,
+                                       keepdims=False)
+    ct_offset = math.sqrt(4 * math.pi) * jnp.sum(at_constant, axis=0)
+    ct_factor = jnp.sum(ct * a, axis=tuple(range(a.ndim - 2)))
+    return ct * factor, ct_factor, ct_offset.astype(ct_factor.dtype)
+
+
+scale_and_shift.defvjp(_scale_and_shift_forward, _scale_and_shift_backward)
+
+
 def spectral_moments(a: jax.Array, example_weights=None, axis_name=None, layout: str = "batch_major"):
     """The same moments from coefficients a (B, L, 2L - 1, S, C) (or degree-major
     (L, B, 2L - 1, S, C)) by Parseval."""
     degree_axis, batch_axis = (0, 1) if layout == "degree_major" else (1, 0)
-    ell_max = a.shape[degree_axis] - 1
-    # a_00 / sqrt(4 pi) as a masked sum: it shares the pass over `a` with the second
-    # moment, and its gradient is a masked broadcast that fuses with the rest (a
-    # sliced a_00 would add a scatter-add or a full-size pad to the gradient)
-    constant = constant_coefficient(ell_max, None, 1, a.ndim, degree_axis, np.float32) / (4 * math.pi)
-    first = jnp.sum(a * constant, axis=(degree_axis, 2))
-    second = jnp.sum(jnp.real(a * jnp.conj(a)), axis=(degree_axis, 2)) / (4 * math.pi)
+    constant, energy = coefficient_moments(a, degree_axis)
+    first = constant / math.sqrt(4 * math.pi)
+    second = energy / (4 * math.pi)
     weights = _example_weights(example_weights, a.shape[batch_axis], second.dtype)
     return _pooled(first, second, weights, axis_name)
 
@@ -227,7 +287,4 @@ class SpectralBatchNorm(_SphericalNorm):
         mean, var = self._statistics(lambda: spectral_moments(a, example_weights, self.axis_name, self.layout))
         factor, offset = self._factors(mean, var, a.dtype)
         # offsets go to a_00 of every spin (the offsets of spins s != 0 are 0)
-        degree_axis = 0 if self.layout == "degree_major" else 1
-        constant = constant_coefficient(a.shape[degree_axis] - 1, None, a.shape[-2], a.ndim, degree_axis,
-                                        np.float32)
-        return a * factor + constant * offset
+        return scale_and_shift(a, factor, offset, 0 if self.layout == "degree_major" else 1)

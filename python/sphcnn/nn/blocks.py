@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
@@ -136,7 +135,7 @@ class SpectralChannelDense(nnx.Module):
     def __call__(self, a: jax.Array) -> jax.Array:
         ell_max = a.shape[0] - 1
         b = jnp.matmul(a, self.kernel[...].astype(a.dtype), precision=matmul_precision())
-        constant = constant_coefficient(ell_max, self.spins.index(0), len(self.spins), b.ndim, 0, np.float32)
+        constant = constant_coefficient(ell_max, self.spins.index(0), len(self.spins), b.ndim, 0, b.real.dtype)
         return b + constant * self.bias[...]
 
 

@@ -240,7 +240,7 @@ class SpinSphericalConvolution(nnx.Module):
         if self.bias is not None:
             # a constant c has a_00 = sqrt(4 pi) c
             b = b + constant_coefficient(self.ell_max, self.spins_out.index(0), len(self.spins_out), b.ndim, 0,
-                                         np.float32) * self.bias[...]
+                                         b.real.dtype) * self.bias[...]
         if self.output_representation == "spatial":
             return self.output_transform.inverse(b)
         if self.spectral_upsampling:

@@ -17,6 +17,8 @@ assert 1.5 times these levels), magnitude biases set to -0.5:
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -29,10 +31,56 @@ EPSILON = 1e-6
 LEAKY_SLOPE = 0.01
 
 
-def _magnitude(z: jax.Array, bias: jax.Array) -> jax.Array:
-    """relu(|z| + b) z / (|z| + eps)."""
-    magnitude = jnp.abs(z)
-    return (jax.nn.relu(magnitude + bias) / (magnitude + EPSILON)).astype(z.dtype) * z
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def activation(x: jax.Array, bias: jax.Array, leaky_spin: int | None) -> jax.Array:
+    """The magnitude nonlinearity of x (..., S, C), complex: relu(|z| + b) z / (|z| + eps)
+    with b = bias (S, C), real; on spin index `leaky_spin` (None: none)
+    leaky_relu(Re z) instead (its bias row is ignored).
+
+    One elementwise pass forward; the gradient is written out (below) so that
+    the backward pass is one elementwise pass for x and one reduction for the
+    bias, keeping only x and the bias, where automatic differentiation keeps
+    |z| and the gain and makes several passes.
+    """
+    magnitude = jnp.abs(x)
+    y = (jax.nn.relu(magnitude + bias) / (magnitude + EPSILON)).astype(x.dtype) * x
+    if leaky_spin is None:
+        return y
+    leaky = jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
+    return jnp.where(spin_mask(leaky_spin, x.shape[-2]), leaky, y)
+
+
+def _activation_forward(x, bias, leaky_spin):
+    return activation(x, bias, leaky_spin), (x, bias)
+
+
+def _activation_backward(leaky_spin, residuals, ct):
+    """JAX's cotangents pair as Re(ct dy). With r = |z| and y = g(r) z, g = relu(r + b) / (r + eps):
+    ct_z = g ct + g'(r) Re(ct z) conj(z) / r, g'(r) = [r + b > 0] (eps - b) / (r + eps)^2
+    (the second term vanishes as r -> 0), ct_b = sum of Re(ct z) [r + b > 0] / (r + eps);
+    leaky spin: ct_z = Re(ct) (1 where Re z >= 0, else the slope), as jax.nn.leaky_relu."""
+    x, bias = residuals
+    real_dtype = bias.dtype
+    magnitude = jnp.abs(x)
+    shifted = magnitude + bias
+    on = shifted > 0
+    denominator = magnitude + EPSILON
+    gain = jnp.where(on, shifted, 0) / denominator
+    slope = jnp.where(on, EPSILON - bias, 0) / denominator**2
+    projection = jnp.real(ct * x)
+    radial = slope * projection / jnp.where(magnitude > 0, magnitude, 1)
+    ct_x = gain.astype(x.dtype) * ct + radial.astype(x.dtype) * jnp.conj(x)
+    ct_bias = jnp.where(on, projection / denominator, 0)
+    if leaky_spin is not None:
+        mask = spin_mask(leaky_spin, x.shape[-2])
+        leaky = jnp.real(ct) * jnp.where(jnp.real(x) >= 0, 1, LEAKY_SLOPE).astype(real_dtype)
+        ct_x = jnp.where(mask, leaky.astype(x.dtype), ct_x)
+        ct_bias = jnp.where(mask, 0, ct_bias)
+    ct_bias = jnp.sum(ct_bias, axis=tuple(range(x.ndim - bias.ndim)))
+    return ct_x, jnp.broadcast_to(ct_bias, bias.shape).astype(real_dtype)
+
+
+activation.defvjp(_activation_forward, _activation_backward)
 
 
 class MagnitudeNonlinearity(nnx.Module):
@@ -52,7 +100,7 @@ class MagnitudeNonlinearity(nnx.Module):
         checks.input_spins(name, self.spins, spins)
         if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
             raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
-        return _magnitude(x, self.bias[...])
+        return activation(x, self.bias[...], None)
 
 
 class MagnitudeNonlinearityLeakyRelu(nnx.Module):
@@ -77,14 +125,12 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
         checks.input_spins(name, self.spins, spins)
         if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
             raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
-        real = jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
         if self.bias is None:
-            return real
+            return jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
         # one elementwise pass over every spin, selecting per spin (no slicing and
-        # re-concatenating): spin 0's magnitude branch has bias 0 and is discarded
+        # re-concatenating); spin 0's bias row is 0 and unused
         others = tuple(i for i in range(len(self.spins)) if i != self.spin0)
-        bias = spin_rows(self.bias[...], others, len(self.spins))
-        return jnp.where(spin_mask(self.spin0, len(self.spins)), real, _magnitude(x, bias))
+        return activation(x, spin_rows(self.bias[...], others, len(self.spins)), self.spin0)
 
 
 class PhaseCollapse(nnx.Module):
