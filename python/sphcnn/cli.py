@@ -61,7 +61,7 @@ def _add_compilation_cache(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compilation-cache", default=str(runtime.DEFAULT_CACHE_DIR), metavar="DIR|off",
                         help="JAX's persistent compilation cache: a second run of the same model and batch shapes "
                              "loads its compiled steps from DIR instead of compiling them (default "
-                             f"{runtime.DEFAULT_CACHE_DIR}; off: compile every time)")
+                             f"$SPHCNN_COMPILATION_CACHE, else ~/.cache/sphcnn/jax; off: compile every time)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,7 @@ from flax import nnx
 
 import sphcnn_kernels as sk
 from sphcnn_kernels import _validation as checks
+from sphcnn.nn.collectives import sum_like
 from sphcnn.nn.placement import constant_coefficient, spin_rows
 
 
@@ -119,17 +120,17 @@ def scale_and_shift(a: jax.Array, factor: jax.Array, offset: jax.Array, degree_a
 
 
 def _scale_and_shift_forward(a, factor, offset, degree_axis):
-    return scale_and_shift(a, factor, offset, degree_axis), (a, factor)
+    return scale_and_shift(a, factor, offset, degree_axis), (a, factor, offset)
 
 
 def _scale_and_shift_backward(degree_axis, residuals, ct):
-    a, factor = residuals
+    a, factor, offset = residuals
     ell_max = a.shape[degree_axis] - 1
     at_constant = jax.lax.index_in_dim(jax.lax.index_in_dim(ct, 0, degree_axis, keepdims=False), ell_max, 1,
                                        keepdims=False)
     ct_offset = math.sqrt(4 * math.pi) * jnp.sum(at_constant, axis=0)
     ct_factor = jnp.sum(ct * a, axis=tuple(range(a.ndim - 2)))
-    return ct * factor, ct_factor, ct_offset.astype(ct_factor.dtype)
+    return ct * factor, sum_like(ct_factor, factor), sum_like(ct_offset.astype(ct_factor.dtype), offset)
 
 
 scale_and_shift.defvjp(_scale_and_shift_forward, _scale_and_shift_backward)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
+from sphcnn.nn.collectives import sum_like
 from sphcnn.nn.placement import spin_mask, spin_rows
 from sphcnn_kernels.precision import matmul_precision
 
@@ -77,7 +78,7 @@ def _activation_backward(leaky_spin, residuals, ct):
         ct_x = jnp.where(mask, leaky.astype(x.dtype), ct_x)
         ct_bias = jnp.where(mask, 0, ct_bias)
     ct_bias = jnp.sum(ct_bias, axis=tuple(range(x.ndim - bias.ndim)))
-    return ct_x, jnp.broadcast_to(ct_bias, bias.shape).astype(real_dtype)
+    return ct_x, sum_like(jnp.broadcast_to(ct_bias, bias.shape).astype(real_dtype), bias)
 
 
 activation.defvjp(_activation_forward, _activation_backward)

@@ -13,8 +13,9 @@ keep_host_memory(): glibc's allocator keeps freed memory instead of returning it
 
 compilation_cache(directory): JAX's persistent compilation cache, so that a
   second run with the same model and batch shapes loads its compiled steps
-  instead of compiling them (default directory: ~/.cache/sphcnn/jax; entries
-  are never evicted, delete the directory to reclaim the space).
+  instead of compiling them (default directory: $SPHCNN_COMPILATION_CACHE, else
+  ~/.cache/sphcnn/jax; entries are never evicted, delete the directory to
+  reclaim the space).
 
 step_compiler_options(): XLA options for the jitted train and evaluation steps
   on GPUs. The step has no cuFFT and only command-buffer-compatible custom calls
@@ -35,7 +36,7 @@ import sys
 
 import jax
 
-DEFAULT_CACHE_DIR = pathlib.Path("~/.cache/sphcnn/jax")
+DEFAULT_CACHE_DIR = pathlib.Path(os.environ.get("SPHCNN_COMPILATION_CACHE", "~/.cache/sphcnn/jax"))
 MIN_COMPILE_SECONDS = 0.0
 GPU_STEP_OPTIONS = {"xla_gpu_graph_min_graph_size": 1}
 

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from sphcnn.nn.collectives import sum_over_devices
+
 
 class TrainState(NamedTuple):
     """Everything a step changes, as pytrees."""
@@ -80,7 +82,10 @@ def train_step(model: Model, optimizer: optax.GradientTransformation, task, seed
         return loss, (outputs, nnx.state(network, nnx.BatchStat))
 
     (_, (outputs, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.batch_stats)
-    grads = jax.tree.map(total, grads)
+    if axis_name is not None:
+        # summed over the devices once (automatic differentiation already sums the
+        # gradients of the replicated parameters under shard_map's typing)
+        grads = jax.tree.map(lambda g: sum_over_devices(g, axis_name), grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {name: total(jnp.sum(values * weights)) / weight_sum
