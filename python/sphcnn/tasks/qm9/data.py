@@ -63,8 +63,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
-import secrets
 import shlex
 import shutil
 import time
@@ -74,6 +72,7 @@ from pathlib import Path
 import numpy as np
 
 from sphcnn_kernels import _validation as checks
+from sphcnn.tasks import outputs
 from sphcnn.tasks.qm9 import source as qm9_source
 from sphcnn.tasks.qm9.source import ATOMIC_NUMBERS, CHARACTERIZED_COUNT, MAX_ATOMS, PROPERTIES, Molecules
 
@@ -237,61 +236,9 @@ def regeneration_command(path, metadata: dict | None = None) -> str:
     return shlex.join(parts)
 
 
-def _format_name(metadata_file: Path) -> str | None:
-    try:
-        return json.loads(metadata_file.read_text()).get("format")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def _check_output(output: Path, overwrite: bool) -> None:
-    if not output.exists():
-        return
-    if not output.is_dir():
-        raise QM9DatasetError(f"output {output} exists and is not a directory")
-    metadata_file = output / METADATA_FILE
-    if metadata_file.exists():
-        if _format_name(metadata_file) != FORMAT_NAME:
-            raise QM9DatasetError(
-                f"output {output} holds a {METADATA_FILE} that is not a QM9 dataset's ({FORMAT_NAME}); not replacing it"
-            )
-        if not overwrite:
-            raise QM9DatasetError(
-                f"output {output} already holds a finished QM9 dataset; pass overwrite=True "
-                f"(command line: --overwrite) to replace it"
-            )
-    elif any(output.iterdir()):
-        raise QM9DatasetError(
-            f"output {output} is a non-empty directory without {METADATA_FILE}; choose a new or empty directory"
-        )
-
-
-def _sibling_directory(output: Path, purpose: str) -> Path:
-    """A new hidden directory next to ``output`` (same file system, so renames are atomic)."""
-    directory = output.parent / f".{output.name}.{purpose}-{os.getpid()}-{secrets.token_hex(4)}"
-    directory.mkdir()
-    return directory
-
-
-def _install(scratch: Path, output: Path) -> None:
-    """Rename the finished ``scratch`` to ``output``; an existing output is moved
-    aside first and deleted once the new one is in place (moved back on failure)."""
-    if not output.exists():
-        scratch.replace(output)
-        return
-    retired = _sibling_directory(output, "replaced")
-    try:
-        output.replace(retired / output.name)
-    except BaseException:
-        retired.rmdir()
-        raise
-    try:
-        scratch.replace(output)
-    except BaseException:
-        (retired / output.name).replace(output)
-        retired.rmdir()
-        raise
-    shutil.rmtree(retired)
+    outputs.check_output(output, overwrite, metadata_file=METADATA_FILE, format_name=FORMAT_NAME, dataset="QM9",
+                         error=QM9DatasetError)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -432,7 +379,7 @@ def generate_qm9(output, source_dir=None, cache_dir=None, overwrite: bool = Fals
                               f"they cannot be normalized")
     metadata = _description(molecules, sizes, mean, std, arrays, cache_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = _sibling_directory(output, "partial")
+    scratch = outputs.sibling_directory(output, "partial")
     try:
         for name, array in arrays.items():
             data = _npy_bytes(array)
@@ -440,7 +387,7 @@ def generate_qm9(output, source_dir=None, cache_dir=None, overwrite: bool = Fals
             metadata["arrays"][name]["sha256"] = hashlib.sha256(data).hexdigest()
         (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
         _check_output(output, overwrite)
-        _install(scratch, output)
+        outputs.install(scratch, output)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

