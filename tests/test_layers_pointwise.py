@@ -89,39 +89,6 @@ def test_activation_gradient_is_the_derivative_of_the_formula(leaky_spin):
     np.testing.assert_allclose(ct_b, np.asarray(auto_b), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("leaky_spin", [None, 0])
-def test_affine_activation_gradient_is_the_derivative_of_the_formula(leaky_spin):
-    # affine_activation(x, k, o, b) = activation(x k + o, b) without materializing
-    # x k + o: value and hand-written VJP against central differences of the
-    # float64 NumPy formula in x, k, o and b (complex k and o), and against
-    # automatic differentiation of the composition.
-    from sphcnn.nn.nonlinearities import activation, affine_activation
-
-    rng = np.random.default_rng(13)
-    shape = (2, 5, 5, 3, 4)
-    cplx = lambda *s: rng.standard_normal(s) + 1j * rng.standard_normal(s)
-    x, factor, offset = cplx(*shape), cplx(3, 4), 0.3 * cplx(3, 4)
-    bias = rng.uniform(-1.5, 0.5, (3, 4))
-    ct = cplx(*shape)
-    args = tuple(map(jnp.asarray, (x, factor, offset, bias)))
-    y, vjp = jax.vjp(lambda *a: affine_activation(*a, leaky_spin), *args)
-    np.testing.assert_allclose(np.asarray(y), _activation_numpy(x * factor + offset, bias, leaky_spin), rtol=1e-12,
-                               atol=1e-14)
-    grads = [np.asarray(g) for g in vjp(jnp.asarray(ct))]
-    assert [g.shape for g in grads] == [x.shape, (3, 4), (3, 4), (3, 4)]
-    h = 1e-6
-    for _ in range(4):
-        dx, dk, do, db = cplx(*shape), cplx(3, 4), cplx(3, 4), rng.standard_normal((3, 4))
-        dy = (_activation_numpy((x + h * dx) * (factor + h * dk) + offset + h * do, bias + h * db, leaky_spin)
-              - _activation_numpy((x - h * dx) * (factor - h * dk) + offset - h * do, bias - h * db, leaky_spin)) / (2 * h)
-        want = np.sum(np.real(ct * dy))
-        got = sum(np.sum(np.real(g * d)) for g, d in zip(grads, (dx, dk, do, db)))
-        assert abs(got - want) < 1e-6 * max(1.0, abs(want)), (got, want)
-    composed = jax.vjp(lambda v, k, o, b: activation(v * k + o, b, leaky_spin), *args)[1](jnp.asarray(ct))
-    for g, c in zip(grads, composed):
-        np.testing.assert_allclose(g, np.asarray(c), rtol=1e-10, atol=1e-10)
-
-
 def test_phase_collapse_formula():
     rng = np.random.default_rng(2)
     layer = sphcnn.PhaseCollapse((0, 2), 3, rngs=nnx.Rngs(0))

@@ -114,14 +114,11 @@ class SpinSphericalBlock(nnx.Module):
         if not self.spectral_batch_norm:
             return self.nonlinearity(self.batch_norm(self.conv(x), example_weights))
         # statistics on the coefficients, the affine map after the synthesis (it
-        # commutes with it), in the nonlinearity's elementwise pass instead of a
-        # pass over the coefficients (SpectralBatchNorm.affine)
+        # commutes with it): one elementwise pass with the nonlinearity instead of
+        # a pass over the coefficients (SpectralBatchNorm.affine)
         a = self.conv(x)
         factor, offset = self.batch_norm.affine(a, example_weights)
-        z = self.output_transform.inverse(a)
-        if isinstance(self.nonlinearity, PhaseCollapse):
-            return self.nonlinearity(z * factor + offset)
-        return self.nonlinearity(z, affine=(factor, offset))
+        return self.nonlinearity(self.output_transform.inverse(a) * factor + offset)
 
 
 class SpectralChannelDense(nnx.Module):

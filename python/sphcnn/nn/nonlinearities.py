@@ -32,99 +32,56 @@ EPSILON = 1e-6
 LEAKY_SLOPE = 0.01
 
 
-def _activate(u: jax.Array, bias: jax.Array, leaky_spin: int | None) -> jax.Array:
-    """relu(|u| + b) u / (|u| + eps), and leaky_relu(Re u) on spin index leaky_spin."""
-    magnitude = jnp.abs(u)
-    y = (jax.nn.relu(magnitude + bias) / (magnitude + EPSILON)).astype(u.dtype) * u
-    if leaky_spin is None:
-        return y
-    leaky = jax.nn.leaky_relu(jnp.real(u), LEAKY_SLOPE).astype(u.dtype)
-    return jnp.where(spin_mask(leaky_spin, u.shape[-2]), leaky, y)
-
-
-def _activation_cotangents(u: jax.Array, bias: jax.Array, ct: jax.Array, leaky_spin: int | None):
-    """(ct_u, per-element bias cotangents) of _activate. JAX's cotangents pair as
-    Re(ct dy). With r = |u| and y = g(r) u, g = relu(r + b) / (r + eps):
-    ct_u = g ct + g'(r) Re(ct u) conj(u) / r, g'(r) = [r + b > 0] (eps - b) / (r + eps)^2
-    (the second term vanishes as r -> 0), ct_b = Re(ct u) [r + b > 0] / (r + eps);
-    leaky spin: ct_u = Re(ct) (1 where Re u >= 0, else the slope), as jax.nn.leaky_relu."""
-    real_dtype = bias.dtype
-    magnitude = jnp.abs(u)
-    shifted = magnitude + bias
-    on = shifted > 0
-    denominator = magnitude + EPSILON
-    gain = jnp.where(on, shifted, 0) / denominator
-    slope = jnp.where(on, EPSILON - bias, 0) / denominator**2
-    projection = jnp.real(ct * u)
-    radial = slope * projection / jnp.where(magnitude > 0, magnitude, 1)
-    ct_u = gain.astype(u.dtype) * ct + radial.astype(u.dtype) * jnp.conj(u)
-    ct_bias = jnp.where(on, projection / denominator, 0)
-    if leaky_spin is not None:
-        mask = spin_mask(leaky_spin, u.shape[-2])
-        leaky = jnp.real(ct) * jnp.where(jnp.real(u) >= 0, 1, LEAKY_SLOPE).astype(real_dtype)
-        ct_u = jnp.where(mask, leaky.astype(u.dtype), ct_u)
-        ct_bias = jnp.where(mask, 0, ct_bias)
-    return ct_u, ct_bias
-
-
-def _sum_to(values: jax.Array, like: jax.Array) -> jax.Array:
-    """values summed over their leading axes to the shape of `like` (S, C), in its
-    dtype and device-varying type (sphcnn.nn.collectives.sum_like)."""
-    total = jnp.sum(values, axis=tuple(range(values.ndim - like.ndim)))
-    return sum_like(jnp.broadcast_to(total, like.shape).astype(like.dtype), like)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def activation(x: jax.Array, bias: jax.Array, leaky_spin: int | None) -> jax.Array:
     """The magnitude nonlinearity of x (..., S, C), complex: relu(|z| + b) z / (|z| + eps)
     with b = bias (S, C), real; on spin index `leaky_spin` (None: none)
     leaky_relu(Re z) instead (its bias row is ignored).
 
-    One elementwise pass forward; the gradient is written out so that the
-    backward pass is one elementwise pass for x and one reduction for the bias,
-    keeping only x and the bias, where automatic differentiation keeps |z| and
-    the gain and makes several passes.
+    One elementwise pass forward; the gradient is written out (below) so that
+    the backward pass is one elementwise pass for x and one reduction for the
+    bias, keeping only x and the bias, where automatic differentiation keeps
+    |z| and the gain and makes several passes.
     """
-    return _activate(x, bias, leaky_spin)
+    magnitude = jnp.abs(x)
+    y = (jax.nn.relu(magnitude + bias) / (magnitude + EPSILON)).astype(x.dtype) * x
+    if leaky_spin is None:
+        return y
+    leaky = jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
+    return jnp.where(spin_mask(leaky_spin, x.shape[-2]), leaky, y)
 
 
 def _activation_forward(x, bias, leaky_spin):
-    return _activate(x, bias, leaky_spin), (x, bias)
+    return activation(x, bias, leaky_spin), (x, bias)
 
 
 def _activation_backward(leaky_spin, residuals, ct):
+    """JAX's cotangents pair as Re(ct dy). With r = |z| and y = g(r) z, g = relu(r + b) / (r + eps):
+    ct_z = g ct + g'(r) Re(ct z) conj(z) / r, g'(r) = [r + b > 0] (eps - b) / (r + eps)^2
+    (the second term vanishes as r -> 0), ct_b = sum of Re(ct z) [r + b > 0] / (r + eps);
+    leaky spin: ct_z = Re(ct) (1 where Re z >= 0, else the slope), as jax.nn.leaky_relu."""
     x, bias = residuals
-    ct_x, ct_bias = _activation_cotangents(x, bias, ct, leaky_spin)
-    return ct_x, _sum_to(ct_bias, bias)
+    real_dtype = bias.dtype
+    magnitude = jnp.abs(x)
+    shifted = magnitude + bias
+    on = shifted > 0
+    denominator = magnitude + EPSILON
+    gain = jnp.where(on, shifted, 0) / denominator
+    slope = jnp.where(on, EPSILON - bias, 0) / denominator**2
+    projection = jnp.real(ct * x)
+    radial = slope * projection / jnp.where(magnitude > 0, magnitude, 1)
+    ct_x = gain.astype(x.dtype) * ct + radial.astype(x.dtype) * jnp.conj(x)
+    ct_bias = jnp.where(on, projection / denominator, 0)
+    if leaky_spin is not None:
+        mask = spin_mask(leaky_spin, x.shape[-2])
+        leaky = jnp.real(ct) * jnp.where(jnp.real(x) >= 0, 1, LEAKY_SLOPE).astype(real_dtype)
+        ct_x = jnp.where(mask, leaky.astype(x.dtype), ct_x)
+        ct_bias = jnp.where(mask, 0, ct_bias)
+    ct_bias = jnp.sum(ct_bias, axis=tuple(range(x.ndim - bias.ndim)))
+    return ct_x, sum_like(jnp.broadcast_to(ct_bias, bias.shape).astype(real_dtype), bias)
 
 
 activation.defvjp(_activation_forward, _activation_backward)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def affine_activation(x: jax.Array, factor: jax.Array, offset: jax.Array, bias: jax.Array,
-                      leaky_spin: int | None) -> jax.Array:
-    """activation(x * factor + offset, bias, leaky_spin), factor and offset (S, C)
-    complex (a batch norm's affine map, e.g. SpectralBatchNorm.affine), without
-    materializing x * factor + offset: forward one elementwise pass, backward one
-    elementwise pass for x and reductions for factor, offset and bias; only x
-    and the (S, C) arrays are kept."""
-    return _activate(x * factor + offset, bias, leaky_spin)
-
-
-def _affine_activation_forward(x, factor, offset, bias, leaky_spin):
-    return affine_activation(x, factor, offset, bias, leaky_spin), (x, factor, offset, bias)
-
-
-def _affine_activation_backward(leaky_spin, residuals, ct):
-    """u = x factor + offset is holomorphic in x, factor and offset: ct_x = ct_u factor,
-    ct_factor = sum of ct_u x, ct_offset = sum of ct_u."""
-    x, factor, offset, bias = residuals
-    ct_u, ct_bias = _activation_cotangents(x * factor + offset, bias, ct, leaky_spin)
-    return ct_u * factor, _sum_to(ct_u * x, factor), _sum_to(ct_u, offset), _sum_to(ct_bias, bias)
-
-
-affine_activation.defvjp(_affine_activation_forward, _affine_activation_backward)
 
 
 class MagnitudeNonlinearity(nnx.Module):
@@ -139,15 +96,11 @@ class MagnitudeNonlinearity(nnx.Module):
         self.channels = checks.positive_int(name, "channels", channels)
         self.bias = nnx.Param(jnp.zeros((len(self.spins), self.channels), jnp.float32))
 
-    def __call__(self, x: jax.Array, spins=None, affine=None) -> jax.Array:
-        """x (batch..., n, n, S, C); affine: optional (factor, offset), each (S, C),
-        applied first (x * factor + offset) in the same pass."""
+    def __call__(self, x: jax.Array, spins=None) -> jax.Array:
         name = type(self).__name__
         checks.input_spins(name, self.spins, spins)
         if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
             raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
-        if affine is not None:
-            return affine_activation(x, *affine, self.bias[...], None)
         return activation(x, self.bias[...], None)
 
 
@@ -168,23 +121,17 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
         others = len(self.spins) - 1
         self.bias = nnx.Param(jnp.zeros((others, self.channels), jnp.float32)) if others else None
 
-    def __call__(self, x: jax.Array, spins=None, affine=None) -> jax.Array:
-        """x (batch..., n, n, S, C); affine: optional (factor, offset), each (S, C),
-        applied first (x * factor + offset) in the same pass."""
+    def __call__(self, x: jax.Array, spins=None) -> jax.Array:
         name = type(self).__name__
         checks.input_spins(name, self.spins, spins)
         if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
             raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
         if self.bias is None:
-            u = x if affine is None else x * affine[0] + affine[1]
-            return jax.nn.leaky_relu(jnp.real(u), LEAKY_SLOPE).astype(x.dtype)
+            return jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
         # one elementwise pass over every spin, selecting per spin (no slicing and
         # re-concatenating); spin 0's bias row is 0 and unused
         others = tuple(i for i in range(len(self.spins)) if i != self.spin0)
-        bias = spin_rows(self.bias[...], others, len(self.spins))
-        if affine is not None:
-            return affine_activation(x, *affine, bias, self.spin0)
-        return activation(x, bias, self.spin0)
+        return activation(x, spin_rows(self.bias[...], others, len(self.spins)), self.spin0)
 
 
 class PhaseCollapse(nnx.Module):
