@@ -284,18 +284,8 @@ class SpectralBatchNorm(_SphericalNorm):
         self.scale[...] = jnp.full(self.scale[...].shape, scale_init, jnp.complex64)
 
     def __call__(self, a: jax.Array, example_weights=None, spins=None) -> jax.Array:
-        factor, offset = self.affine(a, example_weights, spins)
-        # offsets go to a_00 of every spin (the offsets of spins s != 0 are 0)
-        return scale_and_shift(a, factor, offset, 0 if self.layout == "degree_major" else 1)
-
-    def affine(self, a: jax.Array, example_weights=None, spins=None) -> tuple[jax.Array, jax.Array]:
-        """(factor, offset), each (S, C) in a's dtype, of this batch norm on
-        coefficients a (statistics and running averages as __call__):
-        __call__(a) = a * factor with offset added as a constant function. Both
-        commute with any transform that maps each (spin, channel) on its own, so
-        that inverse(__call__(a)) = inverse(a) * factor + offset on the grid (the
-        offsets of spins s != 0 are 0): a block can apply its batch norm after
-        the synthesis, in the elementwise pass of its nonlinearity."""
         self._check(a, spins, expect_spectral=True)
         mean, var = self._statistics(lambda: spectral_moments(a, example_weights, self.axis_name, self.layout))
-        return self._factors(mean, var, a.dtype)
+        factor, offset = self._factors(mean, var, a.dtype)
+        # offsets go to a_00 of every spin (the offsets of spins s != 0 are 0)
+        return scale_and_shift(a, factor, offset, 0 if self.layout == "degree_major" else 1)

@@ -5,9 +5,7 @@ SpinSphericalBlock (Esteves et al. 2020): [spatial pooling] -> convolution ->
   runs on the convolution's coefficients by default (SpectralBatchNorm: the
   convolution output is band-limited, so its statistics from Parseval equal the
   quadrature ones and the result is the same as SpinSphericalBatchNorm on the
-  grid, at half the memory traffic; its per-channel affine map is applied after
-  the inverse transform, with which it commutes, in the nonlinearity's pass);
-  batch_norm="spatial" normalizes on the grid,
+  grid, at half the memory traffic); batch_norm="spatial" normalizes on the grid,
   "spatial_uncentered" on the grid with the uncentered variance. With
   nonlinearity="phase_collapse" and batch_norm="spatial_uncentered" it is the
   plain block of the Scaling Spherical CNNs QM9 models.
@@ -58,15 +56,14 @@ class SpinSphericalBlock(nnx.Module):
     Spatial in (batch, n_in, n_in, S_in, C_in), spatial out (batch, n_out, n_out,
     S_out, C_out), n_out = n_in or n_in / 2 (spatial pooling first, or spectral
     pooling in the convolution with spectral_pooling=True). batch_norm:
-    'spectral' (SpectralBatchNorm's statistics from the coefficients, its affine
-    map applied after the inverse transform; default) or
+    'spectral' (SpectralBatchNorm before the inverse transform, default) or
     'spatial' (SpinSphericalBatchNorm after it), same parameters, same result;
     'spatial_uncentered' (SpinSphericalBatchNorm(variance='uncentered')).
     nonlinearity: 'magnitude' (MagnitudeNonlinearityLeakyRelu, or
     MagnitudeNonlinearity without spin 0) or 'phase_collapse' (PhaseCollapse).
     kernel_init: the convolution's initialization (SpinSphericalConvolution).
     batch_norm_momentum: of the batch norm's running averages.
-    Static: output_transform (the inverse with a spectral batch norm; None with
+    Static: output_transform (the inverse after a spectral batch norm; None with
     batch_norm='spatial', where the convolution transforms back itself), built
     once. Computes in complex64, as SpinSphericalConvolution; returns complex64.
     """
@@ -111,14 +108,10 @@ class SpinSphericalBlock(nnx.Module):
         """x (batch, n_in, n_in, S_in, C_in) -> (batch, n_out, n_out, S_out, C_out)."""
         if self.pool_spatially:
             x = spatial_pool(x)
-        if not self.spectral_batch_norm:
-            return self.nonlinearity(self.batch_norm(self.conv(x), example_weights))
-        # statistics on the coefficients, the affine map after the synthesis (it
-        # commutes with it): one elementwise pass with the nonlinearity instead of
-        # a pass over the coefficients (SpectralBatchNorm.affine)
-        a = self.conv(x)
-        factor, offset = self.batch_norm.affine(a, example_weights)
-        return self.nonlinearity(self.output_transform.inverse(a) * factor + offset)
+        y = self.batch_norm(self.conv(x), example_weights)
+        if self.spectral_batch_norm:
+            y = self.output_transform.inverse(y)
+        return self.nonlinearity(y)
 
 
 class SpectralChannelDense(nnx.Module):
