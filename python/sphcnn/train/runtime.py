@@ -62,8 +62,9 @@ def keep_host_memory() -> bool:
 
 def compilation_cache(directory: str | os.PathLike | None = None) -> pathlib.Path:
     """Turn on JAX's persistent compilation cache in `directory` (created if
-    missing; default ~/.cache/sphcnn/jax) for every compilation of this process
-    that takes at least a second; returns the directory."""
+    missing; default DEFAULT_CACHE_DIR) for every compilation of this process,
+    however short (MIN_COMPILE_SECONDS = 0: a model's start is also many small
+    compilations of its initialization); returns the directory."""
     path = pathlib.Path(directory if directory is not None else DEFAULT_CACHE_DIR).expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
