@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
+from sphcnn.nn import initializers
 from sphcnn.nn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
 from sphcnn.nn.convolution import DTYPE
 from sphcnn.nn.readouts import spherical_readout
@@ -80,7 +81,8 @@ class SpinSphericalClassifier(nnx.Module):
             layers.append(BLOCKS[block](self.widths[i], self.widths[i + 1], self.spins[i], self.spins[i + 1],
                                         **options))
         self.blocks = nnx.List(layers)
-        self.readout = nnx.Linear(len(self.spins[-1]) * self.widths[-1], self.num_classes, rngs=rngs)
+        self.readout = nnx.Linear(len(self.spins[-1]) * self.widths[-1], self.num_classes,
+                                  kernel_init=initializers.lecun_normal(), rngs=rngs)
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
         checks.spatial_input(type(self).__name__, x, self.resolutions[0], self.spins[0], self.widths[0])

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
+from sphcnn.nn import initializers
 
 # Standard atomic weights (u) of H, C, N, O, F (IUPAC 2013 conventional values,
 # as the original code's table).
@@ -39,6 +40,8 @@ ATOMIC_MASSES = {1: 1.008, 6: 12.011, 7: 14.007, 8: 15.999, 9: 18.998403163}
 # QM9's largest interatomic distance, Angstrom (the original's max_pairwise_distance).
 DISTANCE_NORMALIZATION = 12.040386407885462
 AGGREGATIONS = ("atom_type", "displacement", "distance_squared")
+# the dense layers' kernels: lecun normal drawn on the host (sphcnn.nn.initializers)
+LECUN = initializers.lecun_normal()
 
 
 def type_one_hot(charges: jax.Array, atom_types: tuple[int, ...]) -> jax.Array:
@@ -66,9 +69,9 @@ class AtomEmbedding(nnx.Module):
     """relu(Dense(x_i)) + type embedding [+ Dense(distance to the centre)], (B, A, width)."""
 
     def __init__(self, features: int, width: int, types: int, center_distance: bool, rngs: nnx.Rngs):
-        self.dense = nnx.Linear(features, width, rngs=rngs)
+        self.dense = nnx.Linear(features, width, kernel_init=LECUN, rngs=rngs)
         self.type_embedding = nnx.Param(jnp.zeros((types, width), jnp.float32))
-        self.distance_dense = nnx.Linear(1, width, rngs=rngs) if center_distance else None
+        self.distance_dense = nnx.Linear(1, width, kernel_init=LECUN, rngs=rngs) if center_distance else None
 
     def __call__(self, features: jax.Array, one_hot: jax.Array, displacements: jax.Array) -> jax.Array:
         h = jax.nn.relu(self.dense(features.astype(jnp.float32))) + one_hot @ self.type_embedding[...]
@@ -104,8 +107,9 @@ class MoleculeHead(nnx.Module):
 
     def __init__(self, width: int, types: int, max_atoms: int, rngs: nnx.Rngs):
         self.max_atoms = max_atoms
-        self.layers = nnx.List([nnx.Linear(width + types + 2, width, rngs=rngs), nnx.Linear(width, width, rngs=rngs),
-                                nnx.Linear(width, 1, rngs=rngs)])
+        self.layers = nnx.List([nnx.Linear(width + types + 2, width, kernel_init=LECUN, rngs=rngs),
+                                nnx.Linear(width, width, kernel_init=LECUN, rngs=rngs),
+                                nnx.Linear(width, 1, kernel_init=LECUN, rngs=rngs)])
 
     def __call__(self, pooled: jax.Array, one_hot: jax.Array) -> jax.Array:
         counts = jnp.sum(one_hot, axis=1)                                        # (B, T)
@@ -173,7 +177,7 @@ class DeepSetsTail(_Tail):
                  center_distance: bool = False, aggregation: str = "atom_type", rngs: nnx.Rngs):
         width = self._stages(type(self).__name__, features, width, atom_types, max_atoms, center_distance,
                              aggregation, rngs)
-        self.dense = nnx.Linear(width, width, rngs=rngs)
+        self.dense = nnx.Linear(width, width, kernel_init=LECUN, rngs=rngs)
 
     def atoms(self, h: jax.Array, one_hot: jax.Array) -> jax.Array:
         del one_hot

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
+from sphcnn.nn import initializers
 from sphcnn.nn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
 from sphcnn.nn.convolution import SpinSphericalConvolution, layer_input, layer_transform
 from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
@@ -128,7 +129,7 @@ class SpectralChannelDense(nnx.Module):
         self.spins = checks.spins(name, "spins", spins)
         if 0 not in self.spins:
             raise ValueError(f"{name}: spins {self.spins} have no spin 0 for the bias")
-        init = jax.nn.initializers.lecun_normal()
+        init = initializers.lecun_normal()
         self.kernel = nnx.Param(init(rngs.params(), (self.in_channels, self.out_channels), jnp.float32))
         self.bias = nnx.Param(jnp.zeros((self.out_channels,), jnp.float32))
 

@@ -50,6 +50,7 @@ from flax import nnx
 import sphcnn_kernels as sk
 from sphcnn_kernels import _validation as checks
 from sphcnn_kernels.precision import matmul_precision
+from sphcnn.nn import initializers
 from sphcnn.nn.placement import constant_coefficient
 
 
@@ -197,7 +198,7 @@ class SpinSphericalConvolution(nnx.Module):
         variance = kernel_variance(kernel_init, self.ell_max, None if num_filter_params is None else anchors,
                                    len(self.spins_in), len(self.spins_out), self.in_channels, self.out_channels)
         shape = (anchors, len(self.spins_in), len(self.spins_out), self.in_channels, self.out_channels)
-        self.kernel = nnx.Param(math.sqrt(variance) * jax.random.normal(rngs.params(), shape, DTYPE))
+        self.kernel = nnx.Param(initializers.normal(rngs.params(), shape, DTYPE, math.sqrt(variance)))
         if use_bias:
             if 0 not in self.spins_out:
                 raise ValueError(f"{name}: use_bias adds to spin 0, but spins_out {self.spins_out} has none")

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sphcnn_kernels import _validation as checks
+from sphcnn.nn import initializers
 from sphcnn.nn.collectives import sum_like
 from sphcnn.nn.placement import spin_mask, spin_rows
 from sphcnn_kernels.precision import matmul_precision
@@ -153,7 +154,7 @@ class PhaseCollapse(nnx.Module):
         if 0 not in self.spins:
             raise ValueError(f"{name}: spins {self.spins} have no spin 0 to collapse into")
         self.spin0 = self.spins.index(0)
-        init = jax.nn.initializers.lecun_normal(dtype=jnp.complex64)
+        init = initializers.lecun_normal()
         width = len(self.spins) * self.channels
         self.spin0_kernel = nnx.Param(init(rngs.params(), (self.channels, self.channels), jnp.complex64))
         self.spin0_bias = nnx.Param(jnp.zeros((self.channels,), jnp.complex64))
