@@ -89,7 +89,7 @@ def test_classifier_logits_invariant_to_longitude_shifts(spectral_pooling, k):
 
 
 def test_classifier_logits_invariant_to_rotations_but_cnn_is_not():
-    # benchmarks/equivariance.py: spin model 0.25 (seeds 0-2: 0.18, 0.32, 0.25),
+    # benchmarks/equivariance.py: spin model 0.21 (seeds 0-2: 0.21, 0.27, 0.16),
     # planar CNN 0.64 (0.74, 0.56, 0.63) of the typical distance between inputs' logits
     def mean_error(make):
         errors = []
@@ -101,6 +101,6 @@ def test_classifier_logits_invariant_to_rotations_but_cnn_is_not():
 
     spin = mean_error(sphcnn.spin_classifier_6_layers)
     cnn = mean_error(sphcnn.cnn_classifier_6_layers)
-    assert spin < 1.5 * 0.25, spin
+    assert spin < 1.5 * 0.21, spin
     assert cnn > 0.45, cnn
     assert cnn > 2 * spin

@@ -247,7 +247,7 @@ def test_residual_regressor_is_finite_and_differentiable(tail, aggregation):
 # qm9_tiny, 8 random molecules of 3..9 atoms, 3 rotations, initializations 0..2)
 # measured the mean movement under rotations ROTATION and, for scale, under 0.1 A
 # displacements of every atom DISPLACEMENT, as fractions of the spread between molecules.
-ROTATION, DISPLACEMENT = 0.0028, 0.0108
+ROTATION, DISPLACEMENT = 0.0037, 0.0214
 
 
 def test_prediction_is_invariant_to_rotating_the_molecule():
