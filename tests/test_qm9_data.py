@@ -7,15 +7,14 @@ unless it is in ~/.cache/sphcnn."""
 import argparse
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qm9_fixtures import METHANE, UNCHARACTERIZED, synthetic_molecules, write_wheel, write_xyz_directory, xyz_text
-from sphcnn.tasks.qm9 import data as qd
+from qm9_fixtures import METHANE, UNCHARACTERIZED, synthetic_molecules, write_wheel, write_xyz_directory
 from sphcnn.tasks import outputs
+from sphcnn.tasks.qm9 import data as qd
 from sphcnn.tasks.qm9 import source as qs
 
 REAL_WHEEL = Path("~/.cache/sphcnn").expanduser() / qs.QM9PACK_WHEEL

@@ -36,8 +36,6 @@ Projections (``PROJECTIONS``):
 
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 
 import sphcnn_kernels
