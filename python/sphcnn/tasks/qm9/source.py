@@ -251,18 +251,7 @@ def _read_csv_member(archive: zipfile.ZipFile, member: str, where: str):
 def read_qm9pack_wheel(path, expected_sha256: str = QM9PACK_SHA256) -> Molecules:
     """The molecules of a qm9pack wheel whose sha256 must equal ``expected_sha256``
     (its three CSV parts, read from the zip archive)."""
-    func = "read_qm9pack_wheel"
-    path = checks.path(func, "path", path)
-    if not isinstance(expected_sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha256):
-        raise ValueError(f"{func}: argument 'expected_sha256' must be 64 hex digits, got {expected_sha256!r}")
-    if not path.is_file():
-        raise ValueError(f"{func}: argument 'path' must be an existing file, got {str(path)!r}")
-    actual = sha256_of_file(path)
-    if actual != expected_sha256.lower():
-        raise QM9SourceError(
-            f"qm9pack wheel {path}: sha256 {actual} does not match the expected {expected_sha256.lower()} "
-            f"(delete the file to download it again)"
-        )
+    path, actual = outputs.checked_wheel("read_qm9pack_wheel", path, expected_sha256, "qm9pack wheel", QM9SourceError)
     indices: list[int] = []
     elements: list[list[str]] = []
     coordinates, properties, origins = [], [], []
