@@ -12,10 +12,11 @@ import pytest
 import sphcnn_kernels as sk
 
 
-def test_cpu_extension_registers_both_targets():
+def test_cpu_extension_registers_its_targets():
     from sphcnn_kernels import _cpu
 
-    assert set(_cpu.registrations()) == {"sphcnn_analysis", "sphcnn_synthesis"}
+    assert set(_cpu.registrations()) == {"sphcnn_analysis", "sphcnn_synthesis", "sphcnn_activated_analysis",
+                                         "sphcnn_activated_gradient"}
     assert "ffi" in sk.available_backends("cpu")
 
 

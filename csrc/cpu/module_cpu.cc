@@ -68,6 +68,8 @@ PYBIND11_MODULE(_cpu, m) {
     py::dict d;
     d["sphcnn_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnAnalysisCpu));
     d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCpu));
+    d["sphcnn_activated_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedAnalysisCpu));
+    d["sphcnn_activated_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedGradientCpu));
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='cpu').");
 

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "buffer_cache.h"
+#include "sphcnn/activation.h"
 #include "legendre_stage.h"
 #include "parallel_for.h"
 #include "sphcnn/contract.h"
@@ -240,12 +241,13 @@ std::vector<ColumnPair<T>> all_tables(const Stage<T>& st, ffi::ThreadPool& pool,
   return tables;
 }
 
-template <typename T>
-ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, const T* table, T* out,
+// ring_of(b, j, worker): the T values of ring j of batch item b (st.ring_values()
+// of them), valid until the worker's next call.
+template <typename T, typename RingSource>
+ffi::Error analysis(ffi::ThreadPool& pool, const RingSource& ring_of, const double* scale, const T* table, T* out,
                     const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
   const Stage<T> st(g, scale, table, spins, sign);
   const int workers = worker_count(pool);
-  const int64_t ring_size = st.ring_values();  // T values of one ring of x
   std::vector<RingBuffers<T>> rings(workers);
   std::vector<std::vector<T>> products(workers);
 
@@ -262,7 +264,7 @@ ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, cons
       F.resize(static_cast<size_t>(st.S) * st.M * st.n * width);
       for (int64_t bl = 0; bl < nb; ++bl) {
         for (int j = 0; j < st.n; ++j) {
-          ring_to_orders(st, x + ((b0 + bl) * st.n + j) * ring_size, rings[w], F.data(), width, j, bl * st.C * 2);
+          ring_to_orders(st, ring_of(b0 + bl, j, w), rings[w], F.data(), width, j, bl * st.C * 2);
         }
       }
       for (int s = 0; s < st.S; ++s) {
@@ -287,7 +289,7 @@ ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, cons
   parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
     const int j = static_cast<int>(item / st.B);
     const int64_t b = item % st.B;
-    ring_to_orders(st, x + (b * st.n + j) * ring_size, rings[w], F, width, j, b * st.C * 2);
+    ring_to_orders(st, ring_of(b, j, w), rings[w], F, width, j, b * st.C * 2);
   });
   std::vector<ColumnPair<T>> pairs(workers);
   parallel_for(pool, static_cast<int64_t>(st.S) * st.L, workers, [&](int64_t item, int w) {
@@ -301,12 +303,13 @@ ffi::Error analysis(ffi::ThreadPool& pool, const T* x, const double* scale, cons
   return ffi::Error::Success();
 }
 
-template <typename T>
-ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, const T* table, T* out,
+// sink.target(b, j, worker): where ring j of batch item b goes (n * lanes complex
+// values); sink.finish(b, j, worker) is called once it is written there.
+template <typename T, typename RingSink>
+ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, const T* table, RingSink& sink,
                      const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
   const Stage<T> st(g, scale, table, spins, sign);
   const int workers = worker_count(pool);
-  const int64_t ring_size = st.n * st.lanes * 2;  // T values of one ring of the output
   std::vector<RingBuffers<T>> rings(workers);
   std::vector<std::vector<T>> gathered(workers);
 
@@ -331,7 +334,8 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, con
       }
       for (int64_t bl = 0; bl < nb; ++bl) {
         for (int j = 0; j < st.n; ++j) {
-          orders_to_ring(st, G.data(), width, j, bl * st.C * 2, rings[w], out + ((b0 + bl) * st.n + j) * ring_size);
+          orders_to_ring(st, G.data(), width, j, bl * st.C * 2, rings[w], sink.target(b0 + bl, j, w));
+          sink.finish(b0 + bl, j, w);
         }
       }
     });
@@ -357,10 +361,21 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, con
   parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
     const int j = static_cast<int>(item / st.B);
     const int64_t b = item % st.B;
-    orders_to_ring(st, G, width, j, b * st.C * 2, rings[w], out + (b * st.n + j) * ring_size);
+    orders_to_ring(st, G, width, j, b * st.C * 2, rings[w], sink.target(b, j, w));
+    sink.finish(b, j, w);
   });
   return ffi::Error::Success();
 }
+
+// The plain synthesis sink: rings straight into the output maps.
+template <typename T>
+struct MapSink {
+  T* maps;
+  int64_t ring_size;  // T values of one ring
+  int n;
+  T* target(int64_t b, int j, int) const { return maps + (b * n + j) * ring_size; }
+  void finish(int64_t, int, int) const {}
+};
 
 // The ring scale in double (it comes in the real dtype of the data).
 std::vector<double> ring_scale_values(const ffi::AnyBuffer& scale, const Geometry& g) {
@@ -381,8 +396,30 @@ ffi::Error run(bool analysis_direction, ffi::ThreadPool& pool, const void* in, c
   const T* src = static_cast<const T*>(in);
   const T* lambda = static_cast<const T*>(table);
   T* dst = static_cast<T*>(out);
-  return analysis_direction ? analysis<T>(pool, src, scale.data(), lambda, dst, g, spins, sign)
-                            : synthesis<T>(pool, src, scale.data(), lambda, dst, g, spins, sign);
+  if (!analysis_direction) {
+    MapSink<T> sink{dst, static_cast<int64_t>(g.n) * g.spins * g.channels * 2, g.n};
+    return synthesis<T>(pool, src, scale.data(), lambda, sink, g, spins, sign);
+  }
+  const int64_t ring_size = static_cast<int64_t>(g.n) * g.spins * g.channels * (g.real_input ? 1 : 2);
+  auto ring_of = [&](int64_t b, int j, int) { return src + (b * g.n + j) * ring_size; };
+  return analysis<T>(pool, ring_of, scale.data(), lambda, dst, g, spins, sign);
+}
+
+// The activated analysis: rings made by the prologue in per-worker buffers.
+template <typename T>
+ffi::Error run_activated(ffi::ThreadPool& pool, const FusedActivation<T>& prologue,
+                         const std::vector<double>& scale, const void* table, void* out, const Geometry& g,
+                         ffi::Span<const int64_t> spins, int sign) {
+  const int workers = worker_count(pool);
+  std::vector<std::vector<T>> ring_buffers(workers), lines(workers);
+  auto ring_of = [&](int64_t b, int j, int w) {
+    ring_buffers[w].resize(2 * static_cast<size_t>(g.n) * g.spins * g.channels);
+    lines[w].resize(prologue.line_values());
+    prologue.ring(b, j, ring_buffers[w].data(), lines[w].data());
+    return static_cast<const T*>(ring_buffers[w].data());
+  };
+  return analysis<T>(pool, ring_of, scale.data(), static_cast<const T*>(table), static_cast<T*>(out), g, spins,
+                     sign);
 }
 
 template <bool kAnalysis>
@@ -403,6 +440,127 @@ ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBu
   return run<float>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), *g, spins, sg);
 }
 
+ffi::Error activated_handler(ffi::ThreadPool pool, ffi::AnyBuffer maps, ffi::AnyBuffer bias, ffi::AnyBuffer taps,
+                             ffi::AnyBuffer scale, ffi::AnyBuffer table, ffi::Result<ffi::AnyBuffer> out,
+                             ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
+                             bool degree_major, LambdaSource source, int64_t leaky_spin, bool pool_maps,
+                             double epsilon, double slope) {
+  const char* target = "sphcnn_activated_analysis";
+  auto g = contract_geometry(target, true, maps, scale, table, *out, *scratch, spins, sign, degree_major, source,
+                             [](const Geometry& geometry, LambdaSource) { return cpu::scratch_bytes(geometry); },
+                             pool_maps ? 2 : 1);
+  if (g.has_error()) return g.error();
+  if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool_maps); e.failure()) return e;
+  if (out->element_count() == 0) return ffi::Error::Success();
+  const std::vector<double> w = ring_scale_values(scale, *g);
+  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
+  const int sg = static_cast<int>(sign);
+  const int n_in = pool_maps ? 2 * g->n : g->n;
+  if (g->is_double) {
+    const FusedActivation<double> prologue(static_cast<const double*>(maps.untyped_data()),
+                                              static_cast<const double*>(bias.untyped_data()),
+                                              static_cast<const double*>(taps.untyped_data()), n_in, g->n, g->spins,
+                                              g->channels, static_cast<int>(leaky_spin), epsilon, slope);
+    return run_activated<double>(pool, prologue, w, lambda, out->untyped_data(), *g, spins, sg);
+  }
+  const FusedActivation<float> prologue(static_cast<const float*>(maps.untyped_data()),
+                                           static_cast<const float*>(bias.untyped_data()),
+                                           static_cast<const float*>(taps.untyped_data()), n_in, g->n, g->spins,
+                                           g->channels, static_cast<int>(leaky_spin), epsilon, slope);
+  return run_activated<float>(pool, prologue, w, lambda, out->untyped_data(), *g, spins, sg);
+}
+
+// The gradient of the activated analysis. Without pooling the transposed
+// analysis (a synthesis) hands each ring of the activated maps' cotangent to
+// the nonlinearity's gradient while it is in cache; with pooling, the pooled
+// maps' cotangent (a quarter of the maps' size) goes to a cached buffer first,
+// then every fine ring is unpooled and differentiated.
+template <typename T>
+struct GradientSink {
+  const FusedActivation<T>& stage;
+  T* ct_maps;
+  std::vector<std::vector<T>>& rings;      // per worker: one ring of the activated maps' cotangent
+  std::vector<std::vector<T>>& ring_bias;  // per worker: lanes
+  std::vector<std::vector<double>>& bias_sums;
+  T* target(int64_t, int, int w) { return rings[w].data(); }
+  void finish(int64_t b, int j, int w) {
+    stage.gradient_ring(b, j, rings[w].data(), ct_maps, ring_bias[w].data(), bias_sums[w].data());
+  }
+};
+
+template <typename T>
+ffi::Error run_gradient(ffi::ThreadPool& pool, const FusedActivation<T>& stage, const T* ct,
+                        const std::vector<double>& scale, const void* table, T* ct_maps, T* ct_bias,
+                        const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
+  const int workers = worker_count(pool);
+  const int64_t lanes = stage.lanes();
+  std::vector<std::vector<T>> rings(workers, std::vector<T>(stage.line_values()));
+  std::vector<std::vector<T>> ring_bias(workers, std::vector<T>(lanes));
+  std::vector<std::vector<double>> bias_sums(workers, std::vector<double>(lanes, 0.0));
+  const T* lambda = static_cast<const T*>(table);
+  if (stage.n_in() == g.n) {
+    GradientSink<T> sink{stage, ct_maps, rings, ring_bias, bias_sums};
+    if (ffi::Error e = synthesis<T>(pool, ct, scale.data(), lambda, sink, g, spins, sign); e.failure()) return e;
+  } else {
+    const int64_t ring_size = static_cast<int64_t>(g.n) * lanes * 2;
+    BufferCache::Handle handle = BufferCache::instance().take(static_cast<size_t>(g.batch * g.n) * ring_size *
+                                                              sizeof(T));
+    if (!handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
+    T* pooled = static_cast<T*>(handle.get());
+    MapSink<T> sink{pooled, ring_size, g.n};
+    if (ffi::Error e = synthesis<T>(pool, ct, scale.data(), lambda, sink, g, spins, sign); e.failure()) return e;
+    const int n_in = stage.n_in();
+    parallel_for(pool, g.batch * n_in, workers, [&](int64_t item, int w) {
+      const int64_t b = item / n_in;
+      const int r = static_cast<int>(item % n_in);
+      stage.unpool_ring(pooled, b, r, rings[w].data());
+      stage.gradient_ring(b, r, rings[w].data(), ct_maps, ring_bias[w].data(), bias_sums[w].data());
+    });
+  }
+  for (int64_t q = 0; q < lanes; ++q) {
+    double total = 0.0;
+    for (int w = 0; w < workers; ++w) total += bias_sums[w][q];
+    ct_bias[q] = static_cast<T>(total);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error gradient_handler(ffi::ThreadPool pool, ffi::AnyBuffer ct, ffi::AnyBuffer maps, ffi::AnyBuffer bias,
+                            ffi::AnyBuffer taps, ffi::AnyBuffer scale, ffi::AnyBuffer table,
+                            ffi::Result<ffi::AnyBuffer> ct_maps, ffi::Result<ffi::AnyBuffer> ct_bias,
+                            ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
+                            bool degree_major, LambdaSource source, int64_t leaky_spin, bool pool_maps,
+                            double epsilon, double slope) {
+  const char* target = "sphcnn_activated_gradient";
+  auto g = contract_geometry(target, false, ct, scale, table, *ct_maps, *scratch, spins, sign, degree_major, source,
+                             [](const Geometry& geometry, LambdaSource) { return cpu::scratch_bytes(geometry); },
+                             pool_maps ? 2 : 1);
+  if (g.has_error()) return g.error();
+  if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool_maps); e.failure()) return e;
+  if (ffi::Error e = check_gradient(target, *g, maps, *ct_maps, bias, *ct_bias); e.failure()) return e;
+  if (ct_maps->element_count() == 0) return ffi::Error::Success();
+  const std::vector<double> w = ring_scale_values(scale, *g);
+  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
+  const int sg = static_cast<int>(sign);
+  const int n_in = pool_maps ? 2 * g->n : g->n;
+  if (g->is_double) {
+    const FusedActivation<double> stage(static_cast<const double*>(maps.untyped_data()),
+                                        static_cast<const double*>(bias.untyped_data()),
+                                        static_cast<const double*>(taps.untyped_data()), n_in, g->n, g->spins,
+                                        g->channels, static_cast<int>(leaky_spin), epsilon, slope);
+    return run_gradient<double>(pool, stage, static_cast<const double*>(ct.untyped_data()), w, lambda,
+                                static_cast<double*>(ct_maps->untyped_data()),
+                                static_cast<double*>(ct_bias->untyped_data()), *g, spins, sg);
+  }
+  const FusedActivation<float> stage(static_cast<const float*>(maps.untyped_data()),
+                                     static_cast<const float*>(bias.untyped_data()),
+                                     static_cast<const float*>(taps.untyped_data()), n_in, g->n, g->spins,
+                                     g->channels, static_cast<int>(leaky_spin), epsilon, slope);
+  return run_gradient<float>(pool, stage, static_cast<const float*>(ct.untyped_data()), w, lambda,
+                             static_cast<float*>(ct_maps->untyped_data()),
+                             static_cast<float*>(ct_bias->untyped_data()), *g, spins, sg);
+}
+
 }  // namespace
 
 namespace cpu {
@@ -419,3 +577,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAnalysisCpu, sphcnn::transform_handler<true>
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCpu, sphcnn::transform_handler<false>,
                               SPHCNN_CONTRACT_BINDING(xla::ffi::ThreadPool));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu, sphcnn::activated_handler,
+                              SPHCNN_ACTIVATED_BINDING(xla::ffi::ThreadPool));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCpu, sphcnn::gradient_handler,
+                              SPHCNN_GRADIENT_BINDING(xla::ffi::ThreadPool));

@@ -9,6 +9,8 @@
 
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnAnalysisCpu);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnSynthesisCpu);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnActivatedGradientCpu);
 
 namespace sphcnn {
 namespace cpu {

@@ -12,6 +12,24 @@ Targets ``sphcnn_analysis`` and ``sphcnn_synthesis``:
   attributes spins (int64[S]), sign (int32 enum, -1 or +1), degree_major (bool),
              lambda_source (int32 enum: 0 table, 1 on the fly).
 
+Target ``sphcnn_activated_analysis`` (CPU): the analysis with a prologue, a
+block's magnitude nonlinearity and optionally the stride-2 spatial pooling of the
+next block applied to the rings as they are read (csrc/include/sphcnn/activation.h):
+  operands   maps (B..., p n, p n, S, C) complex (p = 2 when pooling, else 1),
+             bias (S, C) and taps (n, 4) (empty without pooling) in the real
+             dtype, then ring_scale and table as above;
+  results    as the analysis;
+  attributes those of the analysis, leaky_spin (int64, -1: none), pool (bool),
+             epsilon and slope (float64).
+
+Target ``sphcnn_activated_gradient`` (CPU): its gradient, the transposed
+analysis (a synthesis) with the transposed pooling and the nonlinearity's
+derivative applied to each ring it writes:
+  operands   ct (the coefficients' cotangent), then maps, bias, taps, ring_scale
+             and table as above;
+  results    ct_maps (the maps' shape and dtype), ct_bias (S, C) real, scratch;
+  attributes those of sphcnn_activated_analysis.
+
 Targets are registered with ``jax.ffi.register_ffi_target`` the first time a
 computation is lowered for that platform; ``_cuda`` is never imported on a
 machine that does not lower for CUDA.
@@ -86,3 +104,49 @@ def synthesis(a: jax.Array, *, plan: Plan, sign: int, weighted: bool, layout: st
     out_shape = leading + plan.spatial_core_shape + a.shape[-2:]
     return _call("synthesis", a, out_shape, int(np.prod(leading)), a.shape[-1], plan=plan, sign=sign,
                  weighted=weighted, layout=layout, mode=mode, platform=platform)
+
+
+def activated_analysis(maps: jax.Array, bias: jax.Array, taps: np.ndarray, *, plan: Plan, sign: int, weighted: bool,
+                       layout: str, mode: str, platform: str, leaky_spin: int, pool: bool, epsilon: float,
+                       slope: float) -> jax.Array:
+    """The analysis of the activated (and, with pool, pooled) maps in one call of
+    sphcnn_activated_analysis; taps: the (n, 4) ring taps of the pooling (n the
+    plan's grid), an empty array without pooling. CPU only."""
+    module = extension(platform)
+    source = lambda_source(plan, mode, platform)
+    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
+    batch, channels = int(np.prod(maps.shape[:-4])), maps.shape[-1]
+    scratch = module.scratch_bytes(True, plan.n, plan.ell_max, len(plan.spins), batch, channels,
+                                   plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
+    out_shape = plan.spectral_shape(maps.shape[:-4], *maps.shape[-2:], layout)
+    call = jax.ffi.ffi_call("sphcnn_activated_analysis", (jax.ShapeDtypeStruct(out_shape, plan.dtype),
+                                                          jax.ShapeDtypeStruct((scratch,), np.uint8)))
+    out, _ = call(maps, bias.astype(plan.real_dtype), np.asarray(taps, plan.real_dtype), plan.ring_scale(weighted),
+                  table, spins=np.asarray(plan.spins, np.int64), sign=np.int32(sign),
+                  degree_major=layout == "degree_major", lambda_source=np.int32(LAMBDA_SOURCES[source]),
+                  leaky_spin=np.int64(leaky_spin), pool=bool(pool), epsilon=np.float64(epsilon),
+                  slope=np.float64(slope))
+    return out
+
+
+def activated_gradient(ct: jax.Array, maps: jax.Array, bias: jax.Array, taps: np.ndarray, *, plan: Plan, sign: int,
+                       weighted: bool, layout: str, mode: str, platform: str, leaky_spin: int, pool: bool,
+                       epsilon: float, slope: float) -> tuple[jax.Array, jax.Array]:
+    """(ct_maps, ct_bias), the gradient of activated_analysis with the same
+    arguments for the cotangent ct of its coefficients, in one call of
+    sphcnn_activated_gradient. CPU only."""
+    module = extension(platform)
+    source = lambda_source(plan, mode, platform)
+    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
+    batch, channels = int(np.prod(maps.shape[:-4])), maps.shape[-1]
+    scratch = module.scratch_bytes(False, plan.n, plan.ell_max, len(plan.spins), batch, channels,
+                                   plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
+    call = jax.ffi.ffi_call("sphcnn_activated_gradient", (jax.ShapeDtypeStruct(maps.shape, maps.dtype),
+                                                          jax.ShapeDtypeStruct(bias.shape, plan.real_dtype),
+                                                          jax.ShapeDtypeStruct((scratch,), np.uint8)))
+    ct_maps, ct_bias, _ = call(ct, maps, bias.astype(plan.real_dtype), np.asarray(taps, plan.real_dtype),
+                               plan.ring_scale(weighted), table, spins=np.asarray(plan.spins, np.int64),
+                               sign=np.int32(sign), degree_major=layout == "degree_major",
+                               lambda_source=np.int32(LAMBDA_SOURCES[source]), leaky_spin=np.int64(leaky_spin),
+                               pool=bool(pool), epsilon=np.float64(epsilon), slope=np.float64(slope))
+    return ct_maps, ct_bias

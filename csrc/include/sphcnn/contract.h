@@ -20,6 +20,7 @@
 //   synthesis: x_jk = w_j sum_m e^{sigma i m phi_k} sum_{l >= max(|m|,|s|)} lambda_{l,m,s}(theta_j) a_lm.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -68,12 +69,15 @@ inline xla::ffi::Error invalid(const char* target, const std::string& what) {
 // Checks every operand, result and attribute against the contract; the
 // geometry of the call on success. `scratch_needed` is the platform's
 // scratch_bytes for the geometry (checked against the scratch result).
+// pool_factor: the spatial operand's grid over the transform's (2 for the
+// activated analysis with pooling, which reads maps on the 2n grid).
 template <typename ScratchBytes>
 xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis, const xla::ffi::AnyBuffer& in,
                                               const xla::ffi::AnyBuffer& scale, const xla::ffi::AnyBuffer& table,
                                               const xla::ffi::AnyBuffer& out, const xla::ffi::AnyBuffer& scratch,
                                               xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
-                                              LambdaSource source, ScratchBytes scratch_needed) {
+                                              LambdaSource source, ScratchBytes scratch_needed,
+                                              int pool_factor = 1) {
   namespace ffi = xla::ffi;
   using contract_detail::invalid;
   const auto spatial = analysis ? in.dimensions() : out.dimensions();
@@ -97,17 +101,18 @@ xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis,
     }
     g.batch *= spatial[i];
   }
-  const int64_t n = spatial[r - 4];
+  const int64_t n = spatial[r - 4] / pool_factor;
   const int64_t L = spectral[degree_axis];
-  const bool ok = spatial[r - 3] == n && n >= 4 && n % 2 == 0 && n <= (int64_t{1} << 24) && L >= 1 &&
+  const bool ok = spatial[r - 4] == pool_factor * n && spatial[r - 3] == spatial[r - 4] && n >= 4 && n % 2 == 0 && n <= (int64_t{1} << 24) && L >= 1 &&
                   L <= n / 2 && spectral[r - 3] == 2 * L - 1 && spectral[r - 2] == spatial[r - 2] &&
                   spatial[r - 2] == static_cast<int64_t>(spins.size()) && spectral[r - 1] == spatial[r - 1];
   if (!ok) {
     return ffi::Unexpected(invalid(
         target, "inconsistent shapes: spatial " + shape_string(spatial) + ", spectral " + shape_string(spectral) +
                     ", " + std::to_string(spins.size()) +
-                    " spins; expected (..., n, n, S, C) and (..., L, 2L-1, S, C) (or (L, ..., 2L-1, S, C) "
-                    "degree-major) with n even >= 4, L <= n/2 and S the number of spins"));
+                    " spins; expected (..., p n, p n, S, C) and (..., L, 2L-1, S, C) (or (L, ..., 2L-1, S, C) "
+                    "degree-major) with n even >= 4, L <= n/2, S the number of spins and p = " +
+                    std::to_string(pool_factor) + " the pooling factor"));
   }
   g.n = static_cast<int>(n);
   g.ell_max = static_cast<int>(L) - 1;
@@ -155,6 +160,59 @@ xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis,
   return g;
 }
 
+// The activated analysis (target sphcnn_activated_analysis): the analysis of
+// the contract above with the prologue of sphcnn/activation.h. Two more
+// operands come first after the maps: bias (S, C) and taps (n, 4) (empty
+// without pooling), both in the data's real dtype; the maps are complex, on the
+// 2n grid when pooling; attributes leaky_spin (int64, -1 for none), pool (bool),
+// epsilon and slope (float64). The geometry is the transform's (grid n).
+inline xla::ffi::Error check_activation(const char* target, const Geometry& g, const xla::ffi::AnyBuffer& bias,
+                                        const xla::ffi::AnyBuffer& taps, int64_t leaky_spin, bool pool) {
+  namespace ffi = xla::ffi;
+  using contract_detail::invalid;
+  const ffi::DataType real = g.is_double ? ffi::F64 : ffi::F32;
+  if (g.real_input) return invalid(target, "the maps must be complex");
+  const size_t lanes = static_cast<size_t>(g.spins) * g.channels;
+  if (bias.element_type() != real || bias.element_count() != lanes) {
+    return invalid(target, "bias must hold S * C = " + std::to_string(lanes) +
+                               " values in the data's real precision, got " + std::to_string(bias.element_count()));
+  }
+  const size_t tap_count = pool ? static_cast<size_t>(g.n) * 4 : 0;
+  if (taps.element_count() != tap_count || (tap_count > 0 && taps.element_type() != real)) {
+    return invalid(target, "taps must hold " + std::to_string(tap_count) +
+                               " values in the data's real precision ((n, 4) when pooling, none otherwise), got " +
+                               std::to_string(taps.element_count()));
+  }
+  if (leaky_spin < -1 || leaky_spin >= g.spins) {
+    return invalid(target, "leaky_spin must be -1 or a spin index below " + std::to_string(g.spins) + ", got " +
+                               std::to_string(leaky_spin));
+  }
+  return ffi::Error::Success();
+}
+
+// Its gradient (target sphcnn_activated_gradient): operands ct (the
+// coefficients' cotangent), then maps, bias, taps, ring_scale and table as the
+// activated analysis; results ct_maps (the maps' shape and dtype), ct_bias (S, C)
+// real and scratch; the same attributes. The geometry is that of the transposed
+// analysis, a synthesis from ct onto ct_maps (grid p n).
+inline xla::ffi::Error check_gradient(const char* target, const Geometry& g, const xla::ffi::AnyBuffer& maps,
+                                      const xla::ffi::AnyBuffer& ct_maps, const xla::ffi::AnyBuffer& bias,
+                                      const xla::ffi::AnyBuffer& ct_bias) {
+  using contract_detail::invalid;
+  const auto want = ct_maps.dimensions();
+  const auto got = maps.dimensions();
+  if (maps.element_type() != ct_maps.element_type() || got.size() != want.size() ||
+      !std::equal(got.begin(), got.end(), want.begin())) {
+    return invalid(target, "maps " + shape_string(got) + " must have the shape and dtype of ct_maps " +
+                               shape_string(want));
+  }
+  if (ct_bias.element_type() != bias.element_type() || ct_bias.element_count() != bias.element_count()) {
+    return invalid(target, "ct_bias must have the size and dtype of bias, (S, C) = " +
+                               std::to_string(g.spins) + " x " + std::to_string(g.channels));
+  }
+  return xla::ffi::Error::Success();
+}
+
 }  // namespace sphcnn
 
 XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::Sign);
@@ -173,3 +231,45 @@ XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::LambdaSource);
       .Attr<sphcnn::Sign>("sign")                                \
       .Attr<bool>("degree_major")                                \
       .Attr<sphcnn::LambdaSource>("lambda_source")
+
+// The binding of sphcnn_activated_analysis on a platform whose context is `Context`.
+#define SPHCNN_ACTIVATED_BINDING(Context)                        \
+  xla::ffi::Ffi::Bind()                                          \
+      .Ctx<Context>()                                            \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Ret<xla::ffi::AnyBuffer>()                                \
+      .Ret<xla::ffi::AnyBuffer>()                                \
+      .Attr<xla::ffi::Span<const int64_t>>("spins")              \
+      .Attr<sphcnn::Sign>("sign")                                \
+      .Attr<bool>("degree_major")                                \
+      .Attr<sphcnn::LambdaSource>("lambda_source")               \
+      .Attr<int64_t>("leaky_spin")                               \
+      .Attr<bool>("pool")                                        \
+      .Attr<double>("epsilon")                                   \
+      .Attr<double>("slope")
+
+// The binding of sphcnn_activated_gradient on a platform whose context is `Context`.
+#define SPHCNN_GRADIENT_BINDING(Context)                         \
+  xla::ffi::Ffi::Bind()                                          \
+      .Ctx<Context>()                                            \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Ret<xla::ffi::AnyBuffer>()                                \
+      .Ret<xla::ffi::AnyBuffer>()                                \
+      .Ret<xla::ffi::AnyBuffer>()                                \
+      .Attr<xla::ffi::Span<const int64_t>>("spins")              \
+      .Attr<sphcnn::Sign>("sign")                                \
+      .Attr<bool>("degree_major")                                \
+      .Attr<sphcnn::LambdaSource>("lambda_source")               \
+      .Attr<int64_t>("leaky_spin")                               \
+      .Attr<bool>("pool")                                        \
+      .Attr<double>("epsilon")                                   \
+      .Attr<double>("slope")

@@ -58,17 +58,30 @@ class SpinSphericalClassifier(nnx.Module):
     complex64 (the dtype of the layers); output logits (batch, num_classes).
     kernel_init: the initialization of the convolutions of the "spin" blocks
     (SpinSphericalConvolution). batch_norm_momentum: of the batch norms'
-    running averages (0.99, as the original).
+    running averages (0.99, as the original). fused (default: True with "spin"
+    blocks, which have magnitude nonlinearities; False otherwise): each
+    block's magnitude nonlinearity and the next block's spatial pooling run
+    inside the next block's forward transform (sphcnn.nn.fused: one kernel on
+    CPUs, the same composition elsewhere); the same function and parameters.
     """
 
     def __init__(self, num_classes: int, resolutions: Sequence[int], spins: Sequence[Sequence[int]],
                  widths: Sequence[int], num_filter_params: Sequence[int | None], *, block: str = "spin",
                  spectral_pooling: bool = False, batch_norm: str = "spectral", kernel_init: str = "unit_energy",
-                 batch_norm_momentum: float = 0.99, axis_name=None, backend: str = "auto", rngs: nnx.Rngs):
+                 batch_norm_momentum: float = 0.99, axis_name=None, backend: str = "auto", fused: bool | None = None,
+                 rngs: nnx.Rngs):
         name = type(self).__name__
         self.num_classes = checks.positive_int(name, "num_classes", num_classes)
         if block not in BLOCKS:
             raise ValueError(f"{name}: argument 'block' must be one of {tuple(BLOCKS)}, got {block!r}")
+        if fused is None:
+            fused = block == "spin"
+        if not isinstance(fused, bool):
+            raise ValueError(f"{name}: argument 'fused' must be None, True or False, got {fused!r}")
+        if fused and block != "spin":
+            raise ValueError(f"{name}: fused=True fuses the nonlinearities of 'spin' blocks; block {block!r} has "
+                             "phase collapses, which do not fuse")
+        self.fused = fused
         self.resolutions, self.spins, self.widths, self.num_filter_params = check_layer_config(
             name, resolutions, spins, widths, num_filter_params)
         layers = []
@@ -87,8 +100,17 @@ class SpinSphericalClassifier(nnx.Module):
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
         checks.spatial_input(type(self).__name__, x, self.resolutions[0], self.spins[0], self.widths[0])
         h = x.astype(DTYPE.type(0).real.dtype if not jnp.iscomplexobj(x) else DTYPE)
+        pending = None  # fused: the nonlinearity not yet applied to h
         for block in self.blocks:
-            h = block(h, example_weights)
+            if not self.fused:
+                h = block(h, example_weights)
+                continue
+            h = block.pre_activation(h, example_weights, pending)
+            pending = block.nonlinearity if block.fusable_activation() else None
+            if pending is None:
+                h = block.nonlinearity(h)
+        if pending is not None:
+            h = pending(h)
         features = spherical_readout(h, self.spins[-1])
         return self.readout(features.reshape(features.shape[0], -1))
 

@@ -33,7 +33,8 @@ from flax import nnx
 from sphcnn_kernels import _validation as checks
 from sphcnn.nn import initializers
 from sphcnn.nn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
-from sphcnn.nn.convolution import SpinSphericalConvolution, layer_input, layer_transform
+from sphcnn.nn.convolution import DTYPE, SpinSphericalConvolution, layer_input, layer_transform
+from sphcnn.nn.fused import activated_forward
 from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
 from sphcnn.nn.placement import constant_coefficient
 from sphcnn.nn.pooling import spatial_pool
@@ -107,12 +108,30 @@ class SpinSphericalBlock(nnx.Module):
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
         """x (batch, n_in, n_in, S_in, C_in) -> (batch, n_out, n_out, S_out, C_out)."""
-        if self.pool_spatially:
-            x = spatial_pool(x)
-        y = self.batch_norm(self.conv(x), example_weights)
-        if self.spectral_batch_norm:
-            y = self.output_transform.inverse(y)
-        return self.nonlinearity(y)
+        return self.nonlinearity(self.pre_activation(x, example_weights))
+
+    def pre_activation(self, x: jax.Array, example_weights=None, input_activation=None) -> jax.Array:
+        """The block without its nonlinearity: (batch, n_in, n_in, S_in, C_in) ->
+        (batch, n_out, n_out, S_out, C_out), complex64. input_activation: None, or
+        the previous block's magnitude nonlinearity (a module with
+        activation_arguments()), which is then applied to x inside this block's
+        forward transform, with this block's spatial pooling
+        (sphcnn.nn.fused.activated_forward): x is that block's pre_activation."""
+        if input_activation is None:
+            h = self.conv(spatial_pool(x) if self.pool_spatially else x)
+        else:
+            checks.spatial_input(type(self).__name__, x, self.conv.resolution * (2 if self.pool_spatially else 1),
+                                 self.conv.spins_in, self.conv.in_channels)
+            bias, leaky_spin = input_activation.activation_arguments()
+            a = activated_forward(self.conv.input_transform, x.astype(DTYPE), bias, leaky_spin, self.pool_spatially)
+            h = self.conv.from_coefficients(a)
+        y = self.batch_norm(h, example_weights)
+        return self.output_transform.inverse(y) if self.spectral_batch_norm else y
+
+    def fusable_activation(self) -> bool:
+        """Whether the nonlinearity can run inside the next block's forward
+        transform (magnitude nonlinearities; not the phase collapse)."""
+        return hasattr(self.nonlinearity, "activation_arguments")
 
 
 class SpectralChannelDense(nnx.Module):

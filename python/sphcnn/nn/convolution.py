@@ -235,6 +235,12 @@ class SpinSphericalConvolution(nnx.Module):
                 x = jnp.moveaxis(x, -4, 0)
             a = x[: self.ell_max + 1, ..., full - self.ell_max : full + self.ell_max + 1, :, :]
             a = a.astype(DTYPE)
+        return self.from_coefficients(a)
+
+    def from_coefficients(self, a: jax.Array) -> jax.Array:
+        """The layer after its input transform: a, degree-major complex64 input
+        coefficients (L, batch..., 2L - 1, S_in, C_in) at the layer's ell_max, ->
+        the output of __call__ (spatial, or spectral in spectral_layout)."""
         filters = self.filters()
         # (L, batch..., M, S_in, C_in) x (L, S_in, S_out, C_in, C_out): l is the batch dimension
         b = jnp.einsum("l...mia,lioab->l...mob", a, filters, precision=matmul_precision())

@@ -57,11 +57,20 @@ def _activation_forward(x, bias, leaky_spin):
 
 
 def _activation_backward(leaky_spin, residuals, ct):
-    """JAX's cotangents pair as Re(ct dy). With r = |z| and y = g(r) z, g = relu(r + b) / (r + eps):
+    x, bias = residuals
+    ct_x, ct_bias = activation_cotangents(leaky_spin, x, bias, ct)
+    return ct_x, sum_like(ct_bias, bias)
+
+
+def activation_cotangents(leaky_spin: int | None, x: jax.Array, bias: jax.Array, ct: jax.Array):
+    """The cotangents (of x, of bias) of activation(x, bias, leaky_spin) for the
+    output cotangent ct, the bias's summed over this device's data only (inside
+    shard_map it still varies over the batch axes).
+
+    JAX's cotangents pair as Re(ct dy). With r = |z| and y = g(r) z, g = relu(r + b) / (r + eps):
     ct_z = g ct + g'(r) Re(ct z) conj(z) / r, g'(r) = [r + b > 0] (eps - b) / (r + eps)^2
     (the second term vanishes as r -> 0), ct_b = sum of Re(ct z) [r + b > 0] / (r + eps);
     leaky spin: ct_z = Re(ct) (1 where Re z >= 0, else the slope), as jax.nn.leaky_relu."""
-    x, bias = residuals
     real_dtype = bias.dtype
     magnitude = jnp.abs(x)
     shifted = magnitude + bias
@@ -79,7 +88,7 @@ def _activation_backward(leaky_spin, residuals, ct):
         ct_x = jnp.where(mask, leaky.astype(x.dtype), ct_x)
         ct_bias = jnp.where(mask, 0, ct_bias)
     ct_bias = jnp.sum(ct_bias, axis=tuple(range(x.ndim - bias.ndim)))
-    return ct_x, sum_like(jnp.broadcast_to(ct_bias, bias.shape).astype(real_dtype), bias)
+    return ct_x, jnp.broadcast_to(ct_bias, bias.shape).astype(real_dtype)
 
 
 activation.defvjp(_activation_forward, _activation_backward)
@@ -110,6 +119,10 @@ class MagnitudeNonlinearity(nnx.Module):
         _check_input(self, x, spins)
         return activation(x, self.bias[...], None)
 
+    def activation_arguments(self) -> tuple[jax.Array, None]:
+        """(bias (S, C), leaky spin None): __call__(x) is activation(x, *these)."""
+        return self.bias[...], None
+
 
 class MagnitudeNonlinearityLeakyRelu(nnx.Module):
     """Spin 0: leaky_relu(Re z) (slope 0.01; spin-0 features become real); every
@@ -134,8 +147,16 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
             return jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
         # one elementwise pass over every spin, selecting per spin (no slicing and
         # re-concatenating); spin 0's bias row is 0 and unused
+        return activation(x, *self.activation_arguments())
+
+    def activation_arguments(self) -> tuple[jax.Array, int]:
+        """(bias (S, C) with a zero row for spin 0, the spin index of spin 0):
+        __call__(x) is activation(x, *these) (the leaky ReLU of spin 0 is what
+        activation does on that spin)."""
+        if self.bias is None:
+            return jnp.zeros((len(self.spins), self.channels), jnp.float32), self.spin0
         others = tuple(i for i in range(len(self.spins)) if i != self.spin0)
-        return activation(x, spin_rows(self.bias[...], others, len(self.spins)), self.spin0)
+        return spin_rows(self.bias[...], others, len(self.spins)), self.spin0
 
 
 class PhaseCollapse(nnx.Module):

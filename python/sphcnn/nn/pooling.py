@@ -28,7 +28,7 @@ def check_spatial(func: str, x: jax.Array) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _ring_taps(n: int) -> np.ndarray:
+def ring_taps(n: int) -> np.ndarray:
     """Latitude kernel of spatial_pool: ring J of the n/2 grid (colatitude
     pi J / (n/2 - 1), i.e. u = J (n - 1) / (n/2 - 1) input rings) averages the
     input rings 2J - 1 + t, t = 0 .. 3 (u lies in [2J, 2J + 1]) with a triangle of
@@ -49,8 +49,8 @@ def _ring_taps(n: int) -> np.ndarray:
 
 
 def _tap_weights(n: int, dtype) -> list[jax.Array]:
-    """The 4 columns of _ring_taps(n), each shaped (n/2, 1, 1, 1) against (..., n/2, lon, S, C)."""
-    weight = _ring_taps(n)
+    """The 4 columns of ring_taps(n), each shaped (n/2, 1, 1, 1) against (..., n/2, lon, S, C)."""
+    weight = ring_taps(n)
     return [jnp.asarray(weight[:, t, None, None, None], jnp.finfo(dtype).dtype) for t in range(4)]
 
 

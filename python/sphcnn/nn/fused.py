@@ -1,0 +1,185 @@
+"""Fused block boundary: a block's magnitude nonlinearity and the next block's
+spatial pooling done inside the next block's forward transform.
+
+activated_forward(transform, y, bias, leaky_spin, pool) equals
+
+    transform.forward(spatial_pool?(activation(y, bias, leaky_spin)))
+
+(sphcnn.nn.nonlinearities.activation, sphcnn.nn.pooling.spatial_pool), y
+(batch..., p n, p n, S, C) complex64 with p = 2 when pooling, n = transform.n.
+On CPUs with the ffi backend it is one custom call, sphcnn_activated_analysis,
+whose ring DFT reads the pre-activation maps and applies the nonlinearity and the
+pooling to each ring as it loads it (csrc/include/sphcnn/activation.h): the
+activated and pooled maps are never written. Everywhere else (other platforms,
+other backends) it lowers to the composition above, the reference.
+
+The gradient is written out and fused the same way: the transposed forward
+transform (a synthesis), the transposed pooling and the nonlinearity's gradient
+(nonlinearities._activation_backward) are one custom call on CPUs,
+sphcnn_activated_gradient, which differentiates each ring of the synthesis
+while it is in cache (with pooling: after unpooling it from the pooled maps'
+cotangent); elsewhere the composition. It keeps y and the bias only, as the
+unfused layers do.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.core import Primitive
+from jax.interpreters import batching, mlir
+
+import sphcnn_kernels as sk
+from sphcnn.nn import nonlinearities, pooling
+from sphcnn.nn.collectives import sum_like
+from sphcnn_kernels.lowering import resolve_backend
+
+
+def _reference(y, bias, *, transform, leaky_spin, pool):
+    z = nonlinearities.activation(y, bias, leaky_spin)
+    return transform.forward(pooling.spatial_pool(z) if pool else z)
+
+
+def _taps(transform, pool: bool) -> np.ndarray:
+    return pooling.ring_taps(2 * transform.n) if pool else np.zeros((0,))
+
+
+def _kernel_options(transform, leaky_spin, pool) -> dict:
+    """The kernels' parameters: the forward transform's (analysis, weighted, sign -1)
+    and the nonlinearity's."""
+    return dict(plan=transform.plan, sign=-1, weighted=True, layout=transform.layout, mode=transform.mode,
+                platform="cpu", leaky_spin=-1 if leaky_spin is None else leaky_spin, pool=pool,
+                epsilon=nonlinearities.EPSILON, slope=nonlinearities.LEAKY_SLOPE)
+
+
+def _fused(y, bias, *, transform, leaky_spin, pool):
+    from sphcnn_kernels.backends import ffi_backend
+
+    return ffi_backend.activated_analysis(y, bias, _taps(transform, pool), **_kernel_options(transform, leaky_spin,
+                                                                                             pool))
+
+
+def _cpu(y, bias, *, transform, leaky_spin, pool):
+    """The fused kernel where the transform runs on the ffi backend, else the reference."""
+    backend = resolve_backend(transform.backend, "cpu", "analysis", transform.n)
+    rule = _fused if backend == "ffi" else _reference
+    return rule(y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
+
+
+def _abstract(y, bias, *, transform, leaky_spin, pool):
+    # update() keeps y's type otherwise: inside shard_map, the mesh axes it varies over
+    return y.update(shape=transform.spectral_shape(y.shape[:-4], y.shape[-1]), dtype=transform.dtype)
+
+
+_activated_analysis_p = Primitive("sphcnn_activated_analysis")
+_activated_analysis_p.def_abstract_eval(_abstract)
+_activated_analysis_p.def_impl(
+    lambda y, bias, **params: jax.jit(functools.partial(_activated_analysis_p.bind, **params))(y, bias))
+mlir.register_lowering(_activated_analysis_p, mlir.lower_fun(_cpu, multiple_results=False), platform="cpu")
+mlir.register_lowering(_activated_analysis_p, mlir.lower_fun(_reference, multiple_results=False))
+
+
+def _batch(args, dims, *, transform, leaky_spin, pool):
+    y, bias = args
+    y_dim, bias_dim = dims
+    params = dict(transform=transform, leaky_spin=leaky_spin, pool=pool)
+    if bias_dim is not None:
+        return jax.vmap(functools.partial(_reference, **params), in_axes=(y_dim, bias_dim))(y, bias), 0
+    out = _activated_analysis_p.bind(jnp.moveaxis(y, y_dim, 0), bias, **params)
+    return out, 1 if transform.layout == "degree_major" else 0
+
+
+batching.primitive_batchers[_activated_analysis_p] = _batch
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 3, 4))
+def _activated_forward(transform, y, bias, leaky_spin, pool):
+    return _activated_analysis_p.bind(y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
+
+
+def _forward(transform, y, bias, leaky_spin, pool):
+    return _activated_forward(transform, y, bias, leaky_spin, pool), (y, bias)
+
+
+def _reference_gradient(ct, y, bias, *, transform, leaky_spin, pool):
+    """(ct_y, ct_bias): the transposed forward transform, the transposed pooling,
+    the nonlinearity's gradient; ct_bias summed over this device's data only."""
+    n = transform.n
+    maps = jax.ShapeDtypeStruct(y.shape[:-4] + (n, n) + y.shape[-2:], transform.dtype)
+    (ct_maps,) = jax.linear_transpose(transform.forward, maps)(ct)
+    if pool:
+        (ct_maps,) = jax.linear_transpose(pooling.spatial_pool, jax.ShapeDtypeStruct(y.shape, y.dtype))(ct_maps)
+    return nonlinearities.activation_cotangents(leaky_spin, y, bias, ct_maps)
+
+
+def _fused_gradient(ct, y, bias, *, transform, leaky_spin, pool):
+    from sphcnn_kernels.backends import ffi_backend
+
+    ct_y, ct_bias = ffi_backend.activated_gradient(ct, y, bias, _taps(transform, pool), **_kernel_options(
+        transform, leaky_spin, pool))
+    return ct_y, ct_bias.astype(bias.dtype)
+
+
+def _cpu_gradient(ct, y, bias, **params):
+    backend = resolve_backend(params["transform"].backend, "cpu", "synthesis", params["transform"].n)
+    return (_fused_gradient if backend == "ffi" else _reference_gradient)(ct, y, bias, **params)
+
+
+def _gradient_abstract(ct, y, bias, **_):
+    # the bias cotangent is a sum over this device's data: it varies as y does
+    return y.update(), y.update(shape=bias.shape, dtype=bias.dtype)
+
+
+_activated_gradient_p = Primitive("sphcnn_activated_gradient")
+_activated_gradient_p.multiple_results = True
+_activated_gradient_p.def_abstract_eval(_gradient_abstract)
+_activated_gradient_p.def_impl(
+    lambda *args, **params: jax.jit(functools.partial(_activated_gradient_p.bind, **params))(*args))
+mlir.register_lowering(_activated_gradient_p, mlir.lower_fun(_cpu_gradient, multiple_results=True), platform="cpu")
+mlir.register_lowering(_activated_gradient_p, mlir.lower_fun(_reference_gradient, multiple_results=True))
+
+
+def _gradient_batch(args, dims, **params):
+    """vmap of the gradient: the composition, mapped (the kernel sums the bias
+    cotangent over every leading axis, and a mapped one must stay apart)."""
+    rule = functools.partial(_reference_gradient, **params)
+    return jax.vmap(rule, in_axes=dims)(*args), (0, 0)
+
+
+batching.primitive_batchers[_activated_gradient_p] = _gradient_batch
+
+
+def _backward(transform, leaky_spin, pool, residuals, ct):
+    y, bias = residuals
+    ct_y, ct_bias = _activated_gradient_p.bind(ct, y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
+    return ct_y, sum_like(ct_bias, bias)
+
+
+_activated_forward.defvjp(_forward, _backward)
+
+
+def activated_forward(transform: sk.SphericalTransform, y: jax.Array, bias: jax.Array, leaky_spin: int | None,
+                      pool: bool) -> jax.Array:
+    """transform.forward(spatial_pool?(activation(y, bias, leaky_spin))), fused on CPUs
+    (see the module docstring). y (batch..., p n, p n, S, C) complex64, p = 2 with
+    pool; bias (S, C) float32 (its row leaky_spin unused); returns the coefficients
+    in the transform's layout."""
+    name = "activated_forward"
+    p = 2 if pool else 1
+    spins = len(transform.spins)
+    if y.ndim < 5 or tuple(y.shape[-4:-1]) != (p * transform.n, p * transform.n, spins):
+        raise ValueError(f"{name}: argument 'y' has shape {tuple(y.shape)}; expected (batch..., {p * transform.n}, "
+                         f"{p * transform.n}, {spins}, C) for a transform of n = {transform.n}"
+                         + (" after pooling" if pool else ""))
+    if y.dtype != transform.dtype:
+        raise ValueError(f"{name}: argument 'y' has dtype {y.dtype}; expected {transform.dtype.name}")
+    if tuple(bias.shape) != (spins, y.shape[-1]):
+        raise ValueError(f"{name}: argument 'bias' has shape {tuple(bias.shape)}; expected ({spins}, {y.shape[-1]})")
+    if leaky_spin is not None and not 0 <= leaky_spin < spins:
+        raise ValueError(f"{name}: argument 'leaky_spin' must be None or a spin index below {spins}, got {leaky_spin}")
+    if pool and transform.n % 2:
+        raise ValueError(f"{name}: pooling needs an even coarse grid, got n = {transform.n}")
+    return _activated_forward(transform, y, bias, leaky_spin, bool(pool))

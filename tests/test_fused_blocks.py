@@ -1,0 +1,219 @@
+"""The fused block boundary (sphcnn.nn.fused.activated_forward: a block's
+magnitude nonlinearity and the next block's spatial pooling inside the next
+forward transform) against the reference composition transform.forward(
+spatial_pool?(activation(y))): the C++ kernel (sphcnn_activated_analysis) in
+float32 and float64, both layouts, every leaky-spin choice, pooled or not,
+batched and vmapped; its gradients; and whole classifiers fused and unfused
+(logits, gradients, batch statistics, evaluation mode)."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import sphcnn
+import sphcnn_kernels as sk
+from sphcnn.nn import fused, nonlinearities, pooling
+from sphcnn.nn.fused import activated_forward
+
+SPINS = (0, 1)
+
+
+def _reference(transform, y, bias, leaky_spin, pool):
+    z = nonlinearities.activation(y, bias, leaky_spin)
+    return transform.forward(pooling.spatial_pool(z) if pool else z)
+
+
+def _inputs(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype)
+    bias = (0.7 * rng.normal(size=shape[-2:])).astype(np.finfo(dtype).dtype)
+    return jnp.asarray(y), jnp.asarray(bias)
+
+
+def _relative(a, b) -> float:
+    return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+def _transform(n, dtype="complex64", backend="ffi", layout="degree_major", ell_max=None, spins=SPINS):
+    return sk.SphericalTransform(n, spins, ell_max, dtype, backend=backend, layout=layout)
+
+
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("leaky_spin", [None, 0, 1])
+@pytest.mark.parametrize("dtype,tolerance", [("complex64", 2e-6), ("complex128", 1e-13)])
+def test_kernel_matches_the_composition(pool, leaky_spin, dtype, tolerance):
+    n = 16
+    transform = _transform(n, dtype)
+    y, bias = _inputs((3, 2 * n if pool else n, 2 * n if pool else n, 2, 5), dtype)
+    fused_out = jax.jit(lambda y, b: activated_forward(transform, y, b, leaky_spin, pool))(y, bias)
+    assert _relative(fused_out, _reference(transform, y, bias, leaky_spin, pool)) < tolerance
+
+
+@pytest.mark.parametrize("layout", ["batch_major", "degree_major"])
+def test_layouts_batch_axes_and_spectral_pooling(layout):
+    # two leading batch axes; a transform whose ell_max is below n/2 - 1
+    transform = _transform(12, "complex128", layout=layout, ell_max=3)
+    y, bias = _inputs((2, 3, 24, 24, 2, 4), np.complex128, seed=1)
+    out = jax.jit(lambda y, b: activated_forward(transform, y, b, 0, True))(y, bias)
+    assert out.shape == transform.spectral_shape((2, 3), 4)
+    assert _relative(out, _reference(transform, y, bias, 0, True)) < 1e-13
+
+
+def test_the_cpu_lowering_is_one_custom_call_and_other_backends_the_composition():
+    y, bias = _inputs((2, 32, 32, 2, 3), np.complex64)
+    texts = {}
+    for backend in ("ffi", "xla"):
+        transform = _transform(16, backend=backend)
+        f = jax.jit(lambda y, b: activated_forward(transform, y, b, 0, True))
+        texts[backend] = f.lower(y, bias).as_text()
+    assert len(re.findall(r"custom_call @sphcnn_activated_analysis\b", texts["ffi"])) == 1
+    assert "sphcnn_analysis" not in texts["ffi"]
+    assert "sphcnn_activated_analysis" not in texts["xla"]
+    transform = _transform(16)
+    loss = lambda y, b: jnp.sum(jnp.abs(activated_forward(transform, y, b, 0, True)) ** 2)
+    gradient = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(y, bias).as_text()
+    assert len(re.findall(r"custom_call @sphcnn_activated_gradient\b", gradient)) == 1
+    assert "sphcnn_synthesis" not in gradient
+
+
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("leaky_spin", [None, 0])
+def test_gradients_match_the_composition(pool, leaky_spin):
+    n = 8
+    transform = _transform(n, "complex128")
+    y, bias = _inputs((2, 2 * n if pool else n, 2 * n if pool else n, 2, 3), np.complex128, seed=2)
+    rng = np.random.default_rng(3)
+    shape = transform.spectral_shape((2,), 3)
+    weights = jnp.asarray(rng.normal(size=shape) + 1j * rng.normal(size=shape))
+
+    def loss(f):
+        return lambda y, b: jnp.sum(jnp.real(weights * f(transform, y, b, leaky_spin, pool)) ** 2)
+
+    fused_grads = jax.jit(jax.grad(loss(activated_forward), argnums=(0, 1)))(y, bias)
+    reference_grads = jax.grad(loss(_reference), argnums=(0, 1))(y, bias)
+    for got, want in zip(fused_grads, reference_grads):
+        assert _relative(got, want) < 1e-12
+
+
+def test_vmap_over_a_leading_axis():
+    transform = _transform(8, "complex128")
+    y, bias = _inputs((4, 2, 16, 16, 2, 3), np.complex128, seed=4)
+    mapped = jax.vmap(lambda y: activated_forward(transform, y, bias, 0, True), in_axes=1)(y)
+    want = jnp.moveaxis(_reference(transform, y, bias, 0, True), 1 + (transform.layout == "degree_major"), 0)
+    assert _relative(mapped, want) < 1e-13
+    biases = jnp.stack([bias, 2 * bias])
+    per_bias = jax.vmap(lambda b: activated_forward(transform, y[:, 0], b, None, True))(biases)
+    assert _relative(per_bias[1], _reference(transform, y[:, 0], 2 * bias, None, True)) < 1e-13
+
+
+def test_vmap_of_the_gradient():
+    transform = _transform(8, "complex128")
+    y, bias = _inputs((3, 2, 16, 16, 2, 3), np.complex128, seed=6)
+
+    def loss(f):
+        return lambda y, b: jnp.sum(jnp.abs(f(transform, y, b, 1, True)) ** 2)
+
+    fused_grads = jax.jit(jax.vmap(jax.grad(loss(activated_forward), argnums=(0, 1)), in_axes=(0, None)))(y, bias)
+    reference = jax.vmap(jax.grad(loss(_reference), argnums=(0, 1)), in_axes=(0, None))(y, bias)
+    for got, want in zip(fused_grads, reference):
+        assert _relative(got, want) < 1e-12
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    (dict(shape=(2, 16, 16, 2, 3)), r"argument 'y' has shape \(2, 16, 16, 2, 3\); expected \(batch\.\.\., 32, 32"),
+    (dict(bias_shape=(1, 3)), r"argument 'bias' has shape \(1, 3\); expected \(2, 3\)"),
+    (dict(leaky_spin=2), r"argument 'leaky_spin' must be None or a spin index below 2, got 2"),
+    (dict(dtype=np.complex128), r"argument 'y' has dtype complex128; expected complex64"),
+])
+def test_bad_arguments_are_named(kwargs, pattern):
+    transform = _transform(16)
+    y, bias = _inputs(kwargs.get("shape", (2, 32, 32, 2, 3)), kwargs.get("dtype", np.complex64))
+    if "bias_shape" in kwargs:
+        bias = jnp.zeros(kwargs["bias_shape"], jnp.float32)
+    with pytest.raises(ValueError, match=pattern):
+        activated_forward(transform, y, bias, kwargs.get("leaky_spin", 0), True)
+
+
+def test_the_kernel_checks_its_operands():
+    from sphcnn_kernels.backends import ffi_backend
+
+    transform = _transform(16)
+    y, _ = _inputs((2, 16, 16, 2, 3), np.complex64)
+    call = functools.partial(ffi_backend.activated_analysis, plan=transform.plan, sign=-1, weighted=True,
+                             layout="degree_major", mode="auto", platform="cpu", pool=False, epsilon=1e-6,
+                             slope=0.01)
+    with pytest.raises(Exception, match=r"bias must hold S \* C = 6 values"):
+        jax.jit(lambda y: call(y, jnp.zeros((5,)), np.zeros((0,)), leaky_spin=0))(y).block_until_ready()
+    with pytest.raises(Exception, match=r"leaky_spin must be -1 or a spin index below 2, got 5"):
+        jax.jit(lambda y: call(y, jnp.zeros((2, 3)), np.zeros((0,)), leaky_spin=5))(y).block_until_ready()
+    with pytest.raises(Exception, match=r"taps must hold 0 values"):
+        jax.jit(lambda y: call(y, jnp.zeros((2, 3)), np.ones((16, 4)), leaky_spin=0))(y).block_until_ready()
+
+
+def _classifier(fused_blocks: bool, **options):
+    """Three blocks, one pooling, spins {0} -> {0, 1}, so that both the pooled and
+    the plain fused boundaries and the leaky spin are covered."""
+    return sphcnn.SpinSphericalClassifier(5, (16, 16, 8, 8), ((0,), (0, 1), (0, 1), (0, 1)), (1, 4, 6, 6),
+                                          (None, 3, 2, 2), fused=fused_blocks, rngs=nnx.Rngs(0), **options)
+
+
+def _value_and_grads(model, x, weights):
+    @nnx.jit
+    def run(m):
+        return nnx.value_and_grad(lambda m: jnp.sum(m(x, weights) ** 2))(m)
+
+    value, grads = run(model)
+    return value, nnx.state(grads, nnx.Param), nnx.state(model, nnx.BatchStat)
+
+
+def test_fused_classifier_equals_the_unfused_one():
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.uniform(0, 1, (4, 16, 16, 1, 1)).astype(np.float32))
+    weights = jnp.asarray([1.0, 1.0, 0.5, 0.0], jnp.float32)
+    plain, merged = _classifier(False), _classifier(True)
+    # the nonlinearity biases are zero at initialization: make them matter
+    for model in (plain, merged):
+        for i, block in enumerate(model.blocks):
+            bias = block.nonlinearity.bias
+            if bias is not None:
+                bias[...] = jnp.full(bias.shape, -0.3 + 0.1 * i, jnp.float32)
+    results = [_value_and_grads(model, x, weights) for model in (plain, merged)]
+    (value0, grads0, stats0), (value1, grads1, stats1) = results
+    assert abs(float(value1 - value0)) <= 2e-6 * abs(float(value0))
+    for want, got in ((grads0, grads1), (stats0, stats1)):
+        errors = jax.tree.map(_relative, got, want)
+        assert max(jax.tree.leaves(errors)) < 2e-5
+    plain.eval()
+    merged.eval()
+    assert _relative(merged(x), plain(x)) < 2e-6
+
+
+def test_fused_option_is_checked():
+    with pytest.raises(ValueError, match=r"argument 'fused' must be None, True or False, got 1"):
+        _classifier(1)
+    with pytest.raises(ValueError, match=r"fused=True fuses the nonlinearities of 'spin' blocks"):
+        sphcnn.SpinSphericalClassifier(5, (16, 8), ((0,), (0, 1)), (1, 4), (None, 2), block="residual",
+                                       fused=True, rngs=nnx.Rngs(0))
+
+
+def test_fused_boundaries_in_the_mnist_model():
+    """spin_classifier_6_layers: blocks 2 to 6 read the previous block's
+    pre-activation through the fused kernel (two of them pool)."""
+    model = sphcnn.spin_classifier_6_layers(rngs=nnx.Rngs(0), backend="ffi")
+    assert model.fused
+    graph, state = nnx.split(model)
+
+    def forward(state, x):
+        return nnx.merge(graph, state)(x)
+
+    x = jax.ShapeDtypeStruct((2, 64, 64, 1, 1), jnp.float32)
+    text = jax.jit(forward).lower(state, x).as_text()
+    assert len(re.findall(r"custom_call @sphcnn_activated_analysis\b", text)) == 5
+    assert len(re.findall(r"custom_call @sphcnn_analysis\b", text)) == 1
