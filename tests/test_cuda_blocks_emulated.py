@@ -9,7 +9,12 @@ every output element written (outputs and scratch start as NaN), exact zeros
 below max(|m|, |s|), n from 4 to 256 (and 70 = 2 5 7), spins up to |s| = 3
 (and |s| > ell_max), pooled ell_max, odd batch and channel counts, both
 spectral layouts, real input for spin 0, table and on-the-fly lambda. The same
-kernels run for real in tests/test_gpu_kernels.py on a GPU."""
+kernels run for real in tests/test_gpu_kernels.py on a GPU. The fused block
+boundary too: K1 with the prologue of the activated analysis (the magnitude
+nonlinearity, and the pooling from the 2n grid) against sums of maps
+activated and pooled in double, and the gradient kernels
+(csrc/cuda/activation_gradient.h) after the synthesis against the transposed
+pooling in double and central differences of the nonlinearity."""
 
 import os
 import pathlib
@@ -41,16 +46,22 @@ def _run(emulator, sizes):
     result = subprocess.run([str(emulator), *map(str, sizes)], capture_output=True, text=True, timeout=900)
     lines = result.stdout.splitlines()
     assert lines, result.stderr
-    worst = dict(re.findall(r"(float|double) ([0-9.e+-]+)", lines[-1]))
-    return result, lines, {k: float(v) for k, v in worst.items()}
+    worst = dict(re.findall(r"(?<!gradient )(float|double) ([0-9.e+-]+)", lines[-1]))
+    gradient = dict(re.findall(r"gradient (float|double) ([0-9.e+-]+)", lines[-1]))
+    return result, lines, {k: float(v) for k, v in worst.items()}, {k: float(v) for k, v in gradient.items()}
 
 
 @pytest.mark.parametrize("sizes", [(4, 8, 16, 32), (64, 70), (128, 256)], ids=["n4-32", "n64-70", "n128-256"])
 def test_k1_and_k2_match_float64_sums(emulator, sizes):
-    result, lines, worst = _run(emulator, sizes)
+    result, lines, worst, gradient = _run(emulator, sizes)
     assert result.returncode == 0, "\n".join(lines[-40:])
     checks = [line for line in lines[:-1] if "unwritten" in line]
     # every size, both directions, both lambda sources, both precisions
     assert len(checks) >= 8 * len(sizes)
     assert all("unwritten 0 nonzero_below 0" in line for line in checks)
     assert worst["float"] <= 1e-6 and worst["double"] <= 1e-12
+    # the fused block boundary: K1's prologue and the gradient kernels, with and without pooling
+    if sizes[0] <= 16:
+        for kind in ("activated ", "activated-pooled", "gradient ", "gradient-pooled"):
+            assert any(line.startswith(kind) for line in checks), kind
+        assert gradient["float"] <= 2e-6 and gradient["double"] <= 1e-7

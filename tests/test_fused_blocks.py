@@ -217,3 +217,40 @@ def test_fused_boundaries_in_the_mnist_model():
     text = jax.jit(forward).lower(state, x).as_text()
     assert len(re.findall(r"custom_call @sphcnn_activated_analysis\b", text)) == 5
     assert len(re.findall(r"custom_call @sphcnn_analysis\b", text)) == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("dtype,tolerance", [("complex64", 2e-5), ("complex128", 1e-11)])
+def test_cuda_kernels_match_the_composition(pool, dtype, tolerance):
+    """On a GPU: sphcnn_activated_analysis and sphcnn_activated_gradient (CUDA)
+    against the composition on the xla backend in complex128."""
+    gpu = next(d for d in jax.devices() if d.platform == "gpu")
+    n = 32
+    y, bias = _inputs((3, 2 * n if pool else n, 2 * n if pool else n, 2, 5), dtype, seed=7)
+    # values 1% or more away from the kinks, where float32 may take either side of
+    # a jump in the derivative: |z| + b = 0 (spin 1), Re z = 0 (spin 0, leaky)
+    r = jnp.abs(y)
+    near = jnp.abs(r + bias) < 0.01 * (r + jnp.abs(bias))
+    y = jnp.where(near, 3 * y, y)
+    y = y.at[..., 0, :].add(jnp.where(jnp.abs(y[..., 0, :].real) < 0.01 * jnp.abs(y[..., 0, :]),
+                                      jnp.sign(y[..., 0, :].real) + 0.5, 0).astype(y.dtype))
+    y, bias = jax.device_put(y, gpu), jax.device_put(bias, gpu)
+    kernel = _transform(n, dtype, backend="ffi")
+    exact = _transform(n, "complex128", backend="xla")
+    rng = np.random.default_rng(8)
+    shape = kernel.spectral_shape((3,), 5)
+    weights = jax.device_put(jnp.asarray(rng.normal(size=shape) + 1j * rng.normal(size=shape)), gpu)
+
+    def loss(transform, f):
+        return lambda y, b: jnp.sum(jnp.abs(weights * f(transform, y, b, 0, pool)) ** 2)
+
+    text = jax.jit(jax.grad(loss(kernel, activated_forward), argnums=(0, 1))).lower(y, bias).as_text()
+    assert "sphcnn_activated_analysis" in text and "sphcnn_activated_gradient" in text
+    out = jax.jit(lambda y, b: activated_forward(kernel, y, b, 0, pool))(y, bias)
+    want = _reference(exact, y.astype(np.complex128), bias.astype(np.float64), 0, pool)
+    assert _relative(out, want) < tolerance
+    grads = jax.jit(jax.grad(loss(kernel, activated_forward), argnums=(0, 1)))(y, bias)
+    wanted = jax.grad(loss(exact, _reference), argnums=(0, 1))(y.astype(np.complex128), bias.astype(np.float64))
+    for got, want in zip(grads, wanted):
+        assert _relative(got, want) < 10 * tolerance

@@ -70,6 +70,9 @@ PYBIND11_MODULE(_cpu, m) {
     d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCpu));
     d["sphcnn_activated_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedAnalysisCpu));
     d["sphcnn_activated_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedGradientCpu));
+    d["sphcnn_degree_mixing"] = py::capsule(reinterpret_cast<void*>(SphcnnDegreeMixingCpu));
+    d["sphcnn_degree_mixing_weight_gradient"] =
+        py::capsule(reinterpret_cast<void*>(SphcnnDegreeMixingWeightGradientCpu));
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='cpu').");
 
@@ -81,6 +84,12 @@ PYBIND11_MODULE(_cpu, m) {
   }, py::arg("analysis"), py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"),
   py::arg("channels"), py::arg("is_double"), py::arg("lambda_source"),
   "Bytes of the scratch result of one call of the CPU targets (none).");
+
+  m.def("activated_gradient_scratch_bytes", [](int, int, int, int64_t, int64_t, bool, int, bool) {
+    return static_cast<size_t>(0);
+  }, py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"), py::arg("channels"),
+  py::arg("is_double"), py::arg("lambda_source"), py::arg("pool"),
+  "Bytes of the scratch result of sphcnn_activated_gradient: none on CPUs (cached host buffers).");
 
   m.def("packed_table_size", [](int n, int ell_max, int spins, bool is_double) {
     check_table_args(n, ell_max);

@@ -34,8 +34,8 @@
 #include <utility>
 #include <vector>
 
+#include "activation_rings.h"
 #include "buffer_cache.h"
-#include "sphcnn/activation.h"
 #include "legendre_stage.h"
 #include "parallel_for.h"
 #include "sphcnn/contract.h"

@@ -7,6 +7,7 @@
 
 #include "launch_plan.h"
 #include "sphcnn/contract.h"
+#include "activation_gradient.h"
 #include "transforms_cuda.h"
 
 namespace py = pybind11;
@@ -18,6 +19,8 @@ PYBIND11_MODULE(_cuda, m) {
     py::dict d;
     d["sphcnn_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnAnalysisCuda));
     d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCuda));
+    d["sphcnn_activated_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedAnalysisCuda));
+    d["sphcnn_activated_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedGradientCuda));
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='CUDA').");
 
@@ -29,4 +32,14 @@ PYBIND11_MODULE(_cuda, m) {
   py::arg("channels"), py::arg("is_double"), py::arg("lambda_source"),
   "Bytes of the scratch result of one call of the CUDA targets (Fourier rings, and buffers of the "
   "kernels that do not fit shared memory).");
+
+  m.def("activated_gradient_scratch_bytes", [](int n, int ell_max, int spins, int64_t batch, int64_t channels,
+                                               bool is_double, int lambda_source, bool pool) {
+    const sphcnn::Geometry g = sphcnn::geometry_of(n, ell_max, spins, batch, channels, is_double);
+    return sphcnn::cuda::activated_gradient_scratch(g, static_cast<sphcnn::LambdaSource>(lambda_source),
+                                                    pool ? 2 * n : n).bytes;
+  }, py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"), py::arg("channels"),
+  py::arg("is_double"), py::arg("lambda_source"), py::arg("pool"),
+  "Bytes of the scratch result of sphcnn_activated_gradient (its synthesis's, the cotangent of the "
+  "analysis input and the bias partials); n is the transform's grid.");
 }

@@ -28,6 +28,7 @@
 #include <cstdint>
 
 #include "block_common.h"
+#include "sphcnn/activation.h"
 
 namespace sphcnn {
 namespace cuda {
@@ -78,6 +79,15 @@ struct RingArgs {
   int sign;                // sigma
   bool real_input;
   RingPlan plan;
+  // The prologue of the activated analysis (sphcnn/activation.h), grid_to_orders
+  // only: with activation_bias set, `in` holds pre-activation maps (complex), on
+  // the 2n grid when pool_taps is set, and the rings are those of the activated
+  // (and pooled) maps.
+  const T* activation_bias;  // (S, C), or null
+  const T* pool_taps;        // (n, 4), or null
+  int leaky_spin;            // spin index of the leaky ReLU, or -1
+  T epsilon;
+  T slope;
 };
 
 // Bytes of shared memory of a block (twiddle tables, and the two tile buffers
@@ -258,11 +268,48 @@ SPHCNN_HD void ring_items(const Ctx& ctx, const RingArgs<T>& a, unsigned char* s
   }
 }
 
+// The prologue's value at ring j, longitude k of row q: the activated maps, or
+// the pooled activated maps (taps of the rings 2j - 1 .. 2j + 2 of the 2n grid,
+// then longitudes 2k - 1, 2k, 2k + 1 with weights 1/4, 1/2, 1/4).
+template <typename T>
+SPHCNN_HD Cpx<T> activated_value(const RingArgs<T>& a, int64_t q, int j, int k) {
+  const Cpx<T>* x = static_cast<const Cpx<T>*>(a.in);
+  const RowAt at = row_at(a, q);
+  const T bias = a.activation_bias[at.lane];
+  const T leaky = at.spin == a.leaky_spin ? T(1) : T(0);
+  const int fine = a.pool_taps != nullptr ? 2 * a.n : a.n;
+  auto value = [&](int row, int lon) {
+    const Cpx<T> z = x[((at.b * fine + row) * fine + lon) * a.lanes + at.lane];
+    Cpx<T> v;
+    activate(z.re, z.im, bias, leaky, a.epsilon, a.slope, v.re, v.im);
+    return v;
+  };
+  if (a.pool_taps == nullptr) return value(j, k);
+  Cpx<T> sum{T(0), T(0)};
+  for (int t = 0; t < 4; ++t) {
+    const int row = 2 * j - 1 + t;
+    const T w = a.pool_taps[4 * j + t];
+    if (row < 0 || row >= fine || w == T(0)) continue;
+    const Cpx<T> centre = value(row, 2 * k), east = value(row, 2 * k + 1), west = value(row, (2 * k - 1 + fine) % fine);
+    sum.re += w * (T(0.5) * centre.re + T(0.25) * (west.re + east.re));
+    sum.im += w * (T(0.5) * centre.im + T(0.25) * (west.im + east.im));
+  }
+  return sum;
+}
+
 template <typename T, typename Ctx>
 SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
   const int n = a.n, M = 2 * a.ell_max + 1, R = a.tile_rows, tid = ctx.tid();
-  // Load: buf[k R + r] = x[b, j, k, lane], rows past the end zero.
+  // Load: buf[k R + r] = x[b, j, k, lane] (or the prologue's value), rows past the end zero.
   auto load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
+    if (a.activation_bias != nullptr) {
+      for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+        const int r = static_cast<int>(e % R);
+        const int k = static_cast<int>(e / R);
+        buf[static_cast<int64_t>(k) * R + r] = r < rows ? activated_value(a, q0 + r, j, k) : Cpx<T>{T(0), T(0)};
+      }
+      return;
+    }
     if (a.real_input) {
       const T* x = static_cast<const T*>(a.in);
       for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {

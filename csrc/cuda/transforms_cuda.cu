@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 
+#include "activation_gradient.h"
 #include "launch_plan.h"
 #include "legendre_gemm.h"
 #include "ring_dft.h"
@@ -65,6 +66,17 @@ template <typename T, typename Tile, bool kTable>
 __global__ void __launch_bounds__(kGemmThreads) synthesis_kernel(const GemmArgs<T> args) {
   extern __shared__ __align__(16) unsigned char smem[];
   synthesis_block<T, Tile, kTable>(DeviceCtx{}, args, smem);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kGradientThreads) activation_gradient_kernel(const GradientArgs<T> args) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  activation_gradient_block<T>(DeviceCtx{}, args, smem);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kGradientThreads) bias_sum_kernel(const GradientArgs<T> args) {
+  bias_sum_block<T>(DeviceCtx{}, args);
 }
 
 ffi::Error launch_error(const char* target, const char* kernel) {
@@ -145,10 +157,18 @@ ffi::Error launch_gemm(const char* target, bool analysis, const LaunchPlan& plan
   return ffi::Error::Success();
 }
 
+// The prologue of the activated analysis (ring_dft.h), or none (bias null).
+struct Prologue {
+  const void* bias = nullptr;  // (S, C) in the real dtype
+  const void* taps = nullptr;  // (n, 4) when pooling
+  int leaky_spin = -1;
+  double epsilon = 0.0, slope = 0.0;
+};
+
 template <typename T>
 ffi::Error run(const char* target, bool analysis, const LaunchPlan& plan, cudaStream_t stream, const void* in,
                const void* scale, const void* table, void* out, void* scratch, ffi::Span<const int64_t> spins,
-               int sign) {
+               int sign, const Prologue& prologue = Prologue{}) {
   const Geometry& g = plan.geometry;
   unsigned char* base = static_cast<unsigned char*>(scratch);
   Cpx<T>* rings = reinterpret_cast<Cpx<T>*>(base + plan.rings_offset);
@@ -169,6 +189,11 @@ ffi::Error run(const char* target, bool analysis, const LaunchPlan& plan, cudaSt
   ring.sign = sign;
   ring.real_input = g.real_input;
   ring.plan = ring_plan(g.n);
+  ring.activation_bias = static_cast<const T*>(prologue.bias);
+  ring.pool_taps = static_cast<const T*>(prologue.taps);
+  ring.leaky_spin = prologue.leaky_spin;
+  ring.epsilon = static_cast<T>(prologue.epsilon);
+  ring.slope = static_cast<T>(prologue.slope);
 
   GemmArgs<T> gemm{};
   gemm.rings_in = analysis ? rings : nullptr;
@@ -219,6 +244,100 @@ ffi::Error transform_handler(cudaStream_t stream, ffi::AnyBuffer in, ffi::AnyBuf
                     out->untyped_data(), scratch->untyped_data(), spins, sg);
 }
 
+ffi::Error activated_handler(cudaStream_t stream, ffi::AnyBuffer maps, ffi::AnyBuffer bias, ffi::AnyBuffer taps,
+                             ffi::AnyBuffer scale, ffi::AnyBuffer table, ffi::Result<ffi::AnyBuffer> out,
+                             ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
+                             bool degree_major, LambdaSource source, int64_t leaky_spin, bool pool, double epsilon,
+                             double slope) {
+  const char* target = "sphcnn_activated_analysis";
+  auto g = contract_geometry(target, true, maps, scale, table, *out, *scratch, spins, sign, degree_major, source,
+                             [](const Geometry& geometry, LambdaSource s) {
+                               return launch_plan(geometry, true, s).scratch_bytes;
+                             },
+                             pool ? 2 : 1);
+  if (g.has_error()) return g.error();
+  if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool); e.failure()) return e;
+  if (out->element_count() == 0) return ffi::Error::Success();
+  const LaunchPlan plan = launch_plan(*g, true, source);
+  Prologue prologue;
+  prologue.bias = bias.untyped_data();
+  prologue.taps = pool ? taps.untyped_data() : nullptr;
+  prologue.leaky_spin = static_cast<int>(leaky_spin);
+  prologue.epsilon = epsilon;
+  prologue.slope = slope;
+  const int sg = static_cast<int>(sign);
+  if (g->is_double) {
+    return run<double>(target, true, plan, stream, maps.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                       out->untyped_data(), scratch->untyped_data(), spins, sg, prologue);
+  }
+  return run<float>(target, true, plan, stream, maps.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                    out->untyped_data(), scratch->untyped_data(), spins, sg, prologue);
+}
+
+template <typename T>
+ffi::Error run_gradient(const char* target, const LaunchPlan& plan, cudaStream_t stream, const void* ct,
+                        const void* scale, const void* table, void* scratch, ffi::Span<const int64_t> spins, int sign,
+                        GradientArgs<T> args) {
+  ffi::Error status = run<T>(target, false, plan, stream, ct, scale, table, const_cast<Cpx<T>*>(args.pooled),
+                             scratch, spins, sign);
+  if (status.failure()) return status;
+  activation_gradient_kernel<T><<<dim3(static_cast<unsigned>(gradient_blocks(args))), kGradientThreads,
+                                  gradient_shared_bytes<T>(), stream>>>(args);
+  status = launch_error(target, "the nonlinearity's gradient");
+  if (status.failure()) return status;
+  bias_sum_kernel<T><<<dim3(static_cast<unsigned>(bias_blocks(args))), kGradientThreads, 0, stream>>>(args);
+  return launch_error(target, "the bias sums");
+}
+
+ffi::Error gradient_handler(cudaStream_t stream, ffi::AnyBuffer ct, ffi::AnyBuffer maps, ffi::AnyBuffer bias,
+                            ffi::AnyBuffer taps, ffi::AnyBuffer scale, ffi::AnyBuffer table,
+                            ffi::Result<ffi::AnyBuffer> ct_maps, ffi::Result<ffi::AnyBuffer> ct_bias,
+                            ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
+                            bool degree_major, LambdaSource source, int64_t leaky_spin, bool pool, double epsilon,
+                            double slope) {
+  const char* target = "sphcnn_activated_gradient";
+  const int factor = pool ? 2 : 1;
+  auto g = contract_geometry(target, false, ct, scale, table, *ct_maps, *scratch, spins, sign, degree_major, source,
+                             [factor](const Geometry& geometry, LambdaSource s) {
+                               return activated_gradient_scratch(geometry, s, factor * geometry.n).bytes;
+                             },
+                             factor);
+  if (g.has_error()) return g.error();
+  if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool); e.failure()) return e;
+  if (ffi::Error e = check_gradient(target, *g, maps, *ct_maps, bias, *ct_bias); e.failure()) return e;
+  if (ct_maps->element_count() == 0) return ffi::Error::Success();
+  const LaunchPlan plan = launch_plan(*g, false, source);
+  const GradientScratch layout = activated_gradient_scratch(*g, source, factor * g->n);
+  unsigned char* base = static_cast<unsigned char*>(scratch->untyped_data());
+  auto args_of = [&](auto zero) {
+    using T = decltype(zero);
+    GradientArgs<T> a{};
+    a.pooled = reinterpret_cast<const Cpx<T>*>(base + layout.pooled_offset);
+    a.maps = static_cast<const Cpx<T>*>(maps.untyped_data());
+    a.bias = static_cast<const T*>(bias.untyped_data());
+    a.taps = pool ? static_cast<const T*>(taps.untyped_data()) : nullptr;
+    a.ct_maps = static_cast<Cpx<T>*>(ct_maps->untyped_data());
+    a.partials = reinterpret_cast<T*>(base + layout.partials_offset);
+    a.ct_bias = static_cast<T*>(ct_bias->untyped_data());
+    a.n = g->n;
+    a.n_in = factor * g->n;
+    a.lanes = g->spins * static_cast<int>(g->channels);
+    a.channels = g->channels;
+    a.batch = g->batch;
+    a.leaky_spin = static_cast<int>(leaky_spin);
+    a.epsilon = static_cast<T>(epsilon);
+    a.slope = static_cast<T>(slope);
+    return a;
+  };
+  const int sg = static_cast<int>(sign);
+  if (g->is_double) {
+    return run_gradient<double>(target, plan, stream, ct.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                                scratch->untyped_data(), spins, sg, args_of(0.0));
+  }
+  return run_gradient<float>(target, plan, stream, ct.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                             scratch->untyped_data(), spins, sg, args_of(0.0f));
+}
+
 }  // namespace
 }  // namespace cuda
 }  // namespace sphcnn
@@ -229,4 +348,12 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAnalysisCuda, sphcnn::cuda::transform_handle
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCuda, sphcnn::cuda::transform_handler<false>,
                               SPHCNN_CONTRACT_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
+                              {xla::ffi::Traits::kCmdBufferCompatible});
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCuda, sphcnn::cuda::activated_handler,
+                              SPHCNN_ACTIVATED_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
+                              {xla::ffi::Traits::kCmdBufferCompatible});
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda, sphcnn::cuda::gradient_handler,
+                              SPHCNN_GRADIENT_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
                               {xla::ffi::Traits::kCmdBufferCompatible});

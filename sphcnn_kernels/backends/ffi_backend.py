@@ -12,7 +12,7 @@ Targets ``sphcnn_analysis`` and ``sphcnn_synthesis``:
   attributes spins (int64[S]), sign (int32 enum, -1 or +1), degree_major (bool),
              lambda_source (int32 enum: 0 table, 1 on the fly).
 
-Target ``sphcnn_activated_analysis`` (CPU): the analysis with a prologue, a
+Target ``sphcnn_activated_analysis`` (CPU and CUDA): the analysis with a prologue, a
 block's magnitude nonlinearity and optionally the stride-2 spatial pooling of the
 next block applied to the rings as they are read (csrc/include/sphcnn/activation.h):
   operands   maps (B..., p n, p n, S, C) complex (p = 2 when pooling, else 1),
@@ -22,7 +22,7 @@ next block applied to the rings as they are read (csrc/include/sphcnn/activation
   attributes those of the analysis, leaky_spin (int64, -1: none), pool (bool),
              epsilon and slope (float64).
 
-Target ``sphcnn_activated_gradient`` (CPU): its gradient, the transposed
+Target ``sphcnn_activated_gradient`` (CPU and CUDA): its gradient, the transposed
 analysis (a synthesis) with the transposed pooling and the nonlinearity's
 derivative applied to each ring it writes:
   operands   ct (the coefficients' cotangent), then maps, bias, taps, ring_scale
@@ -111,7 +111,7 @@ def activated_analysis(maps: jax.Array, bias: jax.Array, taps: np.ndarray, *, pl
                        slope: float) -> jax.Array:
     """The analysis of the activated (and, with pool, pooled) maps in one call of
     sphcnn_activated_analysis; taps: the (n, 4) ring taps of the pooling (n the
-    plan's grid), an empty array without pooling. CPU only."""
+    plan's grid), an empty array without pooling. CPU and CUDA."""
     module = extension(platform)
     source = lambda_source(plan, mode, platform)
     table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
@@ -134,13 +134,13 @@ def activated_gradient(ct: jax.Array, maps: jax.Array, bias: jax.Array, taps: np
                        epsilon: float, slope: float) -> tuple[jax.Array, jax.Array]:
     """(ct_maps, ct_bias), the gradient of activated_analysis with the same
     arguments for the cotangent ct of its coefficients, in one call of
-    sphcnn_activated_gradient. CPU only."""
+    sphcnn_activated_gradient. CPU and CUDA."""
     module = extension(platform)
     source = lambda_source(plan, mode, platform)
     table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
     batch, channels = int(np.prod(maps.shape[:-4])), maps.shape[-1]
-    scratch = module.scratch_bytes(False, plan.n, plan.ell_max, len(plan.spins), batch, channels,
-                                   plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
+    scratch = module.activated_gradient_scratch_bytes(plan.n, plan.ell_max, len(plan.spins), batch, channels,
+                                                      plan.real_dtype == np.float64, LAMBDA_SOURCES[source], pool)
     call = jax.ffi.ffi_call("sphcnn_activated_gradient", (jax.ShapeDtypeStruct(maps.shape, maps.dtype),
                                                           jax.ShapeDtypeStruct(bias.shape, plan.real_dtype),
                                                           jax.ShapeDtypeStruct((scratch,), np.uint8)))

@@ -11,7 +11,14 @@
 //   analysis:  the Fourier rings F that K1 leaves in scratch, and the
 //              coefficients of K1 + K2, exact zeros below max(|m|, |s|);
 //   synthesis: the rings G that K2 leaves in scratch, and the maps of K2 + K1;
-// every output element written. Cases marked so run K1 with its ring buffers
+// every output element written; the activated analysis (K1 with the prologue of
+// sphcnn/activation.h: the magnitude nonlinearity, with or without the pooling
+// from the 2n grid) against the same sums of maps activated and pooled in double,
+// and its gradient (the synthesis, then the gradient kernels of
+// activation_gradient.h) against the transposed pooling in double and central
+// differences of the nonlinearity (float <= 2e-6, double <= 1e-7: the accuracy
+// of the differences).
+// Cases marked so run K1 with its ring buffers
 // in global scratch (the path of rings too large for shared memory) on a grid
 // of 7 blocks looping over the work items. Usage: emulate_blocks [n ...] (default: every
 // case); prints one line per check and "worst float E double E" last; exit
@@ -34,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "activation_gradient.h"
 #include "launch_plan.h"
 #include "legendre_gemm.h"
 #include "packed_table_builder.h"
@@ -79,10 +87,39 @@ struct Case {
   bool degree_major;
   bool real_input;  // analysis only (needs every spin 0)
   bool global_ring = false;  // K1 buffers in global scratch, as for large n
+  // Analysis only: K1 with the prologue of the activated analysis (1: the
+  // nonlinearity, 2: the nonlinearity and pooling from the 2n grid) and the spin
+  // index of its leaky ReLU (-1: none).
+  int activation = 0;
+  int leaky_spin = -1;
 };
+
+// The magnitude nonlinearity in double, written from its definition
+// (python/sphcnn/nn/nonlinearities.py): relu(|z| + b) z / (|z| + eps), or on the
+// leaky spin leaky_relu(Re z).
+cd activated(cd z, double bias, bool leaky, double eps, double slope) {
+  if (leaky) return cd(z.real() >= 0 ? z.real() : slope * z.real(), 0.0);
+  const double r = std::abs(z);
+  return std::max(r + bias, 0.0) / (r + eps) * z;
+}
+
+// Its cotangent for the cotangent ct of the activated value, by central
+// differences of the real-linear map (x, y) -> activated(x + i y) (JAX's
+// convention: ct_z pairs as Re(ct_z dz) = Re(ct d(activated))), and the bias's
+// from d/db. Step h relative to |z|; away from the kinks the error is O(h^2).
+void activated_cotangent(cd z, cd ct, double bias, bool leaky, double eps, double slope, cd& ct_z, double& ct_b) {
+  const double h = 1e-6 * std::max(1.0, std::abs(z));
+  auto pair = [&](cd d) { return (ct * d).real(); };
+  const double dx = pair((activated(z + h, bias, leaky, eps, slope) - activated(z - h, bias, leaky, eps, slope)) / (2 * h));
+  const double dy = pair((activated(z + cd(0, h), bias, leaky, eps, slope) -
+                          activated(z - cd(0, h), bias, leaky, eps, slope)) / (2 * h));
+  ct_z = cd(dx, -dy);  // Re(ct_z (dx + i dy)) = ct_z.re dx - ct_z.im dy
+  ct_b = leaky ? 0.0 : pair((activated(z, bias + h, leaky, eps, slope) - activated(z, bias - h, leaky, eps, slope)) / (2 * h));
+}
 
 struct Errors {
   double stage = 0, total = 0;  // relative errors of the scratch rings and of the result
+  double gradient = 0;          // of the activated analysis's gradient, against central differences
   int unwritten = 0, nonzero_below = 0;
 };
 
@@ -143,13 +180,71 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
     for (auto& v : a) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
     x.assign(spatial, Cpx<T>{T(NAN), T(NAN)});
   }
+  auto x_index = [&](int b, int j, int k, int s, int c) {
+    return ((static_cast<size_t>(b) * n + j) * n + k) * SC + s * C + c;
+  };
+  // The activated analysis: pre-activation maps y on the fine grid, and the maps
+  // x the analysis must see computed from them in double (random taps with the
+  // rings outside the grid at 0: the kernel applies whatever taps it is given).
+  const bool activation = cs.activation > 0;
+  const int fine = cs.activation == 2 ? 2 * n : n;
+  const double eps = 1e-6, slope = 0.01;
+  std::vector<Cpx<T>> y;
+  std::vector<T> bias_t, taps_t;
+  std::vector<cd> x_ref;
+  if (activation) {
+    y.resize(static_cast<size_t>(B) * fine * fine * SC);
+    for (auto& v : y) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+    bias_t.resize(SC);
+    for (auto& v : bias_t) v = static_cast<T>(0.8 * nd(rng));
+    // Values at least 1% away from the kinks (|z| + b = 0; Re z = 0 on the leaky
+    // spin), where the derivative jumps and float rounding may pick either side.
+    for (size_t i = 0; i < y.size(); ++i) {
+      const int q = static_cast<int>(i % SC);
+      for (int tries = 0; tries < 8; ++tries) {
+        const double r = std::hypot(double(y[i].re), double(y[i].im));
+        const bool near = q / C == cs.leaky_spin ? std::abs(double(y[i].re)) < 0.01 * (r + 1e-3)
+                                                 : std::abs(r + bias_t[q]) < 0.01 * (r + std::abs(bias_t[q]));
+        if (!near) break;
+        y[i] = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+      }
+    }
+    taps_t.assign(static_cast<size_t>(n) * 4, T(0));
+    for (int j = 0; j < n; ++j) {
+      for (int t = 0; t < 4; ++t) {
+        const int row = 2 * j - 1 + t;
+        if (row >= 0 && row < fine) taps_t[4 * j + t] = static_cast<T>(0.1 + std::abs(nd(rng)));
+      }
+    }
+    auto act = [&](int b, int row, int lon, int s, int c) {
+      const Cpx<T> z = y[((static_cast<size_t>(b) * fine + row) * fine + lon) * SC + s * C + c];
+      return activated(cd(z.re, z.im), bias_t[s * C + c], s == cs.leaky_spin, eps, slope);
+    };
+    x_ref.assign(spatial, cd(0.0, 0.0));
+    for (int b = 0; analysis && b < B; ++b)
+      for (int j = 0; j < n; ++j)
+        for (int k = 0; k < n; ++k)
+          for (int s = 0; s < S; ++s)
+            for (int c = 0; c < C; ++c) {
+              cd v = 0.0;
+              if (cs.activation == 1) {
+                v = act(b, j, k, s, c);
+              } else {
+                for (int t = 0; t < 4; ++t) {
+                  const int row = 2 * j - 1 + t;
+                  if (row < 0 || row >= fine) continue;
+                  v += static_cast<double>(taps_t[4 * j + t]) *
+                       (0.5 * act(b, row, 2 * k, s, c) +
+                        0.25 * (act(b, row, (2 * k - 1 + fine) % fine, s, c) + act(b, row, 2 * k + 1, s, c)));
+                }
+              }
+              x_ref[x_index(b, j, k, s, c)] = v;
+            }
+  }
   const int64_t row = static_cast<int64_t>(M) * SC;
   const int64_t stride_b = cs.degree_major ? row : L * row, stride_l = cs.degree_major ? B * row : row;
   auto a_index = [&](int b, int l, int mi, int s, int c) {
     return static_cast<size_t>(b * stride_b + l * stride_l + (static_cast<int64_t>(mi) * S + s) * C + c);
-  };
-  auto x_index = [&](int b, int j, int k, int s, int c) {
-    return ((static_cast<size_t>(b) * n + j) * n + k) * SC + s * C + c;
   };
 
   Cpx<T>* rings = reinterpret_cast<Cpx<T>*>(scratch.data() + plan.rings_offset);
@@ -171,6 +266,14 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
   ring.sign = sign;
   ring.real_input = g.real_input;
   ring.plan = ring_plan(n);
+  if (activation && analysis) {
+    ring.in = y.data();
+    ring.activation_bias = bias_t.data();
+    ring.pool_taps = cs.activation == 2 ? taps_t.data() : nullptr;
+    ring.leaky_spin = cs.leaky_spin;
+    ring.epsilon = static_cast<T>(eps);
+    ring.slope = static_cast<T>(slope);
+  }
 
   GemmArgs<T> gemm{};
   gemm.rings_in = analysis ? rings : nullptr;
@@ -233,6 +336,36 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
     run_gemm();
     run_ring();
   }
+  // The gradient of the activated analysis: the synthesis's maps x are the
+  // cotangent of the analysis input; the gradient kernels take them to the
+  // cotangents of y and of the bias.
+  std::vector<Cpx<T>> ct_y;
+  std::vector<T> partials, ct_bias;
+  if (activation && !analysis) {
+    ct_y.assign(y.size(), Cpx<T>{T(NAN), T(NAN)});
+    partials.assign(static_cast<size_t>(B) * fine * SC, T(NAN));
+    ct_bias.assign(SC, T(NAN));
+    GradientArgs<T> ga{};
+    ga.pooled = x.data();
+    ga.maps = y.data();
+    ga.bias = bias_t.data();
+    ga.taps = cs.activation == 2 ? taps_t.data() : nullptr;
+    ga.ct_maps = ct_y.data();
+    ga.partials = partials.data();
+    ga.ct_bias = ct_bias.data();
+    ga.n = n;
+    ga.n_in = fine;
+    ga.lanes = SC;
+    ga.channels = C;
+    ga.batch = B;
+    ga.leaky_spin = cs.leaky_spin;
+    ga.epsilon = static_cast<T>(eps);
+    ga.slope = static_cast<T>(slope);
+    launch(kGradientThreads, gradient_blocks(ga), gradient_shared_bytes<T>(),
+           [&](const HostCtx& ctx, unsigned char* smem) { activation_gradient_block<T>(ctx, ga, smem); });
+    launch(kGradientThreads, bias_blocks(ga), 0,
+           [&](const HostCtx& ctx, unsigned char*) { bias_sum_block<T>(ctx, ga); });
+  }
 
   // float64 references.
   std::vector<double> lam(static_cast<size_t>(S) * n * M * L, 0.0);
@@ -269,7 +402,7 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
               cd acc = 0;
               for (int k = 0; k < n; ++k) {
                 const size_t xi = x_index(b, j, k, s, c);
-                const cd v = g.real_input ? cd(x_real[xi], 0.0) : cd(x[xi].re, x[xi].im);
+                const cd v = activation ? x_ref[xi] : g.real_input ? cd(x_real[xi], 0.0) : cd(x[xi].re, x[xi].im);
                 acc += v * e[((static_cast<int64_t>(m) * k) % n + n) % n];
               }
               F[static_cast<size_t>(j) * M + mi] = w[j] * acc;
@@ -310,6 +443,7 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
               }
               const Cpx<T> o = x[x_index(b, j, k, s, c)];
               note(cd(o.re, o.im), w[j] * acc, ref_total, err_total);
+              if (activation) x_ref[x_index(b, j, k, s, c)] = w[j] * acc;
             }
           }
         }
@@ -318,14 +452,55 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
   }
   err.stage = err_stage / (ref_stage > 0 ? ref_stage : 1.0);
   err.total = err_total / (ref_total > 0 ? ref_total : 1.0);
+  if (activation && !analysis) {
+    // unpooled cotangent in double (the transpose of the pooling, written from
+    // its definition: each fine value's share of every coarse value it feeds)
+    std::vector<cd> fine_ct(y.size(), cd(0.0, 0.0));
+    for (int b = 0; b < B; ++b)
+      for (int j = 0; j < n; ++j)
+        for (int k = 0; k < n; ++k)
+          for (int q = 0; q < SC; ++q) {
+            const cd v = x_ref[x_index(b, j, k, q / C, q % C)];
+            auto at = [&](int row, int lon) { return ((static_cast<size_t>(b) * fine + row) * fine + lon) * SC + q; };
+            if (cs.activation == 1) {
+              fine_ct[at(j, k)] += v;
+              continue;
+            }
+            for (int t = 0; t < 4; ++t) {
+              const int row = 2 * j - 1 + t;
+              if (row < 0 || row >= fine) continue;
+              const double tap = taps_t[4 * j + t];
+              fine_ct[at(row, 2 * k)] += 0.5 * tap * v;
+              fine_ct[at(row, (2 * k - 1 + fine) % fine)] += 0.25 * tap * v;
+              fine_ct[at(row, 2 * k + 1)] += 0.25 * tap * v;
+            }
+          }
+    std::vector<double> bias_ref(SC, 0.0);
+    double ref_y = 0, err_y = 0, ref_b = 0, err_b = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      const int q = static_cast<int>(i % SC);
+      cd want;
+      double share;
+      activated_cotangent(cd(y[i].re, y[i].im), fine_ct[i], bias_t[q], q / C == cs.leaky_spin, eps, slope, want,
+                          share);
+      bias_ref[q] += share;
+      note(cd(ct_y[i].re, ct_y[i].im), want, ref_y, err_y);
+    }
+    for (int q = 0; q < SC; ++q) note(cd(ct_bias[q], 0.0), cd(bias_ref[q], 0.0), ref_b, err_b);
+    err.gradient = std::max(err_y / ref_y, err_b / (ref_b > 0 ? ref_b : 1.0));
+  }
   std::string spins;
   for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
+  const std::string kind = !activation ? (analysis ? "analysis" : "synthesis")
+                                        : std::string(analysis ? "activated" : "gradient") +
+                                              (cs.activation == 2 ? "-pooled" : "");
   std::printf("%-9s %-6s %-5s n=%d ell_max=%d spins=%s B=%d C=%d %s%s k1k2=%s config=%d ring_rows=%d%s: "
-              "stage %.2e result %.2e unwritten %d nonzero_below %d\n",
-              analysis ? "analysis" : "synthesis", sizeof(T) == 4 ? "float" : "double", table_mode ? "table" : "otf", n,
+              "stage %.2e result %.2e gradient %.2e unwritten %d nonzero_below %d\n",
+              kind.c_str(), sizeof(T) == 4 ? "float" : "double", table_mode ? "table" : "otf", n,
               ell, spins.c_str(), B, C, cs.degree_major ? "degree_major" : "batch_major", g.real_input ? " real" : "",
               plan.gemm.global_accumulators ? "global-acc" : "shared", plan.gemm.config, plan.ring.tile_rows,
-              plan.ring.global ? " global-ring" : "", err.stage, err.total, err.unwritten, err.nonzero_below);
+              plan.ring.global ? " global-ring" : "", err.stage, err.total, err.gradient, err.unwritten,
+              err.nonzero_below);
   return err;
 }
 
@@ -347,10 +522,17 @@ int main(int argc, char** argv) {
       {128, 63, {0, -3}, 1, 3, false, false},
       {256, 127, {0, 1}, 1, 3, false, false},
       {256, 100, {-3}, 1, 1, true, false},      // pooled
+      // the activated analysis: nonlinearity only, then with pooling from 2n,
+      // a leaky spin or none, a pooled band limit, K1's buffers in global scratch
+      {8, 3, {0, 1}, 2, 3, true, false, false, 1, 0},
+      {16, 7, {0, 1}, 3, 5, true, false, false, 2, 0},
+      {16, 5, {1, -2}, 2, 3, false, false, false, 2, -1},
+      {32, 15, {0, 1}, 2, 4, true, false, true, 2, 1},
+      {64, 31, {0, 1}, 1, 3, true, false, false, 1, 0},
   };
   std::vector<int> only;
   for (int i = 1; i < argc; ++i) only.push_back(std::atoi(argv[i]));
-  double worst_f = 0, worst_d = 0;
+  double worst_f = 0, worst_d = 0, gradient_f = 0, gradient_d = 0;
   int bad = 0;
   for (const Case& cs : cases) {
     if (!only.empty() && std::find(only.begin(), only.end(), cs.n) == only.end()) continue;
@@ -361,10 +543,14 @@ int main(int argc, char** argv) {
         const Errors d = run_case<double>(cs, an, tm, rng);
         worst_f = std::max({worst_f, f.stage, f.total});
         worst_d = std::max({worst_d, d.stage, d.total});
+        gradient_f = std::max(gradient_f, f.gradient);
+        gradient_d = std::max(gradient_d, d.gradient);
         bad += f.unwritten + f.nonzero_below + d.unwritten + d.nonzero_below;
       }
     }
   }
-  std::printf("worst float %.3e double %.3e problems %d\n", worst_f, worst_d, bad);
-  return (worst_f <= 1e-6 && worst_d <= 1e-12 && bad == 0) ? 0 : 1;
+  std::printf("worst float %.3e double %.3e gradient float %.3e gradient double %.3e problems %d\n", worst_f,
+              worst_d, gradient_f, gradient_d, bad);
+  // the gradients' reference is central differences, accurate to ~1e-8 (step 1e-6)
+  return (worst_f <= 1e-6 && worst_d <= 1e-12 && gradient_f <= 2e-6 && gradient_d <= 1e-7 && bad == 0) ? 0 : 1;
 }

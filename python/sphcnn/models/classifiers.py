@@ -61,8 +61,9 @@ class SpinSphericalClassifier(nnx.Module):
     running averages (0.99, as the original). fused (default: True with "spin"
     blocks, which have magnitude nonlinearities; False otherwise): each
     block's magnitude nonlinearity and the next block's spatial pooling run
-    inside the next block's forward transform (sphcnn.nn.fused: one kernel on
-    CPUs, the same composition elsewhere); the same function and parameters.
+    inside the next block's forward transform (sphcnn.nn.fused), and the
+    convolutions' products skip the orders |m| > l (sphcnn.nn.mixing): kernels
+    on CPUs, the same compositions elsewhere; the same function and parameters.
     """
 
     def __init__(self, num_classes: int, resolutions: Sequence[int], spins: Sequence[Sequence[int]],
@@ -105,7 +106,7 @@ class SpinSphericalClassifier(nnx.Module):
             if not self.fused:
                 h = block(h, example_weights)
                 continue
-            h = block.pre_activation(h, example_weights, pending)
+            h = block.pre_activation(h, example_weights, pending, fused=True)
             pending = block.nonlinearity if block.fusable_activation() else None
             if pending is None:
                 h = block.nonlinearity(h)

@@ -110,21 +110,31 @@ class SpinSphericalBlock(nnx.Module):
         """x (batch, n_in, n_in, S_in, C_in) -> (batch, n_out, n_out, S_out, C_out)."""
         return self.nonlinearity(self.pre_activation(x, example_weights))
 
-    def pre_activation(self, x: jax.Array, example_weights=None, input_activation=None) -> jax.Array:
+    def pre_activation(self, x: jax.Array, example_weights=None, input_activation=None,
+                       fused: bool = False) -> jax.Array:
         """The block without its nonlinearity: (batch, n_in, n_in, S_in, C_in) ->
-        (batch, n_out, n_out, S_out, C_out), complex64. input_activation: None, or
-        the previous block's magnitude nonlinearity (a module with
-        activation_arguments()), which is then applied to x inside this block's
-        forward transform, with this block's spatial pooling
-        (sphcnn.nn.fused.activated_forward): x is that block's pre_activation."""
-        if input_activation is None:
+        (batch, n_out, n_out, S_out, C_out), complex64. fused: the convolution's
+        product by the kernel over the orders |m| <= l (sphcnn.nn.mixing), and
+        input_activation: None, or the previous block's magnitude nonlinearity (a
+        module with activation_arguments()), applied to x inside this block's
+        forward transform with this block's spatial pooling
+        (sphcnn.nn.fused.activated_forward): x is then that block's
+        pre_activation. Both give the function of the unfused layers."""
+        if input_activation is not None and not fused:
+            raise ValueError(f"{type(self).__name__}: input_activation needs fused=True")
+        if not fused:
             h = self.conv(spatial_pool(x) if self.pool_spatially else x)
         else:
-            checks.spatial_input(type(self).__name__, x, self.conv.resolution * (2 if self.pool_spatially else 1),
-                                 self.conv.spins_in, self.conv.in_channels)
-            bias, leaky_spin = input_activation.activation_arguments()
-            a = activated_forward(self.conv.input_transform, x.astype(DTYPE), bias, leaky_spin, self.pool_spatially)
-            h = self.conv.from_coefficients(a)
+            transform = self.conv.input_transform
+            factor = 2 if self.pool_spatially else 1
+            checks.spatial_input(type(self).__name__, x, self.conv.resolution * factor, self.conv.spins_in,
+                                 self.conv.in_channels)
+            if input_activation is None:
+                a = transform.forward(layer_input(transform, spatial_pool(x) if self.pool_spatially else x))
+            else:
+                bias, leaky_spin = input_activation.activation_arguments()
+                a = activated_forward(transform, x.astype(DTYPE), bias, leaky_spin, self.pool_spatially)
+            h = self.conv.from_coefficients(a, fused=True)
         y = self.batch_norm(h, example_weights)
         return self.output_transform.inverse(y) if self.spectral_batch_norm else y
 

@@ -51,6 +51,7 @@ import sphcnn_kernels as sk
 from sphcnn_kernels import _validation as checks
 from sphcnn_kernels.precision import matmul_precision
 from sphcnn.nn import initializers
+from sphcnn.nn.mixing import degree_mixing
 from sphcnn.nn.placement import constant_coefficient
 
 
@@ -237,13 +238,19 @@ class SpinSphericalConvolution(nnx.Module):
             a = a.astype(DTYPE)
         return self.from_coefficients(a)
 
-    def from_coefficients(self, a: jax.Array) -> jax.Array:
+    def from_coefficients(self, a: jax.Array, fused: bool = False) -> jax.Array:
         """The layer after its input transform: a, degree-major complex64 input
         coefficients (L, batch..., 2L - 1, S_in, C_in) at the layer's ell_max, ->
-        the output of __call__ (spatial, or spectral in spectral_layout)."""
+        the output of __call__ (spatial, or spectral in spectral_layout). fused:
+        the product by sphcnn.nn.mixing.degree_mixing (on CPUs a kernel over the
+        orders |m| <= l only; a must be zero at |m| > l, as forward transforms
+        write it), else the dense einsum."""
         filters = self.filters()
-        # (L, batch..., M, S_in, C_in) x (L, S_in, S_out, C_in, C_out): l is the batch dimension
-        b = jnp.einsum("l...mia,lioab->l...mob", a, filters, precision=matmul_precision())
+        if fused:
+            b = degree_mixing(a, filters, self.backend, self.resolution)
+        else:
+            # (L, batch..., M, S_in, C_in) x (L, S_in, S_out, C_in, C_out): l is the batch dimension
+            b = jnp.einsum("l...mia,lioab->l...mob", a, filters, precision=matmul_precision())
         if self.bias is not None:
             # a constant c has a_00 = sqrt(4 pi) c
             b = b + constant_coefficient(self.ell_max, self.spins_out.index(0), len(self.spins_out), b.ndim, 0,

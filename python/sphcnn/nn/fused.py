@@ -7,18 +7,22 @@ activated_forward(transform, y, bias, leaky_spin, pool) equals
 
 (sphcnn.nn.nonlinearities.activation, sphcnn.nn.pooling.spatial_pool), y
 (batch..., p n, p n, S, C) complex64 with p = 2 when pooling, n = transform.n.
-On CPUs with the ffi backend it is one custom call, sphcnn_activated_analysis,
-whose ring DFT reads the pre-activation maps and applies the nonlinearity and the
-pooling to each ring as it loads it (csrc/include/sphcnn/activation.h): the
-activated and pooled maps are never written. Everywhere else (other platforms,
-other backends) it lowers to the composition above, the reference.
+On CPUs and CUDA GPUs with the ffi backend it is one custom call,
+sphcnn_activated_analysis, whose ring DFT reads the pre-activation maps and
+applies the nonlinearity and the pooling to each ring as it loads it
+(csrc/include/sphcnn/activation.h; on CUDA the prologue of K1,
+csrc/cuda/ring_dft.h): the activated and pooled maps are never written.
+Everywhere else (other platforms, other backends) it lowers to the composition
+above, the reference.
 
 The gradient is written out and fused the same way: the transposed forward
 transform (a synthesis), the transposed pooling and the nonlinearity's gradient
-(nonlinearities._activation_backward) are one custom call on CPUs,
-sphcnn_activated_gradient, which differentiates each ring of the synthesis
-while it is in cache (with pooling: after unpooling it from the pooled maps'
-cotangent); elsewhere the composition. It keeps y and the bias only, as the
+(nonlinearities._activation_backward) are one custom call on CPUs and CUDA
+GPUs, sphcnn_activated_gradient: on CPUs it differentiates each ring of the
+synthesis while it is in cache (with pooling: after unpooling it from the
+pooled maps' cotangent); on CUDA the synthesis writes the cotangent of the
+analysis input to scratch and two more kernels unpool, differentiate and sum
+the bias partials (csrc/cuda/activation_gradient.h); elsewhere the composition. It keeps y and the bias only, as the
 unfused layers do.
 """
 
@@ -47,26 +51,26 @@ def _taps(transform, pool: bool) -> np.ndarray:
     return pooling.ring_taps(2 * transform.n) if pool else np.zeros((0,))
 
 
-def _kernel_options(transform, leaky_spin, pool) -> dict:
+def _kernel_options(transform, leaky_spin, pool, platform: str) -> dict:
     """The kernels' parameters: the forward transform's (analysis, weighted, sign -1)
     and the nonlinearity's."""
     return dict(plan=transform.plan, sign=-1, weighted=True, layout=transform.layout, mode=transform.mode,
-                platform="cpu", leaky_spin=-1 if leaky_spin is None else leaky_spin, pool=pool,
+                platform=platform, leaky_spin=-1 if leaky_spin is None else leaky_spin, pool=pool,
                 epsilon=nonlinearities.EPSILON, slope=nonlinearities.LEAKY_SLOPE)
 
 
-def _fused(y, bias, *, transform, leaky_spin, pool):
+def _platform_rule(platform: str):
+    """The lowering of the forward on `platform`: the fused kernel where the
+    transform runs on the ffi backend, else the reference."""
     from sphcnn_kernels.backends import ffi_backend
 
-    return ffi_backend.activated_analysis(y, bias, _taps(transform, pool), **_kernel_options(transform, leaky_spin,
-                                                                                             pool))
+    def rule(y, bias, *, transform, leaky_spin, pool):
+        if resolve_backend(transform.backend, platform, "analysis", transform.n) != "ffi":
+            return _reference(y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
+        return ffi_backend.activated_analysis(y, bias, _taps(transform, pool),
+                                              **_kernel_options(transform, leaky_spin, pool, platform))
 
-
-def _cpu(y, bias, *, transform, leaky_spin, pool):
-    """The fused kernel where the transform runs on the ffi backend, else the reference."""
-    backend = resolve_backend(transform.backend, "cpu", "analysis", transform.n)
-    rule = _fused if backend == "ffi" else _reference
-    return rule(y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
+    return rule
 
 
 def _abstract(y, bias, *, transform, leaky_spin, pool):
@@ -78,7 +82,9 @@ _activated_analysis_p = Primitive("sphcnn_activated_analysis")
 _activated_analysis_p.def_abstract_eval(_abstract)
 _activated_analysis_p.def_impl(
     lambda y, bias, **params: jax.jit(functools.partial(_activated_analysis_p.bind, **params))(y, bias))
-mlir.register_lowering(_activated_analysis_p, mlir.lower_fun(_cpu, multiple_results=False), platform="cpu")
+for _platform in ("cpu", "cuda"):
+    mlir.register_lowering(_activated_analysis_p, mlir.lower_fun(_platform_rule(_platform), multiple_results=False),
+                           platform=_platform)
 mlir.register_lowering(_activated_analysis_p, mlir.lower_fun(_reference, multiple_results=False))
 
 
@@ -115,17 +121,19 @@ def _reference_gradient(ct, y, bias, *, transform, leaky_spin, pool):
     return nonlinearities.activation_cotangents(leaky_spin, y, bias, ct_maps)
 
 
-def _fused_gradient(ct, y, bias, *, transform, leaky_spin, pool):
+def _platform_gradient_rule(platform: str):
+    """The lowering of the gradient on `platform`: the fused kernel where the
+    transform runs on the ffi backend, else the reference."""
     from sphcnn_kernels.backends import ffi_backend
 
-    ct_y, ct_bias = ffi_backend.activated_gradient(ct, y, bias, _taps(transform, pool), **_kernel_options(
-        transform, leaky_spin, pool))
-    return ct_y, ct_bias.astype(bias.dtype)
+    def rule(ct, y, bias, *, transform, leaky_spin, pool):
+        if resolve_backend(transform.backend, platform, "synthesis", transform.n) != "ffi":
+            return _reference_gradient(ct, y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
+        ct_y, ct_bias = ffi_backend.activated_gradient(ct, y, bias, _taps(transform, pool),
+                                                       **_kernel_options(transform, leaky_spin, pool, platform))
+        return ct_y, ct_bias.astype(bias.dtype)
 
-
-def _cpu_gradient(ct, y, bias, **params):
-    backend = resolve_backend(params["transform"].backend, "cpu", "synthesis", params["transform"].n)
-    return (_fused_gradient if backend == "ffi" else _reference_gradient)(ct, y, bias, **params)
+    return rule
 
 
 def _gradient_abstract(ct, y, bias, **_):
@@ -138,7 +146,9 @@ _activated_gradient_p.multiple_results = True
 _activated_gradient_p.def_abstract_eval(_gradient_abstract)
 _activated_gradient_p.def_impl(
     lambda *args, **params: jax.jit(functools.partial(_activated_gradient_p.bind, **params))(*args))
-mlir.register_lowering(_activated_gradient_p, mlir.lower_fun(_cpu_gradient, multiple_results=True), platform="cpu")
+for _platform in ("cpu", "cuda"):
+    mlir.register_lowering(_activated_gradient_p, mlir.lower_fun(_platform_gradient_rule(_platform),
+                                                                 multiple_results=True), platform=_platform)
 mlir.register_lowering(_activated_gradient_p, mlir.lower_fun(_reference_gradient, multiple_results=True))
 
 

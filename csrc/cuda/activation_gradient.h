@@ -1,0 +1,159 @@
+// The gradient of the activated analysis on CUDA (target
+// sphcnn_activated_gradient, sphcnn/activation.h): after the transposed
+// analysis (K2 then K1 of a synthesis) has written the cotangent of the
+// analysis input (the pooled maps, or the activated maps without pooling) to
+// scratch, one kernel takes every ring of the pre-activation maps through the
+// transposed pooling and the nonlinearity's derivative, with per-ring partial
+// sums of the bias cotangent, and a second adds the partials in a fixed order
+// (deterministic, no atomics).
+//
+// Layouts (complex values interleaved): cotangent of the analysis input
+// `pooled` (B, n, n, lanes); maps and ct_maps (B, n_in, n_in, lanes), n_in = n or
+// 2 n (pooling); bias and ct_bias (lanes) = (S, C); partials (B n_in, lanes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "block_common.h"
+#include "launch_plan.h"
+#include "sphcnn/activation.h"
+
+namespace sphcnn {
+namespace cuda {
+
+constexpr int kGradientThreads = 256;
+
+template <typename T>
+struct GradientArgs {
+  const Cpx<T>* pooled;
+  const Cpx<T>* maps;
+  const T* bias;
+  const T* taps;  // (n, 4) when pooling, else null
+  Cpx<T>* ct_maps;
+  T* partials;
+  T* ct_bias;
+  int n, n_in, lanes;
+  int64_t channels, batch;
+  int leaky_spin;
+  T epsilon, slope;
+};
+
+// The scratch of a gradient call: the transposed analysis's own scratch (the
+// synthesis launch plan's), then the cotangent of the analysis input, then the
+// partials, each 256-byte aligned.
+struct GradientScratch {
+  size_t pooled_offset, partials_offset, bytes;
+};
+
+inline GradientScratch gradient_scratch(size_t transform_bytes, int64_t batch, int n, int n_in, int64_t lanes,
+                                        size_t real_bytes) {
+  auto up = [](size_t v) { return (v + 255) / 256 * 256; };
+  GradientScratch g{};
+  g.pooled_offset = up(transform_bytes);
+  g.partials_offset = g.pooled_offset + up(2 * real_bytes * static_cast<size_t>(batch) * n * n * lanes);
+  g.bytes = g.partials_offset + up(real_bytes * static_cast<size_t>(batch) * n_in * lanes);
+  return g;
+}
+
+// The scratch of sphcnn_activated_gradient for the geometry of its transposed
+// analysis (grid n) and the maps' grid n_in.
+inline GradientScratch activated_gradient_scratch(const Geometry& g, LambdaSource source, int n_in) {
+  return gradient_scratch(launch_plan(g, false, source).scratch_bytes, g.batch, g.n, n_in,
+                          static_cast<int64_t>(g.spins) * g.channels, g.is_double ? 8 : 4);
+}
+
+// Blocks of the two kernels.
+template <typename T>
+SPHCNN_HD int64_t gradient_blocks(const GradientArgs<T>& a) { return a.batch * a.n_in; }
+template <typename T>
+SPHCNN_HD int64_t bias_blocks(const GradientArgs<T>& a) {
+  return (a.lanes + kGradientThreads - 1) / kGradientThreads;
+}
+// Bytes of shared memory of a gradient block: one partial per thread.
+template <typename T>
+SPHCNN_HD size_t gradient_shared_bytes() { return sizeof(T) * kGradientThreads; }
+
+// The cotangent of the activated maps at fine ring r, longitude k, lane q of
+// item b: the transpose of the pooling (fine ring r takes tap t = r - 2J + 1 of
+// the coarse rings J it feeds; longitude 2k takes coarse k / 2, 2k + 1 takes
+// (coarse k + coarse k + 1) / 4), or the cotangent itself without pooling.
+template <typename T>
+SPHCNN_HD Cpx<T> unpooled(const GradientArgs<T>& a, int64_t b, int r, int k, int q) {
+  if (a.taps == nullptr) return a.pooled[((b * a.n + r) * a.n + k) * a.lanes + q];
+  Cpx<T> sum{T(0), T(0)};
+  const int first = r >= 2 ? (r - 2) / 2 : 0;
+  const int last = (r + 1) / 2 < a.n - 1 ? (r + 1) / 2 : a.n - 1;
+  for (int J = first; J <= last; ++J) {
+    const int t = r - 2 * J + 1;
+    if (t < 0 || t > 3) continue;
+    const T w = a.taps[4 * J + t];
+    if (w == T(0)) continue;
+    const Cpx<T>* ring = a.pooled + (b * a.n + J) * static_cast<int64_t>(a.n) * a.lanes;
+    const Cpx<T> here = ring[static_cast<int64_t>(k / 2) * a.lanes + q];
+    if (k % 2 == 0) {
+      sum.re += w * T(0.5) * here.re;
+      sum.im += w * T(0.5) * here.im;
+    } else {
+      const Cpx<T> next = ring[static_cast<int64_t>((k / 2 + 1) % a.n) * a.lanes + q];
+      sum.re += w * T(0.25) * (here.re + next.re);
+      sum.im += w * T(0.25) * (here.im + next.im);
+    }
+  }
+  return sum;
+}
+
+// Block (b, r), b = block / n_in: every lane of fine ring r of item b. With
+// lanes < threads, `groups` threads share a lane, each taking every groups-th
+// longitude; their bias shares are added in thread order, so the partial of
+// (b, r, lane) does not depend on scheduling.
+template <typename T, typename Ctx>
+SPHCNN_HD void activation_gradient_block(const Ctx& ctx, const GradientArgs<T>& a, unsigned char* smem) {
+  T* shares = reinterpret_cast<T*>(smem);
+  const int64_t item = ctx.block();
+  const int64_t b = item / a.n_in;
+  const int r = static_cast<int>(item % a.n_in);
+  const int groups = a.lanes < kGradientThreads ? kGradientThreads / a.lanes : 1;
+  const int stride = groups * a.lanes < kGradientThreads ? groups * a.lanes : kGradientThreads;
+  const int64_t ring = (b * a.n_in + r) * static_cast<int64_t>(a.n_in) * a.lanes;
+  for (int q0 = 0; q0 < a.lanes; q0 += stride / groups) {
+    const int t = ctx.tid();
+    const int q = q0 + t % (stride / groups);
+    const int g = t / (stride / groups);
+    T share = T(0);
+    if (t < stride && q < a.lanes) {
+      const int spin = static_cast<int>(q / a.channels);
+      const T leaky = spin == a.leaky_spin ? T(1) : T(0);
+      const T bias = a.bias[q];
+      for (int k = g; k < a.n_in; k += groups) {
+        const int64_t at = ring + static_cast<int64_t>(k) * a.lanes + q;
+        const Cpx<T> z = a.maps[at];
+        const Cpx<T> ct = unpooled(a, b, r, k, q);
+        Cpx<T> out;
+        activation_gradient(z.re, z.im, ct.re, ct.im, bias, leaky, a.epsilon, a.slope, out.re, out.im, share);
+        a.ct_maps[at] = out;
+      }
+    }
+    shares[t] = share;
+    ctx.sync();
+    if (t < stride / groups && q < a.lanes) {
+      T sum = T(0);
+      for (int h = 0; h < groups; ++h) sum += shares[h * (stride / groups) + t];
+      a.partials[item * a.lanes + q] = sum;
+    }
+    ctx.sync();
+  }
+}
+
+// One thread per lane: ct_bias[lane] = the partials of every (b, r) in order.
+template <typename T, typename Ctx>
+SPHCNN_HD void bias_sum_block(const Ctx& ctx, const GradientArgs<T>& a) {
+  const int64_t q = ctx.block() * kGradientThreads + ctx.tid();
+  if (q >= a.lanes) return;
+  T sum = T(0);
+  for (int64_t i = 0; i < a.batch * a.n_in; ++i) sum += a.partials[i * a.lanes + q];
+  a.ct_bias[q] = sum;
+}
+
+}  // namespace cuda
+}  // namespace sphcnn
