@@ -18,8 +18,9 @@
 #   tests       SPHCNN_TIMEOUT_TESTS=130      pytest -m gpu -n 6 tests (a
 #                                             module that fails to import does not stop the others)
 #   transforms  SPHCNN_TIMEOUT_TRANSFORMS=110 python -m benchmarks.transforms --table --update-auto
-#   train_step  SPHCNN_TIMEOUT_TRAIN_STEP=90  python -m benchmarks.train_step (each case cold, then
-#                                             with a warm compilation cache; profiler kernels per step)
+#   train_step  SPHCNN_TIMEOUT_TRAIN_STEP=110 python -m benchmarks.train_step (each case cold, then
+#                                             with a warm compilation cache; profiler kernels per step),
+#                                             then --batches 32 --unfused (the layer-by-layer model)
 #   mnist       SPHCNN_TIMEOUT_MNIST=130      benchmarks/mnist_gpu.sh (rr: the full R/R recipe)
 #
 # SPHCNN_SUITE=qm9 runs the QM9 suite instead (within the same budget):
@@ -125,11 +126,13 @@ stage_transforms() {  # stops its cases before the timeout, to print its table a
     "$PY" -m benchmarks.transforms "${args[@]}" > "$WORK/transforms.out"
 }
 
-stage_train_step() {
+stage_train_step() {  # the fused model (default), then the layer-by-layer one at one batch size
     if [ -n "$DRY" ]; then
-        "$PY" -m benchmarks.train_step --batches 8 --steps 3 > "$WORK/train_step.out"
+        "$PY" -m benchmarks.train_step --batches 8 --steps 3 > "$WORK/train_step.out" &&
+            "$PY" -m benchmarks.train_step --batches 8 --steps 3 --unfused >> "$WORK/train_step.out"
     else
-        "$PY" -m benchmarks.train_step > "$WORK/train_step.out"
+        "$PY" -m benchmarks.train_step > "$WORK/train_step.out" &&
+            "$PY" -m benchmarks.train_step --batches 32 --unfused >> "$WORK/train_step.out"
     fi
 }
 
@@ -236,7 +239,7 @@ cp "$AUTO_FILE" "$OUT/auto_backend.json"
 section "benchmarks.transforms: table" "$WORK/transforms.table"
 section "benchmarks.transforms: stderr" "$WORK/transforms.err"
 
-run_stage train_step "${SPHCNN_TIMEOUT_TRAIN_STEP:-90}" "$WORK/train_step.err"
+run_stage train_step "${SPHCNN_TIMEOUT_TRAIN_STEP:-110}" "$WORK/train_step.err"
 cp "$WORK/train_step.out" "$OUT/train_step.jsonl" 2>/dev/null
 section "benchmarks.train_step: stderr" "$WORK/train_step.err"
 

@@ -73,7 +73,8 @@ def train_step_headline(out: Path) -> list[str]:
     records = [r for r in _records(out / "train_step.jsonl") if r.get("name") == "train_step"]
     if not records:
         return ["no results in train_step.jsonl"]
-    return ["; ".join(f"batch {r['batch']}: {r['steps_per_s']:.1f} steps/s (first step {r['first_step_s']:.1f} s cold, "
+    return ["; ".join(f"batch {r['batch']}{'' if r.get('fused', True) else ' unfused'}: {r['steps_per_s']:.1f} "
+                      f"steps/s (first step {r['first_step_s']:.1f} s cold, "
                       f"{_figure(r.get('first_step_warm_s'), '.1f')} s warm; {_figure(r.get('kernels_per_step'), '.0f')} "
                       f"kernels, busy {_figure(r.get('device_busy'), '.0%')}; {r['backend']})" for r in records)]
 

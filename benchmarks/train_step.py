@@ -2,6 +2,7 @@
 
     python -m benchmarks.train_step                 # spin_classifier_6_layers, batch 32 and 128
     python -m benchmarks.train_step --batches 32 --steps 20
+    python -m benchmarks.train_step --batches 32 --unfused    # the layer-by-layer model, steps/s only
     python -m benchmarks.train_step --task qm9 --preset small      # qm9_small, batch 16, 18 and 29 atoms
     python -m benchmarks.train_step --task qm9 --model qm9_default --batches 16 --atoms 18,29
 
@@ -57,8 +58,9 @@ def _molecules(batch: int, atoms: int, seed: int = 0):
     return charges, positions
 
 
-def _case(task_name: str, model_name: str, batch: int, atoms: int):
-    """(model, bound task, batch dict, grid size) of one case."""
+def _case(task_name: str, model_name: str, batch: int, atoms: int, fused: bool = True):
+    """(model, bound task, batch dict, grid size) of one case; fused: the MNIST
+    model's fused blocks (SpinSphericalClassifier(fused=...))."""
     import dataclasses
 
     import jax.numpy as jnp
@@ -73,7 +75,7 @@ def _case(task_name: str, model_name: str, batch: int, atoms: int):
         rng = np.random.default_rng(0)
         data = {"images": jnp.asarray(rng.uniform(0, 255, (batch, 64, 64, 1, 1)).astype(np.float32)),
                 "labels": jnp.asarray(rng.integers(0, 10, batch), jnp.int32)}
-        return sphcnn.spin_classifier_6_layers(rngs=nnx.Rngs(0)), TASK, data, 64
+        return sphcnn.spin_classifier_6_layers(rngs=nnx.Rngs(0), fused=fused), TASK, data, 64
     from sphcnn.models.regressors import REGRESSOR_PRESETS
     from sphcnn.tasks.qm9.task import TASK
 
@@ -86,7 +88,7 @@ def _case(task_name: str, model_name: str, batch: int, atoms: int):
 
 
 def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int, first_only: bool,
-             cache_dir: str | None) -> None:
+             cache_dir: str | None, fused: bool = True) -> None:
     start = time.perf_counter()
     from sphcnn.train import runtime
 
@@ -112,7 +114,7 @@ def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int
     cache_before = runtime.cache_counts()
 
     created = time.perf_counter()
-    model, task, data, n = _case(task_name, model_name, batch, atoms)
+    model, task, data, n = _case(task_name, model_name, batch, atoms, fused)
     data["weights"] = jnp.ones(batch, jnp.float32)
     optimizer = optimizers.adam(1e-3)
     graphs, state = training.split(model, optimizer)
@@ -154,6 +156,7 @@ def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int
         "peak_bytes": peak_memory_bytes() - baseline, "backend": choose_backend(current_platform(), "forward", n),
         "host_allocator": "kept" if allocator else "system", "compiler_options": runtime.step_compiler_options(),
         "loss": float(metrics["loss"]), "parameters": sphcnn.parameter_count(model),
+        "fused": bool(getattr(model, "fused", False)),
     }
     if "profile_error" in kernels:
         record["profile_error"] = kernels["profile_error"]
@@ -166,8 +169,8 @@ def _run(args, model: str, batch: int, atoms: int, cache: str, first_only: bool)
     """One case in a fresh process with JAX's persistent cache in `cache`; its JSON line."""
     command = [sys.executable, "-m", "benchmarks.train_step", "--task", args.task, "--model", model,
                "--case", f"{batch},{atoms}", "--steps", str(args.steps), "--compilation-cache", cache]
-    result = subprocess.run(command + (["--first-step-only"] if first_only else []), capture_output=True, text=True,
-                            env=os.environ.copy())
+    extra = (["--first-step-only"] if first_only else []) + (["--unfused"] if args.unfused else [])
+    result = subprocess.run(command + extra, capture_output=True, text=True, env=os.environ.copy())
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
         raise SystemExit(f"train_step benchmark failed at batch {batch}" + (f", {atoms} atoms" if atoms else ""))
@@ -184,6 +187,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", help="comma-separated batch sizes (default: 32,128; qm9: 16)")
     parser.add_argument("--atoms", default="18,29", help="qm9: comma-separated atoms per molecule (default 18,29)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per case")
+    parser.add_argument("--unfused", action="store_true",
+                        help="spherical_mnist: the layer-by-layer model (fused=False), steps/s only (no first-step "
+                             "runs), for comparison with the default fused blocks")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--first-step-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--compilation-cache", help=argparse.SUPPRESS)
@@ -196,7 +202,8 @@ def main(argv=None) -> None:
         model, args.batches = args.model or config.model, args.batches or str(config.batch_size)
     if args.case:
         batch, atoms = (int(v) for v in args.case.split(","))
-        run_case(args.task, model, batch, atoms, args.steps, args.first_step_only, args.compilation_cache)
+        run_case(args.task, model, batch, atoms, args.steps, args.first_step_only, args.compilation_cache,
+                 fused=not args.unfused)
         return
     batches = [int(b) for b in (args.batches or ("16" if args.task == "qm9" else "32,128")).split(",")]
     atom_counts = [int(a) for a in args.atoms.split(",")] if args.task == "qm9" else [0]
@@ -204,9 +211,10 @@ def main(argv=None) -> None:
         for atoms in atom_counts:
             with tempfile.TemporaryDirectory(prefix="sphcnn-jax-cache-") as cache:
                 record = _run(args, model, batch, atoms, cache, first_only=False)
-                warm = _run(args, model, batch, atoms, cache, first_only=True)
-            record.update(first_step_warm_s=warm["first_step_s"], warm_cache_hits=warm["cache_hits"],
-                          warm_cache_misses=warm["cache_misses"])
+                if not args.unfused:
+                    warm = _run(args, model, batch, atoms, cache, first_only=True)
+                    record.update(first_step_warm_s=warm["first_step_s"], warm_cache_hits=warm["cache_hits"],
+                                  warm_cache_misses=warm["cache_misses"])
             print(json.dumps(record), flush=True)
 
 

@@ -14,7 +14,9 @@ boundary too: K1 with the prologue of the activated analysis (the magnitude
 nonlinearity, and the pooling from the 2n grid) against sums of maps
 activated and pooled in double, and the gradient kernels
 (csrc/cuda/activation_gradient.h) after the synthesis against the transposed
-pooling in double and central differences of the nonlinearity."""
+pooling in double and central differences of the nonlinearity; and the affine
+synthesis (K1 applying a batch norm's factor and offset to the rings of the
+synthesis) against the sums of the mapped coefficients."""
 
 import os
 import pathlib
@@ -62,6 +64,6 @@ def test_k1_and_k2_match_float64_sums(emulator, sizes):
     assert worst["float"] <= 1e-6 and worst["double"] <= 1e-12
     # the fused block boundary: K1's prologue and the gradient kernels, with and without pooling
     if sizes[0] <= 16:
-        for kind in ("activated ", "activated-pooled", "gradient ", "gradient-pooled"):
+        for kind in ("activated ", "activated-pooled", "gradient ", "gradient-pooled", "affine-synthesis"):
             assert any(line.startswith(kind) for line in checks), kind
         assert gradient["float"] <= 2e-6 and gradient["double"] <= 1e-7

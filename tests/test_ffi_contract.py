@@ -62,7 +62,7 @@ def _metadata(probe, capsule) -> tuple[int, int, int]:
 def test_cpu_handlers_report_their_metadata(probe):
     registrations = _cpu.registrations()
     assert set(registrations) == {"sphcnn_analysis", "sphcnn_synthesis", "sphcnn_activated_analysis",
-                                  "sphcnn_activated_gradient"} | CPU_ONLY
+                                  "sphcnn_activated_gradient", "sphcnn_affine_synthesis"} | CPU_ONLY
     for capsule in registrations.values():
         _, major, minor = _metadata(probe, capsule)
         assert (major, minor) >= (0, 1)

@@ -3,8 +3,11 @@ magnitude nonlinearity and the next block's spatial pooling inside the next
 forward transform) against the reference composition transform.forward(
 spatial_pool?(activation(y))): the C++ kernel (sphcnn_activated_analysis) in
 float32 and float64, both layouts, every leaky-spin choice, pooled or not,
-batched and vmapped; its gradients; and whole classifiers fused and unfused
-(logits, gradients, batch statistics, evaluation mode)."""
+batched and vmapped; its gradients; the spectral batch norm's apply inside the
+inverse transform (sphcnn.nn.fused.affine_inverse, sphcnn_affine_synthesis)
+against transform.inverse(scale_and_shift(...)); and whole classifiers fused and
+unfused (logits, gradients, batch statistics, evaluation mode). On a GPU the
+CUDA kernels against the composition in complex128."""
 
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ from flax import nnx
 
 import sphcnn
 import sphcnn_kernels as sk
-from sphcnn.nn import fused, nonlinearities, pooling
-from sphcnn.nn.fused import activated_forward
+from sphcnn.nn import batch_norm, nonlinearities, pooling
+from sphcnn.nn.fused import activated_forward, affine_inverse
 
 SPINS = (0, 1)
 
@@ -157,6 +160,63 @@ def test_the_kernel_checks_its_operands():
         jax.jit(lambda y: call(y, jnp.zeros((2, 3)), np.ones((16, 4)), leaky_spin=0))(y).block_until_ready()
 
 
+def _affine_reference(transform, a, factor, offset):
+    degree_axis = 0 if transform.layout == "degree_major" else a.ndim - 4
+    return transform.inverse(batch_norm.scale_and_shift(a, factor, offset, degree_axis))
+
+
+def _affine_inputs(transform, batch, channels, dtype, seed):
+    rng = np.random.default_rng(seed)
+    shape = transform.spectral_shape(batch, channels)
+    a = jnp.asarray((rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype))
+    small = (len(transform.spins), channels)
+    factor = jnp.asarray((rng.normal(size=small) + 1j * rng.normal(size=small)).astype(dtype))
+    offset = jnp.asarray((rng.normal(size=small) + 1j * rng.normal(size=small)).astype(dtype))
+    return a, factor, offset
+
+
+@pytest.mark.parametrize("spins,ell_max", [((0, 1), None), ((1, -2), None), ((0,), 3)])
+@pytest.mark.parametrize("layout", ["degree_major", "batch_major"])
+@pytest.mark.parametrize("dtype,tolerance", [("complex64", 2e-6), ("complex128", 1e-13)])
+def test_affine_synthesis_matches_the_composition(spins, ell_max, layout, dtype, tolerance):
+    """The batch norm's apply inside the synthesis (sphcnn_affine_synthesis): the
+    offset reaches only spin 0's constant; with no spin 0 it is ignored."""
+    transform = _transform(16, dtype, layout=layout, ell_max=ell_max, spins=spins)
+    a, factor, offset = _affine_inputs(transform, (3,), 4, dtype, seed=9)
+    got = jax.jit(lambda *args: affine_inverse(transform, *args))(a, factor, offset)
+    assert _relative(got, _affine_reference(transform, a, factor, offset)) < tolerance
+
+
+def test_affine_synthesis_gradients_lowering_and_vmap():
+    transform = _transform(8, "complex128")
+    a, factor, offset = _affine_inputs(transform, (2,), 3, np.complex128, seed=10)
+    rng = np.random.default_rng(11)
+    weights = jnp.asarray(rng.normal(size=(2, 8, 8, 2, 3)) + 1j * rng.normal(size=(2, 8, 8, 2, 3)))
+
+    def loss(f):
+        return lambda a, k, o: jnp.sum(jnp.abs(weights * f(transform, a, k, o)) ** 2)
+
+    fused_grads = jax.jit(jax.grad(loss(affine_inverse), argnums=(0, 1, 2)))(a, factor, offset)
+    reference = jax.grad(loss(_affine_reference), argnums=(0, 1, 2))(a, factor, offset)
+    for got, want in zip(fused_grads, reference):
+        assert _relative(got, want) < 1e-12
+    text = jax.jit(lambda *args: affine_inverse(transform, *args)).lower(a, factor, offset).as_text()
+    assert len(re.findall(r"custom_call @sphcnn_affine_synthesis\b", text)) == 1
+    assert "sphcnn_synthesis" not in text
+    stacked = jnp.stack([a, 2 * a], axis=1)  # vmapped over a batch axis (degree-major: axis 1)
+    mapped = jax.vmap(lambda a: affine_inverse(transform, a, factor, offset), in_axes=1)(stacked)
+    assert _relative(mapped[1], _affine_reference(transform, 2 * a, factor, offset)) < 1e-13
+
+
+def test_affine_synthesis_arguments_are_checked():
+    transform = _transform(8)
+    a, factor, offset = _affine_inputs(transform, (2,), 3, np.complex64, seed=12)
+    with pytest.raises(ValueError, match=r"argument 'factor' has shape \(3,\); expected \(2, 3\)"):
+        affine_inverse(transform, a, factor[0], offset)
+    with pytest.raises(ValueError, match=r"argument 'a' has shape \(3, 2, 7, 2, 3\); expected degree_major"):
+        affine_inverse(transform, a[:3, :, :7], factor, offset)
+
+
 def _classifier(fused_blocks: bool, **options):
     """Three blocks, one pooling, spins {0} -> {0, 1}, so that both the pooled and
     the plain fused boundaries and the leaky spin are covered."""
@@ -217,6 +277,8 @@ def test_fused_boundaries_in_the_mnist_model():
     text = jax.jit(forward).lower(state, x).as_text()
     assert len(re.findall(r"custom_call @sphcnn_activated_analysis\b", text)) == 5
     assert len(re.findall(r"custom_call @sphcnn_analysis\b", text)) == 1
+    assert len(re.findall(r"custom_call @sphcnn_affine_synthesis\b", text)) == 6
+    assert "sphcnn_synthesis" not in text
 
 
 @pytest.mark.gpu
@@ -252,5 +314,29 @@ def test_cuda_kernels_match_the_composition(pool, dtype, tolerance):
     assert _relative(out, want) < tolerance
     grads = jax.jit(jax.grad(loss(kernel, activated_forward), argnums=(0, 1)))(y, bias)
     wanted = jax.grad(loss(exact, _reference), argnums=(0, 1))(y.astype(np.complex128), bias.astype(np.float64))
+    for got, want in zip(grads, wanted):
+        assert _relative(got, want) < 10 * tolerance
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype,tolerance", [("complex64", 2e-5), ("complex128", 1e-11)])
+def test_cuda_affine_synthesis_matches_the_composition(dtype, tolerance):
+    """On a GPU: sphcnn_affine_synthesis (CUDA) against the composition on the
+    xla backend in complex128, values and gradients."""
+    gpu = next(d for d in jax.devices() if d.platform == "gpu")
+    kernel = _transform(32, dtype, backend="ffi")
+    exact = _transform(32, "complex128", backend="xla")
+    a, factor, offset = (jax.device_put(v, gpu) for v in _affine_inputs(kernel, (3,), 5, dtype, seed=13))
+    assert "sphcnn_affine_synthesis" in jax.jit(lambda *args: affine_inverse(kernel, *args)).lower(
+        a, factor, offset).as_text()
+    wide = [v.astype(np.complex128) for v in (a, factor, offset)]
+    got = jax.jit(lambda *args: affine_inverse(kernel, *args))(a, factor, offset)
+    assert _relative(got, _affine_reference(exact, *wide)) < tolerance
+
+    def loss(transform, f):
+        return lambda *args: jnp.sum(jnp.abs(f(transform, *args)) ** 2)
+
+    grads = jax.jit(jax.grad(loss(kernel, affine_inverse), argnums=(0, 1, 2)))(a, factor, offset)
+    wanted = jax.grad(loss(exact, _affine_reference), argnums=(0, 1, 2))(*wide)
     for got, want in zip(grads, wanted):
         assert _relative(got, want) < 10 * tolerance

@@ -5,8 +5,8 @@ is never captured in a command buffer), no scatter or gather (separate,
 unfused kernels), and the only custom calls are this package's handlers,
 each command-buffer compatible (tests/test_ffi_contract.py checks their
 traits): 6 blocks x (analysis + synthesis) forward, 5 of the analyses with the
-previous block's nonlinearity fused in, and the same transposed backward, less
-the input's gradient. Transposes touch only parameter-sized
+previous block's nonlinearity fused in, the syntheses with the batch norm's
+apply fused in, and the same transposed backward, less the input's gradient. Transposes touch only parameter-sized
 arrays (filters), and nothing is concatenated."""
 
 from __future__ import annotations
@@ -75,9 +75,10 @@ def test_the_only_custom_calls_are_the_command_buffer_compatible_handlers(step_t
     assert set(calls) <= set(_cuda.registrations())
     # forward: one analysis (the first block's, on real input), 5 activated analyses
     # (the previous block's nonlinearity, and pooling, inside: sphcnn.nn.fused) and
-    # 6 syntheses; backward: the syntheses' transposes (analyses) and 5 activated
-    # gradients, without the gradient of the input images
-    assert calls == {"sphcnn_analysis": 7, "sphcnn_synthesis": 6, "sphcnn_activated_analysis": 5,
+    # 6 affine syntheses (the batch norm's apply inside); backward: the syntheses'
+    # transposes (analyses) and 5 activated gradients, without the gradient of the
+    # input images
+    assert calls == {"sphcnn_analysis": 7, "sphcnn_affine_synthesis": 6, "sphcnn_activated_analysis": 5,
                      "sphcnn_activated_gradient": 5}, calls
 
 

@@ -70,6 +70,7 @@ PYBIND11_MODULE(_cpu, m) {
     d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCpu));
     d["sphcnn_activated_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedAnalysisCpu));
     d["sphcnn_activated_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedGradientCpu));
+    d["sphcnn_affine_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnAffineSynthesisCpu));
     d["sphcnn_degree_mixing"] = py::capsule(reinterpret_cast<void*>(SphcnnDegreeMixingCpu));
     d["sphcnn_degree_mixing_weight_gradient"] =
         py::capsule(reinterpret_cast<void*>(SphcnnDegreeMixingWeightGradientCpu));

@@ -141,18 +141,42 @@ void ring_to_orders(const Stage<T>& st, const T* ring, RingBuffers<T>& rb, T* F,
   }
 }
 
+// A batch norm's affine map of the coefficients a synthesis reads (target
+// sphcnn_affine_synthesis): a -> factor a, plus sqrt(4 pi) offset at a_00, with
+// factor and offset (S, C) complex. The synthesis is linear and factor is one
+// number per (spin, channel), so it acts on the order blocks instead: G_m ->
+// factor G_m, plus w_j offset at m = 0 for spin 0 (lambda_000 = 1 / sqrt(4 pi);
+// the order blocks carry the ring scale w_j; no a_00 exists for spin != 0).
+template <typename T>
+struct CoefficientAffine {
+  const T* factor;  // (S, C) complex, interleaved
+  const T* offset;  // (S, C) complex, interleaved
+};
+
 // The inverse: gather the orders of ring j, column `col`, into longitude bins
-// (zero where |m| > ell_max) and FFT them into the output ring.
+// (zero where |m| > ell_max), apply `affine` if any, and FFT them into the output ring.
 template <typename T>
 void orders_to_ring(const Stage<T>& st, const T* G, int64_t width, int j, int64_t col, RingBuffers<T>& rb,
-                    T* ring_out) {
+                    T* ring_out, const CoefficientAffine<T>* affine) {
   rb.size_for(st.n, st.lanes);
   for (int mi = 0; mi < st.M; ++mi) {
     const int bin = (mi - st.g.ell_max + st.n) % st.n;
     for (int s = 0; s < st.S; ++s) {
-      std::memcpy(rb.ring.data() + (static_cast<int64_t>(bin) * st.lanes + s * st.C) * 2,
-                  G + st.block(s, mi, width) + static_cast<int64_t>(j) * width + col,
-                  sizeof(T) * 2 * st.C);
+      T* dst = rb.ring.data() + (static_cast<int64_t>(bin) * st.lanes + s * st.C) * 2;
+      const T* src = G + st.block(s, mi, width) + static_cast<int64_t>(j) * width + col;
+      if (affine == nullptr) {
+        std::memcpy(dst, src, sizeof(T) * 2 * st.C);
+        continue;
+      }
+      const T* f = affine->factor + s * st.C * 2;
+      const bool constant = mi == st.g.ell_max && st.spins[s] == 0;
+      const T* o = affine->offset + s * st.C * 2;
+      const T w = constant ? static_cast<T>(st.scale[j]) : T(0);
+      for (int64_t c = 0; c < st.C; ++c) {
+        const T re = src[2 * c], im = src[2 * c + 1];
+        dst[2 * c] = f[2 * c] * re - f[2 * c + 1] * im + w * o[2 * c];
+        dst[2 * c + 1] = f[2 * c] * im + f[2 * c + 1] * re + w * o[2 * c + 1];
+      }
     }
   }
   const int first_unused = st.g.ell_max + 1;     // bins ell_max + 1 .. n - ell_max - 1
@@ -307,7 +331,8 @@ ffi::Error analysis(ffi::ThreadPool& pool, const RingSource& ring_of, const doub
 // values); sink.finish(b, j, worker) is called once it is written there.
 template <typename T, typename RingSink>
 ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, const T* table, RingSink& sink,
-                     const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
+                     const Geometry& g, ffi::Span<const int64_t> spins, int sign,
+                     const CoefficientAffine<T>* affine = nullptr) {
   const Stage<T> st(g, scale, table, spins, sign);
   const int workers = worker_count(pool);
   std::vector<RingBuffers<T>> rings(workers);
@@ -334,7 +359,7 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, con
       }
       for (int64_t bl = 0; bl < nb; ++bl) {
         for (int j = 0; j < st.n; ++j) {
-          orders_to_ring(st, G.data(), width, j, bl * st.C * 2, rings[w], sink.target(b0 + bl, j, w));
+          orders_to_ring(st, G.data(), width, j, bl * st.C * 2, rings[w], sink.target(b0 + bl, j, w), affine);
           sink.finish(b0 + bl, j, w);
         }
       }
@@ -361,7 +386,7 @@ ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, con
   parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
     const int j = static_cast<int>(item / st.B);
     const int64_t b = item % st.B;
-    orders_to_ring(st, G, width, j, b * st.C * 2, rings[w], sink.target(b, j, w));
+    orders_to_ring(st, G, width, j, b * st.C * 2, rings[w], sink.target(b, j, w), affine);
     sink.finish(b, j, w);
   });
   return ffi::Error::Success();
@@ -468,6 +493,32 @@ ffi::Error activated_handler(ffi::ThreadPool pool, ffi::AnyBuffer maps, ffi::Any
                                            static_cast<const float*>(taps.untyped_data()), n_in, g->n, g->spins,
                                            g->channels, static_cast<int>(leaky_spin), epsilon, slope);
   return run_activated<float>(pool, prologue, w, lambda, out->untyped_data(), *g, spins, sg);
+}
+
+// The synthesis of affinely mapped coefficients (a batch norm's apply).
+ffi::Error affine_handler(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::AnyBuffer factor, ffi::AnyBuffer offset,
+                          ffi::AnyBuffer scale, ffi::AnyBuffer table, ffi::Result<ffi::AnyBuffer> out,
+                          ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
+                          bool degree_major, LambdaSource source) {
+  const char* target = "sphcnn_affine_synthesis";
+  auto g = contract_geometry(target, false, a, scale, table, *out, *scratch, spins, sign, degree_major, source,
+                             [](const Geometry& geometry, LambdaSource) { return cpu::scratch_bytes(geometry); });
+  if (g.has_error()) return g.error();
+  if (ffi::Error e = check_affine(target, *g, a, factor, offset); e.failure()) return e;
+  if (out->element_count() == 0) return ffi::Error::Success();
+  const std::vector<double> w = ring_scale_values(scale, *g);
+  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
+  const int sg = static_cast<int>(sign);
+  const int64_t ring_size = static_cast<int64_t>(g->n) * g->spins * g->channels * 2;
+  auto run_typed = [&](auto zero) {
+    using T = decltype(zero);
+    const CoefficientAffine<T> affine{static_cast<const T*>(factor.untyped_data()),
+                                      static_cast<const T*>(offset.untyped_data())};
+    MapSink<T> sink{static_cast<T*>(out->untyped_data()), ring_size, g->n};
+    return synthesis<T>(pool, static_cast<const T*>(a.untyped_data()), w.data(), static_cast<const T*>(lambda),
+                        sink, *g, spins, sg, &affine);
+  };
+  return g->is_double ? run_typed(0.0) : run_typed(0.0f);
 }
 
 // The gradient of the activated analysis. Without pooling the transposed
@@ -583,3 +634,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu, sphcnn::activated_hand
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCpu, sphcnn::gradient_handler,
                               SPHCNN_GRADIENT_BINDING(xla::ffi::ThreadPool));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCpu, sphcnn::affine_handler,
+                              SPHCNN_CONTRACT_AFFINE_BINDING(xla::ffi::ThreadPool));

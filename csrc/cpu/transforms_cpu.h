@@ -11,6 +11,7 @@ XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnAnalysisCpu);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnSynthesisCpu);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnActivatedGradientCpu);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnAffineSynthesisCpu);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnDegreeMixingCpu);  // mixing_cpu.cc
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnDegreeMixingWeightGradientCpu);
 

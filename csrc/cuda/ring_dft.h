@@ -88,6 +88,13 @@ struct RingArgs {
   int leaky_spin;            // spin index of the leaky ReLU, or -1
   T epsilon;
   T slope;
+  // The affine map of sphcnn_affine_synthesis, orders_to_grid only: with
+  // affine_factor set, the rings G are those of the coefficients factor a plus
+  // sqrt(4 pi) offset at a_00, i.e. G_m -> factor G_m, plus offset at m = 0 for
+  // the spin 0 (lambda_000 = 1 / sqrt(4 pi)); both (S, C) complex.
+  const Cpx<T>* affine_factor;  // or null
+  const Cpx<T>* affine_offset;
+  int zero_spin;                // spin index of the spin 0, or -1
 };
 
 // Bytes of shared memory of a block (twiddle tables, and the two tile buffers
@@ -362,15 +369,23 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
 template <typename T, typename Ctx>
 SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
   const int n = a.n, R = a.tile_rows, tid = ctx.tid();
-  // Load: buf[k R + r] = F[s, mi(k), j, p], zero in bins of no order and past the rows.
+  // Load: buf[k R + r] = F[s, mi(k), j, p] (affinely mapped, if so), zero in bins of no order and past the rows.
   auto load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
     const Cpx<T>* F = static_cast<const Cpx<T>*>(a.in);
     for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
       const int r = static_cast<int>(e % R);
       const int k = static_cast<int>(e / R);
       const int mi = bin_order(k, n, a.ell_max);
-      buf[static_cast<int64_t>(k) * R + r] =
-          r < rows && mi >= 0 ? F[rings_offset(a, row_at(a, q0 + r), mi, j)] : Cpx<T>{T(0), T(0)};
+      Cpx<T> v{T(0), T(0)};
+      if (r < rows && mi >= 0) {
+        const RowAt at = row_at(a, q0 + r);
+        v = F[rings_offset(a, at, mi, j)];
+        if (a.affine_factor != nullptr) {
+          v = cmul(v, a.affine_factor[at.lane]);
+          if (mi == a.ell_max && at.spin == a.zero_spin) v = cadd(v, a.affine_offset[at.lane]);
+        }
+      }
+      buf[static_cast<int64_t>(k) * R + r] = v;
     }
   };
   // Store: x[b, j, k, lane] = w_j result[k R + r].

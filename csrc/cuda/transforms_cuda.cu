@@ -157,12 +157,16 @@ ffi::Error launch_gemm(const char* target, bool analysis, const LaunchPlan& plan
   return ffi::Error::Success();
 }
 
-// The prologue of the activated analysis (ring_dft.h), or none (bias null).
+// The prologue of the activated analysis (ring_dft.h), or none (bias null); or
+// the affine map of the affine synthesis (factor null: none).
 struct Prologue {
   const void* bias = nullptr;  // (S, C) in the real dtype
   const void* taps = nullptr;  // (n, 4) when pooling
   int leaky_spin = -1;
   double epsilon = 0.0, slope = 0.0;
+  const void* factor = nullptr;  // (S, C) complex
+  const void* offset = nullptr;  // (S, C) complex
+  int zero_spin = -1;
 };
 
 template <typename T>
@@ -194,6 +198,9 @@ ffi::Error run(const char* target, bool analysis, const LaunchPlan& plan, cudaSt
   ring.leaky_spin = prologue.leaky_spin;
   ring.epsilon = static_cast<T>(prologue.epsilon);
   ring.slope = static_cast<T>(prologue.slope);
+  ring.affine_factor = static_cast<const Cpx<T>*>(prologue.factor);
+  ring.affine_offset = static_cast<const Cpx<T>*>(prologue.offset);
+  ring.zero_spin = prologue.zero_spin;
 
   GemmArgs<T> gemm{};
   gemm.rings_in = analysis ? rings : nullptr;
@@ -271,6 +278,34 @@ ffi::Error activated_handler(cudaStream_t stream, ffi::AnyBuffer maps, ffi::AnyB
                        out->untyped_data(), scratch->untyped_data(), spins, sg, prologue);
   }
   return run<float>(target, true, plan, stream, maps.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                    out->untyped_data(), scratch->untyped_data(), spins, sg, prologue);
+}
+
+ffi::Error affine_handler(cudaStream_t stream, ffi::AnyBuffer a, ffi::AnyBuffer factor, ffi::AnyBuffer offset,
+                          ffi::AnyBuffer scale, ffi::AnyBuffer table, ffi::Result<ffi::AnyBuffer> out,
+                          ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
+                          bool degree_major, LambdaSource source) {
+  const char* target = "sphcnn_affine_synthesis";
+  auto g = contract_geometry(target, false, a, scale, table, *out, *scratch, spins, sign, degree_major, source,
+                             [](const Geometry& geometry, LambdaSource s) {
+                               return launch_plan(geometry, false, s).scratch_bytes;
+                             });
+  if (g.has_error()) return g.error();
+  if (ffi::Error e = check_affine(target, *g, a, factor, offset); e.failure()) return e;
+  if (out->element_count() == 0) return ffi::Error::Success();
+  const LaunchPlan plan = launch_plan(*g, false, source);
+  Prologue prologue;
+  prologue.factor = factor.untyped_data();
+  prologue.offset = offset.untyped_data();
+  for (size_t i = 0; i < spins.size(); ++i) {
+    if (spins[i] == 0) prologue.zero_spin = static_cast<int>(i);
+  }
+  const int sg = static_cast<int>(sign);
+  if (g->is_double) {
+    return run<double>(target, false, plan, stream, a.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                       out->untyped_data(), scratch->untyped_data(), spins, sg, prologue);
+  }
+  return run<float>(target, false, plan, stream, a.untyped_data(), scale.untyped_data(), table.untyped_data(),
                     out->untyped_data(), scratch->untyped_data(), spins, sg, prologue);
 }
 
@@ -356,4 +391,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCuda, sphcnn::cuda::activat
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda, sphcnn::cuda::gradient_handler,
                               SPHCNN_GRADIENT_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
+                              {xla::ffi::Traits::kCmdBufferCompatible});
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda, sphcnn::cuda::affine_handler,
+                              SPHCNN_CONTRACT_AFFINE_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
                               {xla::ffi::Traits::kCmdBufferCompatible});

@@ -30,6 +30,14 @@ derivative applied to each ring it writes:
   results    ct_maps (the maps' shape and dtype), ct_bias (S, C) real, scratch;
   attributes those of sphcnn_activated_analysis.
 
+Target ``sphcnn_affine_synthesis`` (CPU and CUDA): the synthesis of the
+coefficients factor a + sqrt(4 pi) offset at a_00 (a batch norm's apply folded
+into the synthesis that follows it; the factor scales the rings of each (spin,
+channel), the offset enters the m = 0 ring of spin 0):
+  operands   coefficients, factor (S, C) and offset (S, C) in the data's complex
+             dtype, then ring_scale and table as above;
+  results    as the synthesis; attributes those of the synthesis.
+
 Targets are registered with ``jax.ffi.register_ffi_target`` the first time a
 computation is lowered for that platform; ``_cuda`` is never imported on a
 machine that does not lower for CUDA.
@@ -150,3 +158,22 @@ def activated_gradient(ct: jax.Array, maps: jax.Array, bias: jax.Array, taps: np
                                lambda_source=np.int32(LAMBDA_SOURCES[source]), leaky_spin=np.int64(leaky_spin),
                                pool=bool(pool), epsilon=np.float64(epsilon), slope=np.float64(slope))
     return ct_maps, ct_bias
+
+
+def affine_synthesis(a: jax.Array, factor: jax.Array, offset: jax.Array, *, plan: Plan, sign: int, weighted: bool,
+                     layout: str, mode: str, platform: str) -> jax.Array:
+    """The synthesis of factor a + sqrt(4 pi) offset at a_00 (factor, offset (S, C)
+    complex) in one call of sphcnn_affine_synthesis. CPU and CUDA."""
+    module = extension(platform)
+    source = lambda_source(plan, mode, platform)
+    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
+    leading = plan.spectral_batch(a.shape, layout)
+    scratch = module.scratch_bytes(False, plan.n, plan.ell_max, len(plan.spins), int(np.prod(leading)), a.shape[-1],
+                                   plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
+    call = jax.ffi.ffi_call("sphcnn_affine_synthesis", (
+        jax.ShapeDtypeStruct(leading + plan.spatial_core_shape + a.shape[-2:], plan.dtype),
+        jax.ShapeDtypeStruct((scratch,), np.uint8)))
+    out, _ = call(a, factor.astype(plan.dtype), offset.astype(plan.dtype), plan.ring_scale(weighted), table,
+                  spins=np.asarray(plan.spins, np.int64), sign=np.int32(sign), degree_major=layout == "degree_major",
+                  lambda_source=np.int32(LAMBDA_SOURCES[source]))
+    return out

@@ -17,7 +17,8 @@
 // and its gradient (the synthesis, then the gradient kernels of
 // activation_gradient.h) against the transposed pooling in double and central
 // differences of the nonlinearity (float <= 2e-6, double <= 1e-7: the accuracy
-// of the differences).
+// of the differences); the affine synthesis (K1 applying a batch norm's factor
+// and offset to the rings) against the sums of the mapped coefficients.
 // Cases marked so run K1 with its ring buffers
 // in global scratch (the path of rings too large for shared memory) on a grid
 // of 7 blocks looping over the work items. Usage: emulate_blocks [n ...] (default: every
@@ -92,6 +93,9 @@ struct Case {
   // index of its leaky ReLU (-1: none).
   int activation = 0;
   int leaky_spin = -1;
+  // Synthesis only: K1 with the affine map of sphcnn_affine_synthesis (the
+  // coefficients factor a plus sqrt(4 pi) offset at a_00).
+  bool affine = false;
 };
 
 // The magnitude nonlinearity in double, written from its definition
@@ -266,6 +270,36 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
   ring.sign = sign;
   ring.real_input = g.real_input;
   ring.plan = ring_plan(n);
+  // The affine synthesis: random factor and offset (S, C), and the coefficients
+  // the synthesis must see, mapped in double.
+  const bool affine = cs.affine && !analysis;
+  std::vector<Cpx<T>> factor_t, offset_t;
+  std::vector<cd> a_mapped;
+  if (affine) {
+    factor_t.resize(SC);
+    offset_t.resize(SC);
+    for (auto& v : factor_t) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+    for (auto& v : offset_t) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+    a_mapped.resize(spectral);
+    for (int b = 0; b < B; ++b)
+      for (int l = 0; l < L; ++l)
+        for (int mi = 0; mi < M; ++mi)
+          for (int s = 0; s < S; ++s)
+            for (int c = 0; c < C; ++c) {
+              const size_t i = a_index(b, l, mi, s, c);
+              const Cpx<T> f = factor_t[s * C + c], o = offset_t[s * C + c];
+              cd v = cd(f.re, f.im) * cd(a[i].re, a[i].im);
+              if (l == 0 && mi == ell) v += std::sqrt(4 * M_PI) * cd(o.re, o.im);
+              a_mapped[i] = v;
+            }
+    int zero_spin = -1;
+    for (int s = 0; s < S; ++s) {
+      if (cs.spins[s] == 0) zero_spin = s;
+    }
+    ring.affine_factor = factor_t.data();
+    ring.affine_offset = offset_t.data();
+    ring.zero_spin = zero_spin;
+  }
   if (activation && analysis) {
     ring.in = y.data();
     ring.activation_bias = bias_t.data();
@@ -425,12 +459,13 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
           for (int mi = 0; mi < M; ++mi) {
             const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
             for (int j = 0; j < n; ++j) {
-              cd acc = 0;
+              cd acc = 0, mapped = 0;  // K2 sees a; the maps come from the mapped coefficients
               for (int l = l0; l < L; ++l) {
-                const Cpx<T> v = a[a_index(b, l, mi, s, c)];
-                acc += lambda_at(lam, L, M, s, j, mi, l, n) * cd(v.re, v.im);
+                const size_t i = a_index(b, l, mi, s, c);
+                acc += lambda_at(lam, L, M, s, j, mi, l, n) * cd(a[i].re, a[i].im);
+                if (affine) mapped += lambda_at(lam, L, M, s, j, mi, l, n) * a_mapped[i];
               }
-              G[static_cast<size_t>(j) * M + mi] = acc;
+              G[static_cast<size_t>(j) * M + mi] = affine ? mapped : acc;
               note(rings_at(s, mi, j, b, c), acc, ref_stage, err_stage);
             }
           }
@@ -491,7 +526,7 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
   }
   std::string spins;
   for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
-  const std::string kind = !activation ? (analysis ? "analysis" : "synthesis")
+  const std::string kind = affine ? "affine-synthesis" : !activation ? (analysis ? "analysis" : "synthesis")
                                         : std::string(analysis ? "activated" : "gradient") +
                                               (cs.activation == 2 ? "-pooled" : "");
   std::printf("%-9s %-6s %-5s n=%d ell_max=%d spins=%s B=%d C=%d %s%s k1k2=%s config=%d ring_rows=%d%s: "
@@ -529,6 +564,12 @@ int main(int argc, char** argv) {
       {16, 5, {1, -2}, 2, 3, false, false, false, 2, -1},
       {32, 15, {0, 1}, 2, 4, true, false, true, 2, 1},
       {64, 31, {0, 1}, 1, 3, true, false, false, 1, 0},
+      // the affine synthesis (a batch norm's apply): with and without a spin 0,
+      // a pooled band limit, K1's buffers in global scratch
+      {16, 7, {0, 1}, 2, 3, true, false, false, 0, -1, true},
+      {16, 5, {1, -2}, 2, 3, false, false, false, 0, -1, true},
+      {32, 15, {-1, 0, 2}, 1, 5, true, false, true, 0, -1, true},
+      {64, 20, {0, 1}, 2, 3, false, false, false, 0, -1, true},
   };
   std::vector<int> only;
   for (int i = 1; i < argc; ++i) only.push_back(std::atoi(argv[i]));

@@ -213,6 +213,25 @@ inline xla::ffi::Error check_gradient(const char* target, const Geometry& g, con
   return xla::ffi::Error::Success();
 }
 
+// The synthesis of affinely mapped coefficients (target sphcnn_affine_synthesis):
+// the synthesis of this contract for the coefficients factor a + sqrt(4 pi)
+// offset at a_00, with two more operands after the coefficients, factor and
+// offset (S, C) in the data's complex dtype (a batch norm's apply folded into
+// the synthesis that follows it).
+inline xla::ffi::Error check_affine(const char* target, const Geometry& g, const xla::ffi::AnyBuffer& a,
+                                    const xla::ffi::AnyBuffer& factor, const xla::ffi::AnyBuffer& offset) {
+  using contract_detail::invalid;
+  const size_t lanes = static_cast<size_t>(g.spins) * g.channels;
+  for (const auto* operand : {&factor, &offset}) {
+    if (operand->element_type() != a.element_type() || operand->element_count() != lanes) {
+      return invalid(target, std::string(operand == &factor ? "factor" : "offset") + " must hold S * C = " +
+                                 std::to_string(lanes) + " values of the coefficients' complex dtype, got " +
+                                 std::to_string(operand->element_count()));
+    }
+  }
+  return xla::ffi::Error::Success();
+}
+
 }  // namespace sphcnn
 
 XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::Sign);
@@ -273,3 +292,19 @@ XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::LambdaSource);
       .Attr<bool>("pool")                                        \
       .Attr<double>("epsilon")                                   \
       .Attr<double>("slope")
+
+// The binding of sphcnn_affine_synthesis on a platform whose context is `Context`.
+#define SPHCNN_CONTRACT_AFFINE_BINDING(Context)                  \
+  xla::ffi::Ffi::Bind()                                          \
+      .Ctx<Context>()                                            \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Arg<xla::ffi::AnyBuffer>()                                \
+      .Ret<xla::ffi::AnyBuffer>()                                \
+      .Ret<xla::ffi::AnyBuffer>()                                \
+      .Attr<xla::ffi::Span<const int64_t>>("spins")              \
+      .Attr<sphcnn::Sign>("sign")                                \
+      .Attr<bool>("degree_major")                                \
+      .Attr<sphcnn::LambdaSource>("lambda_source")

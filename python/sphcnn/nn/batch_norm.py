@@ -284,8 +284,15 @@ class SpectralBatchNorm(_SphericalNorm):
         self.scale[...] = jnp.full(self.scale[...].shape, scale_init, jnp.complex64)
 
     def __call__(self, a: jax.Array, example_weights=None, spins=None) -> jax.Array:
-        self._check(a, spins, expect_spectral=True)
-        mean, var = self._statistics(lambda: spectral_moments(a, example_weights, self.axis_name, self.layout))
-        factor, offset = self._factors(mean, var, a.dtype)
+        factor, offset = self.affine(a, example_weights, spins)
         # offsets go to a_00 of every spin (the offsets of spins s != 0 are 0)
         return scale_and_shift(a, factor, offset, 0 if self.layout == "degree_major" else 1)
+
+    def affine(self, a: jax.Array, example_weights=None, spins=None) -> tuple[jax.Array, jax.Array]:
+        """(factor, offset), each (S, C) in a's dtype: __call__(a) is a * factor with
+        sqrt(4 pi) offset added to a_00 (scale_and_shift). Statistics and running
+        averages as __call__; for applying the map elsewhere (inside a synthesis:
+        sphcnn.nn.fused.affine_inverse)."""
+        self._check(a, spins, expect_spectral=True)
+        mean, var = self._statistics(lambda: spectral_moments(a, example_weights, self.axis_name, self.layout))
+        return self._factors(mean, var, a.dtype)

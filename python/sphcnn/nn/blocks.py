@@ -34,7 +34,7 @@ from sphcnn_kernels import _validation as checks
 from sphcnn.nn import initializers
 from sphcnn.nn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
 from sphcnn.nn.convolution import DTYPE, SpinSphericalConvolution, layer_input, layer_transform
-from sphcnn.nn.fused import activated_forward
+from sphcnn.nn.fused import activated_forward, affine_inverse
 from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
 from sphcnn.nn.placement import constant_coefficient
 from sphcnn.nn.pooling import spatial_pool
@@ -114,7 +114,9 @@ class SpinSphericalBlock(nnx.Module):
                        fused: bool = False) -> jax.Array:
         """The block without its nonlinearity: (batch, n_in, n_in, S_in, C_in) ->
         (batch, n_out, n_out, S_out, C_out), complex64. fused: the convolution's
-        product by the kernel over the orders |m| <= l (sphcnn.nn.mixing), and
+        product by the kernel over the orders |m| <= l (sphcnn.nn.mixing), the
+        spectral batch norm's apply inside the inverse transform
+        (sphcnn.nn.fused.affine_inverse), and
         input_activation: None, or the previous block's magnitude nonlinearity (a
         module with activation_arguments()), applied to x inside this block's
         forward transform with this block's spatial pooling
@@ -135,6 +137,9 @@ class SpinSphericalBlock(nnx.Module):
                 bias, leaky_spin = input_activation.activation_arguments()
                 a = activated_forward(transform, x.astype(DTYPE), bias, leaky_spin, self.pool_spatially)
             h = self.conv.from_coefficients(a, fused=True)
+        if fused and self.spectral_batch_norm:
+            factor, offset = self.batch_norm.affine(h, example_weights)
+            return affine_inverse(self.output_transform, h, factor, offset)
         y = self.batch_norm(h, example_weights)
         return self.output_transform.inverse(y) if self.spectral_batch_norm else y
 

@@ -193,3 +193,107 @@ def activated_forward(transform: sk.SphericalTransform, y: jax.Array, bias: jax.
     if pool and transform.n % 2:
         raise ValueError(f"{name}: pooling needs an even coarse grid, got n = {transform.n}")
     return _activated_forward(transform, y, bias, leaky_spin, bool(pool))
+
+
+# The batch norm's apply inside the synthesis that follows it.
+
+
+def _degree_axis(transform) -> int:
+    """The degree axis of the transform's coefficients with one leading batch axis."""
+    return 0 if transform.layout == "degree_major" else 1
+
+
+def _affine_reference(a, factor, offset, *, transform):
+    from sphcnn.nn.batch_norm import scale_and_shift
+
+    return transform.inverse(scale_and_shift(a, factor, offset, _degree_axis(transform)))
+
+
+def _affine_platform_rule(platform: str):
+    """The lowering on `platform`: the kernel where the transform runs on the ffi
+    backend, else the reference."""
+    from sphcnn_kernels.backends import ffi_backend
+
+    def rule(a, factor, offset, *, transform):
+        if resolve_backend(transform.backend, platform, "synthesis", transform.n) != "ffi":
+            return _affine_reference(a, factor, offset, transform=transform)
+        return ffi_backend.affine_synthesis(a, factor, offset, plan=transform.plan, sign=1, weighted=False,
+                                            layout=transform.layout, mode=transform.mode, platform=platform)
+
+    return rule
+
+
+def _affine_abstract(a, factor, offset, *, transform):
+    leading = transform.plan.spectral_batch(a.shape, transform.layout)
+    return a.update(shape=leading + transform.plan.spatial_core_shape + a.shape[-2:], dtype=transform.dtype)
+
+
+_affine_synthesis_p = Primitive("sphcnn_affine_synthesis")
+_affine_synthesis_p.def_abstract_eval(_affine_abstract)
+_affine_synthesis_p.def_impl(
+    lambda *args, **params: jax.jit(functools.partial(_affine_synthesis_p.bind, **params))(*args))
+for _platform in ("cpu", "cuda"):
+    mlir.register_lowering(_affine_synthesis_p, mlir.lower_fun(_affine_platform_rule(_platform),
+                                                               multiple_results=False), platform=_platform)
+mlir.register_lowering(_affine_synthesis_p, mlir.lower_fun(_affine_reference, multiple_results=False))
+
+
+def _affine_batch(args, dims, *, transform):
+    """vmap: a mapped coefficient array alone is one more batch axis; anything
+    else maps the reference."""
+    a, factor, offset = args
+    a_dim, factor_dim, offset_dim = dims
+    if factor_dim is None and offset_dim is None:
+        into = 1 if transform.layout == "degree_major" else 0
+        return _affine_synthesis_p.bind(jnp.moveaxis(a, a_dim, into), factor, offset, transform=transform), 0
+    return jax.vmap(functools.partial(_affine_reference, transform=transform), in_axes=dims)(*args), 0
+
+
+batching.primitive_batchers[_affine_synthesis_p] = _affine_batch
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _affine_inverse(transform, a, factor, offset):
+    return _affine_synthesis_p.bind(a, factor, offset, transform=transform)
+
+
+def _affine_forward(transform, a, factor, offset):
+    return _affine_inverse(transform, a, factor, offset), (a, factor, offset)
+
+
+def _affine_backward(transform, residuals, ct):
+    """The transposed synthesis (an analysis), then the batch norm's written-out
+    gradient of the affine map: the same work as unfused."""
+    from sphcnn.nn.batch_norm import _scale_and_shift_backward
+
+    a = residuals[0]
+    (u,) = jax.linear_transpose(transform.inverse, jax.ShapeDtypeStruct(a.shape, a.dtype))(ct)
+    return _scale_and_shift_backward(_degree_axis(transform), residuals, u)
+
+
+_affine_inverse.defvjp(_affine_forward, _affine_backward)
+
+
+def affine_inverse(transform: sk.SphericalTransform, a: jax.Array, factor: jax.Array,
+                   offset: jax.Array) -> jax.Array:
+    """transform.inverse(a * factor + sqrt(4 pi) offset at a_00), the spectral batch
+    norm's apply (sphcnn.nn.batch_norm.scale_and_shift) inside the synthesis: one
+    custom call on CPUs and CUDA GPUs with the ffi backend, sphcnn_affine_synthesis
+    (the factor scales the order rings of each (spin, channel) as they are turned
+    into maps, the offset enters the m = 0 ring of spin 0), the composition
+    elsewhere. a: coefficients in the transform's layout and dtype; factor, offset
+    (S, C) complex. The gradient is the transposed synthesis and the batch norm's
+    written-out gradient of the affine map, as unfused."""
+    name = "affine_inverse"
+    degrees, orders = transform.plan.spectral_core_shape
+    degree_axis = _degree_axis(transform) if transform.layout == "degree_major" else a.ndim - 4
+    if a.ndim < 4 or a.shape[degree_axis] != degrees or tuple(a.shape[-3:-1]) != (orders, len(transform.spins)):
+        raise ValueError(f"{name}: argument 'a' has shape {tuple(a.shape)}; expected {transform.layout} "
+                         f"coefficients with {degrees} degrees, {orders} orders and {len(transform.spins)} spins")
+    shape = (len(transform.spins), a.shape[-1])
+    for label, value in (("factor", factor), ("offset", offset)):
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{name}: argument '{label}' has shape {tuple(value.shape)}; expected {shape}")
+    if a.dtype != transform.dtype:
+        raise ValueError(f"{name}: argument 'a' has dtype {a.dtype}; expected {transform.dtype.name}")
+    return _affine_inverse(transform, a, factor.astype(a.dtype), offset.astype(a.dtype))
