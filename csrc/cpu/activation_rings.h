@@ -80,9 +80,9 @@ class FusedActivation {
 
   // The gradient at fine ring r of item b: ct_z (n_in * lanes complex), the
   // cotangent of the activated maps there, -> the same ring of ct_maps (the
-  // cotangent of the maps); adds the bias cotangents of the ring to bias_sum
-  // (lanes values) (activation_gradient of sphcnn/activation.h).
-  void gradient_ring(int64_t b, int r, const T* ct_z, T* ct_maps, T* ring_bias, double* bias_sum) const {
+  // cotangent of the maps); ring_bias (lanes values) gets the ring's share of the
+  // bias cotangent (activation_gradient of sphcnn/activation.h).
+  void gradient_ring(int64_t b, int r, const T* ct_z, T* ct_maps, T* ring_bias) const {
     const int64_t L = lanes_;
     const int64_t offset = (b * n_in_ + r) * static_cast<int64_t>(n_in_) * L * 2;
     const T* src = maps_ + offset;
@@ -101,7 +101,6 @@ class FusedActivation {
                             out[2 * q], out[2 * q + 1], ring_bias[q]);
       }
     }
-    for (int64_t q = 0; q < L; ++q) bias_sum[q] += ring_bias[q];
   }
 
   // The transpose of the pooling at fine ring r of item b: the cotangent of the

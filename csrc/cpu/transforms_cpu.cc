@@ -525,17 +525,19 @@ ffi::Error affine_handler(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::AnyBuffer
 // analysis (a synthesis) hands each ring of the activated maps' cotangent to
 // the nonlinearity's gradient while it is in cache; with pooling, the pooled
 // maps' cotangent (a quarter of the maps' size) goes to a cached buffer first,
-// then every fine ring is unpooled and differentiated.
+// then every fine ring is unpooled and differentiated. Each ring's share of the
+// bias cotangent is kept apart and the shares are added in ring order at the
+// end, so that the result does not depend on which worker took which ring.
 template <typename T>
 struct GradientSink {
   const FusedActivation<T>& stage;
   T* ct_maps;
-  std::vector<std::vector<T>>& rings;      // per worker: one ring of the activated maps' cotangent
-  std::vector<std::vector<T>>& ring_bias;  // per worker: lanes
-  std::vector<std::vector<double>>& bias_sums;
+  std::vector<std::vector<T>>& rings;  // per worker: one ring of the activated maps' cotangent
+  T* shares;                           // (B n_in, lanes): the bias shares of every ring
+  int n_in;
   T* target(int64_t, int, int w) { return rings[w].data(); }
   void finish(int64_t b, int j, int w) {
-    stage.gradient_ring(b, j, rings[w].data(), ct_maps, ring_bias[w].data(), bias_sums[w].data());
+    stage.gradient_ring(b, j, rings[w].data(), ct_maps, shares + (b * n_in + j) * stage.lanes());
   }
 };
 
@@ -545,12 +547,12 @@ ffi::Error run_gradient(ffi::ThreadPool& pool, const FusedActivation<T>& stage, 
                         const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
   const int workers = worker_count(pool);
   const int64_t lanes = stage.lanes();
+  const int n_in = stage.n_in();
   std::vector<std::vector<T>> rings(workers, std::vector<T>(stage.line_values()));
-  std::vector<std::vector<T>> ring_bias(workers, std::vector<T>(lanes));
-  std::vector<std::vector<double>> bias_sums(workers, std::vector<double>(lanes, 0.0));
+  std::vector<T> shares(static_cast<size_t>(g.batch) * n_in * lanes);
   const T* lambda = static_cast<const T*>(table);
-  if (stage.n_in() == g.n) {
-    GradientSink<T> sink{stage, ct_maps, rings, ring_bias, bias_sums};
+  if (n_in == g.n) {
+    GradientSink<T> sink{stage, ct_maps, rings, shares.data(), n_in};
     if (ffi::Error e = synthesis<T>(pool, ct, scale.data(), lambda, sink, g, spins, sign); e.failure()) return e;
   } else {
     const int64_t ring_size = static_cast<int64_t>(g.n) * lanes * 2;
@@ -560,19 +562,18 @@ ffi::Error run_gradient(ffi::ThreadPool& pool, const FusedActivation<T>& stage, 
     T* pooled = static_cast<T*>(handle.get());
     MapSink<T> sink{pooled, ring_size, g.n};
     if (ffi::Error e = synthesis<T>(pool, ct, scale.data(), lambda, sink, g, spins, sign); e.failure()) return e;
-    const int n_in = stage.n_in();
     parallel_for(pool, g.batch * n_in, workers, [&](int64_t item, int w) {
       const int64_t b = item / n_in;
       const int r = static_cast<int>(item % n_in);
       stage.unpool_ring(pooled, b, r, rings[w].data());
-      stage.gradient_ring(b, r, rings[w].data(), ct_maps, ring_bias[w].data(), bias_sums[w].data());
+      stage.gradient_ring(b, r, rings[w].data(), ct_maps, shares.data() + item * lanes);
     });
   }
-  for (int64_t q = 0; q < lanes; ++q) {
-    double total = 0.0;
-    for (int w = 0; w < workers; ++w) total += bias_sums[w][q];
-    ct_bias[q] = static_cast<T>(total);
+  std::vector<double> total(lanes, 0.0);
+  for (int64_t ring = 0; ring < g.batch * n_in; ++ring) {
+    for (int64_t q = 0; q < lanes; ++q) total[q] += shares[ring * lanes + q];
   }
+  for (int64_t q = 0; q < lanes; ++q) ct_bias[q] = static_cast<T>(total[q]);
   return ffi::Error::Success();
 }
 

@@ -113,11 +113,13 @@ def _forward(transform, y, bias, leaky_spin, pool):
 def _reference_gradient(ct, y, bias, *, transform, leaky_spin, pool):
     """(ct_y, ct_bias): the transposed forward transform, the transposed pooling,
     the nonlinearity's gradient; ct_bias summed over this device's data only."""
-    n = transform.n
-    maps = jax.ShapeDtypeStruct(y.shape[:-4] + (n, n) + y.shape[-2:], transform.dtype)
-    (ct_maps,) = jax.linear_transpose(transform.forward, maps)(ct)
+    # pullbacks of the linear maps at y (typed like y inside shard_map; the
+    # unused forward values are dead code)
+    pooled, pool_pullback = jax.vjp(pooling.spatial_pool, y) if pool else (y, None)
+    _, transform_pullback = jax.vjp(transform.forward, pooled)
+    (ct_maps,) = transform_pullback(ct)
     if pool:
-        (ct_maps,) = jax.linear_transpose(pooling.spatial_pool, jax.ShapeDtypeStruct(y.shape, y.dtype))(ct_maps)
+        (ct_maps,) = pool_pullback(ct_maps)
     return nonlinearities.activation_cotangents(leaky_spin, y, bias, ct_maps)
 
 
@@ -266,8 +268,10 @@ def _affine_backward(transform, residuals, ct):
     gradient of the affine map: the same work as unfused."""
     from sphcnn.nn.batch_norm import _scale_and_shift_backward
 
-    a = residuals[0]
-    (u,) = jax.linear_transpose(transform.inverse, jax.ShapeDtypeStruct(a.shape, a.dtype))(ct)
+    # the pullback of the linear inverse at a: its transpose, typed like a (inside
+    # shard_map, varying over the batch axes; the unused forward is dead code)
+    _, pullback = jax.vjp(transform.inverse, residuals[0])
+    (u,) = pullback(ct)
     return _scale_and_shift_backward(_degree_axis(transform), residuals, u)
 
 

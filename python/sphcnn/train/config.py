@@ -38,6 +38,9 @@ class TrainConfig:
     batch_norm_momentum: float = 0.99   # of the batch norms' running averages (evaluation uses them)
     kernel_init: str = "original"       # spherical convolutions: 'original' (the original code's He
                                         # initialization) or 'unit_energy'; unused by the planar CNN
+    fused_blocks: bool = True           # spherical MNIST spin models: the fused block kernels (sphcnn.nn.fused,
+                                        # sphcnn.nn.mixing); false: the layer-by-layer path (same parameters
+                                        # and function); unused by the planar CNN and the QM9 models
     dataset: str = "rotated_s2cnn"      # training data: <data_dir>/<dataset> (named datasets:
                                         # sphcnn.tasks.mnist.commands.NAMED_DATASETS; rotated_s2cnn is the
                                         # published protocol the original trains on)
@@ -76,6 +79,8 @@ class TrainConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ValueError(f"config: '{key}' = {getattr(self, key)!r} is out of range")
+        if not isinstance(self.fused_blocks, bool):
+            raise ValueError(f"config: 'fused_blocks' must be true or false, got {self.fused_blocks!r}")
         if self.kernel_init not in _validation.KERNEL_INITS:
             raise ValueError(f"config: 'kernel_init' must be one of {', '.join(map(repr, _validation.KERNEL_INITS))}, "
                              f"got {self.kernel_init!r}")
@@ -93,13 +98,14 @@ class TrainConfig:
 # which always spans the run's current length: the resumed steps follow the new
 # schedule from the restored step on (warm-up unchanged, the cosine stretched
 # or shrunk to the new end).
-# trim_multiple changes only the padding of training batches, which the models ignore.
+# trim_multiple changes only the padding of training batches, which the models ignore;
+# fused_blocks only how the same model is computed.
 RUN_FIELDS = ("task", "model", "kernel_init", "batch_norm_momentum", "dataset", "target", "batch_size", "learning_rate",
               "warmup_epochs",
               "weight_decay", "combine_train_validation", "seed")
 RESUMABLE_FIELDS = ("num_epochs", "max_steps", "stop_at_step", "test_dataset", "data_dir", "eval_on_test",
                     "log_every", "eval_every", "validation_count", "checkpoint_every", "keep_checkpoints",
-                    "trim_multiple")
+                    "trim_multiple", "fused_blocks")
 
 
 def differences(saved: "TrainConfig", requested: "TrainConfig") -> tuple[dict, dict]:

@@ -73,7 +73,7 @@ class SphericalMnistTask:
     def build_model(self, config, fields: dict, axis_name) -> nnx.Module:
         return build_model(config.model, fields["images"].shape[1], NUM_CLASSES, seed=config.seed,
                            axis_name=axis_name, kernel_init=config.kernel_init,
-                           batch_norm_momentum=config.batch_norm_momentum)
+                           batch_norm_momentum=config.batch_norm_momentum, fused_blocks=config.fused_blocks)
 
     def model_inputs(self, batch: dict, train: bool, keys: jax.Array) -> jax.Array:
         del train, keys
