@@ -465,6 +465,18 @@ ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBu
   return run<float>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), *g, spins, sg);
 }
 
+// The activation stage of a call of the fused targets: the maps on the 2n grid
+// when pooling.
+template <typename T>
+FusedActivation<T> fused_activation(const ffi::AnyBuffer& maps, const ffi::AnyBuffer& bias, const ffi::AnyBuffer& taps,
+                                    const Geometry& g, bool pool_maps, int64_t leaky_spin, double epsilon,
+                                    double slope) {
+  return FusedActivation<T>(static_cast<const T*>(maps.untyped_data()), static_cast<const T*>(bias.untyped_data()),
+                            static_cast<const T*>(taps.untyped_data()), pool_maps ? 2 * g.n : g.n, g.n, g.spins,
+                            g.channels, static_cast<int>(leaky_spin), static_cast<T>(epsilon),
+                            static_cast<T>(slope));
+}
+
 ffi::Error activated_handler(ffi::ThreadPool pool, ffi::AnyBuffer maps, ffi::AnyBuffer bias, ffi::AnyBuffer taps,
                              ffi::AnyBuffer scale, ffi::AnyBuffer table, ffi::Result<ffi::AnyBuffer> out,
                              ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
@@ -480,19 +492,12 @@ ffi::Error activated_handler(ffi::ThreadPool pool, ffi::AnyBuffer maps, ffi::Any
   const std::vector<double> w = ring_scale_values(scale, *g);
   const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
   const int sg = static_cast<int>(sign);
-  const int n_in = pool_maps ? 2 * g->n : g->n;
-  if (g->is_double) {
-    const FusedActivation<double> prologue(static_cast<const double*>(maps.untyped_data()),
-                                              static_cast<const double*>(bias.untyped_data()),
-                                              static_cast<const double*>(taps.untyped_data()), n_in, g->n, g->spins,
-                                              g->channels, static_cast<int>(leaky_spin), epsilon, slope);
-    return run_activated<double>(pool, prologue, w, lambda, out->untyped_data(), *g, spins, sg);
-  }
-  const FusedActivation<float> prologue(static_cast<const float*>(maps.untyped_data()),
-                                           static_cast<const float*>(bias.untyped_data()),
-                                           static_cast<const float*>(taps.untyped_data()), n_in, g->n, g->spins,
-                                           g->channels, static_cast<int>(leaky_spin), epsilon, slope);
-  return run_activated<float>(pool, prologue, w, lambda, out->untyped_data(), *g, spins, sg);
+  auto run_typed = [&](auto zero) {
+    using T = decltype(zero);
+    return run_activated<T>(pool, fused_activation<T>(maps, bias, taps, *g, pool_maps, leaky_spin, epsilon, slope),
+                            w, lambda, out->untyped_data(), *g, spins, sg);
+  };
+  return g->is_double ? run_typed(0.0) : run_typed(0.0f);
 }
 
 // The synthesis of affinely mapped coefficients (a batch norm's apply).
@@ -594,23 +599,14 @@ ffi::Error gradient_handler(ffi::ThreadPool pool, ffi::AnyBuffer ct, ffi::AnyBuf
   const std::vector<double> w = ring_scale_values(scale, *g);
   const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
   const int sg = static_cast<int>(sign);
-  const int n_in = pool_maps ? 2 * g->n : g->n;
-  if (g->is_double) {
-    const FusedActivation<double> stage(static_cast<const double*>(maps.untyped_data()),
-                                        static_cast<const double*>(bias.untyped_data()),
-                                        static_cast<const double*>(taps.untyped_data()), n_in, g->n, g->spins,
-                                        g->channels, static_cast<int>(leaky_spin), epsilon, slope);
-    return run_gradient<double>(pool, stage, static_cast<const double*>(ct.untyped_data()), w, lambda,
-                                static_cast<double*>(ct_maps->untyped_data()),
-                                static_cast<double*>(ct_bias->untyped_data()), *g, spins, sg);
-  }
-  const FusedActivation<float> stage(static_cast<const float*>(maps.untyped_data()),
-                                     static_cast<const float*>(bias.untyped_data()),
-                                     static_cast<const float*>(taps.untyped_data()), n_in, g->n, g->spins,
-                                     g->channels, static_cast<int>(leaky_spin), epsilon, slope);
-  return run_gradient<float>(pool, stage, static_cast<const float*>(ct.untyped_data()), w, lambda,
-                             static_cast<float*>(ct_maps->untyped_data()),
-                             static_cast<float*>(ct_bias->untyped_data()), *g, spins, sg);
+  auto run_typed = [&](auto zero) {
+    using T = decltype(zero);
+    return run_gradient<T>(pool, fused_activation<T>(maps, bias, taps, *g, pool_maps, leaky_spin, epsilon, slope),
+                           static_cast<const T*>(ct.untyped_data()), w, lambda,
+                           static_cast<T*>(ct_maps->untyped_data()), static_cast<T*>(ct_bias->untyped_data()), *g,
+                           spins, sg);
+  };
+  return g->is_double ? run_typed(0.0) : run_typed(0.0f);
 }
 
 }  // namespace

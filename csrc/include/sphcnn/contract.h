@@ -237,74 +237,37 @@ inline xla::ffi::Error check_affine(const char* target, const Geometry& g, const
 XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::Sign);
 XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::LambdaSource);
 
-// The binding of both targets on a platform whose context is `Context`.
-#define SPHCNN_CONTRACT_BINDING(Context)                         \
-  xla::ffi::Ffi::Bind()                                          \
-      .Ctx<Context>()                                            \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Ret<xla::ffi::AnyBuffer>()                                \
-      .Ret<xla::ffi::AnyBuffer>()                                \
-      .Attr<xla::ffi::Span<const int64_t>>("spins")              \
+// The attributes of the transform targets, and of the fused boundary's.
+#define SPHCNN_TRANSFORM_ATTRIBUTES                              \
+  .Attr<xla::ffi::Span<const int64_t>>("spins")                  \
       .Attr<sphcnn::Sign>("sign")                                \
       .Attr<bool>("degree_major")                                \
       .Attr<sphcnn::LambdaSource>("lambda_source")
-
-// The binding of sphcnn_activated_analysis on a platform whose context is `Context`.
-#define SPHCNN_ACTIVATED_BINDING(Context)                        \
-  xla::ffi::Ffi::Bind()                                          \
-      .Ctx<Context>()                                            \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Ret<xla::ffi::AnyBuffer>()                                \
-      .Ret<xla::ffi::AnyBuffer>()                                \
-      .Attr<xla::ffi::Span<const int64_t>>("spins")              \
-      .Attr<sphcnn::Sign>("sign")                                \
-      .Attr<bool>("degree_major")                                \
-      .Attr<sphcnn::LambdaSource>("lambda_source")               \
+#define SPHCNN_ACTIVATION_ATTRIBUTES                             \
+  SPHCNN_TRANSFORM_ATTRIBUTES                                    \
       .Attr<int64_t>("leaky_spin")                               \
       .Attr<bool>("pool")                                        \
       .Attr<double>("epsilon")                                   \
       .Attr<double>("slope")
+#define SPHCNN_ARGS3 .Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>()
+#define SPHCNN_RETS2 .Ret<xla::ffi::AnyBuffer>().Ret<xla::ffi::AnyBuffer>()
 
-// The binding of sphcnn_activated_gradient on a platform whose context is `Context`.
-#define SPHCNN_GRADIENT_BINDING(Context)                         \
-  xla::ffi::Ffi::Bind()                                          \
-      .Ctx<Context>()                                            \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Ret<xla::ffi::AnyBuffer>()                                \
-      .Ret<xla::ffi::AnyBuffer>()                                \
-      .Ret<xla::ffi::AnyBuffer>()                                \
-      .Attr<xla::ffi::Span<const int64_t>>("spins")              \
-      .Attr<sphcnn::Sign>("sign")                                \
-      .Attr<bool>("degree_major")                                \
-      .Attr<sphcnn::LambdaSource>("lambda_source")               \
-      .Attr<int64_t>("leaky_spin")                               \
-      .Attr<bool>("pool")                                        \
-      .Attr<double>("epsilon")                                   \
-      .Attr<double>("slope")
+// The binding of both transform targets on a platform whose context is `Context`:
+// input, ring_scale, table -> output, scratch.
+#define SPHCNN_CONTRACT_BINDING(Context) \
+  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_RETS2 SPHCNN_TRANSFORM_ATTRIBUTES
 
-// The binding of sphcnn_affine_synthesis on a platform whose context is `Context`.
-#define SPHCNN_CONTRACT_AFFINE_BINDING(Context)                  \
-  xla::ffi::Ffi::Bind()                                          \
-      .Ctx<Context>()                                            \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Arg<xla::ffi::AnyBuffer>()                                \
-      .Ret<xla::ffi::AnyBuffer>()                                \
-      .Ret<xla::ffi::AnyBuffer>()                                \
-      .Attr<xla::ffi::Span<const int64_t>>("spins")              \
-      .Attr<sphcnn::Sign>("sign")                                \
-      .Attr<bool>("degree_major")                                \
-      .Attr<sphcnn::LambdaSource>("lambda_source")
+// sphcnn_activated_analysis: maps, bias, taps, ring_scale, table -> output, scratch.
+#define SPHCNN_ACTIVATED_BINDING(Context)                                                                  \
+  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3.Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>() \
+      SPHCNN_RETS2 SPHCNN_ACTIVATION_ATTRIBUTES
+
+// sphcnn_activated_gradient: ct, maps, bias, taps, ring_scale, table -> ct_maps, ct_bias, scratch.
+#define SPHCNN_GRADIENT_BINDING(Context) \
+  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_ARGS3 SPHCNN_RETS2.Ret<xla::ffi::AnyBuffer>() \
+      SPHCNN_ACTIVATION_ATTRIBUTES
+
+// sphcnn_affine_synthesis: coefficients, factor, offset, ring_scale, table -> maps, scratch.
+#define SPHCNN_CONTRACT_AFFINE_BINDING(Context)                                                            \
+  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3.Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>() \
+      SPHCNN_RETS2 SPHCNN_TRANSFORM_ATTRIBUTES

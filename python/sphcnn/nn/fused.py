@@ -33,12 +33,12 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend.core import Primitive
-from jax.interpreters import batching, mlir
+from jax.interpreters import batching
 
 import sphcnn_kernels as sk
 from sphcnn.nn import nonlinearities, pooling
 from sphcnn.nn.collectives import sum_like
+from sphcnn.nn.kernel_primitives import kernel_primitive
 from sphcnn_kernels.lowering import resolve_backend
 
 
@@ -78,14 +78,9 @@ def _abstract(y, bias, *, transform, leaky_spin, pool):
     return y.update(shape=transform.spectral_shape(y.shape[:-4], y.shape[-1]), dtype=transform.dtype)
 
 
-_activated_analysis_p = Primitive("sphcnn_activated_analysis")
-_activated_analysis_p.def_abstract_eval(_abstract)
-_activated_analysis_p.def_impl(
-    lambda y, bias, **params: jax.jit(functools.partial(_activated_analysis_p.bind, **params))(y, bias))
-for _platform in ("cpu", "cuda"):
-    mlir.register_lowering(_activated_analysis_p, mlir.lower_fun(_platform_rule(_platform), multiple_results=False),
-                           platform=_platform)
-mlir.register_lowering(_activated_analysis_p, mlir.lower_fun(_reference, multiple_results=False))
+_activated_analysis_p = kernel_primitive(
+    "sphcnn_activated_analysis", _abstract,
+    {"cpu": _platform_rule("cpu"), "cuda": _platform_rule("cuda"), None: _reference})
 
 
 def _batch(args, dims, *, transform, leaky_spin, pool):
@@ -143,15 +138,10 @@ def _gradient_abstract(ct, y, bias, **_):
     return y.update(), y.update(shape=bias.shape, dtype=bias.dtype)
 
 
-_activated_gradient_p = Primitive("sphcnn_activated_gradient")
-_activated_gradient_p.multiple_results = True
-_activated_gradient_p.def_abstract_eval(_gradient_abstract)
-_activated_gradient_p.def_impl(
-    lambda *args, **params: jax.jit(functools.partial(_activated_gradient_p.bind, **params))(*args))
-for _platform in ("cpu", "cuda"):
-    mlir.register_lowering(_activated_gradient_p, mlir.lower_fun(_platform_gradient_rule(_platform),
-                                                                 multiple_results=True), platform=_platform)
-mlir.register_lowering(_activated_gradient_p, mlir.lower_fun(_reference_gradient, multiple_results=True))
+_activated_gradient_p = kernel_primitive(
+    "sphcnn_activated_gradient", _gradient_abstract,
+    {"cpu": _platform_gradient_rule("cpu"), "cuda": _platform_gradient_rule("cuda"), None: _reference_gradient},
+    multiple_results=True)
 
 
 def _gradient_batch(args, dims, **params):
@@ -230,14 +220,9 @@ def _affine_abstract(a, factor, offset, *, transform):
     return a.update(shape=leading + transform.plan.spatial_core_shape + a.shape[-2:], dtype=transform.dtype)
 
 
-_affine_synthesis_p = Primitive("sphcnn_affine_synthesis")
-_affine_synthesis_p.def_abstract_eval(_affine_abstract)
-_affine_synthesis_p.def_impl(
-    lambda *args, **params: jax.jit(functools.partial(_affine_synthesis_p.bind, **params))(*args))
-for _platform in ("cpu", "cuda"):
-    mlir.register_lowering(_affine_synthesis_p, mlir.lower_fun(_affine_platform_rule(_platform),
-                                                               multiple_results=False), platform=_platform)
-mlir.register_lowering(_affine_synthesis_p, mlir.lower_fun(_affine_reference, multiple_results=False))
+_affine_synthesis_p = kernel_primitive(
+    "sphcnn_affine_synthesis", _affine_abstract,
+    {"cpu": _affine_platform_rule("cpu"), "cuda": _affine_platform_rule("cuda"), None: _affine_reference})
 
 
 def _affine_batch(args, dims, *, transform):

@@ -23,10 +23,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax.extend.core import Primitive
-from jax.interpreters import batching, mlir
+from jax.interpreters import batching
 
 from sphcnn.nn.collectives import sum_like
+from sphcnn.nn.kernel_primitives import kernel_primitive
 from sphcnn_kernels.lowering import resolve_backend
 from sphcnn_kernels.precision import matmul_precision
 
@@ -62,22 +62,13 @@ def _cpu_weight_gradient(x, ct, *, backend, n):
     return _kernel_call("sphcnn_degree_mixing_weight_gradient", (x.shape[0], x.shape[-1], ct.shape[-1]), x, ct)
 
 
-def _primitive(name: str, abstract, cpu, generic) -> Primitive:
-    primitive = Primitive(name)
-    primitive.def_abstract_eval(abstract)
-    primitive.def_impl(lambda *args, **params: jax.jit(functools.partial(primitive.bind, **params))(*args))
-    mlir.register_lowering(primitive, mlir.lower_fun(cpu, multiple_results=False), platform="cpu")
-    mlir.register_lowering(primitive, mlir.lower_fun(generic, multiple_results=False))
-    return primitive
-
-
 # update() keeps x's type otherwise: inside shard_map, the mesh axes it varies over
-_mixing_p = _primitive("sphcnn_degree_mixing", lambda x, w, **_: x.update(shape=x.shape[:-1] + w.shape[-1:]),
-                       _cpu, _dense)
-_weight_gradient_p = _primitive(
+_mixing_p = kernel_primitive("sphcnn_degree_mixing", lambda x, w, **_: x.update(shape=x.shape[:-1] + w.shape[-1:]),
+                             {"cpu": _cpu, None: _dense})
+_weight_gradient_p = kernel_primitive(
     "sphcnn_degree_mixing_weight_gradient",
-    lambda x, ct, **_: x.update(shape=(x.shape[0], x.shape[-1], ct.shape[-1])), _cpu_weight_gradient,
-    _dense_weight_gradient)
+    lambda x, ct, **_: x.update(shape=(x.shape[0], x.shape[-1], ct.shape[-1])),
+    {"cpu": _cpu_weight_gradient, None: _dense_weight_gradient})
 
 
 def _batch_mixing(args, dims, **params):
