@@ -267,6 +267,16 @@ def test_fused_classifier_equals_the_unfused_one():
     assert _relative(merged(x), plain(x)) < 2e-6
 
 
+def test_block_arguments_are_checked():
+    model = _classifier(True)
+    block, previous = model.blocks[1], model.blocks[0]
+    x = jnp.zeros((2, 16, 16, 2, 4), jnp.complex64)
+    with pytest.raises(ValueError, match=r"input_activation needs fused=True"):
+        block.pre_activation(x, None, previous.nonlinearity)
+    with pytest.raises(ValueError, match=r"SpinSphericalBlock: input has shape \(2, 8, 8, 2, 4\)"):
+        block.pre_activation(x[:, :8, :8], None, previous.nonlinearity, fused=True)
+
+
 def test_fused_option_is_checked():
     with pytest.raises(ValueError, match=r"argument 'fused' must be None, True or False, got 1"):
         _classifier(1)

@@ -113,24 +113,24 @@ class SpinSphericalBlock(nnx.Module):
     def pre_activation(self, x: jax.Array, example_weights=None, input_activation=None,
                        fused: bool = False) -> jax.Array:
         """The block without its nonlinearity: (batch, n_in, n_in, S_in, C_in) ->
-        (batch, n_out, n_out, S_out, C_out), complex64. fused: the convolution's
-        product by the kernel over the orders |m| <= l (sphcnn.nn.mixing), the
-        spectral batch norm's apply inside the inverse transform
-        (sphcnn.nn.fused.affine_inverse), and
-        input_activation: None, or the previous block's magnitude nonlinearity (a
-        module with activation_arguments()), applied to x inside this block's
-        forward transform with this block's spatial pooling
-        (sphcnn.nn.fused.activated_forward): x is then that block's
-        pre_activation. Both give the function of the unfused layers."""
+        (batch, n_out, n_out, S_out, C_out), complex64.
+
+        fused: the convolution's product by the kernel over the orders |m| <= l
+        (sphcnn.nn.mixing) and the spectral batch norm's apply inside the inverse
+        transform (sphcnn.nn.fused.affine_inverse). input_activation (fused only):
+        None, or the previous block's magnitude nonlinearity (a module with
+        activation_arguments()), applied to x inside this block's forward
+        transform with this block's spatial pooling
+        (sphcnn.nn.fused.activated_forward); x is then that block's
+        pre_activation. Either way the function of the unfused layers."""
         if input_activation is not None and not fused:
             raise ValueError(f"{type(self).__name__}: input_activation needs fused=True")
         if not fused:
             h = self.conv(spatial_pool(x) if self.pool_spatially else x)
         else:
             transform = self.conv.input_transform
-            factor = 2 if self.pool_spatially else 1
-            checks.spatial_input(type(self).__name__, x, self.conv.resolution * factor, self.conv.spins_in,
-                                 self.conv.in_channels)
+            n_in = self.conv.resolution * (2 if self.pool_spatially else 1)
+            checks.spatial_input(type(self).__name__, x, n_in, self.conv.spins_in, self.conv.in_channels)
             if input_activation is None:
                 a = transform.forward(layer_input(transform, spatial_pool(x) if self.pool_spatially else x))
             else:

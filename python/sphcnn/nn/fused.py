@@ -17,13 +17,16 @@ above, the reference.
 
 The gradient is written out and fused the same way: the transposed forward
 transform (a synthesis), the transposed pooling and the nonlinearity's gradient
-(nonlinearities._activation_backward) are one custom call on CPUs and CUDA
-GPUs, sphcnn_activated_gradient: on CPUs it differentiates each ring of the
+(nonlinearities.activation_cotangents) are one custom call on CPUs and CUDA
+GPUs, sphcnn_activated_gradient. On CPUs it differentiates each ring of the
 synthesis while it is in cache (with pooling: after unpooling it from the
 pooled maps' cotangent); on CUDA the synthesis writes the cotangent of the
 analysis input to scratch and two more kernels unpool, differentiate and sum
-the bias partials (csrc/cuda/activation_gradient.h); elsewhere the composition. It keeps y and the bias only, as the
-unfused layers do.
+the bias partials (csrc/cuda/activation_gradient.h); elsewhere the
+composition. It keeps y and the bias only, as the unfused layers do.
+
+affine_inverse (below) puts the spectral batch norm's apply into the inverse
+transform that follows it, the same way.
 """
 
 from __future__ import annotations
