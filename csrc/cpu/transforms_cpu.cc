@@ -23,6 +23,12 @@
 // between calls (buffer_cache.h), so the CPU targets need no scratch result
 // (scratch_bytes() is 0): a fresh XLA buffer of that size would be page-faulted
 // on every call.
+//
+// The fused block targets reuse both stages: sphcnn_activated_analysis is the
+// analysis reading its rings through the activation prologue
+// (activation_rings.h), sphcnn_activated_gradient the synthesis handing its
+// rings to the activation's gradient, sphcnn_affine_synthesis the synthesis
+// with a batch norm's affine map on its order blocks (contract.h for all three).
 #include <algorithm>
 #include <cstdlib>
 #include <cstdint>

@@ -1,5 +1,7 @@
-// XLA FFI handler symbols of the CPU transforms (defined in transforms_cpu.cc),
-// with the contract of sphcnn/contract.h, and the size of their scratch result.
+// XLA FFI handler symbols of the CPU transforms and fused block targets (defined
+// in transforms_cpu.cc, the per-degree mixing in mixing_cpu.cc), with the
+// contracts of sphcnn/contract.h and sphcnn/degree_mixing.h, and the size of
+// their scratch result.
 #pragma once
 
 #include <cstddef>

@@ -10,6 +10,11 @@
 // compatibility: the execute path only validates, computes launch geometry and
 // launches; work space is the scratch result, lambda the plan's table operand
 // or the recurrence inside K2.
+// The fused block targets: sphcnn_activated_analysis is the analysis with K1's
+// activation prologue; sphcnn_affine_synthesis the synthesis with a batch
+// norm's affine map in K1's load; sphcnn_activated_gradient the synthesis into
+// scratch, then the kernels of activation_gradient.h (unpool and derivative,
+// bias sums).
 #include <cuda_runtime.h>
 
 #include <algorithm>
