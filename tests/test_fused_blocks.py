@@ -267,6 +267,22 @@ def test_fused_classifier_equals_the_unfused_one():
     assert _relative(merged(x), plain(x)) < 2e-6
 
 
+@pytest.mark.parametrize("options", [dict(spectral_pooling=True), dict(batch_norm="spatial"), dict(spins0=True)],
+                         ids=["spectral-pooling", "spatial-batch-norm", "spin-0-only"])
+def test_other_block_configurations_fuse_to_the_same_function(options):
+    """Spectral pooling (no spatial pooling to fuse), the batch norm on the grid
+    (no affine synthesis), spin 0 only (leaky ReLUs without biases)."""
+    spins = ((0,),) * 4 if options.pop("spins0", False) else ((0,), (0, 1), (0, 1), (0, 1))
+    rng = np.random.default_rng(15)
+    x = jnp.asarray(rng.uniform(0, 1, (3, 16, 16, 1, 1)).astype(np.float32))
+    models = [sphcnn.SpinSphericalClassifier(5, (16, 16, 8, 8), spins, (1, 4, 6, 6), (None, 3, 2, 2), fused=f,
+                                             rngs=nnx.Rngs(1), **options) for f in (False, True)]
+    (value0, grads0, stats0), (value1, grads1, stats1) = [_value_and_grads(m, x, None) for m in models]
+    assert abs(float(value1 - value0)) <= 2e-6 * abs(float(value0))
+    for want, got in ((grads0, grads1), (stats0, stats1)):
+        assert max(jax.tree.leaves(jax.tree.map(_relative, got, want))) < 2e-5
+
+
 def test_block_arguments_are_checked():
     model = _classifier(True)
     block, previous = model.blocks[1], model.blocks[0]
