@@ -1,15 +1,17 @@
 // The gradient of the activated analysis on CUDA (target
-// sphcnn_activated_gradient, sphcnn/activation.h): after the transposed
-// analysis (K2 then K1 of a synthesis) has written the cotangent of the
-// analysis input (the pooled maps, or the activated maps without pooling) to
-// scratch, one kernel takes every ring of the pre-activation maps through the
-// transposed pooling and the nonlinearity's derivative, with per-ring partial
-// sums of the bias cotangent, and a second adds the partials in a fixed order
-// (deterministic, no atomics).
+// sphcnn_activated_gradient, sphcnn/activation.h). Without pooling, K1 of the
+// transposed analysis (a synthesis) differentiates each value as it stores it
+// (ring_dft.h, gradient_store), with per-(ring, row) bias shares. With pooling,
+// the synthesis writes the cotangent of the pooled maps to scratch (a quarter
+// of the maps' size) and one kernel here takes every ring of the pre-activation
+// maps through the transposed pooling and the nonlinearity's derivative, with
+// per-ring bias shares. Either way a last kernel adds the shares in a fixed
+// order (deterministic, no atomics).
 //
 // Layouts (complex values interleaved): cotangent of the analysis input
 // `pooled` (B, n, n, lanes); maps and ct_maps (B, n_in, n_in, lanes), n_in = n or
-// 2 n (pooling); bias and ct_bias (lanes) = (S, C); partials (B n_in, lanes).
+// 2 n (pooling); bias and ct_bias (lanes) = (S, C); partials (B n_in, lanes)
+// (without pooling (n, B lanes): the same count, summed the same way).
 #pragma once
 
 #include <cstddef>

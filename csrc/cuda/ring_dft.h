@@ -95,6 +95,12 @@ struct RingArgs {
   const Cpx<T>* affine_factor;  // or null
   const Cpx<T>* affine_offset;
   int zero_spin;                // spin index of the spin 0, or -1
+  // The gradient epilogue of sphcnn_activated_gradient without pooling,
+  // orders_to_grid only: with activation_bias set, `out` gets the cotangent of
+  // the pre-activation maps gradient_maps (B, n, n, S, C) and
+  // gradient_partials (n, B S C) the bias shares of each (ring, row).
+  const Cpx<T>* gradient_maps;
+  T* gradient_partials;
 };
 
 // Bytes of shared memory of a block (twiddle tables, and the two tile buffers
@@ -237,7 +243,8 @@ SPHCNN_HD int64_t maps_offset(const RingArgs<T>& a, int64_t q, int j, int k) {
 
 // The work loop of both directions: the twiddle tables, then for every work
 // item (ring j, rows q0 .. q0 + rows) load(buffer, j, q0, rows) into the tile
-// buffer (n x R, rows fastest), the FFT, store(result, j, q0, rows).
+// buffer (n x R, rows fastest), the FFT, store(result, spare, j, q0, rows) (spare:
+// the other tile buffer, free during the store).
 template <typename T, typename Ctx, typename Load, typename Store>
 SPHCNN_HD void ring_items(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem, Load load, Store store) {
   const int n = a.n, R = a.tile_rows;
@@ -270,7 +277,7 @@ SPHCNN_HD void ring_items(const Ctx& ctx, const RingArgs<T>& a, unsigned char* s
       N /= p;
       s *= p;
     }
-    store(static_cast<const Cpx<T>*>(src), j, q0, rows);
+    store(static_cast<const Cpx<T>*>(src), dst, j, q0, rows);
     ctx.sync();  // the next item refills the buffers
   }
 }
@@ -352,7 +359,7 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
     }
   };
   // Store: F[s, mi, j, p] = w_j bin(m) for |m| <= ell_max.
-  auto store = [&](const Cpx<T>* result, int j, int64_t q0, int rows) {
+  auto store = [&](const Cpx<T>* result, Cpx<T>*, int j, int64_t q0, int rows) {
     Cpx<T>* F = static_cast<Cpx<T>*>(a.out);
     const T w = a.ring_scale[j];
     for (int64_t e = tid; e < static_cast<int64_t>(M) * R; e += kRingThreads) {
@@ -364,6 +371,42 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
     }
   };
   ring_items<T>(ctx, a, smem, load, store);
+}
+
+// The gradient epilogue of orders_to_grid (sphcnn_activated_gradient without
+// pooling): ct = w_j result[k R + r] is the cotangent of the activated maps at
+// (row q0 + r, ring j, longitude k); with the pre-activation maps
+// (gradient_maps) it gives the maps' cotangent, written to `out`, and the bias
+// share, kept per element in `shares` (the free tile buffer, n R values) and
+// added over k in order per row into gradient_partials[j, q0 + r].
+template <typename T, typename Ctx>
+SPHCNN_HD void gradient_store(const Ctx& ctx, const RingArgs<T>& a, const Cpx<T>* result, T* shares, int j,
+                              int64_t q0, int rows) {
+  const int n = a.n, R = a.tile_rows, tid = ctx.tid();
+  const T w = a.ring_scale[j];
+  Cpx<T>* out = static_cast<Cpx<T>*>(a.out);
+  for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+    const int r = static_cast<int>(e % R);
+    const int k = static_cast<int>(e / R);
+    T share = T(0);
+    if (r < rows) {
+      const RowAt at = row_at(a, q0 + r);
+      const int64_t at_map = maps_offset(a, q0 + r, j, k);
+      const Cpx<T> v = result[static_cast<int64_t>(k) * R + r];
+      const Cpx<T> z = a.gradient_maps[at_map];
+      Cpx<T> ct;
+      activation_gradient(z.re, z.im, w * v.re, w * v.im, a.activation_bias[at.lane],
+                          at.spin == a.leaky_spin ? T(1) : T(0), a.epsilon, a.slope, ct.re, ct.im, share);
+      out[at_map] = ct;
+    }
+    shares[static_cast<int64_t>(k) * R + r] = share;
+  }
+  ctx.sync();
+  for (int r = tid; r < rows; r += kRingThreads) {
+    T sum = T(0);
+    for (int k = 0; k < n; ++k) sum += shares[static_cast<int64_t>(k) * R + r];
+    a.gradient_partials[static_cast<int64_t>(j) * a.rows + q0 + r] = sum;
+  }
 }
 
 template <typename T, typename Ctx>
@@ -388,8 +431,14 @@ SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsign
       buf[static_cast<int64_t>(k) * R + r] = v;
     }
   };
-  // Store: x[b, j, k, lane] = w_j result[k R + r].
-  auto store = [&](const Cpx<T>* result, int j, int64_t q0, int rows) {
+  // Store: x[b, j, k, lane] = w_j result[k R + r]; or, with the gradient
+  // epilogue, that value is the cotangent of the activated maps and the store
+  // writes the maps' cotangent instead, with the rows' bias shares.
+  auto store = [&](const Cpx<T>* result, Cpx<T>* spare, int j, int64_t q0, int rows) {
+    if (a.activation_bias != nullptr) {
+      gradient_store(ctx, a, result, reinterpret_cast<T*>(spare), j, q0, rows);
+      return;
+    }
     Cpx<T>* x = static_cast<Cpx<T>*>(a.out);
     const T w = a.ring_scale[j];
     if (pairs_allowed<T>(q0, a.lanes) && R % 2 == 0 && aligned16(x)) {

@@ -12,9 +12,9 @@
 // or the recurrence inside K2.
 // The fused block targets: sphcnn_activated_analysis is the analysis with K1's
 // activation prologue; sphcnn_affine_synthesis the synthesis with a batch
-// norm's affine map in K1's load; sphcnn_activated_gradient the synthesis into
-// scratch, then the kernels of activation_gradient.h (unpool and derivative,
-// bias sums).
+// norm's affine map in K1's load; sphcnn_activated_gradient the synthesis with
+// K1 differentiating as it stores (with pooling: into scratch, then the unpool
+// and derivative kernel of activation_gradient.h), then the bias sums.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -172,6 +172,9 @@ struct Prologue {
   const void* factor = nullptr;  // (S, C) complex
   const void* offset = nullptr;  // (S, C) complex
   int zero_spin = -1;
+  // the gradient epilogue of a synthesis (bias, leaky_spin, epsilon, slope as above)
+  const void* gradient_maps = nullptr;  // pre-activation maps (B, n, n, S, C)
+  void* gradient_partials = nullptr;    // (n, B S C) bias shares
 };
 
 template <typename T>
@@ -206,6 +209,8 @@ ffi::Error run(const char* target, bool analysis, const LaunchPlan& plan, cudaSt
   ring.affine_factor = static_cast<const Cpx<T>*>(prologue.factor);
   ring.affine_offset = static_cast<const Cpx<T>*>(prologue.offset);
   ring.zero_spin = prologue.zero_spin;
+  ring.gradient_maps = static_cast<const Cpx<T>*>(prologue.gradient_maps);
+  ring.gradient_partials = static_cast<T*>(prologue.gradient_partials);
 
   GemmArgs<T> gemm{};
   gemm.rings_in = analysis ? rings : nullptr;
@@ -318,12 +323,25 @@ template <typename T>
 ffi::Error run_gradient(const char* target, const LaunchPlan& plan, cudaStream_t stream, const void* ct,
                         const void* scale, const void* table, void* scratch, ffi::Span<const int64_t> spins, int sign,
                         GradientArgs<T> args) {
-  ffi::Error status = run<T>(target, false, plan, stream, ct, scale, table, const_cast<Cpx<T>*>(args.pooled),
-                             scratch, spins, sign);
-  if (status.failure()) return status;
-  activation_gradient_kernel<T><<<dim3(static_cast<unsigned>(gradient_blocks(args))), kGradientThreads,
-                                  gradient_shared_bytes<T>(), stream>>>(args);
-  status = launch_error(target, "the nonlinearity's gradient");
+  ffi::Error status;
+  if (args.taps == nullptr) {
+    // without pooling K1 of the synthesis differentiates as it stores (ring_dft.h, gradient_store)
+    Prologue epilogue;
+    epilogue.bias = args.bias;
+    epilogue.leaky_spin = args.leaky_spin;
+    epilogue.epsilon = static_cast<double>(args.epsilon);
+    epilogue.slope = static_cast<double>(args.slope);
+    epilogue.gradient_maps = args.maps;
+    epilogue.gradient_partials = args.partials;
+    status = run<T>(target, false, plan, stream, ct, scale, table, args.ct_maps, scratch, spins, sign, epilogue);
+  } else {
+    status = run<T>(target, false, plan, stream, ct, scale, table, const_cast<Cpx<T>*>(args.pooled), scratch, spins,
+                    sign);
+    if (status.failure()) return status;
+    activation_gradient_kernel<T><<<dim3(static_cast<unsigned>(gradient_blocks(args))), kGradientThreads,
+                                    gradient_shared_bytes<T>(), stream>>>(args);
+    status = launch_error(target, "the nonlinearity's gradient");
+  }
   if (status.failure()) return status;
   bias_sum_kernel<T><<<dim3(static_cast<unsigned>(bias_blocks(args))), kGradientThreads, 0, stream>>>(args);
   return launch_error(target, "the bias sums");

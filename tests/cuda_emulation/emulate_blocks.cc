@@ -14,8 +14,9 @@
 // every output element written; the activated analysis (K1 with the prologue of
 // sphcnn/activation.h: the magnitude nonlinearity, with or without the pooling
 // from the 2n grid) against the same sums of maps activated and pooled in double,
-// and its gradient (the synthesis, then the gradient kernels of
-// activation_gradient.h) against the transposed pooling in double and central
+// and its gradient (the synthesis with K1's gradient store, or with pooling the
+// gradient kernel of activation_gradient.h, then the bias sums) against the
+// transposed pooling in double and central
 // differences of the nonlinearity (float <= 2e-6, double <= 1e-7: the accuracy
 // of the differences); the affine synthesis (K1 applying a batch norm's factor
 // and offset to the rings) against the sums of the mapped coefficients.
@@ -363,6 +364,25 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
       });
     }
   };
+  // The gradient without pooling: K1 of the synthesis differentiates as it
+  // stores (gradient_store), into ct_y, with the bias shares per (ring, row).
+  const bool epilogue = activation && !analysis && cs.activation == 1;
+  std::vector<Cpx<T>> ct_y;
+  std::vector<T> partials, ct_bias;
+  if (activation && !analysis) {
+    ct_y.assign(y.size(), Cpx<T>{T(NAN), T(NAN)});
+    partials.assign(static_cast<size_t>(B) * fine * SC, T(NAN));
+    ct_bias.assign(SC, T(NAN));
+  }
+  if (epilogue) {
+    ring.out = ct_y.data();
+    ring.activation_bias = bias_t.data();
+    ring.leaky_spin = cs.leaky_spin;
+    ring.epsilon = static_cast<T>(eps);
+    ring.slope = static_cast<T>(slope);
+    ring.gradient_maps = y.data();
+    ring.gradient_partials = partials.data();
+  }
   if (analysis) {
     run_ring();
     run_gemm();
@@ -373,12 +393,7 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
   // The gradient of the activated analysis: the synthesis's maps x are the
   // cotangent of the analysis input; the gradient kernels take them to the
   // cotangents of y and of the bias.
-  std::vector<Cpx<T>> ct_y;
-  std::vector<T> partials, ct_bias;
   if (activation && !analysis) {
-    ct_y.assign(y.size(), Cpx<T>{T(NAN), T(NAN)});
-    partials.assign(static_cast<size_t>(B) * fine * SC, T(NAN));
-    ct_bias.assign(SC, T(NAN));
     GradientArgs<T> ga{};
     ga.pooled = x.data();
     ga.maps = y.data();
@@ -395,8 +410,10 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
     ga.leaky_spin = cs.leaky_spin;
     ga.epsilon = static_cast<T>(eps);
     ga.slope = static_cast<T>(slope);
-    launch(kGradientThreads, gradient_blocks(ga), gradient_shared_bytes<T>(),
-           [&](const HostCtx& ctx, unsigned char* smem) { activation_gradient_block<T>(ctx, ga, smem); });
+    if (!epilogue) {
+      launch(kGradientThreads, gradient_blocks(ga), gradient_shared_bytes<T>(),
+             [&](const HostCtx& ctx, unsigned char* smem) { activation_gradient_block<T>(ctx, ga, smem); });
+    }
     launch(kGradientThreads, bias_blocks(ga), 0,
            [&](const HostCtx& ctx, unsigned char*) { bias_sum_block<T>(ctx, ga); });
   }
@@ -476,9 +493,10 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
                 const int m = mi - ell;
                 acc += G[static_cast<size_t>(j) * M + mi] * e[((static_cast<int64_t>(m) * k) % n + n) % n];
               }
+              if (activation) x_ref[x_index(b, j, k, s, c)] = w[j] * acc;
+              if (epilogue) continue;  // K1 wrote the gradient instead of the maps
               const Cpx<T> o = x[x_index(b, j, k, s, c)];
               note(cd(o.re, o.im), w[j] * acc, ref_total, err_total);
-              if (activation) x_ref[x_index(b, j, k, s, c)] = w[j] * acc;
             }
           }
         }
