@@ -84,18 +84,40 @@ def lambda_source(plan: Plan, mode: str, platform: str) -> str:
     return "table" if plan.ell_max < TABLE_LIMIT_ELL and small else "onthefly"
 
 
+def _scratch(module, plan: Plan, source: str, batch: int, channels: int, analysis: bool) -> int:
+    """Bytes of the scratch result of a transform call of this geometry."""
+    return module.scratch_bytes(analysis, plan.n, plan.ell_max, len(plan.spins), batch, channels,
+                                plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
+
+
+def _contract_call(target: str, operands: tuple, results: tuple, scratch: int, *, plan: Plan, sign: int,
+                   weighted: bool, layout: str, source: str, **attributes) -> list[jax.Array]:
+    """One call of a target of the contract: operands, then ring_scale and the
+    table; results (ShapeDtypeStructs), then the scratch; the transform
+    attributes and `attributes`. Returns the results without the scratch."""
+    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
+    call = jax.ffi.ffi_call(target, (*results, jax.ShapeDtypeStruct((scratch,), np.uint8)))
+    *outs, _ = call(*operands, plan.ring_scale(weighted), table, spins=np.asarray(plan.spins, np.int64),
+                    sign=np.int32(sign), degree_major=layout == "degree_major",
+                    lambda_source=np.int32(LAMBDA_SOURCES[source]), **attributes)
+    return outs
+
+
+def _activation_attributes(plan: Plan, bias: jax.Array, taps: np.ndarray, leaky_spin: int, pool: bool,
+                           epsilon: float, slope: float) -> tuple[tuple, dict]:
+    """The fused boundary's operands after the maps (bias, taps in the real dtype) and attributes."""
+    operands = (bias.astype(plan.real_dtype), np.asarray(taps, plan.real_dtype))
+    return operands, dict(leaky_spin=np.int64(leaky_spin), pool=bool(pool), epsilon=np.float64(epsilon),
+                          slope=np.float64(slope))
+
+
 def _call(direction: str, operand: jax.Array, out_shape: tuple[int, ...], batch: int, channels: int, *,
           plan: Plan, sign: int, weighted: bool, layout: str, mode: str, platform: str) -> jax.Array:
     module = extension(platform)
     source = lambda_source(plan, mode, platform)
-    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
-    scratch = module.scratch_bytes(direction == "analysis", plan.n, plan.ell_max, len(plan.spins), batch, channels,
-                                   plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
-    call = jax.ffi.ffi_call(f"sphcnn_{direction}", (jax.ShapeDtypeStruct(out_shape, plan.dtype),
-                                                    jax.ShapeDtypeStruct((scratch,), np.uint8)))
-    out, _ = call(operand, plan.ring_scale(weighted), table, spins=np.asarray(plan.spins, np.int64),
-                  sign=np.int32(sign), degree_major=layout == "degree_major",
-                  lambda_source=np.int32(LAMBDA_SOURCES[source]))
+    (out,) = _contract_call(f"sphcnn_{direction}", (operand,), (jax.ShapeDtypeStruct(out_shape, plan.dtype),),
+                            _scratch(module, plan, source, batch, channels, direction == "analysis"), plan=plan,
+                            sign=sign, weighted=weighted, layout=layout, source=source)
     return out
 
 
@@ -122,18 +144,12 @@ def activated_analysis(maps: jax.Array, bias: jax.Array, taps: np.ndarray, *, pl
     plan's grid), an empty array without pooling. CPU and CUDA."""
     module = extension(platform)
     source = lambda_source(plan, mode, platform)
-    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
-    batch, channels = int(np.prod(maps.shape[:-4])), maps.shape[-1]
-    scratch = module.scratch_bytes(True, plan.n, plan.ell_max, len(plan.spins), batch, channels,
-                                   plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
+    scratch = _scratch(module, plan, source, int(np.prod(maps.shape[:-4])), maps.shape[-1], True)
+    extra, attributes = _activation_attributes(plan, bias, taps, leaky_spin, pool, epsilon, slope)
     out_shape = plan.spectral_shape(maps.shape[:-4], *maps.shape[-2:], layout)
-    call = jax.ffi.ffi_call("sphcnn_activated_analysis", (jax.ShapeDtypeStruct(out_shape, plan.dtype),
-                                                          jax.ShapeDtypeStruct((scratch,), np.uint8)))
-    out, _ = call(maps, bias.astype(plan.real_dtype), np.asarray(taps, plan.real_dtype), plan.ring_scale(weighted),
-                  table, spins=np.asarray(plan.spins, np.int64), sign=np.int32(sign),
-                  degree_major=layout == "degree_major", lambda_source=np.int32(LAMBDA_SOURCES[source]),
-                  leaky_spin=np.int64(leaky_spin), pool=bool(pool), epsilon=np.float64(epsilon),
-                  slope=np.float64(slope))
+    (out,) = _contract_call("sphcnn_activated_analysis", (maps, *extra), (jax.ShapeDtypeStruct(out_shape, plan.dtype),),
+                            scratch, plan=plan, sign=sign, weighted=weighted, layout=layout, source=source,
+                            **attributes)
     return out
 
 
@@ -145,18 +161,13 @@ def activated_gradient(ct: jax.Array, maps: jax.Array, bias: jax.Array, taps: np
     sphcnn_activated_gradient. CPU and CUDA."""
     module = extension(platform)
     source = lambda_source(plan, mode, platform)
-    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
-    batch, channels = int(np.prod(maps.shape[:-4])), maps.shape[-1]
-    scratch = module.activated_gradient_scratch_bytes(plan.n, plan.ell_max, len(plan.spins), batch, channels,
+    scratch = module.activated_gradient_scratch_bytes(plan.n, plan.ell_max, len(plan.spins),
+                                                      int(np.prod(maps.shape[:-4])), maps.shape[-1],
                                                       plan.real_dtype == np.float64, LAMBDA_SOURCES[source], pool)
-    call = jax.ffi.ffi_call("sphcnn_activated_gradient", (jax.ShapeDtypeStruct(maps.shape, maps.dtype),
-                                                          jax.ShapeDtypeStruct(bias.shape, plan.real_dtype),
-                                                          jax.ShapeDtypeStruct((scratch,), np.uint8)))
-    ct_maps, ct_bias, _ = call(ct, maps, bias.astype(plan.real_dtype), np.asarray(taps, plan.real_dtype),
-                               plan.ring_scale(weighted), table, spins=np.asarray(plan.spins, np.int64),
-                               sign=np.int32(sign), degree_major=layout == "degree_major",
-                               lambda_source=np.int32(LAMBDA_SOURCES[source]), leaky_spin=np.int64(leaky_spin),
-                               pool=bool(pool), epsilon=np.float64(epsilon), slope=np.float64(slope))
+    extra, attributes = _activation_attributes(plan, bias, taps, leaky_spin, pool, epsilon, slope)
+    results = (jax.ShapeDtypeStruct(maps.shape, maps.dtype), jax.ShapeDtypeStruct(bias.shape, plan.real_dtype))
+    ct_maps, ct_bias = _contract_call("sphcnn_activated_gradient", (ct, maps, *extra), results, scratch, plan=plan,
+                                      sign=sign, weighted=weighted, layout=layout, source=source, **attributes)
     return ct_maps, ct_bias
 
 
@@ -166,14 +177,9 @@ def affine_synthesis(a: jax.Array, factor: jax.Array, offset: jax.Array, *, plan
     complex) in one call of sphcnn_affine_synthesis. CPU and CUDA."""
     module = extension(platform)
     source = lambda_source(plan, mode, platform)
-    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
     leading = plan.spectral_batch(a.shape, layout)
-    scratch = module.scratch_bytes(False, plan.n, plan.ell_max, len(plan.spins), int(np.prod(leading)), a.shape[-1],
-                                   plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
-    call = jax.ffi.ffi_call("sphcnn_affine_synthesis", (
-        jax.ShapeDtypeStruct(leading + plan.spatial_core_shape + a.shape[-2:], plan.dtype),
-        jax.ShapeDtypeStruct((scratch,), np.uint8)))
-    out, _ = call(a, factor.astype(plan.dtype), offset.astype(plan.dtype), plan.ring_scale(weighted), table,
-                  spins=np.asarray(plan.spins, np.int64), sign=np.int32(sign), degree_major=layout == "degree_major",
-                  lambda_source=np.int32(LAMBDA_SOURCES[source]))
+    scratch = _scratch(module, plan, source, int(np.prod(leading)), a.shape[-1], False)
+    result = jax.ShapeDtypeStruct(leading + plan.spatial_core_shape + a.shape[-2:], plan.dtype)
+    (out,) = _contract_call("sphcnn_affine_synthesis", (a, factor.astype(plan.dtype), offset.astype(plan.dtype)),
+                            (result,), scratch, plan=plan, sign=sign, weighted=weighted, layout=layout, source=source)
     return out

@@ -62,18 +62,27 @@ def _kernel_options(transform, leaky_spin, pool, platform: str) -> dict:
                 epsilon=nonlinearities.EPSILON, slope=nonlinearities.LEAKY_SLOPE)
 
 
-def _platform_rule(platform: str):
-    """The lowering of the forward on `platform`: the fused kernel where the
-    transform runs on the ffi backend, else the reference."""
+def _lowerings(direction: str, kernel, reference) -> dict:
+    """The lowerings of a fused primitive: on CPUs and CUDA GPUs kernel(*operands,
+    platform=..., **params) where the transform (params['transform']) runs on the
+    ffi backend for `direction`, else the reference; on every other platform the
+    reference."""
+    def on(platform: str):
+        def rule(*operands, transform, **params):
+            if resolve_backend(transform.backend, platform, direction, transform.n) != "ffi":
+                return reference(*operands, transform=transform, **params)
+            return kernel(*operands, transform=transform, platform=platform, **params)
+
+        return rule
+
+    return {"cpu": on("cpu"), "cuda": on("cuda"), None: reference}
+
+
+def _kernel(y, bias, *, transform, leaky_spin, pool, platform):
     from sphcnn_kernels.backends import ffi_backend
 
-    def rule(y, bias, *, transform, leaky_spin, pool):
-        if resolve_backend(transform.backend, platform, "analysis", transform.n) != "ffi":
-            return _reference(y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
-        return ffi_backend.activated_analysis(y, bias, _taps(transform, pool),
-                                              **_kernel_options(transform, leaky_spin, pool, platform))
-
-    return rule
+    return ffi_backend.activated_analysis(y, bias, _taps(transform, pool),
+                                          **_kernel_options(transform, leaky_spin, pool, platform))
 
 
 def _abstract(y, bias, *, transform, leaky_spin, pool):
@@ -82,8 +91,7 @@ def _abstract(y, bias, *, transform, leaky_spin, pool):
 
 
 _activated_analysis_p = kernel_primitive(
-    "sphcnn_activated_analysis", _abstract,
-    {"cpu": _platform_rule("cpu"), "cuda": _platform_rule("cuda"), None: _reference})
+    "sphcnn_activated_analysis", _abstract, _lowerings("analysis", _kernel, _reference))
 
 
 def _batch(args, dims, *, transform, leaky_spin, pool):
@@ -121,19 +129,12 @@ def _reference_gradient(ct, y, bias, *, transform, leaky_spin, pool):
     return nonlinearities.activation_cotangents(leaky_spin, y, bias, ct_maps)
 
 
-def _platform_gradient_rule(platform: str):
-    """The lowering of the gradient on `platform`: the fused kernel where the
-    transform runs on the ffi backend, else the reference."""
+def _gradient_kernel(ct, y, bias, *, transform, leaky_spin, pool, platform):
     from sphcnn_kernels.backends import ffi_backend
 
-    def rule(ct, y, bias, *, transform, leaky_spin, pool):
-        if resolve_backend(transform.backend, platform, "synthesis", transform.n) != "ffi":
-            return _reference_gradient(ct, y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
-        ct_y, ct_bias = ffi_backend.activated_gradient(ct, y, bias, _taps(transform, pool),
-                                                       **_kernel_options(transform, leaky_spin, pool, platform))
-        return ct_y, ct_bias.astype(bias.dtype)
-
-    return rule
+    ct_y, ct_bias = ffi_backend.activated_gradient(ct, y, bias, _taps(transform, pool),
+                                                   **_kernel_options(transform, leaky_spin, pool, platform))
+    return ct_y, ct_bias.astype(bias.dtype)
 
 
 def _gradient_abstract(ct, y, bias, **_):
@@ -142,8 +143,7 @@ def _gradient_abstract(ct, y, bias, **_):
 
 
 _activated_gradient_p = kernel_primitive(
-    "sphcnn_activated_gradient", _gradient_abstract,
-    {"cpu": _platform_gradient_rule("cpu"), "cuda": _platform_gradient_rule("cuda"), None: _reference_gradient},
+    "sphcnn_activated_gradient", _gradient_abstract, _lowerings("synthesis", _gradient_kernel, _reference_gradient),
     multiple_results=True)
 
 
@@ -204,18 +204,11 @@ def _affine_reference(a, factor, offset, *, transform):
     return transform.inverse(scale_and_shift(a, factor, offset, _degree_axis(transform)))
 
 
-def _affine_platform_rule(platform: str):
-    """The lowering on `platform`: the kernel where the transform runs on the ffi
-    backend, else the reference."""
+def _affine_kernel(a, factor, offset, *, transform, platform):
     from sphcnn_kernels.backends import ffi_backend
 
-    def rule(a, factor, offset, *, transform):
-        if resolve_backend(transform.backend, platform, "synthesis", transform.n) != "ffi":
-            return _affine_reference(a, factor, offset, transform=transform)
-        return ffi_backend.affine_synthesis(a, factor, offset, plan=transform.plan, sign=1, weighted=False,
-                                            layout=transform.layout, mode=transform.mode, platform=platform)
-
-    return rule
+    return ffi_backend.affine_synthesis(a, factor, offset, plan=transform.plan, sign=1, weighted=False,
+                                        layout=transform.layout, mode=transform.mode, platform=platform)
 
 
 def _affine_abstract(a, factor, offset, *, transform):
@@ -224,8 +217,7 @@ def _affine_abstract(a, factor, offset, *, transform):
 
 
 _affine_synthesis_p = kernel_primitive(
-    "sphcnn_affine_synthesis", _affine_abstract,
-    {"cpu": _affine_platform_rule("cpu"), "cuda": _affine_platform_rule("cuda"), None: _affine_reference})
+    "sphcnn_affine_synthesis", _affine_abstract, _lowerings("synthesis", _affine_kernel, _affine_reference))
 
 
 def _affine_batch(args, dims, *, transform):
