@@ -16,7 +16,9 @@ activated and pooled in double, and the gradient kernels
 (csrc/cuda/activation_gradient.h) after the synthesis against the transposed
 pooling in double and central differences of the nonlinearity; and the affine
 synthesis (K1 applying a batch norm's factor and offset to the rings of the
-synthesis) against the sums of the mapped coefficients."""
+synthesis) against the sums of the mapped coefficients; and K2 with the
+convolution's product and the batch norm's partial sums as its epilogue
+(csrc/cuda/mixing_epilogue.h, emulate_mixing.cc)."""
 
 import os
 import pathlib
@@ -29,19 +31,24 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "tests" / "cuda_emulation" / "emulate_blocks.cc"
+MIXING_SOURCE = ROOT / "tests" / "cuda_emulation" / "emulate_mixing.cc"
+
+
+def _compile(source: pathlib.Path, directory: pathlib.Path) -> pathlib.Path:
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.skip("no C++ compiler")
+    binary = directory / source.stem
+    includes = [f"-I{ROOT / 'csrc' / d}" for d in ("include", "cuda", "cpu")] + ["-isystem", jax.ffi.include_dir()]
+    command = [compiler, "-std=c++20", "-O2", "-pthread", "-DSPHCNN_EMULATED_ASYNC",
+               f"-I{ROOT / 'tests' / 'cuda_emulation'}", *includes, str(source), "-o", str(binary)]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    return binary
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        pytest.skip("no C++ compiler")
-    binary = tmp_path_factory.mktemp("emulator") / "emulate_blocks"
-    includes = [f"-I{ROOT / 'csrc' / d}" for d in ("include", "cuda", "cpu")] + ["-isystem", jax.ffi.include_dir()]
-    command = [compiler, "-std=c++20", "-O2", "-pthread", "-DSPHCNN_EMULATED_ASYNC",
-               f"-I{ROOT / 'tests' / 'cuda_emulation'}", *includes, str(SOURCE), "-o", str(binary)]
-    subprocess.run(command, check=True, capture_output=True, text=True)
-    return binary
+    return _compile(SOURCE, tmp_path_factory.mktemp("emulator"))
 
 
 def _run(emulator, sizes):
@@ -67,3 +74,21 @@ def test_k1_and_k2_match_float64_sums(emulator, sizes):
         for kind in ("activated ", "activated-pooled", "gradient ", "gradient-pooled", "affine-synthesis"):
             assert any(line.startswith(kind) for line in checks), kind
         assert gradient["float"] <= 2e-6 and gradient["double"] <= 1e-7
+
+
+def test_k2_mixing_epilogue_matches_float64_sums(tmp_path):
+    """K2 with the convolution's epilogue (analysis_mixing_block and
+    energy_sum_block): the coefficients a, the mixed b (zeros at |m| > l) and the
+    energies against float64 sums, every element written, the energies
+    bit-identical whatever the number of blocks."""
+    binary = _compile(MIXING_SOURCE, tmp_path)
+    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=900)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, "\n".join(lines[-20:]) + result.stderr
+    checks = [line for line in lines if line.startswith("mixing ")]
+    assert len(checks) == 12 and all(line.endswith("problems 0") for line in checks)
+    # both batch-tile regimes (several items a block, several column tiles an item) and two degree tiles
+    assert any("batch_tile=32 degree_tiles=2" in line for line in checks)
+    assert any("C=40" in line and "batch_tile=1" in line for line in checks)
+    worst = dict(re.findall(r"(float|double) ([0-9.e+-]+)", lines[-1]))
+    assert float(worst["float"]) <= 2e-6 and float(worst["double"]) <= 1e-12

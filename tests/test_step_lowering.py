@@ -4,9 +4,11 @@ everything XLA cannot put into a CUDA graph or fuse is absent. No FFT (cuFFT
 is never captured in a command buffer), no scatter or gather (separate,
 unfused kernels), and the only custom calls are this package's handlers,
 each command-buffer compatible (tests/test_ffi_contract.py checks their
-traits): 6 blocks x (analysis + synthesis) forward, 5 of the analyses with the
-previous block's nonlinearity fused in, the syntheses with the batch norm's
-apply fused in, and the same transposed backward, less the input's gradient. Transposes touch only parameter-sized
+traits): 6 blocks x (analysis + synthesis) forward, the analyses with the
+convolution's product and the batch norm's moments in their epilogue (5 with
+the previous block's nonlinearity in their prologue), the syntheses with the
+batch norm's apply fused in, and the same transposed backward, less the
+input's gradient. Transposes touch only parameter-sized
 arrays (filters), and nothing is concatenated."""
 
 from __future__ import annotations
@@ -73,12 +75,14 @@ def test_the_only_custom_calls_are_the_command_buffer_compatible_handlers(step_t
 
     calls = collections.Counter(re.findall(r"stablehlo\.custom_call @(\w+)", step_text))
     assert set(calls) <= set(_cuda.registrations())
-    # forward: one analysis (the first block's, on real input), 5 activated analyses
-    # (the previous block's nonlinearity, and pooling, inside: sphcnn.nn.fused) and
-    # 6 affine syntheses (the batch norm's apply inside); backward: the syntheses'
-    # transposes (analyses) and 5 activated gradients, without the gradient of the
-    # input images
-    assert calls == {"sphcnn_analysis": 7, "sphcnn_affine_synthesis": 6, "sphcnn_activated_analysis": 5,
+    # forward: 6 mixing analyses (each block's forward transform with the
+    # convolution's product and the batch norm's moments as K2's epilogue, blocks
+    # 2-6 with the previous block's nonlinearity, and pooling, in K1:
+    # sphcnn.nn.fused_convolution) and 6 affine syntheses (the batch norm's apply
+    # inside); backward: the syntheses' transposes (analyses) and 5 activated
+    # gradients, without the gradient of the input images. The product's gradient
+    # is two XLA matmuls per block.
+    assert calls == {"sphcnn_mixing_analysis": 6, "sphcnn_affine_synthesis": 6, "sphcnn_analysis": 6,
                      "sphcnn_activated_gradient": 5}, calls
 
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "legendre_gemm.h"
+#include "mixing_epilogue.h"
 #include "ring_dft.h"
 #include "sphcnn/contract.h"
 
@@ -180,6 +181,43 @@ LaunchPlan typed_launch_plan(const Geometry& g, bool analysis, LambdaSource sour
 
 inline LaunchPlan launch_plan(const Geometry& g, bool analysis, LambdaSource source) {
   return g.is_double ? typed_launch_plan<double>(g, analysis, source) : typed_launch_plan<float>(g, analysis, source);
+}
+
+// sphcnn_mixing_analysis: K1 of the analysis plan, then one launch of
+// analysis_mixing_block over (|m|, degree tile, batch tile) items and one of
+// energy_sum_block; the scratch result holds the analysis plan's buffers, then
+// the energy shares. Only with the lambda table and at most kSpinsPerLaunch
+// input spins (else `supported` is false and the caller composes the targets).
+struct MixingLaunch {
+  LaunchPlan plan;
+  bool supported = false;
+  int batch_tile = 1;
+  int degree_tiles = 0;
+  int64_t items = 0;
+  int64_t blocks = 0;
+  size_t shared_bytes = 0;
+  int shares = 0;            // (|m|, degree tile) pairs
+  int64_t energy_blocks = 0;
+  size_t partials_offset = 0;
+  size_t scratch_bytes = 0;
+};
+
+inline MixingLaunch mixing_launch(const Geometry& g, LambdaSource source, int out_spins, int64_t out_channels) {
+  MixingLaunch ml;
+  ml.plan = launch_plan(g, true, source);
+  ml.supported = source == LambdaSource::kTable && g.spins <= kSpinsPerLaunch;
+  ml.batch_tile = mixing_batch_tile(g.batch, g.channels);
+  ml.degree_tiles = static_cast<int>(ceil_div(g.L(), kMixingDegrees));
+  ml.shares = g.L() * ml.degree_tiles;
+  ml.items = static_cast<int64_t>(ml.shares) * ceil_div(g.batch, ml.batch_tile);
+  ml.blocks = std::min<int64_t>(ml.items, INT_MAX);
+  ml.shared_bytes = g.is_double ? mixing_shared_bytes<double>() : mixing_shared_bytes<float>();
+  const int64_t count = g.batch * out_spins * out_channels;
+  ml.energy_blocks = ceil_div(count, kEnergyThreads);
+  ml.partials_offset = ml.plan.scratch_bytes;
+  ml.scratch_bytes = ml.partials_offset +
+                     align256((g.is_double ? 8 : 4) * static_cast<size_t>(ml.shares) * static_cast<size_t>(count));
+  return ml;
 }
 
 // The spins of the launch starting at spin index `offset`, clamped to

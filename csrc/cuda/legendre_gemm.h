@@ -77,19 +77,27 @@ struct PairPosition {
   int64_t spin_index;
 };
 
+// The pair (spin `local_spin` of the launch's group, |m| = am), tile 0.
+template <typename T>
+SPHCNN_HD PairPosition pair_at(const GemmArgs<T>& a, int am, int local_spin) {
+  PairPosition at;
+  at.tile = 0;
+  at.am = am;
+  at.local_spin = local_spin;
+  at.spin = a.spins.value[local_spin];
+  at.spin_index = a.spins.offset + local_spin;
+  at.l0 = imax(am, iabs(at.spin));
+  at.mi_p = a.ell_max + am;
+  at.mi_n = a.ell_max - am;
+  return at;
+}
+
 template <typename T>
 SPHCNN_HD PairPosition pair_position(const GemmArgs<T>& a, int64_t item) {
-  PairPosition at;
   const int L = a.ell_max + 1;
-  at.tile = static_cast<int>(item % a.tiles);
   const int64_t rest = item / a.tiles;
-  at.am = static_cast<int>(rest % L);
-  at.local_spin = static_cast<int>(rest / L);
-  at.spin = a.spins.value[at.local_spin];
-  at.spin_index = a.spins.offset + at.local_spin;
-  at.l0 = imax(at.am, iabs(at.spin));
-  at.mi_p = a.ell_max + at.am;
-  at.mi_n = a.ell_max - at.am;
+  PairPosition at = pair_at(a, static_cast<int>(rest % L), static_cast<int>(rest / L));
+  at.tile = static_cast<int>(item % a.tiles);
   return at;
 }
 
@@ -188,113 +196,129 @@ SPHCNN_HD void analysis_issue(const GemmArgs<T>& a, const PairPosition& at, cons
   async_commit();
 }
 
-template <typename T, typename Tile, typename Ctx>
-SPHCNN_HD void analysis_table_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned char* smem) {
+// The product of one tile of the pair `at`: TL degrees from lstart times TP
+// columns from col0. Each thread hands its RL x RP outputs to
+// store(l, p, plus, minus) (orders +|m| and -|m|; exact zeros below l0),
+// degrees above ell_max left out; the caller filters the columns.
+template <typename T, typename Tile, typename Ctx, typename Store>
+SPHCNN_HD void analysis_table_tile(const Ctx& ctx, const GemmArgs<T>& a, const PairPosition& at, int lstart,
+                                   int64_t col0, unsigned char* smem, Store&& store) {
   constexpr int TL = Tile::TL, TP = Tile::TP, RL = Tile::RL, RP = Tile::RP, TK = Tile::TK;
   const int tid = ctx.tid();
   const int tg = tid / Tile::kColGroups;  // degree group
   const int pg = tid % Tile::kColGroups;  // column group
-  const int L = a.ell_max + 1, half = a.n / 2;
+  const int half = a.n / 2;
   const PackedTable layout = packed_table(a.n, a.ell_max, sizeof(T));
-  const int degree_tiles = static_cast<int>(ceil_div(L, TL));
   const Cpx<T> zero{T(0), T(0)};
+  T acc[RL][RP][4];  // [degree][column][+m re, +m im, -m re, -m im]
+  SPHCNN_UNROLL
+  for (int i = 0; i < RL; ++i) {
+    SPHCNN_UNROLL
+    for (int c = 0; c < RP; ++c) {
+      SPHCNN_UNROLL
+      for (int q = 0; q < 4; ++q) acc[i][c][q] = T(0);
+    }
+  }
+  if (lstart + TL > at.l0) {  // else the whole tile lies below l0: zeros
+    const T par0 = parity<T>(at.am + at.spin);
+    const T* pair = a.table + layout.pair_offset(static_cast<int>(at.spin_index), at.am);
+    const int64_t row = layout.row(at.am);
+    const int lrel = lstart - at.am;
+    // par(l) = par0 (-1)^i for the thread's degree i (its run starts at an even offset).
+    T par[RL];
+    SPHCNN_UNROLL
+    for (int i = 0; i < RL; ++i) par[i] = (i & 1) ? -par0 : par0;
+    analysis_issue<T, Tile>(a, at, pair, row, lrel, col0, 0, tid, smem);
+    const int steps = static_cast<int>(ceil_div(half, TK));
+    for (int k = 0; k < steps; ++k) {
+      const bool more = k + 1 < steps;
+      if (more) {
+        analysis_issue<T, Tile>(a, at, pair, row, lrel, col0, (k + 1) * TK, tid, smem + ((k + 1) & 1) * Tile::kBufferBytes);
+        async_wait<1>();
+      } else {
+        async_wait<0>();
+      }
+      ctx.sync();
+      const unsigned char* buffer = smem + (k & 1) * Tile::kBufferBytes;
+      const T* lam = reinterpret_cast<const T*>(buffer);
+      const Cpx<T>* f = reinterpret_cast<const Cpx<T>*>(buffer + Tile::kLamBytes);
+      SPHCNN_UNROLL_2
+      for (int r = 0; r < TK; ++r) {
+        T lp[RL], ln[RL];
+        SPHCNN_UNROLL
+        for (int i = 0; i < RL; ++i) {
+          lp[i] = lam[r * TL + tg * RL + i];
+          ln[i] = lam[(TK + r) * TL + tg * RL + i];
+        }
+        Cpx<T> fnp[RP], fnn[RP], fsp[RP], fsn[RP];
+        SPHCNN_UNROLL
+        for (int c = 0; c < RP; ++c) {
+          fnp[c] = f[(0 * TK + r) * TP + pg * RP + c];
+          fnn[c] = f[(1 * TK + r) * TP + pg * RP + c];
+          fsp[c] = f[(2 * TK + r) * TP + pg * RP + c];
+          fsn[c] = f[(3 * TK + r) * TP + pg * RP + c];
+        }
+        SPHCNN_UNROLL
+        for (int i = 0; i < RL; ++i) {
+          const T lps = par[i] * lp[i];  // par(l) lambda: the south rings
+          const T lns = par[i] * ln[i];
+          SPHCNN_UNROLL
+          for (int c = 0; c < RP; ++c) {
+            acc[i][c][0] += lp[i] * fnp[c].re + lns * fsp[c].re;
+            acc[i][c][1] += lp[i] * fnp[c].im + lns * fsp[c].im;
+            acc[i][c][2] += ln[i] * fnn[c].re + lps * fsn[c].re;
+            acc[i][c][3] += ln[i] * fnn[c].im + lps * fsn[c].im;
+          }
+        }
+      }
+      ctx.sync();  // the next step's copies go into this buffer
+    }
+  }
+  SPHCNN_UNROLL
+  for (int i = 0; i < RL; ++i) {
+    const int l = lstart + tg * RL + i;
+    if (l > a.ell_max) continue;
+    const bool live = l >= at.l0;
+    SPHCNN_UNROLL
+    for (int c = 0; c < RP; ++c) {
+      store(l, col0 + pg * RP + c, live ? Cpx<T>{acc[i][c][0], acc[i][c][1]} : zero,
+            live ? Cpx<T>{acc[i][c][2], acc[i][c][3]} : zero);
+    }
+  }
+}
+
+// Zeros of the degrees below |m| of both orders, columns [col0, col_end).
+template <typename T, typename Ctx>
+SPHCNN_HD void analysis_zero_below(const Ctx& ctx, const GemmArgs<T>& a, const PairPosition& at, int64_t col0,
+                                   int64_t col_end) {
+  const Cpx<T> zero{T(0), T(0)};
+  const int64_t width = col_end - col0;
+  for (int64_t e = ctx.tid(); e < at.am * width; e += kGemmThreads) {
+    const int l = static_cast<int>(e / width);
+    const int64_t p = col0 + e % width;
+    a.spec_out[spectral_offset(a, p, l, at.mi_p, at.spin_index)] = zero;
+    a.spec_out[spectral_offset(a, p, l, at.mi_n, at.spin_index)] = zero;
+  }
+}
+
+template <typename T, typename Tile, typename Ctx>
+SPHCNN_HD void analysis_table_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned char* smem) {
+  constexpr int TL = Tile::TL, TP = Tile::TP;
+  const int L = a.ell_max + 1;
+  const int degree_tiles = static_cast<int>(ceil_div(L, TL));
   for (int64_t item = ctx.block(); item < a.items; item += ctx.blocks()) {
     const PairPosition at = pair_position(a, item);
     const int dt = at.tile % degree_tiles;
     const int64_t col0 = static_cast<int64_t>(at.tile / degree_tiles) * TP;
     const int lstart = at.am + dt * TL;
     if (lstart > a.ell_max) continue;  // uniform: this pair has fewer degree tiles
-    if (dt == 0) {                     // degrees below |m| of both orders
-      for (int e = tid; e < at.am * TP; e += kGemmThreads) {
-        const int l = e / TP;
-        const int64_t p = col0 + e % TP;
-        if (p < a.maps) {
-          a.spec_out[spectral_offset(a, p, l, at.mi_p, at.spin_index)] = zero;
-          a.spec_out[spectral_offset(a, p, l, at.mi_n, at.spin_index)] = zero;
-        }
-      }
-    }
-    T acc[RL][RP][4];  // [degree][column][+m re, +m im, -m re, -m im]
-    SPHCNN_UNROLL
-    for (int i = 0; i < RL; ++i) {
-      SPHCNN_UNROLL
-      for (int c = 0; c < RP; ++c) {
-        SPHCNN_UNROLL
-        for (int q = 0; q < 4; ++q) acc[i][c][q] = T(0);
-      }
-    }
-    if (lstart + TL > at.l0) {  // else the whole tile lies below l0: zeros
-      const T par0 = parity<T>(at.am + at.spin);
-      const T* pair = a.table + layout.pair_offset(static_cast<int>(at.spin_index), at.am);
-      const int64_t row = layout.row(at.am);
-      const int lrel = lstart - at.am;
-      // par(l) = par0 (-1)^i for the thread's degree i (its run starts at an even offset).
-      T par[RL];
-      SPHCNN_UNROLL
-      for (int i = 0; i < RL; ++i) par[i] = (i & 1) ? -par0 : par0;
-      analysis_issue<T, Tile>(a, at, pair, row, lrel, col0, 0, tid, smem);
-      const int steps = static_cast<int>(ceil_div(half, TK));
-      for (int k = 0; k < steps; ++k) {
-        const bool more = k + 1 < steps;
-        if (more) {
-          analysis_issue<T, Tile>(a, at, pair, row, lrel, col0, (k + 1) * TK, tid, smem + ((k + 1) & 1) * Tile::kBufferBytes);
-          async_wait<1>();
-        } else {
-          async_wait<0>();
-        }
-        ctx.sync();
-        const unsigned char* buffer = smem + (k & 1) * Tile::kBufferBytes;
-        const T* lam = reinterpret_cast<const T*>(buffer);
-        const Cpx<T>* f = reinterpret_cast<const Cpx<T>*>(buffer + Tile::kLamBytes);
-        SPHCNN_UNROLL_2
-        for (int r = 0; r < TK; ++r) {
-          T lp[RL], ln[RL];
-          SPHCNN_UNROLL
-          for (int i = 0; i < RL; ++i) {
-            lp[i] = lam[r * TL + tg * RL + i];
-            ln[i] = lam[(TK + r) * TL + tg * RL + i];
-          }
-          Cpx<T> fnp[RP], fnn[RP], fsp[RP], fsn[RP];
-          SPHCNN_UNROLL
-          for (int c = 0; c < RP; ++c) {
-            fnp[c] = f[(0 * TK + r) * TP + pg * RP + c];
-            fnn[c] = f[(1 * TK + r) * TP + pg * RP + c];
-            fsp[c] = f[(2 * TK + r) * TP + pg * RP + c];
-            fsn[c] = f[(3 * TK + r) * TP + pg * RP + c];
-          }
-          SPHCNN_UNROLL
-          for (int i = 0; i < RL; ++i) {
-            const T lps = par[i] * lp[i];  // par(l) lambda: the south rings
-            const T lns = par[i] * ln[i];
-            SPHCNN_UNROLL
-            for (int c = 0; c < RP; ++c) {
-              acc[i][c][0] += lp[i] * fnp[c].re + lns * fsp[c].re;
-              acc[i][c][1] += lp[i] * fnp[c].im + lns * fsp[c].im;
-              acc[i][c][2] += ln[i] * fnn[c].re + lps * fsn[c].re;
-              acc[i][c][3] += ln[i] * fnn[c].im + lps * fsn[c].im;
-            }
-          }
-        }
-        ctx.sync();  // the next step's copies go into this buffer
-      }
-    }
-    SPHCNN_UNROLL
-    for (int i = 0; i < RL; ++i) {
-      const int l = lstart + tg * RL + i;
-      if (l > a.ell_max) continue;
-      const bool live = l >= at.l0;
-      SPHCNN_UNROLL
-      for (int c = 0; c < RP; ++c) {
-        const int64_t p = col0 + pg * RP + c;
-        if (p >= a.maps) continue;
-        a.spec_out[spectral_offset(a, p, l, at.mi_p, at.spin_index)] =
-            live ? Cpx<T>{acc[i][c][0], acc[i][c][1]} : zero;
-        if (at.am != 0) {
-          a.spec_out[spectral_offset(a, p, l, at.mi_n, at.spin_index)] =
-              live ? Cpx<T>{acc[i][c][2], acc[i][c][3]} : zero;
-        }
-      }
-    }
+    const int64_t col_end = col0 + TP < a.maps ? col0 + TP : a.maps;
+    if (dt == 0) analysis_zero_below(ctx, a, at, col0, col_end);
+    analysis_table_tile<T, Tile>(ctx, a, at, lstart, col0, smem, [&](int l, int64_t p, Cpx<T> plus, Cpx<T> minus) {
+      if (p >= a.maps) return;
+      a.spec_out[spectral_offset(a, p, l, at.mi_p, at.spin_index)] = plus;
+      if (at.am != 0) a.spec_out[spectral_offset(a, p, l, at.mi_n, at.spin_index)] = minus;
+    });
   }
 }
 

@@ -21,6 +21,7 @@ PYBIND11_MODULE(_cuda, m) {
     d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCuda));
     d["sphcnn_activated_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedAnalysisCuda));
     d["sphcnn_activated_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedGradientCuda));
+    d["sphcnn_mixing_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnMixingAnalysisCuda));
     d["sphcnn_affine_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnAffineSynthesisCuda));
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='CUDA').");
@@ -33,6 +34,17 @@ PYBIND11_MODULE(_cuda, m) {
   py::arg("channels"), py::arg("is_double"), py::arg("lambda_source"),
   "Bytes of the scratch result of one call of the CUDA targets (Fourier rings, and buffers of the "
   "kernels that do not fit shared memory).");
+
+  m.def("mixing_analysis_scratch_bytes", [](int n, int ell_max, int spins, int64_t batch, int64_t channels,
+                                            int out_spins, int64_t out_channels, bool is_double, int lambda_source) {
+    const sphcnn::Geometry g = sphcnn::geometry_of(n, ell_max, spins, batch, channels, is_double);
+    const auto ml = sphcnn::cuda::mixing_launch(g, static_cast<sphcnn::LambdaSource>(lambda_source), out_spins,
+                                                out_channels);
+    return ml.supported ? py::object(py::int_(ml.scratch_bytes)) : py::object(py::none());
+  }, py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"), py::arg("channels"),
+  py::arg("out_spins"), py::arg("out_channels"), py::arg("is_double"), py::arg("lambda_source"),
+  "Bytes of the scratch result of sphcnn_mixing_analysis (the analysis's and the energy shares), or None "
+  "where the target does not apply (lambda on the fly, more spins than one launch takes).");
 
   m.def("activated_gradient_scratch_bytes", [](int n, int ell_max, int spins, int64_t batch, int64_t channels,
                                                bool is_double, int lambda_source, bool pool) {

@@ -14,7 +14,10 @@
 // activation prologue; sphcnn_affine_synthesis the synthesis with a batch
 // norm's affine map in K1's load; sphcnn_activated_gradient the synthesis with
 // K1 differentiating as it stores (with pooling: into scratch, then the unpool
-// and derivative kernel of activation_gradient.h), then the bias sums.
+// and derivative kernel of activation_gradient.h), then the bias sums;
+// sphcnn_mixing_analysis the (activated) analysis whose K2 ends with a
+// convolution's per-degree mixing and a batch norm's partial sums
+// (mixing_epilogue.h), then the energy sums.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -25,6 +28,7 @@
 #include "activation_gradient.h"
 #include "launch_plan.h"
 #include "legendre_gemm.h"
+#include "mixing_epilogue.h"
 #include "ring_dft.h"
 #include "sphcnn/contract.h"
 #include "transforms_cuda.h"
@@ -82,6 +86,18 @@ __global__ void __launch_bounds__(kGradientThreads) activation_gradient_kernel(c
 template <typename T>
 __global__ void __launch_bounds__(kGradientThreads) bias_sum_kernel(const GradientArgs<T> args) {
   bias_sum_block<T>(DeviceCtx{}, args);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kGemmThreads) analysis_mixing_kernel(const GemmArgs<T> args,
+                                                                       const MixingArgs<T> mixing) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  analysis_mixing_block<T>(DeviceCtx{}, args, mixing, smem);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kEnergyThreads) energy_sum_kernel(const MixingArgs<T> mixing, int shares) {
+  energy_sum_block<T>(DeviceCtx{}, mixing, shares);
 }
 
 ffi::Error launch_error(const char* target, const char* kernel) {
@@ -178,9 +194,16 @@ struct Prologue {
 };
 
 template <typename T>
-ffi::Error run(const char* target, bool analysis, const LaunchPlan& plan, cudaStream_t stream, const void* in,
-               const void* scale, const void* table, void* out, void* scratch, ffi::Span<const int64_t> spins,
-               int sign, const Prologue& prologue = Prologue{}) {
+struct StageArgs {
+  RingArgs<T> ring;
+  GemmArgs<T> gemm;
+};
+
+// The arguments of K1 and K2 of one transform: `in` the maps (analysis) or the
+// coefficients, `out` the other; the rings live in the scratch result.
+template <typename T>
+StageArgs<T> stage_args(bool analysis, const LaunchPlan& plan, const void* in, const void* scale, const void* table,
+                        void* out, void* scratch, int sign, const Prologue& prologue) {
   const Geometry& g = plan.geometry;
   unsigned char* base = static_cast<unsigned char*>(scratch);
   Cpx<T>* rings = reinterpret_cast<Cpx<T>*>(base + plan.rings_offset);
@@ -229,15 +252,40 @@ ffi::Error run(const char* target, bool analysis, const LaunchPlan& plan, cudaSt
   gemm.spec_batch_stride = g.degree_major ? row : g.L() * row;
   gemm.spec_degree_stride = g.degree_major ? g.batch * row : row;
   gemm.tiles = plan.gemm.tiles;
+  return StageArgs<T>{ring, gemm};
+}
 
+template <typename T>
+ffi::Error run(const char* target, bool analysis, const LaunchPlan& plan, cudaStream_t stream, const void* in,
+               const void* scale, const void* table, void* out, void* scratch, ffi::Span<const int64_t> spins,
+               int sign, const Prologue& prologue = Prologue{}) {
+  const StageArgs<T> st = stage_args<T>(analysis, plan, in, scale, table, out, scratch, sign, prologue);
   if (analysis) {
-    ffi::Error status = launch_ring<T>(target, true, plan.ring, ring, stream);
+    ffi::Error status = launch_ring<T>(target, true, plan.ring, st.ring, stream);
     if (status.failure()) return status;
-    return launch_gemm<T>(target, true, plan, gemm, spins, stream);
+    return launch_gemm<T>(target, true, plan, st.gemm, spins, stream);
   }
-  ffi::Error status = launch_gemm<T>(target, false, plan, gemm, spins, stream);
+  ffi::Error status = launch_gemm<T>(target, false, plan, st.gemm, spins, stream);
   if (status.failure()) return status;
-  return launch_ring<T>(target, false, plan.ring, ring, stream);
+  return launch_ring<T>(target, false, plan.ring, st.ring, stream);
+}
+
+// K1 (with the prologue), K2 with the mixing epilogue, the energy sums.
+template <typename T>
+ffi::Error run_mixing(const char* target, const MixingLaunch& ml, cudaStream_t stream, const void* maps,
+                      const void* scale, const void* table, void* a, void* scratch, ffi::Span<const int64_t> spins,
+                      int sign, const Prologue& prologue, MixingArgs<T> mixing) {
+  StageArgs<T> st = stage_args<T>(true, ml.plan, maps, scale, table, a, scratch, sign, prologue);
+  ffi::Error status = launch_ring<T>(target, true, ml.plan.ring, st.ring, stream);
+  if (status.failure()) return status;
+  st.gemm.spins = spin_group(spins.begin(), static_cast<int64_t>(spins.size()), ml.plan.geometry.ell_max, 0);
+  analysis_mixing_kernel<T><<<dim3(static_cast<unsigned>(ml.blocks)), kGemmThreads, ml.shared_bytes, stream>>>(
+      st.gemm, mixing);
+  status = launch_error(target, "the Legendre stage with the mixing epilogue");
+  if (status.failure()) return status;
+  energy_sum_kernel<T><<<dim3(static_cast<unsigned>(ml.energy_blocks)), kEnergyThreads, 0, stream>>>(mixing,
+                                                                                                      ml.shares);
+  return launch_error(target, "the energy sums");
 }
 
 template <bool kAnalysis>
@@ -317,6 +365,71 @@ ffi::Error affine_handler(cudaStream_t stream, ffi::AnyBuffer a, ffi::AnyBuffer 
   }
   return run<float>(target, false, plan, stream, a.untyped_data(), scale.untyped_data(), table.untyped_data(),
                     out->untyped_data(), scratch->untyped_data(), spins, sg, prologue);
+}
+
+ffi::Error mixing_handler(cudaStream_t stream, ffi::AnyBuffer maps, ffi::AnyBuffer bias, ffi::AnyBuffer taps,
+                          ffi::AnyBuffer filters, ffi::AnyBuffer scale, ffi::AnyBuffer table,
+                          ffi::Result<ffi::AnyBuffer> mixed, ffi::Result<ffi::AnyBuffer> a,
+                          ffi::Result<ffi::AnyBuffer> energy, ffi::Result<ffi::AnyBuffer> scratch,
+                          ffi::Span<const int64_t> spins, Sign sign, bool degree_major, LambdaSource source,
+                          int64_t leaky_spin, bool pool, double epsilon, double slope, bool activate) {
+  const char* target = "sphcnn_mixing_analysis";
+  const auto widths = filters.dimensions();
+  const int out_spins = widths.size() == 5 ? static_cast<int>(widths[2]) : 0;
+  const int64_t out_channels = widths.size() == 5 ? widths[4] : 0;
+  auto g = contract_geometry(target, true, maps, scale, table, *a, *scratch, spins, sign, degree_major, source,
+                             [&](const Geometry& geometry, LambdaSource s) {
+                               return mixing_launch(geometry, s, out_spins, out_channels).scratch_bytes;
+                             },
+                             pool ? 2 : 1);
+  if (g.has_error()) return g.error();
+  if (activate) {
+    if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool); e.failure()) return e;
+  } else if (bias.element_count() != 0 || taps.element_count() != 0 || pool) {
+    return ffi::Error::InvalidArgument(std::string(target) + ": without activate, bias and taps must be empty "
+                                       "and pool false");
+  }
+  if (ffi::Error e = check_mixing(target, *g, *a, filters, *mixed, *energy); e.failure()) return e;
+  const MixingLaunch ml = mixing_launch(*g, source, out_spins, out_channels);
+  if (!ml.supported) {
+    return ffi::Error::InvalidArgument(std::string(target) + ": needs lambda_source = table and at most " +
+                                       std::to_string(kSpinsPerLaunch) + " spins");
+  }
+  if (a->element_count() == 0) return ffi::Error::Success();
+  Prologue prologue;
+  if (activate) {
+    prologue.bias = bias.untyped_data();
+    prologue.taps = pool ? taps.untyped_data() : nullptr;
+    prologue.leaky_spin = static_cast<int>(leaky_spin);
+    prologue.epsilon = epsilon;
+    prologue.slope = slope;
+  }
+  unsigned char* base = static_cast<unsigned char*>(scratch->untyped_data());
+  auto args_of = [&](auto zero) {
+    using T = decltype(zero);
+    MixingArgs<T> x{};
+    x.filters = static_cast<const Cpx<T>*>(filters.untyped_data());
+    x.mixed = static_cast<Cpx<T>*>(mixed->untyped_data());
+    x.partials = reinterpret_cast<T*>(base + ml.partials_offset);
+    x.energy = static_cast<T*>(energy->untyped_data());
+    x.out_spins = out_spins;
+    x.out_channels = out_channels;
+    x.batch = g->batch;
+    x.batch_tile = ml.batch_tile;
+    x.degree_tiles = ml.degree_tiles;
+    const int64_t row = static_cast<int64_t>(g->M()) * out_spins * out_channels;
+    x.mixed_batch_stride = g->degree_major ? row : g->L() * row;
+    x.mixed_degree_stride = g->degree_major ? g->batch * row : row;
+    x.items = ml.items;
+    return x;
+  };
+  const int sg = static_cast<int>(sign);
+  if (g->is_double) {
+    return run_mixing<double>(target, ml, stream, maps.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                              a->untyped_data(), base, spins, sg, prologue, args_of(0.0));
+  }
+  return run_mixing<float>(target, ml, stream, maps.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                           a->untyped_data(), base, spins, sg, prologue, args_of(0.0f));
 }
 
 template <typename T>
@@ -414,6 +527,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCuda, sphcnn::cuda::activat
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda, sphcnn::cuda::gradient_handler,
                               SPHCNN_GRADIENT_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
+                              {xla::ffi::Traits::kCmdBufferCompatible});
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingAnalysisCuda, sphcnn::cuda::mixing_handler,
+                              SPHCNN_MIXING_ANALYSIS_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda, sphcnn::cuda::affine_handler,

@@ -10,3 +10,4 @@ XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnSynthesisCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnMixingAnalysisCuda);

@@ -183,3 +183,37 @@ def affine_synthesis(a: jax.Array, factor: jax.Array, offset: jax.Array, *, plan
     (out,) = _contract_call("sphcnn_affine_synthesis", (a, factor.astype(plan.dtype), offset.astype(plan.dtype)),
                             (result,), scratch, plan=plan, sign=sign, weighted=weighted, layout=layout, source=source)
     return out
+
+
+def mixing_analysis_scratch(plan: Plan, mode: str, batch: int, channels: int, out_spins: int,
+                            out_channels: int) -> int | None:
+    """Bytes of the scratch result of sphcnn_mixing_analysis (CUDA) for this
+    geometry, or None where the target does not apply (lambda on the fly, more
+    spins than one launch of K2 takes)."""
+    module = extension("cuda")
+    source = lambda_source(plan, mode, "cuda")
+    return module.mixing_analysis_scratch_bytes(plan.n, plan.ell_max, len(plan.spins), batch, channels, out_spins,
+                                                out_channels, plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
+
+
+def mixing_analysis(maps: jax.Array, bias: jax.Array, taps: np.ndarray, filters: jax.Array, *, plan: Plan,
+                    sign: int, weighted: bool, layout: str, mode: str, leaky_spin: int, pool: bool, epsilon: float,
+                    slope: float, activate: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(b, a, energy) in one call of sphcnn_mixing_analysis (CUDA): a the analysis
+    of the maps (activated and pooled as activated_analysis when activate; else
+    bias and taps are empty), b[l, m, o, d] = sum_{i, c} a[l, m, i, c]
+    filters[l, i, o, c, d] over |m| <= l, energy (batch..., S_out, C_out) the sum
+    over (l, m) of |b|^2. The caller checks mixing_analysis_scratch is not None."""
+    batch_shape = maps.shape[:-4]
+    out_spins, out_channels = filters.shape[2], filters.shape[4]
+    source = lambda_source(plan, mode, "cuda")
+    scratch = mixing_analysis_scratch(plan, mode, int(np.prod(batch_shape)), maps.shape[-1], out_spins, out_channels)
+    extra, attributes = _activation_attributes(plan, bias, taps, leaky_spin, pool, epsilon, slope)
+    a_shape = plan.spectral_shape(batch_shape, *maps.shape[-2:], layout)
+    results = (jax.ShapeDtypeStruct(a_shape[:-2] + (out_spins, out_channels), plan.dtype),
+               jax.ShapeDtypeStruct(a_shape, plan.dtype),
+               jax.ShapeDtypeStruct(batch_shape + (out_spins, out_channels), plan.real_dtype))
+    b, a, energy = _contract_call("sphcnn_mixing_analysis", (maps, *extra, filters.astype(plan.dtype)), results,
+                                  scratch, plan=plan, sign=sign, weighted=weighted, layout=layout, source=source,
+                                  activate=bool(activate), **attributes)
+    return b, a, energy

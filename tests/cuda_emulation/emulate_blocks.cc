@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "activation_gradient.h"
+#include "emulated_launch.h"
 #include "launch_plan.h"
 #include "legendre_gemm.h"
 #include "packed_table_builder.h"
@@ -51,36 +52,9 @@
 
 using namespace sphcnn;
 using namespace sphcnn::cuda;
+using sphcnn::emulation::HostCtx;
+using sphcnn::emulation::launch;
 using cd = std::complex<double>;
-
-struct HostCtx {
-  int t;
-  int64_t b, grid;
-  std::barrier<>* bar;
-  int tid() const { return t; }
-  int64_t block() const { return b; }
-  int64_t blocks() const { return grid; }
-  void sync() const { bar->arrive_and_wait(); }
-};
-
-// A grid launch: `threads` persistent threads walk over the blocks together.
-// Block functions return uniformly, so the barrier stays balanced.
-void launch(int threads, int64_t grid, size_t smem_bytes, const std::function<void(const HostCtx&, unsigned char*)>& body) {
-  std::vector<unsigned char> smem(smem_bytes + 64);
-  std::barrier<> bar(threads);
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t]() {
-      for (int64_t b = 0; b < grid; ++b) {
-        if (t == 0) std::memset(smem.data(), 0xff, smem.size());
-        bar.arrive_and_wait();
-        body(HostCtx{t, b, grid, &bar}, smem.data());
-        bar.arrive_and_wait();
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-}
 
 struct Case {
   int n, ell_max;

@@ -232,6 +232,45 @@ inline xla::ffi::Error check_affine(const char* target, const Geometry& g, const
   return xla::ffi::Error::Success();
 }
 
+// The analysis with a spin-weighted convolution's epilogue (target
+// sphcnn_mixing_analysis, CUDA): the (activated) analysis of this contract,
+// whose maps, bias and taps come first, then filters w (L, S, S_out, C, C_out)
+// in the coefficients' complex dtype, ring_scale and table; results b (the
+// spectral layout of a with (S_out, C_out) for (S, C)), a (the coefficients of
+// the analysis), energy (B..., S_out, C_out) real, scratch; the activated
+// analysis's attributes and `activate` (false: no prologue, bias and taps empty):
+//   b[l, m, o, d] = sum_{i, c} a[l, m, i, c] w[l, i, o, c, d],
+//   energy[o, d] = sum_{l, m} |b[l, m, o, d]|^2 per batch item.
+inline xla::ffi::Error check_mixing(const char* target, const Geometry& g, const xla::ffi::AnyBuffer& a,
+                                    const xla::ffi::AnyBuffer& filters, const xla::ffi::AnyBuffer& mixed,
+                                    const xla::ffi::AnyBuffer& energy) {
+  namespace ffi = xla::ffi;
+  using contract_detail::invalid;
+  const auto w = filters.dimensions();
+  if (filters.element_type() != a.element_type() || w.size() != 5 || w[0] != g.L() || w[1] != g.spins ||
+      w[3] != g.channels) {
+    return invalid(target, "filters " + shape_string(w) + " must be (L, S, S_out, C, C_out) = (" +
+                               std::to_string(g.L()) + ", " + std::to_string(g.spins) + ", S_out, " +
+                               std::to_string(g.channels) + ", C_out) in the coefficients' complex dtype");
+  }
+  const auto in = a.dimensions();
+  const auto out = mixed.dimensions();
+  bool same = mixed.element_type() == a.element_type() && out.size() == in.size();
+  for (size_t i = 0; same && i + 2 < in.size(); ++i) same = in[i] == out[i];
+  if (!same || out[out.size() - 2] != w[2] || out[out.size() - 1] != w[4]) {
+    return invalid(target, "b " + shape_string(out) + " must have the shape of a " + shape_string(in) +
+                               " with (S_out, C_out) = (" + std::to_string(w[2]) + ", " + std::to_string(w[4]) +
+                               ") last, in a's dtype");
+  }
+  const ffi::DataType real = g.is_double ? ffi::F64 : ffi::F32;
+  const size_t count = static_cast<size_t>(g.batch) * w[2] * w[4];
+  if (energy.element_type() != real || energy.element_count() != count) {
+    return invalid(target, "energy must hold B * S_out * C_out = " + std::to_string(count) +
+                               " values in the data's real precision, got " + std::to_string(energy.element_count()));
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace sphcnn
 
 XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::Sign);
@@ -266,6 +305,11 @@ XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::LambdaSource);
 #define SPHCNN_GRADIENT_BINDING(Context) \
   xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_ARGS3 SPHCNN_RETS2.Ret<xla::ffi::AnyBuffer>() \
       SPHCNN_ACTIVATION_ATTRIBUTES
+
+// sphcnn_mixing_analysis: maps, bias, taps, filters, ring_scale, table -> b, a, energy, scratch.
+#define SPHCNN_MIXING_ANALYSIS_BINDING(Context)                                              \
+  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_ARGS3 SPHCNN_RETS2 SPHCNN_RETS2 \
+      SPHCNN_ACTIVATION_ATTRIBUTES.Attr<bool>("activate")
 
 // sphcnn_affine_synthesis: coefficients, factor, offset, ring_scale, table -> maps, scratch.
 #define SPHCNN_CONTRACT_AFFINE_BINDING(Context)                                                            \

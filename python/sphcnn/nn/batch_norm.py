@@ -136,11 +136,13 @@ def _scale_and_shift_backward(degree_axis, residuals, ct):
 scale_and_shift.defvjp(_scale_and_shift_forward, _scale_and_shift_backward)
 
 
-def spectral_moments(a: jax.Array, example_weights=None, axis_name=None, layout: str = "batch_major"):
+def spectral_moments(a: jax.Array, example_weights=None, axis_name=None, layout: str = "batch_major",
+                     moments=None):
     """The same moments from coefficients a (B, L, 2L - 1, S, C) (or degree-major
-    (L, B, 2L - 1, S, C)) by Parseval."""
+    (L, B, 2L - 1, S, C)) by Parseval. moments: coefficient_moments(a) when the
+    caller has them already (sphcnn.nn.fused_convolution), else computed here."""
     degree_axis, batch_axis = (0, 1) if layout == "degree_major" else (1, 0)
-    constant, energy = coefficient_moments(a, degree_axis)
+    constant, energy = coefficient_moments(a, degree_axis) if moments is None else moments
     first = constant / math.sqrt(4 * math.pi)
     second = energy / (4 * math.pi)
     weights = _example_weights(example_weights, a.shape[batch_axis], second.dtype)
@@ -288,11 +290,20 @@ class SpectralBatchNorm(_SphericalNorm):
         # offsets go to a_00 of every spin (the offsets of spins s != 0 are 0)
         return scale_and_shift(a, factor, offset, 0 if self.layout == "degree_major" else 1)
 
-    def affine(self, a: jax.Array, example_weights=None, spins=None) -> tuple[jax.Array, jax.Array]:
+    def affine(self, a: jax.Array, example_weights=None, spins=None, moments=None) -> tuple[jax.Array, jax.Array]:
         """(factor, offset), each (S, C) in a's dtype: __call__(a) is a * factor with
         sqrt(4 pi) offset added to a_00 (scale_and_shift). Statistics and running
         averages as __call__; for applying the map elsewhere (inside a synthesis:
-        sphcnn.nn.fused.affine_inverse)."""
+        sphcnn.nn.fused.affine_inverse). moments: (a_00, sum_lm |a_lm|^2), each
+        (B, S, C), as coefficient_moments(a) gives them, when the caller computed
+        them with a (sphcnn.nn.fused_convolution); else they are computed here."""
         self._check(a, spins, expect_spectral=True)
-        mean, var = self._statistics(lambda: spectral_moments(a, example_weights, self.axis_name, self.layout))
+        if moments is not None:
+            batch = a.shape[1 if self.layout == "degree_major" else 0]
+            expected = (batch, len(self.spins), self.channels)
+            if any(tuple(m.shape) != expected for m in moments):
+                raise ValueError(f"{type(self).__name__}: argument 'moments' has shapes "
+                                 f"{[tuple(m.shape) for m in moments]}; expected two of {expected}")
+        mean, var = self._statistics(
+            lambda: spectral_moments(a, example_weights, self.axis_name, self.layout, moments))
         return self._factors(mean, var, a.dtype)

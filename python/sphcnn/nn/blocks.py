@@ -35,6 +35,7 @@ from sphcnn.nn import initializers
 from sphcnn.nn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
 from sphcnn.nn.convolution import DTYPE, SpinSphericalConvolution, layer_input, layer_transform
 from sphcnn.nn.fused import activated_forward, affine_inverse
+from sphcnn.nn.fused_convolution import convolved_forward
 from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
 from sphcnn.nn.placement import constant_coefficient
 from sphcnn.nn.pooling import spatial_pool
@@ -116,8 +117,10 @@ class SpinSphericalBlock(nnx.Module):
         (batch, n_out, n_out, S_out, C_out), complex64.
 
         fused: the convolution's product by the kernel over the orders |m| <= l
-        (sphcnn.nn.mixing) and the spectral batch norm's apply inside the inverse
-        transform (sphcnn.nn.fused.affine_inverse). input_activation (fused only):
+        (sphcnn.nn.mixing), with a spectral batch norm that product and the
+        batch norm's moments as the forward transform's epilogue
+        (sphcnn.nn.fused_convolution) and the batch norm's apply inside the
+        inverse transform (sphcnn.nn.fused.affine_inverse). input_activation (fused only):
         None, or the previous block's magnitude nonlinearity (a module with
         activation_arguments()), applied to x inside this block's forward
         transform with this block's spatial pooling
@@ -131,11 +134,21 @@ class SpinSphericalBlock(nnx.Module):
             transform = self.conv.input_transform
             n_in = self.conv.resolution * (2 if self.pool_spatially else 1)
             checks.spatial_input(type(self).__name__, x, n_in, self.conv.spins_in, self.conv.in_channels)
-            if input_activation is None:
-                a = transform.forward(layer_input(transform, spatial_pool(x) if self.pool_spatially else x))
+            activation = None if input_activation is None else input_activation.activation_arguments()
+            if activation is None:
+                x = layer_input(transform, spatial_pool(x) if self.pool_spatially else x)
             else:
-                bias, leaky_spin = input_activation.activation_arguments()
-                a = activated_forward(transform, x.astype(DTYPE), bias, leaky_spin, self.pool_spatially)
+                x = x.astype(DTYPE)
+            if self.spectral_batch_norm and self.conv.bias is None:
+                # the product and the batch norm's moments as the transform's epilogue
+                h, moments = convolved_forward(transform, x, self.conv.filters(), activation,
+                                               self.pool_spatially and activation is not None)
+                factor, offset = self.batch_norm.affine(h, example_weights, moments=moments)
+                return affine_inverse(self.output_transform, h, factor, offset)
+            if activation is None:
+                a = transform.forward(x)
+            else:
+                a = activated_forward(transform, x, *activation, self.pool_spatially)
             h = self.conv.from_coefficients(a, fused=True)
         if fused and self.spectral_batch_norm:
             factor, offset = self.batch_norm.affine(h, example_weights)

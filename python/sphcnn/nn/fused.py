@@ -166,27 +166,33 @@ def _backward(transform, leaky_spin, pool, residuals, ct):
 _activated_forward.defvjp(_forward, _backward)
 
 
-def activated_forward(transform: sk.SphericalTransform, y: jax.Array, bias: jax.Array, leaky_spin: int | None,
-                      pool: bool) -> jax.Array:
-    """transform.forward(spatial_pool?(activation(y, bias, leaky_spin))), fused on CPUs
-    (see the module docstring). y (batch..., p n, p n, S, C) complex64, p = 2 with
-    pool; bias (S, C) float32 (its row leaky_spin unused); returns the coefficients
-    in the transform's layout."""
-    name = "activated_forward"
+def check_activated_input(name: str, transform: sk.SphericalTransform, y: jax.Array, bias: jax.Array,
+                          leaky_spin: int | None, pool: bool, label: str = "y") -> None:
+    """The arguments of activated_forward (the errors name `name`, and the maps
+    argument `label`)."""
     p = 2 if pool else 1
     spins = len(transform.spins)
     if y.ndim < 5 or tuple(y.shape[-4:-1]) != (p * transform.n, p * transform.n, spins):
-        raise ValueError(f"{name}: argument 'y' has shape {tuple(y.shape)}; expected (batch..., {p * transform.n}, "
+        raise ValueError(f"{name}: argument '{label}' has shape {tuple(y.shape)}; expected (batch..., {p * transform.n}, "
                          f"{p * transform.n}, {spins}, C) for a transform of n = {transform.n}"
                          + (" after pooling" if pool else ""))
     if y.dtype != transform.dtype:
-        raise ValueError(f"{name}: argument 'y' has dtype {y.dtype}; expected {transform.dtype.name}")
+        raise ValueError(f"{name}: argument '{label}' has dtype {y.dtype}; expected {transform.dtype.name}")
     if tuple(bias.shape) != (spins, y.shape[-1]):
         raise ValueError(f"{name}: argument 'bias' has shape {tuple(bias.shape)}; expected ({spins}, {y.shape[-1]})")
     if leaky_spin is not None and not 0 <= leaky_spin < spins:
         raise ValueError(f"{name}: argument 'leaky_spin' must be None or a spin index below {spins}, got {leaky_spin}")
     if pool and transform.n % 2:
         raise ValueError(f"{name}: pooling needs an even coarse grid, got n = {transform.n}")
+
+
+def activated_forward(transform: sk.SphericalTransform, y: jax.Array, bias: jax.Array, leaky_spin: int | None,
+                      pool: bool) -> jax.Array:
+    """transform.forward(spatial_pool?(activation(y, bias, leaky_spin))), fused on CPUs
+    (see the module docstring). y (batch..., p n, p n, S, C) complex64, p = 2 with
+    pool; bias (S, C) float32 (its row leaky_spin unused); returns the coefficients
+    in the transform's layout."""
+    check_activated_input("activated_forward", transform, y, bias, leaky_spin, pool)
     return _activated_forward(transform, y, bias, leaky_spin, bool(pool))
 
 

@@ -1,0 +1,181 @@
+// K2 of the analysis with the epilogue of a spin-weighted convolution: the
+// per-degree channel and spin mixing of the coefficients and the batch norm's
+// partial sums, for target sphcnn_mixing_analysis (transforms_cuda.cu).
+//
+// One block owns one |m|, one tile of TL = 32 degrees from |m| and one tile of
+// TB batch items; for every input spin it runs the table-mode product of
+// legendre_gemm.h (analysis_table_tile) over the tile's columns, writing the
+// coefficients a (the convolution's input, kept for its weight gradient). After
+// a barrier (which makes the block's global writes visible to the whole block)
+// it reads its own coefficients back, still in L1/L2, and writes
+//   b[l, m, o, d] = sum_{i, c} a[l, m, i, c] w[l, i, o, c, d]      (|m| <= l)
+// with zeros at |m| > l, and its share of the batch norm's second moment,
+//   partial[(|m|, degree tile), batch, o, d] = sum over its l and +-m of |b|^2.
+// energy_sum_block adds the shares of every (|m|, degree tile) in a fixed order
+// (bit-reproducible, no atomics): energy[batch, o, d] = sum_{l, m} |b_lm|^2, the
+// Parseval energy of sphcnn.nn.batch_norm.coefficient_moments.
+//
+// Layouts: w (L, S, S_out, C, C_out) complex; b in the spectral layout of a
+// with (S_out, C_out) for (S, C); partials ((L * degree tiles), B, S_out,
+// C_out) and energy (B, S_out, C_out) real. Work split of the mixing: Q = TB
+// S_out C_out output columns (d fastest, so the filter reads coalesce); when Q
+// is below the block's 128 threads, G = 128 / Q groups of Q threads split the
+// degrees and add their energies in group order through shared memory.
+#pragma once
+
+#include <cstdint>
+
+#include "block_common.h"
+#include "legendre_gemm.h"
+
+namespace sphcnn {
+namespace cuda {
+
+using MixingTileShape = AnalysisTile<float, 32, 32>;  // TL and TP (the same for double)
+constexpr int kMixingDegrees = MixingTileShape::TL;
+constexpr int kMixingColumns = MixingTileShape::TP;
+constexpr int kEnergyThreads = 128;
+
+template <typename T>
+struct MixingArgs {
+  const Cpx<T>* filters;      // w
+  Cpx<T>* mixed;              // b
+  T* partials;                // energy shares
+  T* energy;                  // (B, S_out, C_out)
+  int out_spins;              // S_out
+  int64_t out_channels;       // C_out
+  int64_t batch;              // B
+  int batch_tile;             // TB
+  int degree_tiles;
+  int64_t mixed_batch_stride;
+  int64_t mixed_degree_stride;
+  int64_t items;              // L * degree_tiles * batch tiles
+};
+
+template <typename T>
+using MixingTile = AnalysisTile<T, kMixingDegrees, kMixingColumns>;
+
+// Batch items per block: as many whole items as one tile of columns holds (at
+// least one), at most B.
+inline int mixing_batch_tile(int64_t batch, int64_t channels) {
+  const int64_t fit = channels >= kMixingColumns ? 1 : kMixingColumns / channels;
+  return static_cast<int>(fit < batch ? fit : (batch > 0 ? batch : 1));
+}
+
+template <typename T>
+size_t mixing_shared_bytes() {
+  return MixingTile<T>::kSharedBytes + sizeof(T) * kGemmThreads;
+}
+
+template <typename T>
+SPHCNN_HD int64_t mixed_offset(const MixingArgs<T>& x, int64_t b, int l, int mi, int o, int64_t d) {
+  return b * x.mixed_batch_stride + l * x.mixed_degree_stride + (static_cast<int64_t>(mi) * x.out_spins + o) * x.out_channels + d;
+}
+
+template <typename T, typename Ctx>
+SPHCNN_HD void analysis_mixing_block(const Ctx& ctx, const GemmArgs<T>& a, const MixingArgs<T>& x,
+                                     unsigned char* smem) {
+  using Tile = MixingTile<T>;
+  constexpr int TL = Tile::TL, TP = Tile::TP;
+  const int tid = ctx.tid();
+  const int S = a.spins.count, SO = x.out_spins;
+  const int64_t C = a.channels, CO = x.out_channels;
+  const int64_t batch_tiles = ceil_div(x.batch, x.batch_tile);
+  const int64_t width = static_cast<int64_t>(SO) * CO;
+  T* reduce = reinterpret_cast<T*>(smem + Tile::kSharedBytes);
+  const Cpx<T> zero{T(0), T(0)};
+  for (int64_t item = ctx.block(); item < x.items; item += ctx.blocks()) {
+    const int64_t bt = item % batch_tiles;
+    const int64_t rest = item / batch_tiles;
+    const int dt = static_cast<int>(rest % x.degree_tiles);
+    const int am = static_cast<int>(rest / x.degree_tiles);
+    const int lstart = am + dt * TL;
+    const int64_t b0 = bt * x.batch_tile;
+    const int64_t nb = x.batch - b0 < x.batch_tile ? x.batch - b0 : x.batch_tile;
+    const int64_t p0 = b0 * C, p1 = (b0 + nb) * C;
+    const int64_t Q = nb * width;
+    T* partial = x.partials + (static_cast<int64_t>(am) * x.degree_tiles + dt) * x.batch * width + b0 * width;
+    if (lstart > a.ell_max) {  // uniform: this |m| has fewer degree tiles
+      for (int64_t q = tid; q < Q; q += kGemmThreads) partial[q] = T(0);
+      continue;
+    }
+    const int mi_p = a.ell_max + am, mi_n = a.ell_max - am;
+    // The coefficients a of every input spin.
+    SPHCNN_NO_UNROLL
+    for (int s = 0; s < S; ++s) {
+      const PairPosition at = pair_at(a, am, s);
+      if (dt == 0) analysis_zero_below(ctx, a, at, p0, p1);
+      for (int64_t col0 = p0; col0 < p1; col0 += TP) {
+        analysis_table_tile<T, Tile>(ctx, a, at, lstart, col0, smem, [&](int l, int64_t p, Cpx<T> plus, Cpx<T> minus) {
+          if (p >= p1) return;
+          a.spec_out[spectral_offset(a, p, l, mi_p, at.spin_index)] = plus;
+          if (am != 0) a.spec_out[spectral_offset(a, p, l, mi_n, at.spin_index)] = minus;
+        });
+      }
+    }
+    // Zeros of b below |m|.
+    if (dt == 0) {
+      for (int64_t e = tid; e < 2 * am * Q; e += kGemmThreads) {
+        const int64_t q = e % Q;
+        const int l = static_cast<int>((e / Q) % am);
+        const int mi = e / (Q * am) ? mi_n : mi_p;
+        x.mixed[mixed_offset(x, b0 + q / width, l, mi, static_cast<int>((q / CO) % SO), q % CO)] = zero;
+      }
+    }
+    ctx.sync();  // a of the tile, written by every thread, is visible to the block
+    const int64_t per = Q < kGemmThreads ? Q : kGemmThreads;
+    const int groups = static_cast<int>(kGemmThreads / per);
+    const int group = static_cast<int>(tid / per);
+    const int top = imin(TL, a.ell_max + 1 - lstart);
+    for (int64_t q0 = 0; q0 < Q; q0 += per) {
+      const int64_t q = q0 + tid % per;
+      T energy = T(0);
+      if (group < groups && q < Q) {
+        const int64_t bl = q / width;
+        const int o = static_cast<int>((q / CO) % SO);
+        const int64_t d = q % CO;
+        for (int i = group; i < top; i += groups) {
+          const int l = lstart + i;
+          for (int sg = 0; sg < (am == 0 ? 1 : 2); ++sg) {
+            const int mi = sg ? mi_n : mi_p;
+            T re = T(0), im = T(0);
+            SPHCNN_NO_UNROLL
+            for (int s = 0; s < S; ++s) {
+              const Cpx<T>* in = a.spec_out + spectral_offset(a, p0 + bl * C, l, mi, s);
+              const Cpx<T>* w = x.filters + ((static_cast<int64_t>(l) * S + s) * SO + o) * C * CO + d;
+              for (int64_t c = 0; c < C; ++c) {
+                const Cpx<T> u = in[c], v = w[c * CO];
+                re += u.re * v.re - u.im * v.im;
+                im += u.re * v.im + u.im * v.re;
+              }
+            }
+            x.mixed[mixed_offset(x, b0 + bl, l, mi, o, d)] = Cpx<T>{re, im};
+            energy += re * re + im * im;
+          }
+        }
+      }
+      reduce[tid] = energy;
+      ctx.sync();
+      if (tid < per && q < Q) {
+        T sum = T(0);
+        for (int g = 0; g < groups; ++g) sum += reduce[g * per + tid];
+        partial[q] = sum;
+      }
+      ctx.sync();  // reduce is refilled by the next round
+    }
+  }
+}
+
+// energy[e] = sum over the (|m|, degree tile) shares in order, e over B S_out C_out.
+template <typename T, typename Ctx>
+SPHCNN_HD void energy_sum_block(const Ctx& ctx, const MixingArgs<T>& x, int shares) {
+  const int64_t count = x.batch * x.out_spins * x.out_channels;
+  for (int64_t e = ctx.block() * kEnergyThreads + ctx.tid(); e < count; e += ctx.blocks() * kEnergyThreads) {
+    T sum = T(0);
+    for (int k = 0; k < shares; ++k) sum += x.partials[k * count + e];
+    x.energy[e] = sum;
+  }
+}
+
+}  // namespace cuda
+}  // namespace sphcnn

@@ -1,0 +1,226 @@
+// CPU emulation of K2 with the convolution's epilogue (csrc/cuda/mixing_epilogue.h,
+// target sphcnn_mixing_analysis): analysis_mixing_block and energy_sum_block,
+// the code the __global__ kernels run, launched with the handler's plan
+// (mixing_launch of csrc/cuda/launch_plan.h) on emulated blocks
+// (emulated_launch.h). K1 is not run: the Fourier rings F in scratch are
+// random, K1 has its own checks in emulate_blocks.cc.
+//
+// Checked against float64 sums written from the definitions:
+//   a[b, l, m, i, c]  = sum_j lambda_{l,m,s_i}(theta_j) F[i, m, j, b C + c]  (0 below max(|m|, |s_i|)),
+//   b[b, l, m, o, d]  = sum_{i, c} a[b, l, m, i, c] w[l, i, o, c, d]        (0 at |m| > l),
+//   energy[b, o, d]   = sum_{l, m} |b[b, l, m, o, d]|^2;
+// every element of a, b and energy written (they start as NaN), exact zeros
+// where they must be, and the energy bit-identical when the blocks loop over
+// the items (a grid of 7 blocks) instead of one block per item. Usage:
+// emulate_mixing; prints one line per check and "worst float E double E" last;
+// exit status 0 when float32 errors are <= 2e-6 and float64 ones <= 1e-12
+// relative to the largest reference value, and nothing else is wrong.
+#if !defined(SPHCNN_EMULATED_ASYNC)
+#error "build with -DSPHCNN_EMULATED_ASYNC -Itests/cuda_emulation (asynchronous copies deferred to their wait)"
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "emulated_launch.h"
+#include "launch_plan.h"
+#include "mixing_epilogue.h"
+#include "packed_table_builder.h"
+
+using namespace sphcnn;
+using namespace sphcnn::cuda;
+using sphcnn::emulation::HostCtx;
+using sphcnn::emulation::launch;
+using cd = std::complex<double>;
+
+struct MixCase {
+  int n, ell_max;
+  std::vector<int> spins;
+  int batch, channels, out_spins, out_channels;
+  bool degree_major;
+};
+
+struct MixErrors {
+  double a = 0, b = 0, energy = 0;
+  int problems = 0;  // unwritten, nonzero where zero, energy not reproducible
+};
+
+template <typename T>
+MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
+  const int n = cs.n, ell = cs.ell_max, L = ell + 1, M = 2 * ell + 1, S = static_cast<int>(cs.spins.size());
+  const int B = cs.batch, C = cs.channels, SO = cs.out_spins, CO = cs.out_channels;
+  std::normal_distribution<double> nd;
+  Geometry g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
+  g.degree_major = cs.degree_major;
+  const MixingLaunch ml = mixing_launch(g, LambdaSource::kTable, SO, CO);
+  const LaunchPlan& plan = ml.plan;
+  MixErrors err;
+  if (!ml.supported) {
+    err.problems++;
+    return err;
+  }
+  std::vector<T> table(packed_table(n, ell, sizeof(T)).size(S), T(12345));
+  build_packed_table<T>(n, ell, cs.spins, table.data(), 2);
+  std::vector<unsigned char> scratch(ml.scratch_bytes + 16);
+  for (size_t i = 0; i + sizeof(T) <= scratch.size(); i += sizeof(T)) {
+    const T nan = T(NAN);
+    std::memcpy(scratch.data() + i, &nan, sizeof(T));
+  }
+  Cpx<T>* rings = reinterpret_cast<Cpx<T>*>(scratch.data() + plan.rings_offset);
+  const size_t ring_count = static_cast<size_t>(S) * M * n * plan.padded_maps;
+  for (size_t i = 0; i < ring_count; ++i) rings[i] = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+  std::vector<Cpx<T>> w(static_cast<size_t>(L) * S * SO * C * CO);
+  for (auto& v : w) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+  const Cpx<T> nan{T(NAN), T(NAN)};
+  std::vector<Cpx<T>> a(static_cast<size_t>(B) * L * M * S * C, nan), b(static_cast<size_t>(B) * L * M * SO * CO, nan);
+  std::vector<T> energy(static_cast<size_t>(B) * SO * CO, T(NAN));
+
+  GemmArgs<T> gemm{};
+  gemm.rings_in = rings;
+  gemm.spec_out = a.data();
+  gemm.table = table.data();
+  gemm.n = n;
+  gemm.ell_max = ell;
+  gemm.total_spins = S;
+  gemm.channels = C;
+  gemm.maps = static_cast<int64_t>(B) * C;
+  gemm.padded_maps = plan.padded_maps;
+  const int64_t row = static_cast<int64_t>(M) * S * C;
+  gemm.spec_batch_stride = cs.degree_major ? row : L * row;
+  gemm.spec_degree_stride = cs.degree_major ? B * row : row;
+  std::vector<int64_t> spin_values(cs.spins.begin(), cs.spins.end());
+  gemm.spins = spin_group(spin_values.data(), S, ell, 0);
+  MixingArgs<T> mx{};
+  mx.filters = w.data();
+  mx.mixed = b.data();
+  mx.partials = reinterpret_cast<T*>(scratch.data() + ml.partials_offset);
+  mx.energy = energy.data();
+  mx.out_spins = SO;
+  mx.out_channels = CO;
+  mx.batch = B;
+  mx.batch_tile = ml.batch_tile;
+  mx.degree_tiles = ml.degree_tiles;
+  const int64_t out_row = static_cast<int64_t>(M) * SO * CO;
+  mx.mixed_batch_stride = cs.degree_major ? out_row : L * out_row;
+  mx.mixed_degree_stride = cs.degree_major ? B * out_row : out_row;
+  mx.items = ml.items;
+  auto run = [&](int64_t blocks) {
+    launch(kGemmThreads, blocks, ml.shared_bytes,
+           [&](const HostCtx& ctx, unsigned char* smem) { analysis_mixing_block<T>(ctx, gemm, mx, smem); });
+    launch(kEnergyThreads, ml.energy_blocks, 0,
+           [&](const HostCtx& ctx, unsigned char*) { energy_sum_block<T>(ctx, mx, ml.shares); });
+  };
+  run(7);  // fewer blocks than items: each block loops over several
+  const std::vector<T> looped = energy;
+  std::fill(energy.begin(), energy.end(), T(NAN));
+  run(ml.blocks);
+  if (std::memcmp(looped.data(), energy.data(), energy.size() * sizeof(T)) != 0) err.problems++;
+
+  // float64 references.
+  std::vector<double> lam(static_cast<size_t>(S) * n * M * L, 0.0);
+  for (int s = 0; s < S; ++s) {
+    for (int j = 0; j < n; ++j) {
+      if (std::abs(cs.spins[s]) <= ell) spin_legendre_columns(ell, cs.spins[s], ring_theta(j, n), lam.data() + (static_cast<size_t>(s) * n + j) * M * L);
+    }
+  }
+  auto a_at = [&](int bb, int l, int mi, int s, int c) {
+    return a[bb * gemm.spec_batch_stride + l * gemm.spec_degree_stride + (static_cast<int64_t>(mi) * S + s) * C + c];
+  };
+  auto b_at = [&](int bb, int l, int mi, int o, int d) {
+    return b[bb * mx.mixed_batch_stride + l * mx.mixed_degree_stride + (static_cast<int64_t>(mi) * SO + o) * CO + d];
+  };
+  double ref_a = 0, err_a = 0, ref_b = 0, err_b = 0, ref_e = 0, err_e = 0;
+  auto note = [&](cd got, cd want, double& ref, double& worst, bool zero) {
+    if (!std::isfinite(got.real()) || !std::isfinite(got.imag())) {
+      err.problems++;
+      return;
+    }
+    if (zero && got != cd(0.0, 0.0)) err.problems++;
+    ref = std::max(ref, std::abs(want));
+    worst = std::max(worst, std::abs(got - want));
+  };
+  std::vector<cd> a_ref(static_cast<size_t>(L) * M * S * C);
+  for (int bb = 0; bb < B; ++bb) {
+    for (int l = 0; l < L; ++l) {
+      for (int mi = 0; mi < M; ++mi) {
+        for (int s = 0; s < S; ++s) {
+          const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
+          for (int c = 0; c < C; ++c) {
+            cd acc = 0.0;
+            if (l >= l0) {
+              for (int j = 0; j < n; ++j) {
+                const Cpx<T> f = rings[((static_cast<int64_t>(s) * M + mi) * n + j) * plan.padded_maps + bb * C + c];
+                acc += lam[((static_cast<size_t>(s) * n + j) * M + mi) * L + l] * cd(f.re, f.im);
+              }
+            }
+            a_ref[((static_cast<size_t>(l) * M + mi) * S + s) * C + c] = acc;
+            const Cpx<T> got = a_at(bb, l, mi, s, c);
+            note(cd(got.re, got.im), acc, ref_a, err_a, l < l0);
+          }
+        }
+      }
+    }
+    for (int o = 0; o < SO; ++o) {
+      for (int d = 0; d < CO; ++d) {
+        double e = 0.0;
+        for (int l = 0; l < L; ++l) {
+          for (int mi = 0; mi < M; ++mi) {
+            cd acc = 0.0;
+            if (std::abs(mi - ell) <= l) {
+              for (int s = 0; s < S; ++s) {
+                for (int c = 0; c < C; ++c) {
+                  const Cpx<T> f = w[(((static_cast<size_t>(l) * S + s) * SO + o) * C + c) * CO + d];
+                  acc += a_ref[((static_cast<size_t>(l) * M + mi) * S + s) * C + c] * cd(f.re, f.im);
+                }
+              }
+            }
+            e += std::norm(acc);
+            const Cpx<T> got = b_at(bb, l, mi, o, d);
+            note(cd(got.re, got.im), acc, ref_b, err_b, std::abs(mi - ell) > l);
+          }
+        }
+        note(cd(energy[(static_cast<size_t>(bb) * SO + o) * CO + d], 0.0), cd(e, 0.0), ref_e, err_e, false);
+      }
+    }
+  }
+  err.a = err_a / (ref_a > 0 ? ref_a : 1.0);
+  err.b = err_b / (ref_b > 0 ? ref_b : 1.0);
+  err.energy = err_e / (ref_e > 0 ? ref_e : 1.0);
+  std::string spins;
+  for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
+  std::printf("mixing %-6s n=%d ell_max=%d spins=%s B=%d C=%d S_out=%d C_out=%d %s batch_tile=%d degree_tiles=%d: "
+              "a %.2e b %.2e energy %.2e problems %d\n",
+              sizeof(T) == 4 ? "float" : "double", n, ell, spins.c_str(), B, C, SO, CO,
+              cs.degree_major ? "degree_major" : "batch_major", ml.batch_tile, ml.degree_tiles, err.a, err.b,
+              err.energy, err.problems);
+  return err;
+}
+
+int main() {
+  std::mt19937 rng(11);
+  const std::vector<MixCase> cases = {
+      {8, 3, {0, 1}, 3, 3, 2, 5, false},
+      {16, 7, {0, 1}, 5, 16, 2, 16, true},      // two batch items per block
+      {16, 5, {1, -2}, 2, 40, 1, 3, false},     // C > 32: two column tiles per item, pooled band limit
+      {32, 15, {-1, 0, 2}, 2, 7, 3, 4, true},   // three spins, |s| = 2
+      {64, 31, {0, 1}, 3, 20, 2, 24, true},     // a spherical-MNIST block
+      {128, 40, {0}, 70, 1, 2, 3, true},        // two degree tiles; 32 batch items a block, the last tile partial
+  };
+  double worst_f = 0, worst_d = 0;
+  int problems = 0;
+  for (const MixCase& cs : cases) {
+    const MixErrors f = run_mixing_case<float>(cs, rng);
+    const MixErrors d = run_mixing_case<double>(cs, rng);
+    worst_f = std::max({worst_f, f.a, f.b, f.energy});
+    worst_d = std::max({worst_d, d.a, d.b, d.energy});
+    problems += f.problems + d.problems;
+  }
+  std::printf("worst float %.3e double %.3e problems %d\n", worst_f, worst_d, problems);
+  return (worst_f <= 2e-6 && worst_d <= 1e-12 && problems == 0) ? 0 : 1;
+}
