@@ -17,8 +17,9 @@ activated and pooled in double, and the gradient kernels
 pooling in double and central differences of the nonlinearity; and the affine
 synthesis (K1 applying a batch norm's factor and offset to the rings of the
 synthesis) against the sums of the mapped coefficients; and K2 with the
-convolution's product and the batch norm's partial sums as its epilogue
-(csrc/cuda/mixing_epilogue.h, emulate_mixing.cc)."""
+convolution's product and the batch norm's partial sums as its epilogue, and
+with the transposed product as the prologue of the gradient's synthesis
+(csrc/cuda/mixing_stage.h, emulate_mixing.cc)."""
 
 import os
 import pathlib
@@ -76,17 +77,20 @@ def test_k1_and_k2_match_float64_sums(emulator, sizes):
         assert gradient["float"] <= 2e-6 and gradient["double"] <= 1e-7
 
 
-def test_k2_mixing_epilogue_matches_float64_sums(tmp_path):
+def test_k2_with_the_convolutions_mixing_matches_float64_sums(tmp_path):
     """K2 with the convolution's epilogue (analysis_mixing_block and
     energy_sum_block): the coefficients a, the mixed b (zeros at |m| > l) and the
     energies against float64 sums, every element written, the energies
-    bit-identical whatever the number of blocks."""
+    bit-identical whatever the number of blocks; and K2 of the gradient's
+    synthesis with the transposed mixing as its prologue
+    (synthesis_mixing_block): ct_a and the rings, padding columns zero."""
     binary = _compile(MIXING_SOURCE, tmp_path)
     result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=900)
     lines = result.stdout.splitlines()
     assert result.returncode == 0, "\n".join(lines[-20:]) + result.stderr
     checks = [line for line in lines if line.startswith("mixing ")]
     assert len(checks) == 12 and all(line.endswith("problems 0") for line in checks)
+    assert all(" ct_a " in line and " rings " in line for line in checks)
     # both batch-tile regimes (several items a block, several column tiles an item) and two degree tiles
     assert any("batch_tile=32 degree_tiles=2" in line for line in checks)
     assert any("C=40" in line and "batch_tile=1" in line for line in checks)

@@ -30,8 +30,11 @@ from sphcnn_kernels.primitives import analysis_p
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CMD_BUFFER_COMPATIBLE = 1  # XLA_FFI_HANDLER_TRAITS_COMMAND_BUFFER_COMPATIBLE
 HAS_CUDA_MODULE = importlib.util.find_spec("sphcnn_kernels._cuda") is not None
-# The per-degree mixing has a CPU kernel only (sphcnn.nn.mixing: on GPUs XLA's matmuls).
+# The per-degree mixing has a CPU kernel of its own (sphcnn.nn.mixing); on GPUs it is
+# the epilogue of the analysis and, transposed, the prologue of the gradient's synthesis
+# (sphcnn_mixing_analysis, sphcnn_mixing_gradient: sphcnn.nn.fused_convolution).
 CPU_ONLY = {"sphcnn_degree_mixing", "sphcnn_degree_mixing_weight_gradient"}
+CUDA_ONLY = {"sphcnn_mixing_analysis", "sphcnn_mixing_gradient"}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def test_every_cuda_handler_is_command_buffer_compatible(probe):
     from sphcnn_kernels import _cuda
 
     registrations = _cuda.registrations()
-    assert set(registrations) == set(_cpu.registrations()) - CPU_ONLY  # one contract, symmetric names
+    assert set(registrations) == set(_cpu.registrations()) - CPU_ONLY | CUDA_ONLY  # one contract
     for name, capsule in registrations.items():
         traits, major, _ = _metadata(probe, capsule)
         assert traits & CMD_BUFFER_COMPATIBLE, f"{name}: traits {traits}"

@@ -4,8 +4,9 @@ composition written here on the xla backend: b = einsum(analysis(activation?(
 pool?(x))), filters), b_00 and sum_lm |b|^2, in float32 and float64, with and
 without the previous block's nonlinearity and pooling, real input, vmapped;
 gradients of every input through all three outputs; argument errors; the CUDA
-lowering holds the one custom call (sphcnn_mixing_analysis) where it applies and
-the composition elsewhere. The CUDA kernels themselves run emulated in
+lowering holds one custom call forward (sphcnn_mixing_analysis) and one for the
+product's transpose and the activation's gradient (sphcnn_mixing_gradient) where
+they apply, and the composition elsewhere. The CUDA kernels themselves run emulated in
 tests/test_cuda_blocks_emulated.py, and on a GPU below against the composition
 in complex128."""
 
@@ -152,16 +153,30 @@ def _cuda_text(transform, x, filters, activation, pool=False) -> str:
     return f.trace(x, filters).lower(lowering_platforms=("cuda",)).as_text()
 
 
+def _cuda_gradient_text(transform, x, filters, activation, pool=False) -> str:
+    def loss(x, w):
+        b, (constant, energy) = convolved_forward(transform, x, w, activation, pool)
+        return jnp.sum(jnp.abs(b) ** 2) + jnp.sum(energy) + jnp.sum(jnp.abs(constant))
+
+    return jax.jit(jax.grad(loss, argnums=(0, 1))).trace(x, filters).lower(lowering_platforms=("cuda",)).as_text()
+
+
 @needs_cuda_module
 def test_cuda_lowering_is_one_custom_call_where_it_applies():
     transform, x, filters, activation = _case(16, (0, 1), (0, 1), 3, 4, "complex64", pool=True)
     text = _cuda_text(transform, x, filters, activation, pool=True)
     assert text.count("custom_call @sphcnn_mixing_analysis") == 1
     assert "sphcnn_activated_analysis" not in text and "dot_general" not in text
+    # its gradient: the transposed product and the activated gradient in one call
+    text = _cuda_gradient_text(transform, x, filters, activation, pool=True)
+    assert text.count("custom_call @sphcnn_mixing_gradient") == 1
+    assert "sphcnn_activated_gradient" not in text
     # lambda on the fly: the composition (the activated analysis and the product)
     transform = _transform(16, (0, 1), mode="onthefly")
     text = _cuda_text(transform, x, filters, activation, pool=True)
     assert "sphcnn_mixing_analysis" not in text and "custom_call @sphcnn_activated_analysis" in text
+    text = _cuda_gradient_text(transform, x, filters, activation, pool=True)
+    assert "sphcnn_mixing_gradient" not in text and "custom_call @sphcnn_activated_gradient" in text
     # another backend: no custom call at all
     transform = _transform(16, (0, 1), backend="xla")
     assert "custom_call" not in _cuda_text(transform, x, filters, activation, pool=True)

@@ -79,11 +79,20 @@ def test_the_only_custom_calls_are_the_command_buffer_compatible_handlers(step_t
     # convolution's product and the batch norm's moments as K2's epilogue, blocks
     # 2-6 with the previous block's nonlinearity, and pooling, in K1:
     # sphcnn.nn.fused_convolution) and 6 affine syntheses (the batch norm's apply
-    # inside); backward: the syntheses' transposes (analyses) and 5 activated
-    # gradients, without the gradient of the input images. The product's gradient
-    # is two XLA matmuls per block.
+    # inside); backward: the syntheses' transposes (analyses) and 5 mixing
+    # gradients (the transposed product in K2's prologue, the activation's
+    # gradient in K1), without the gradient of the input images
     assert calls == {"sphcnn_mixing_analysis": 6, "sphcnn_affine_synthesis": 6, "sphcnn_analysis": 6,
-                     "sphcnn_activated_gradient": 5}, calls
+                     "sphcnn_mixing_gradient": 5}, calls
+
+
+def test_the_products_over_coefficients_are_inside_the_kernels(step_text):
+    # the per-degree product and its transpose run in the mixing targets; the
+    # matmuls left are parameter-sized: 6 weight gradients (sums over batch and
+    # orders), the filter interpolations and the dense readout
+    lines = re.findall(r"stablehlo\.dot_general.*", step_text)
+    assert sum("contracting_dims = [1, 2] x [1, 2]" in line for line in lines) == 6
+    assert max(_result_sizes(step_text, "dot_general")) <= 32 * 2 * 2 * 16 * 16
 
 
 def test_transposes_and_concatenations_stay_off_the_activations(step_text):

@@ -65,6 +65,39 @@ inline GradientScratch activated_gradient_scratch(const Geometry& g, LambdaSourc
                           static_cast<int64_t>(g.spins) * g.channels, g.is_double ? 8 : 4);
 }
 
+// sphcnn_mixing_gradient (mixing_stage.h): the activated gradient's scratch,
+// then ct_a (the analysis's coefficients' cotangent, in its spectral layout);
+// one launch of synthesis_mixing_block over (|m|, batch tile) items replaces
+// K2 of the synthesis. Only with the lambda table and at most kSpinsPerLaunch
+// spins (else `supported` is false and the caller composes the targets).
+struct MixingGradientLaunch {
+  LaunchPlan plan;
+  GradientScratch scratch;
+  bool supported = false;
+  int batch_tile = 1;
+  int64_t items = 0;
+  int64_t blocks = 0;
+  size_t shared_bytes = 0;
+  size_t coefficients_offset = 0;
+  size_t scratch_bytes = 0;
+};
+
+inline MixingGradientLaunch mixing_gradient_launch(const Geometry& g, LambdaSource source, int n_in) {
+  MixingGradientLaunch ml;
+  ml.plan = launch_plan(g, false, source);
+  ml.scratch = activated_gradient_scratch(g, source, n_in);
+  ml.supported = source == LambdaSource::kTable && g.spins <= kSpinsPerLaunch;
+  ml.batch_tile = mixing_batch_tile(g.batch, g.channels);
+  ml.items = static_cast<int64_t>(g.L()) * ceil_div(g.batch, ml.batch_tile);
+  ml.blocks = std::min<int64_t>(ml.items, INT_MAX);
+  ml.shared_bytes = g.is_double ? mixing_synthesis_shared_bytes<double>() : mixing_synthesis_shared_bytes<float>();
+  ml.coefficients_offset = ml.scratch.bytes;
+  const size_t complex_bytes = g.is_double ? 16 : 8;
+  ml.scratch_bytes = ml.coefficients_offset + align256(complex_bytes * static_cast<size_t>(g.batch) * g.L() * g.M() *
+                                                       g.spins * static_cast<size_t>(g.channels));
+  return ml;
+}
+
 // Blocks of the two kernels.
 template <typename T>
 SPHCNN_HD int64_t gradient_blocks(const GradientArgs<T>& a) { return a.batch * a.n_in; }

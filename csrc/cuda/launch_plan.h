@@ -13,7 +13,7 @@
 #include <cstdint>
 
 #include "legendre_gemm.h"
-#include "mixing_epilogue.h"
+#include "mixing_stage.h"
 #include "ring_dft.h"
 #include "sphcnn/contract.h"
 

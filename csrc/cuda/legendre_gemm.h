@@ -595,6 +595,76 @@ SPHCNN_HD void synthesis_accumulate(const T* lam, const Cpx<T>* coef, int jg, in
   }
 }
 
+// The K steps of a table-mode synthesis tile (rings from j0, columns from
+// col0) into the accumulators: lambda and coefficient tiles double-buffered.
+template <typename T, typename Tile, typename Ctx>
+SPHCNN_HD void synthesis_table_steps(const Ctx& ctx, const GemmArgs<T>& a, const PairPosition& at, int j0,
+                                     int64_t col0, int steps, unsigned char* smem,
+                                     Cpx<T> (&acc)[Tile::RJ][Tile::RP][4]) {
+  constexpr int TK = Tile::TK;
+  const int tid = ctx.tid();
+  const int jg = tid / Tile::kColGroups;
+  const int pg = tid % Tile::kColGroups;
+  const PackedTable layout = packed_table(a.n, a.ell_max, sizeof(T));
+  const T* pair = a.table + layout.pair_offset(static_cast<int>(at.spin_index), at.am);
+  const int64_t row = layout.row(at.am);
+  const CoefficientColumn column = coefficient_column<T, Tile>(a, at, col0, tid);
+  auto issue = [&](int k) {
+    unsigned char* buffer = smem + (k & 1) * Tile::kBufferBytes;
+    synthesis_issue_table<T, Tile>(a, pair, row, k * TK, j0, tid, reinterpret_cast<T*>(buffer));
+    synthesis_issue_coefficients<T, Tile>(a, at, column, at.am + k * TK, tid,
+                                          reinterpret_cast<Cpx<T>*>(buffer + Tile::kLamBytes));
+    async_commit();
+  };
+  if (steps > 0) issue(0);
+  for (int k = 0; k < steps; ++k) {
+    if (k + 1 < steps) {
+      issue(k + 1);
+      async_wait<1>();
+    } else {
+      async_wait<0>();
+    }
+    ctx.sync();
+    const unsigned char* buffer = smem + (k & 1) * Tile::kBufferBytes;
+    synthesis_accumulate<T, Tile>(reinterpret_cast<const T*>(buffer),
+                                  reinterpret_cast<const Cpx<T>*>(buffer + Tile::kLamBytes), jg, pg, acc);
+    ctx.sync();  // the next step's copies go into this buffer
+  }
+}
+
+// The tile's G rows: its north rings and their south partners, columns below col_end.
+template <typename T, typename Tile, typename Ctx>
+SPHCNN_HD void synthesis_store(const Ctx& ctx, const GemmArgs<T>& a, const PairPosition& at, int j0, int64_t col0,
+                               int64_t col_end, const Cpx<T> (&acc)[Tile::RJ][Tile::RP][4]) {
+  constexpr int RJ = Tile::RJ, RP = Tile::RP;
+  const int tid = ctx.tid();
+  const int jg = tid / Tile::kColGroups;
+  const int pg = tid % Tile::kColGroups;
+  const int half = a.n / 2;
+  const T par0 = parity<T>(at.am + at.spin);
+  SPHCNN_UNROLL
+  for (int k = 0; k < RJ; ++k) {
+    const int j = j0 + jg * RJ + k;
+    if (j >= half) continue;
+    const int64_t c0 = col0 + pg * RP;
+    if (c0 >= col_end) continue;
+    Cpx<T>* np = a.rings_out + ring_row(a, at.spin_index, at.mi_p, j) + c0;
+    Cpx<T>* sp = a.rings_out + ring_row(a, at.spin_index, at.mi_p, a.n - 1 - j) + c0;
+    Cpx<T>* nn = a.rings_out + ring_row(a, at.spin_index, at.mi_n, j) + c0;
+    Cpx<T>* sn = a.rings_out + ring_row(a, at.spin_index, at.mi_n, a.n - 1 - j) + c0;
+    SPHCNN_UNROLL
+    for (int c = 0; c < RP; ++c) {
+      if (c0 + c >= col_end) continue;
+      np[c] = acc[k][c][0];
+      sp[c] = Cpx<T>{par0 * acc[k][c][1].re, par0 * acc[k][c][1].im};
+      if (at.am != 0) {
+        nn[c] = acc[k][c][2];
+        sn[c] = Cpx<T>{par0 * acc[k][c][3].re, par0 * acc[k][c][3].im};
+      }
+    }
+  }
+}
+
 template <typename T, typename Tile, bool kTable, typename Ctx>
 SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned char* smem) {
   constexpr int TJ = Tile::TJ, TP = Tile::TP, RJ = Tile::RJ, RP = Tile::RP, TK = Tile::TK, TKS = Tile::TKS;
@@ -603,7 +673,6 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned ch
   const int pg = tid % Tile::kColGroups;
   const int half = a.n / 2;
   const int ring_tiles = static_cast<int>(ceil_div(half, TJ));
-  const PackedTable layout = packed_table(a.n, a.ell_max, sizeof(T));
   const Cpx<T> zero{T(0), T(0)};
   double* cf = reinterpret_cast<double*>(smem + Tile::kBufferBytes);  // on the fly: [alpha, beta, gamma][TK]
   ColumnStart* starts = reinterpret_cast<ColumnStart*>(smem + Tile::kBufferBytes + align16(sizeof(double) * 3 * TK));
@@ -611,7 +680,6 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned ch
     const PairPosition at = pair_position(a, item);
     const int j0 = (at.tile % ring_tiles) * TJ;
     const int64_t col0 = static_cast<int64_t>(at.tile / ring_tiles) * TP;
-    const T par0 = parity<T>(at.am + at.spin);
     Cpx<T> acc[RJ][RP][4];  // [ring][column][north +m, south +m, north -m, south -m]
     SPHCNN_UNROLL
     for (int k = 0; k < RJ; ++k) {
@@ -623,30 +691,7 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned ch
     }
     const int steps = at.l0 > a.ell_max ? 0 : static_cast<int>(ceil_div(a.ell_max + 1 - at.am, TK));
     if (kTable) {
-      const T* pair = a.table + layout.pair_offset(static_cast<int>(at.spin_index), at.am);
-      const int64_t row = layout.row(at.am);
-      const CoefficientColumn column = coefficient_column<T, Tile>(a, at, col0, tid);
-      auto issue = [&](int k) {
-        unsigned char* buffer = smem + (k & 1) * Tile::kBufferBytes;
-        synthesis_issue_table<T, Tile>(a, pair, row, k * TK, j0, tid, reinterpret_cast<T*>(buffer));
-        synthesis_issue_coefficients<T, Tile>(a, at, column, at.am + k * TK, tid,
-                                              reinterpret_cast<Cpx<T>*>(buffer + Tile::kLamBytes));
-        async_commit();
-      };
-      if (steps > 0) issue(0);
-      for (int k = 0; k < steps; ++k) {
-        if (k + 1 < steps) {
-          issue(k + 1);
-          async_wait<1>();
-        } else {
-          async_wait<0>();
-        }
-        ctx.sync();
-        const unsigned char* buffer = smem + (k & 1) * Tile::kBufferBytes;
-        synthesis_accumulate<T, Tile>(reinterpret_cast<const T*>(buffer),
-                                      reinterpret_cast<const Cpx<T>*>(buffer + Tile::kLamBytes), jg, pg, acc);
-        ctx.sync();  // the next step's copies go into this buffer
-      }
+      synthesis_table_steps<T, Tile>(ctx, a, at, j0, col0, steps, smem, acc);
     } else {
       // Generators: column g = (sign, ring) of the tile; state kept across steps.
       if (tid < 2) starts[tid] = column_start(tid == 0 ? at.am : -at.am, at.spin);
@@ -709,28 +754,7 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned ch
         ctx.sync();  // lam, coef and cf are refilled by the next step
       }
     }
-    // Epilogue: G rows of the tile's north rings and their south partners.
-    SPHCNN_UNROLL
-    for (int k = 0; k < RJ; ++k) {
-      const int j = j0 + jg * RJ + k;
-      if (j >= half) continue;
-      const int64_t c0 = col0 + pg * RP;
-      if (c0 >= a.padded_maps) continue;
-      Cpx<T>* np = a.rings_out + ring_row(a, at.spin_index, at.mi_p, j) + c0;
-      Cpx<T>* sp = a.rings_out + ring_row(a, at.spin_index, at.mi_p, a.n - 1 - j) + c0;
-      Cpx<T>* nn = a.rings_out + ring_row(a, at.spin_index, at.mi_n, j) + c0;
-      Cpx<T>* sn = a.rings_out + ring_row(a, at.spin_index, at.mi_n, a.n - 1 - j) + c0;
-      SPHCNN_UNROLL
-      for (int c = 0; c < RP; ++c) {
-        if (c0 + c >= a.padded_maps) continue;
-        np[c] = acc[k][c][0];
-        sp[c] = Cpx<T>{par0 * acc[k][c][1].re, par0 * acc[k][c][1].im};
-        if (at.am != 0) {
-          nn[c] = acc[k][c][2];
-          sn[c] = Cpx<T>{par0 * acc[k][c][3].re, par0 * acc[k][c][3].im};
-        }
-      }
-    }
+    synthesis_store<T, Tile>(ctx, a, at, j0, col0, a.padded_maps, acc);
   }
 }
 

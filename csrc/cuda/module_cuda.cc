@@ -22,6 +22,7 @@ PYBIND11_MODULE(_cuda, m) {
     d["sphcnn_activated_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedAnalysisCuda));
     d["sphcnn_activated_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedGradientCuda));
     d["sphcnn_mixing_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnMixingAnalysisCuda));
+    d["sphcnn_mixing_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnMixingGradientCuda));
     d["sphcnn_affine_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnAffineSynthesisCuda));
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='CUDA').");
@@ -45,6 +46,17 @@ PYBIND11_MODULE(_cuda, m) {
   py::arg("out_spins"), py::arg("out_channels"), py::arg("is_double"), py::arg("lambda_source"),
   "Bytes of the scratch result of sphcnn_mixing_analysis (the analysis's and the energy shares), or None "
   "where the target does not apply (lambda on the fly, more spins than one launch takes).");
+
+  m.def("mixing_gradient_scratch_bytes", [](int n, int ell_max, int spins, int64_t batch, int64_t channels,
+                                            bool is_double, int lambda_source, bool pool) {
+    const sphcnn::Geometry g = sphcnn::geometry_of(n, ell_max, spins, batch, channels, is_double);
+    const auto ml = sphcnn::cuda::mixing_gradient_launch(g, static_cast<sphcnn::LambdaSource>(lambda_source),
+                                                         pool ? 2 * n : n);
+    return ml.supported ? py::object(py::int_(ml.scratch_bytes)) : py::object(py::none());
+  }, py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"), py::arg("channels"),
+  py::arg("is_double"), py::arg("lambda_source"), py::arg("pool"),
+  "Bytes of the scratch result of sphcnn_mixing_gradient (the activated gradient's and the cotangent of the "
+  "analysis's coefficients), or None where the target does not apply; n is the transform's grid.");
 
   m.def("activated_gradient_scratch_bytes", [](int n, int ell_max, int spins, int64_t batch, int64_t channels,
                                                bool is_double, int lambda_source, bool pool) {

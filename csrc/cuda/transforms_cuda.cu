@@ -17,10 +17,12 @@
 // and derivative kernel of activation_gradient.h), then the bias sums;
 // sphcnn_mixing_analysis the (activated) analysis whose K2 ends with a
 // convolution's per-degree mixing and a batch norm's partial sums
-// (mixing_epilogue.h), then the energy sums.
+// (mixing_stage.h), then the energy sums; sphcnn_mixing_gradient the activated
+// gradient whose K2 starts with the transposed mixing.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdint>
 #include <string>
@@ -28,7 +30,7 @@
 #include "activation_gradient.h"
 #include "launch_plan.h"
 #include "legendre_gemm.h"
-#include "mixing_epilogue.h"
+#include "mixing_stage.h"
 #include "ring_dft.h"
 #include "sphcnn/contract.h"
 #include "transforms_cuda.h"
@@ -93,6 +95,13 @@ __global__ void __launch_bounds__(kGemmThreads) analysis_mixing_kernel(const Gem
                                                                        const MixingArgs<T> mixing) {
   extern __shared__ __align__(16) unsigned char smem[];
   analysis_mixing_block<T>(DeviceCtx{}, args, mixing, smem);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kGemmThreads) synthesis_mixing_kernel(const GemmArgs<T> args,
+                                                                        const MixingArgs<T> mixing) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  synthesis_mixing_block<T>(DeviceCtx{}, args, mixing, smem);
 }
 
 template <typename T>
@@ -255,17 +264,34 @@ StageArgs<T> stage_args(bool analysis, const LaunchPlan& plan, const void* in, c
   return StageArgs<T>{ring, gemm};
 }
 
+// K2 of a synthesis with the transposed mixing as its prologue (mixing_stage.h):
+// its arguments and launch.
+template <typename T>
+struct MixingSynthesis {
+  MixingArgs<T> args;
+  int64_t blocks;
+  size_t shared_bytes;
+};
+
 template <typename T>
 ffi::Error run(const char* target, bool analysis, const LaunchPlan& plan, cudaStream_t stream, const void* in,
                const void* scale, const void* table, void* out, void* scratch, ffi::Span<const int64_t> spins,
-               int sign, const Prologue& prologue = Prologue{}) {
-  const StageArgs<T> st = stage_args<T>(analysis, plan, in, scale, table, out, scratch, sign, prologue);
+               int sign, const Prologue& prologue = Prologue{}, const MixingSynthesis<T>* mixing = nullptr) {
+  StageArgs<T> st = stage_args<T>(analysis, plan, in, scale, table, out, scratch, sign, prologue);
   if (analysis) {
     ffi::Error status = launch_ring<T>(target, true, plan.ring, st.ring, stream);
     if (status.failure()) return status;
     return launch_gemm<T>(target, true, plan, st.gemm, spins, stream);
   }
-  ffi::Error status = launch_gemm<T>(target, false, plan, st.gemm, spins, stream);
+  ffi::Error status;
+  if (mixing != nullptr) {
+    st.gemm.spins = spin_group(spins.begin(), static_cast<int64_t>(spins.size()), plan.geometry.ell_max, 0);
+    synthesis_mixing_kernel<T><<<dim3(static_cast<unsigned>(mixing->blocks)), kGemmThreads, mixing->shared_bytes,
+                                 stream>>>(st.gemm, mixing->args);
+    status = launch_error(target, "the Legendre stage with the mixing prologue");
+  } else {
+    status = launch_gemm<T>(target, false, plan, st.gemm, spins, stream);
+  }
   if (status.failure()) return status;
   return launch_ring<T>(target, false, plan.ring, st.ring, stream);
 }
@@ -435,7 +461,7 @@ ffi::Error mixing_handler(cudaStream_t stream, ffi::AnyBuffer maps, ffi::AnyBuff
 template <typename T>
 ffi::Error run_gradient(const char* target, const LaunchPlan& plan, cudaStream_t stream, const void* ct,
                         const void* scale, const void* table, void* scratch, ffi::Span<const int64_t> spins, int sign,
-                        GradientArgs<T> args) {
+                        GradientArgs<T> args, const MixingSynthesis<T>* mixing = nullptr) {
   ffi::Error status;
   if (args.taps == nullptr) {
     // without pooling K1 of the synthesis differentiates as it stores (ring_dft.h, gradient_store)
@@ -446,10 +472,11 @@ ffi::Error run_gradient(const char* target, const LaunchPlan& plan, cudaStream_t
     epilogue.slope = static_cast<double>(args.slope);
     epilogue.gradient_maps = args.maps;
     epilogue.gradient_partials = args.partials;
-    status = run<T>(target, false, plan, stream, ct, scale, table, args.ct_maps, scratch, spins, sign, epilogue);
+    status = run<T>(target, false, plan, stream, ct, scale, table, args.ct_maps, scratch, spins, sign, epilogue,
+                    mixing);
   } else {
     status = run<T>(target, false, plan, stream, ct, scale, table, const_cast<Cpx<T>*>(args.pooled), scratch, spins,
-                    sign);
+                    sign, Prologue{}, mixing);
     if (status.failure()) return status;
     activation_gradient_kernel<T><<<dim3(static_cast<unsigned>(gradient_blocks(args))), kGradientThreads,
                                     gradient_shared_bytes<T>(), stream>>>(args);
@@ -458,6 +485,31 @@ ffi::Error run_gradient(const char* target, const LaunchPlan& plan, cudaStream_t
   if (status.failure()) return status;
   bias_sum_kernel<T><<<dim3(static_cast<unsigned>(bias_blocks(args))), kGradientThreads, 0, stream>>>(args);
   return launch_error(target, "the bias sums");
+}
+
+template <typename T>
+GradientArgs<T> gradient_args(const Geometry& g, const GradientScratch& layout, void* scratch, ffi::AnyBuffer maps,
+                              ffi::AnyBuffer bias, ffi::AnyBuffer taps, ffi::AnyBuffer ct_maps,
+                              ffi::AnyBuffer ct_bias, int factor, int64_t leaky_spin, bool pool, double epsilon,
+                              double slope) {
+  unsigned char* base = static_cast<unsigned char*>(scratch);
+  GradientArgs<T> a{};
+  a.pooled = reinterpret_cast<const Cpx<T>*>(base + layout.pooled_offset);
+  a.maps = static_cast<const Cpx<T>*>(maps.untyped_data());
+  a.bias = static_cast<const T*>(bias.untyped_data());
+  a.taps = pool ? static_cast<const T*>(taps.untyped_data()) : nullptr;
+  a.ct_maps = static_cast<Cpx<T>*>(ct_maps.untyped_data());
+  a.partials = reinterpret_cast<T*>(base + layout.partials_offset);
+  a.ct_bias = static_cast<T*>(ct_bias.untyped_data());
+  a.n = g.n;
+  a.n_in = factor * g.n;
+  a.lanes = g.spins * static_cast<int>(g.channels);
+  a.channels = g.channels;
+  a.batch = g.batch;
+  a.leaky_spin = static_cast<int>(leaky_spin);
+  a.epsilon = static_cast<T>(epsilon);
+  a.slope = static_cast<T>(slope);
+  return a;
 }
 
 ffi::Error gradient_handler(cudaStream_t stream, ffi::AnyBuffer ct, ffi::AnyBuffer maps, ffi::AnyBuffer bias,
@@ -479,34 +531,81 @@ ffi::Error gradient_handler(cudaStream_t stream, ffi::AnyBuffer ct, ffi::AnyBuff
   if (ct_maps->element_count() == 0) return ffi::Error::Success();
   const LaunchPlan plan = launch_plan(*g, false, source);
   const GradientScratch layout = activated_gradient_scratch(*g, source, factor * g->n);
-  unsigned char* base = static_cast<unsigned char*>(scratch->untyped_data());
-  auto args_of = [&](auto zero) {
-    using T = decltype(zero);
-    GradientArgs<T> a{};
-    a.pooled = reinterpret_cast<const Cpx<T>*>(base + layout.pooled_offset);
-    a.maps = static_cast<const Cpx<T>*>(maps.untyped_data());
-    a.bias = static_cast<const T*>(bias.untyped_data());
-    a.taps = pool ? static_cast<const T*>(taps.untyped_data()) : nullptr;
-    a.ct_maps = static_cast<Cpx<T>*>(ct_maps->untyped_data());
-    a.partials = reinterpret_cast<T*>(base + layout.partials_offset);
-    a.ct_bias = static_cast<T*>(ct_bias->untyped_data());
-    a.n = g->n;
-    a.n_in = factor * g->n;
-    a.lanes = g->spins * static_cast<int>(g->channels);
-    a.channels = g->channels;
-    a.batch = g->batch;
-    a.leaky_spin = static_cast<int>(leaky_spin);
-    a.epsilon = static_cast<T>(epsilon);
-    a.slope = static_cast<T>(slope);
-    return a;
-  };
+  void* base = scratch->untyped_data();
   const int sg = static_cast<int>(sign);
   if (g->is_double) {
     return run_gradient<double>(target, plan, stream, ct.untyped_data(), scale.untyped_data(), table.untyped_data(),
-                                scratch->untyped_data(), spins, sg, args_of(0.0));
+                                base, spins, sg,
+                                gradient_args<double>(*g, layout, base, maps, bias, taps, *ct_maps, *ct_bias, factor,
+                                                      leaky_spin, pool, epsilon, slope));
   }
   return run_gradient<float>(target, plan, stream, ct.untyped_data(), scale.untyped_data(), table.untyped_data(),
-                             scratch->untyped_data(), spins, sg, args_of(0.0f));
+                             base, spins, sg,
+                             gradient_args<float>(*g, layout, base, maps, bias, taps, *ct_maps, *ct_bias, factor,
+                                                  leaky_spin, pool, epsilon, slope));
+}
+
+ffi::Error mixing_gradient_handler(cudaStream_t stream, ffi::AnyBuffer ct_b, ffi::AnyBuffer filters,
+                                   ffi::AnyBuffer maps, ffi::AnyBuffer bias, ffi::AnyBuffer taps,
+                                   ffi::AnyBuffer scale, ffi::AnyBuffer table, ffi::Result<ffi::AnyBuffer> ct_maps,
+                                   ffi::Result<ffi::AnyBuffer> ct_bias, ffi::Result<ffi::AnyBuffer> scratch,
+                                   ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
+                                   LambdaSource source, int64_t leaky_spin, bool pool, double epsilon,
+                                   double slope) {
+  const char* target = "sphcnn_mixing_gradient";
+  const int factor = pool ? 2 : 1;
+  const auto widths = filters.dimensions();
+  const std::array<int64_t, 2> out = {widths.size() == 5 ? widths[2] : 0, widths.size() == 5 ? widths[4] : 0};
+  auto g = contract_geometry(target, false, ct_b, scale, table, *ct_maps, *scratch, spins, sign, degree_major, source,
+                             [factor](const Geometry& geometry, LambdaSource s) {
+                               return mixing_gradient_launch(geometry, s, factor * geometry.n).scratch_bytes;
+                             },
+                             factor, out);
+  if (g.has_error()) return g.error();
+  if (ffi::Error e = check_filters(target, *g, ct_b.element_type(), filters); e.failure()) return e;
+  if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool); e.failure()) return e;
+  if (ffi::Error e = check_gradient(target, *g, maps, *ct_maps, bias, *ct_bias); e.failure()) return e;
+  const MixingGradientLaunch ml = mixing_gradient_launch(*g, source, factor * g->n);
+  if (!ml.supported) {
+    return ffi::Error::InvalidArgument(std::string(target) + ": needs lambda_source = table and at most " +
+                                       std::to_string(kSpinsPerLaunch) + " spins");
+  }
+  if (ct_maps->element_count() == 0) return ffi::Error::Success();
+  unsigned char* base = static_cast<unsigned char*>(scratch->untyped_data());
+  void* coefficients = base + ml.coefficients_offset;
+  auto mixing_of = [&](auto zero) {
+    using T = decltype(zero);
+    MixingSynthesis<T> m{};
+    m.args.filters = static_cast<const Cpx<T>*>(filters.untyped_data());
+    m.args.mixed_cotangent = static_cast<const Cpx<T>*>(ct_b.untyped_data());
+    m.args.coefficients = static_cast<Cpx<T>*>(coefficients);
+    m.args.out_spins = static_cast<int>(out[0]);
+    m.args.out_channels = out[1];
+    m.args.batch = g->batch;
+    m.args.batch_tile = ml.batch_tile;
+    const int64_t row = static_cast<int64_t>(g->M()) * out[0] * out[1];
+    m.args.mixed_batch_stride = g->degree_major ? row : g->L() * row;
+    m.args.mixed_degree_stride = g->degree_major ? g->batch * row : row;
+    m.args.items = ml.items;
+    m.blocks = ml.blocks;
+    m.shared_bytes = ml.shared_bytes;
+    return m;
+  };
+  const int sg = static_cast<int>(sign);
+  if (g->is_double) {
+    const MixingSynthesis<double> m = mixing_of(0.0);
+    return run_gradient<double>(target, ml.plan, stream, coefficients, scale.untyped_data(), table.untyped_data(),
+                                base, spins, sg,
+                                gradient_args<double>(*g, ml.scratch, base, maps, bias, taps, *ct_maps, *ct_bias,
+                                                      factor, leaky_spin, pool, epsilon, slope),
+                                &m);
+  }
+  const MixingSynthesis<float> m = mixing_of(0.0f);
+  return run_gradient<float>(target, ml.plan, stream, coefficients, scale.untyped_data(), table.untyped_data(), base,
+                             spins, sg,
+                             gradient_args<float>(*g, ml.scratch, base, maps, bias, taps, *ct_maps, *ct_bias, factor,
+                                                  leaky_spin, pool, epsilon, slope),
+                             &m);
 }
 
 }  // namespace
@@ -531,6 +630,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda, sphcnn::cuda::gradien
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingAnalysisCuda, sphcnn::cuda::mixing_handler,
                               SPHCNN_MIXING_ANALYSIS_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
+                              {xla::ffi::Traits::kCmdBufferCompatible});
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingGradientCuda, sphcnn::cuda::mixing_gradient_handler,
+                              SPHCNN_MIXING_GRADIENT_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda, sphcnn::cuda::affine_handler,

@@ -11,3 +11,4 @@ XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnMixingAnalysisCuda);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnMixingGradientCuda);

@@ -217,3 +217,30 @@ def mixing_analysis(maps: jax.Array, bias: jax.Array, taps: np.ndarray, filters:
                                   scratch, plan=plan, sign=sign, weighted=weighted, layout=layout, source=source,
                                   activate=bool(activate), **attributes)
     return b, a, energy
+
+
+def mixing_gradient_scratch(plan: Plan, mode: str, batch: int, channels: int, pool: bool) -> int | None:
+    """Bytes of the scratch result of sphcnn_mixing_gradient (CUDA), or None where
+    the target does not apply (as mixing_analysis_scratch)."""
+    module = extension("cuda")
+    source = lambda_source(plan, mode, "cuda")
+    return module.mixing_gradient_scratch_bytes(plan.n, plan.ell_max, len(plan.spins), batch, channels,
+                                                plan.real_dtype == np.float64, LAMBDA_SOURCES[source], pool)
+
+
+def mixing_gradient(ct_b: jax.Array, filters: jax.Array, maps: jax.Array, bias: jax.Array, taps: np.ndarray, *,
+                    plan: Plan, sign: int, weighted: bool, layout: str, mode: str, leaky_spin: int, pool: bool,
+                    epsilon: float, slope: float) -> tuple[jax.Array, jax.Array]:
+    """(ct_maps, ct_bias): activated_gradient for the cotangent ct_a[l, m, i, c] =
+    sum_{o, d} ct_b[l, m, o, d] filters[l, i, o, c, d] of the analysis's
+    coefficients, in one call of sphcnn_mixing_gradient (CUDA: the transposed
+    product is the prologue of K2 of the synthesis). The caller checks
+    mixing_gradient_scratch is not None."""
+    source = lambda_source(plan, mode, "cuda")
+    scratch = mixing_gradient_scratch(plan, mode, int(np.prod(maps.shape[:-4])), maps.shape[-1], pool)
+    extra, attributes = _activation_attributes(plan, bias, taps, leaky_spin, pool, epsilon, slope)
+    results = (jax.ShapeDtypeStruct(maps.shape, maps.dtype), jax.ShapeDtypeStruct(bias.shape, plan.real_dtype))
+    ct_maps, ct_bias = _contract_call("sphcnn_mixing_gradient", (ct_b, filters.astype(plan.dtype), maps, *extra),
+                                      results, scratch, plan=plan, sign=sign, weighted=weighted, layout=layout,
+                                      source=source, **attributes)
+    return ct_maps, ct_bias

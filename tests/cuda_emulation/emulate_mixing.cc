@@ -1,9 +1,10 @@
-// CPU emulation of K2 with the convolution's epilogue (csrc/cuda/mixing_epilogue.h,
-// target sphcnn_mixing_analysis): analysis_mixing_block and energy_sum_block,
-// the code the __global__ kernels run, launched with the handler's plan
-// (mixing_launch of csrc/cuda/launch_plan.h) on emulated blocks
-// (emulated_launch.h). K1 is not run: the Fourier rings F in scratch are
-// random, K1 has its own checks in emulate_blocks.cc.
+// CPU emulation of K2 with the convolution's mixing (csrc/cuda/mixing_stage.h):
+// analysis_mixing_block and energy_sum_block (target sphcnn_mixing_analysis),
+// and synthesis_mixing_block (target sphcnn_mixing_gradient), the code the
+// __global__ kernels run, launched with the handlers' plans (mixing_launch,
+// mixing_gradient_launch) on emulated blocks (emulated_launch.h). K1 is not
+// run: the Fourier rings F in scratch are random, K1 has its own checks in
+// emulate_blocks.cc.
 //
 // Checked against float64 sums written from the definitions:
 //   a[b, l, m, i, c]  = sum_j lambda_{l,m,s_i}(theta_j) F[i, m, j, b C + c]  (0 below max(|m|, |s_i|)),
@@ -11,7 +12,11 @@
 //   energy[b, o, d]   = sum_{l, m} |b[b, l, m, o, d]|^2;
 // every element of a, b and energy written (they start as NaN), exact zeros
 // where they must be, and the energy bit-identical when the blocks loop over
-// the items (a grid of 7 blocks) instead of one block per item. Usage:
+// the items (a grid of 7 blocks) instead of one block per item. Backward, for
+// a random cotangent ct_b:
+//   ct_a[b, l, m, i, c] = sum_{o, d} ct_b[b, l, m, o, d] w[l, i, o, c, d]    (l >= |m|),
+//   G[i, m, j, b C + c] = sum_{l >= max(|m|, |s_i|)} lambda_{l,m,s_i}(theta_j) ct_a[b, l, m, i, c],
+// every ring of every column written, the padding columns zero. Usage:
 // emulate_mixing; prints one line per check and "worst float E double E" last;
 // exit status 0 when float32 errors are <= 2e-6 and float64 ones <= 1e-12
 // relative to the largest reference value, and nothing else is wrong.
@@ -28,9 +33,10 @@
 #include <string>
 #include <vector>
 
+#include "activation_gradient.h"
 #include "emulated_launch.h"
 #include "launch_plan.h"
-#include "mixing_epilogue.h"
+#include "mixing_stage.h"
 #include "packed_table_builder.h"
 
 using namespace sphcnn;
@@ -47,7 +53,7 @@ struct MixCase {
 };
 
 struct MixErrors {
-  double a = 0, b = 0, energy = 0;
+  double a = 0, b = 0, energy = 0, ct_a = 0, rings = 0;
   int problems = 0;  // unwritten, nonzero where zero, energy not reproducible
 };
 
@@ -189,16 +195,88 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
       }
     }
   }
+  // Backward: the transposed mixing into ct_a, then the synthesis into the rings.
+  std::vector<Cpx<T>> ct_b(b.size());
+  for (auto& v : ct_b) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+  const MixingGradientLaunch gl = mixing_gradient_launch(g, LambdaSource::kTable, n);
+  std::vector<unsigned char> back(gl.scratch_bytes + 16);
+  for (size_t i = 0; i + sizeof(T) <= back.size(); i += sizeof(T)) {
+    const T nan = T(NAN);
+    std::memcpy(back.data() + i, &nan, sizeof(T));
+  }
+  Cpx<T>* rings_out = reinterpret_cast<Cpx<T>*>(back.data() + gl.plan.rings_offset);
+  Cpx<T>* ct_a = reinterpret_cast<Cpx<T>*>(back.data() + gl.coefficients_offset);
+  GemmArgs<T> synth = gemm;
+  synth.rings_in = nullptr;
+  synth.spec_out = nullptr;
+  synth.rings_out = rings_out;
+  synth.spec_in = ct_a;
+  synth.padded_maps = gl.plan.padded_maps;
+  MixingArgs<T> bx = mx;
+  bx.mixed = nullptr;
+  bx.partials = nullptr;
+  bx.energy = nullptr;
+  bx.mixed_cotangent = ct_b.data();
+  bx.coefficients = ct_a;
+  bx.batch_tile = gl.batch_tile;
+  bx.items = gl.items;
+  launch(kGemmThreads, std::min<int64_t>(gl.blocks, 5), gl.shared_bytes,
+         [&](const HostCtx& ctx, unsigned char* smem) { synthesis_mixing_block<T>(ctx, synth, bx, smem); });
+  double ref_c = 0, err_c = 0, ref_g = 0, err_g = 0;
+  for (int bb = 0; bb < B; ++bb) {
+    for (int mi = 0; mi < M; ++mi) {
+      const int am = std::abs(mi - ell);
+      for (int s = 0; s < S; ++s) {
+        const int l0 = std::max(am, std::abs(cs.spins[s]));
+        for (int c = 0; c < C; ++c) {
+          std::vector<cd> column(L, cd(0.0, 0.0));
+          for (int l = am; l < L; ++l) {
+            cd acc = 0.0;
+            for (int o = 0; o < SO; ++o) {
+              for (int d = 0; d < CO; ++d) {
+                const Cpx<T> u = ct_b[bb * mx.mixed_batch_stride + l * mx.mixed_degree_stride +
+                                      (static_cast<int64_t>(mi) * SO + o) * CO + d];
+                const Cpx<T> v = w[(((static_cast<size_t>(l) * S + s) * SO + o) * C + c) * CO + d];
+                acc += cd(u.re, u.im) * cd(v.re, v.im);
+              }
+            }
+            column[l] = acc;
+            const Cpx<T> got = ct_a[bb * gemm.spec_batch_stride + l * gemm.spec_degree_stride +
+                                    (static_cast<int64_t>(mi) * S + s) * C + c];
+            note(cd(got.re, got.im), acc, ref_c, err_c, false);
+          }
+          for (int j = 0; j < n; ++j) {
+            cd acc = 0.0;
+            for (int l = l0; l < L; ++l) acc += lam[((static_cast<size_t>(s) * n + j) * M + mi) * L + l] * column[l];
+            const Cpx<T> got = rings_out[((static_cast<int64_t>(s) * M + mi) * n + j) * gl.plan.padded_maps + bb * C + c];
+            note(cd(got.re, got.im), acc, ref_g, err_g, false);
+          }
+        }
+      }
+    }
+  }
+  for (int s = 0; s < S; ++s) {  // the padding columns: zeros
+    for (int mi = 0; mi < M; ++mi) {
+      for (int j = 0; j < n; ++j) {
+        for (int64_t p = static_cast<int64_t>(B) * C; p < gl.plan.padded_maps; ++p) {
+          const Cpx<T> got = rings_out[((static_cast<int64_t>(s) * M + mi) * n + j) * gl.plan.padded_maps + p];
+          if (got.re != T(0) || got.im != T(0)) err.problems++;
+        }
+      }
+    }
+  }
+  err.ct_a = err_c / (ref_c > 0 ? ref_c : 1.0);
+  err.rings = err_g / (ref_g > 0 ? ref_g : 1.0);
   err.a = err_a / (ref_a > 0 ? ref_a : 1.0);
   err.b = err_b / (ref_b > 0 ? ref_b : 1.0);
   err.energy = err_e / (ref_e > 0 ? ref_e : 1.0);
   std::string spins;
   for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
   std::printf("mixing %-6s n=%d ell_max=%d spins=%s B=%d C=%d S_out=%d C_out=%d %s batch_tile=%d degree_tiles=%d: "
-              "a %.2e b %.2e energy %.2e problems %d\n",
+              "a %.2e b %.2e energy %.2e ct_a %.2e rings %.2e problems %d\n",
               sizeof(T) == 4 ? "float" : "double", n, ell, spins.c_str(), B, C, SO, CO,
               cs.degree_major ? "degree_major" : "batch_major", ml.batch_tile, ml.degree_tiles, err.a, err.b,
-              err.energy, err.problems);
+              err.energy, err.ct_a, err.rings, err.problems);
   return err;
 }
 
@@ -217,8 +295,8 @@ int main() {
   for (const MixCase& cs : cases) {
     const MixErrors f = run_mixing_case<float>(cs, rng);
     const MixErrors d = run_mixing_case<double>(cs, rng);
-    worst_f = std::max({worst_f, f.a, f.b, f.energy});
-    worst_d = std::max({worst_d, d.a, d.b, d.energy});
+    worst_f = std::max({worst_f, f.a, f.b, f.energy, f.ct_a, f.rings});
+    worst_d = std::max({worst_d, d.a, d.b, d.energy, d.ct_a, d.rings});
     problems += f.problems + d.problems;
   }
   std::printf("worst float %.3e double %.3e problems %d\n", worst_f, worst_d, problems);

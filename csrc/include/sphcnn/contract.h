@@ -21,6 +21,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -71,13 +72,17 @@ inline xla::ffi::Error invalid(const char* target, const std::string& what) {
 // scratch_bytes for the geometry (checked against the scratch result).
 // pool_factor: the spatial operand's grid over the transform's (2 for the
 // activated analysis with pooling, which reads maps on the 2n grid).
+// spectral_widths: the spectral operand's last two axes when they are not the
+// spatial operand's (S, C) (sphcnn_mixing_gradient reads (S_out, C_out)
+// coefficients); {-1, -1}: the same as the spatial operand's.
 template <typename ScratchBytes>
 xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis, const xla::ffi::AnyBuffer& in,
                                               const xla::ffi::AnyBuffer& scale, const xla::ffi::AnyBuffer& table,
                                               const xla::ffi::AnyBuffer& out, const xla::ffi::AnyBuffer& scratch,
                                               xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
                                               LambdaSource source, ScratchBytes scratch_needed,
-                                              int pool_factor = 1) {
+                                              int pool_factor = 1,
+                                              std::array<int64_t, 2> spectral_widths = {-1, -1}) {
   namespace ffi = xla::ffi;
   using contract_detail::invalid;
   const auto spatial = analysis ? in.dimensions() : out.dimensions();
@@ -104,8 +109,10 @@ xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis,
   const int64_t n = spatial[r - 4] / pool_factor;
   const int64_t L = spectral[degree_axis];
   const bool ok = spatial[r - 4] == pool_factor * n && spatial[r - 3] == spatial[r - 4] && n >= 4 && n % 2 == 0 && n <= (int64_t{1} << 24) && L >= 1 &&
-                  L <= n / 2 && spectral[r - 3] == 2 * L - 1 && spectral[r - 2] == spatial[r - 2] &&
-                  spatial[r - 2] == static_cast<int64_t>(spins.size()) && spectral[r - 1] == spatial[r - 1];
+                  L <= n / 2 && spectral[r - 3] == 2 * L - 1 &&
+                  spectral[r - 2] == (spectral_widths[0] < 0 ? spatial[r - 2] : spectral_widths[0]) &&
+                  spatial[r - 2] == static_cast<int64_t>(spins.size()) &&
+                  spectral[r - 1] == (spectral_widths[1] < 0 ? spatial[r - 1] : spectral_widths[1]);
   if (!ok) {
     return ffi::Unexpected(invalid(
         target, "inconsistent shapes: spatial " + shape_string(spatial) + ", spectral " + shape_string(spectral) +
@@ -241,18 +248,26 @@ inline xla::ffi::Error check_affine(const char* target, const Geometry& g, const
 // analysis's attributes and `activate` (false: no prologue, bias and taps empty):
 //   b[l, m, o, d] = sum_{i, c} a[l, m, i, c] w[l, i, o, c, d],
 //   energy[o, d] = sum_{l, m} |b[l, m, o, d]|^2 per batch item.
+inline xla::ffi::Error check_filters(const char* target, const Geometry& g, xla::ffi::DataType dtype,
+                                     const xla::ffi::AnyBuffer& filters) {
+  const auto w = filters.dimensions();
+  if (filters.element_type() != dtype || w.size() != 5 || w[0] != g.L() || w[1] != g.spins ||
+      w[3] != g.channels) {
+    return contract_detail::invalid(
+        target, "filters " + shape_string(w) + " must be (L, S, S_out, C, C_out) = (" + std::to_string(g.L()) +
+                    ", " + std::to_string(g.spins) + ", S_out, " + std::to_string(g.channels) +
+                    ", C_out) in the coefficients' complex dtype");
+  }
+  return xla::ffi::Error::Success();
+}
+
 inline xla::ffi::Error check_mixing(const char* target, const Geometry& g, const xla::ffi::AnyBuffer& a,
                                     const xla::ffi::AnyBuffer& filters, const xla::ffi::AnyBuffer& mixed,
                                     const xla::ffi::AnyBuffer& energy) {
   namespace ffi = xla::ffi;
   using contract_detail::invalid;
+  if (ffi::Error e = check_filters(target, g, a.element_type(), filters); e.failure()) return e;
   const auto w = filters.dimensions();
-  if (filters.element_type() != a.element_type() || w.size() != 5 || w[0] != g.L() || w[1] != g.spins ||
-      w[3] != g.channels) {
-    return invalid(target, "filters " + shape_string(w) + " must be (L, S, S_out, C, C_out) = (" +
-                               std::to_string(g.L()) + ", " + std::to_string(g.spins) + ", S_out, " +
-                               std::to_string(g.channels) + ", C_out) in the coefficients' complex dtype");
-  }
   const auto in = a.dimensions();
   const auto out = mixed.dimensions();
   bool same = mixed.element_type() == a.element_type() && out.size() == in.size();
@@ -270,6 +285,14 @@ inline xla::ffi::Error check_mixing(const char* target, const Geometry& g, const
   }
   return ffi::Error::Success();
 }
+
+// Its gradient for the activated analysis (target sphcnn_mixing_gradient, CUDA):
+// operands ct_b (b's cotangent, the coefficients of a synthesis of this contract
+// with (S_out, C_out) for (S, C)), filters, then maps, bias, taps, ring_scale
+// and table as sphcnn_activated_gradient, with its results (ct_maps, ct_bias,
+// scratch) and attributes: the activated gradient of
+//   ct_a[l, m, i, c] = sum_{o, d} ct_b[l, m, o, d] w[l, i, o, c, d].
+// check_filters and check_gradient apply.
 
 }  // namespace sphcnn
 
@@ -310,6 +333,11 @@ XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::LambdaSource);
 #define SPHCNN_MIXING_ANALYSIS_BINDING(Context)                                              \
   xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_ARGS3 SPHCNN_RETS2 SPHCNN_RETS2 \
       SPHCNN_ACTIVATION_ATTRIBUTES.Attr<bool>("activate")
+
+// sphcnn_mixing_gradient: ct_b, filters, maps, bias, taps, ring_scale, table -> ct_maps, ct_bias, scratch.
+#define SPHCNN_MIXING_GRADIENT_BINDING(Context)                                                      \
+  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_ARGS3.Arg<xla::ffi::AnyBuffer>() SPHCNN_RETS2 \
+      .Ret<xla::ffi::AnyBuffer>() SPHCNN_ACTIVATION_ATTRIBUTES
 
 // sphcnn_affine_synthesis: coefficients, factor, offset, ring_scale, table -> maps, scratch.
 #define SPHCNN_CONTRACT_AFFINE_BINDING(Context)                                                            \

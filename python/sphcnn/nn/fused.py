@@ -157,9 +157,17 @@ def _gradient_batch(args, dims, **params):
 batching.primitive_batchers[_activated_gradient_p] = _gradient_batch
 
 
+def activated_gradient(ct: jax.Array, y: jax.Array, bias: jax.Array, transform: sk.SphericalTransform,
+                       leaky_spin: int | None, pool: bool) -> tuple[jax.Array, jax.Array]:
+    """(ct_y, ct_bias): the pullback of activated_forward at (y, bias) for the
+    cotangent ct of its coefficients, ct_bias summed over this device's data
+    only (one custom call where the forward is one)."""
+    return _activated_gradient_p.bind(ct, y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
+
+
 def _backward(transform, leaky_spin, pool, residuals, ct):
     y, bias = residuals
-    ct_y, ct_bias = _activated_gradient_p.bind(ct, y, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
+    ct_y, ct_bias = activated_gradient(ct, y, bias, transform, leaky_spin, pool)
     return ct_y, sum_like(ct_bias, bias)
 
 

@@ -13,15 +13,21 @@ energy is the second moment of sphcnn.nn.batch_norm.coefficient_moments (times
 CUDA GPUs with the ffi backend and the lambda table it is one custom call,
 sphcnn_mixing_analysis: K1 of the analysis (with the activation prologue), then
 K2 ending with the mixing and the energy shares of its tile
-(csrc/cuda/mixing_epilogue.h), then a fixed-order sum of the shares. On CPUs
+(csrc/cuda/mixing_stage.h), then a fixed-order sum of the shares. On CPUs
 (whose mixing kernel, sphcnn_degree_mixing, already skips |m| > l), with the
 other backends and platforms it is the composition above.
 
-The gradient is the composition's: the energy's cotangent joins b's
-(2 ct_energy conj(b)), then the mixing's gradient (sphcnn.nn.mixing: the
-transposed product and the weight gradient, both from the kept a) and the
-transposed analysis (the fused activation gradient, sphcnn_activated_gradient,
-when activated). The custom call writes a as well: the weight gradient needs it.
+The gradient is written out the same way: the moments' cotangents join b's
+(2 ct_energy conj(b), and ct_constant at b_00: one elementwise expression), the
+weight gradient comes from the kept a (sphcnn.nn.mixing's weight-gradient
+kernel on CPUs, a matmul elsewhere; the custom call writes a for it), and the
+transposed product and the transposed activated analysis are one custom call
+on CUDA GPUs, sphcnn_mixing_gradient: K2 of the synthesis starts with the
+transposed product of its tile (its cotangent ct_a never goes through HBM in
+a separate pass), K1 differentiates the activation as it stores
+(csrc/cuda/mixing_stage.h, activation_gradient.h). Elsewhere: the transposed
+product (sphcnn.nn.mixing.degree_mixing with transposed filters), then the
+activated gradient (sphcnn.nn.fused).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import numpy as np
 import sphcnn_kernels as sk
 from sphcnn.nn import nonlinearities
 from sphcnn.nn.collectives import sum_like
-from sphcnn.nn.fused import _taps, activated_forward, check_activated_input
+from sphcnn.nn.fused import _taps, activated_forward, activated_gradient, check_activated_input
 from sphcnn.nn.kernel_primitives import kernel_primitive
 from sphcnn.nn.mixing import degree_mixing
 from sphcnn.nn.placement import constant_coefficient
@@ -131,6 +137,47 @@ def _forward(transform, x, bias, filters, leaky_spin, pool, activate):
     return outputs, (x, bias, filters, a, outputs[0])
 
 
+def _transposed(filters):
+    """The filters of the transposed product: (L, S_out, S, C_out, C)."""
+    return jnp.transpose(filters, (0, 2, 1, 4, 3))
+
+
+def _gradient_reference(ct_b, filters, x, bias, *, transform, leaky_spin, pool):
+    ct_a = degree_mixing(ct_b, _transposed(filters), transform.backend, transform.n)
+    return activated_gradient(ct_a, x, bias, transform, leaky_spin, pool)
+
+
+def _gradient_cuda(ct_b, filters, x, bias, *, transform, leaky_spin, pool):
+    from sphcnn_kernels.backends import ffi_backend
+
+    if resolve_backend(transform.backend, "cuda", "synthesis", transform.n) != "ffi" or (
+            ffi_backend.mixing_gradient_scratch(transform.plan, transform.mode, int(np.prod(x.shape[:-4])),
+                                                x.shape[-1], pool) is None):
+        return _gradient_reference(ct_b, filters, x, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
+    ct_x, ct_bias = ffi_backend.mixing_gradient(
+        ct_b, filters, x, bias, _taps(transform, pool), plan=transform.plan, sign=-1, weighted=True,
+        layout=transform.layout, mode=transform.mode, leaky_spin=-1 if leaky_spin is None else leaky_spin,
+        pool=pool, epsilon=nonlinearities.EPSILON, slope=nonlinearities.LEAKY_SLOPE)
+    return ct_x, ct_bias.astype(bias.dtype)
+
+
+def _gradient_abstract(ct_b, filters, x, bias, **_):
+    # the bias cotangent is a sum over this device's data: it varies as x does
+    return x.update(), x.update(shape=bias.shape, dtype=bias.dtype)
+
+
+_mixing_gradient_p = kernel_primitive("sphcnn_mixing_gradient", _gradient_abstract,
+                                      {"cuda": _gradient_cuda, None: _gradient_reference}, multiple_results=True)
+
+
+def _gradient_batch(args, dims, **params):
+    """vmap: the composition, mapped (each mapped item keeps its own bias sum)."""
+    return jax.vmap(functools.partial(_gradient_reference, **params), in_axes=dims)(*args), (0, 0)
+
+
+jax.interpreters.batching.primitive_batchers[_mixing_gradient_p] = _gradient_batch
+
+
 def _backward(transform, leaky_spin, pool, activate, residuals, cotangents):
     x, bias, filters, a, b = residuals
     ct_b, (ct_constant, ct_energy) = cotangents
@@ -140,13 +187,14 @@ def _backward(transform, leaky_spin, pool, activate, residuals, cotangents):
     at_constant = constant_coefficient(b.shape[0] - 1, None, 1, b.ndim, 0, b.real.dtype) / math.sqrt(4 * math.pi)
     ct_b = (ct_b + 2 * jnp.expand_dims(ct_energy, axes).astype(b.dtype) * jnp.conj(b)
             + at_constant * jnp.expand_dims(ct_constant, axes).astype(b.dtype))
-    # pullbacks of the linear maps at the kept values (their unused forwards are dead code)
-    _, mixing_pullback = jax.vjp(lambda u, w: degree_mixing(u, w, transform.backend, transform.n), a, filters)
-    ct_a, ct_filters = mixing_pullback(ct_b)
+    # the weight gradient from the kept a (the pullback's unused forward is dead code)
+    _, weight_pullback = jax.vjp(lambda w: degree_mixing(a, w, transform.backend, transform.n), filters)
+    (ct_filters,) = weight_pullback(ct_b)
     if activate:
-        _, analysis_pullback = jax.vjp(lambda u, v: activated_forward(transform, u, v, leaky_spin, pool), x, bias)
-        ct_x, ct_bias = analysis_pullback(ct_a)
+        ct_x, ct_bias = _mixing_gradient_p.bind(ct_b, filters, x, bias, transform=transform, leaky_spin=leaky_spin,
+                                                pool=pool)
     else:
+        ct_a = degree_mixing(ct_b, _transposed(filters), transform.backend, transform.n)
         _, analysis_pullback = jax.vjp(transform.forward, x)
         (ct_x,) = analysis_pullback(ct_a)
         ct_bias = jnp.zeros_like(bias)

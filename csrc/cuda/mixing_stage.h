@@ -1,7 +1,9 @@
-// K2 of the analysis with the epilogue of a spin-weighted convolution: the
-// per-degree channel and spin mixing of the coefficients and the batch norm's
-// partial sums, for target sphcnn_mixing_analysis (transforms_cuda.cu).
+// K2 with a spin-weighted convolution's per-degree channel and spin mixing:
+// the epilogue of the analysis, with the batch norm's partial sums (target
+// sphcnn_mixing_analysis), and, transposed, the prologue of the synthesis that
+// carries its gradient (target sphcnn_mixing_gradient; transforms_cuda.cu).
 //
+// Forward (analysis_mixing_block).
 // One block owns one |m|, one tile of TL = 32 degrees from |m| and one tile of
 // TB batch items; for every input spin it runs the table-mode product of
 // legendre_gemm.h (analysis_table_tile) over the tile's columns, writing the
@@ -14,6 +16,15 @@
 // energy_sum_block adds the shares of every (|m|, degree tile) in a fixed order
 // (bit-reproducible, no atomics): energy[batch, o, d] = sum_{l, m} |b_lm|^2, the
 // Parseval energy of sphcnn.nn.batch_norm.coefficient_moments.
+//
+// Backward (synthesis_mixing_block). One block owns one |m| and one tile of TB
+// batch items; it first writes the cotangent of the analysis's coefficients
+//   ct_a[l, m, i, c] = sum_{o, d} ct_b[l, m, o, d] w[l, i, o, c, d]   (l >= |m|, both orders)
+// into scratch, then, after a barrier, runs the table-mode synthesis tiles of
+// legendre_gemm.h over its own columns for every spin and ring tile, reading
+// ct_a back while it is still in L2. The transposed analysis continues in K1
+// (with the activation's gradient, activation_gradient.h), as for
+// sphcnn_activated_gradient.
 //
 // Layouts: w (L, S, S_out, C, C_out) complex; b in the spectral layout of a
 // with (S_out, C_out) for (S, C); partials ((L * degree tiles), B, S_out,
@@ -39,9 +50,11 @@ constexpr int kEnergyThreads = 128;
 template <typename T>
 struct MixingArgs {
   const Cpx<T>* filters;      // w
-  Cpx<T>* mixed;              // b
-  T* partials;                // energy shares
-  T* energy;                  // (B, S_out, C_out)
+  Cpx<T>* mixed;              // b (forward)
+  T* partials;                // energy shares (forward)
+  T* energy;                  // (B, S_out, C_out) (forward)
+  const Cpx<T>* mixed_cotangent;  // ct_b, b's layout (backward)
+  Cpx<T>* coefficients;           // ct_a in scratch, a's layout (backward; the synthesis's spec_in)
   int out_spins;              // S_out
   int64_t out_channels;       // C_out
   int64_t batch;              // B
@@ -49,7 +62,7 @@ struct MixingArgs {
   int degree_tiles;
   int64_t mixed_batch_stride;
   int64_t mixed_degree_stride;
-  int64_t items;              // L * degree_tiles * batch tiles
+  int64_t items;              // forward: L * degree_tiles * batch tiles; backward: L * batch tiles
 };
 
 template <typename T>
@@ -143,6 +156,7 @@ SPHCNN_HD void analysis_mixing_block(const Ctx& ctx, const GemmArgs<T>& a, const
             for (int s = 0; s < S; ++s) {
               const Cpx<T>* in = a.spec_out + spectral_offset(a, p0 + bl * C, l, mi, s);
               const Cpx<T>* w = x.filters + ((static_cast<int64_t>(l) * S + s) * SO + o) * C * CO + d;
+              SPHCNN_NO_UNROLL
               for (int64_t c = 0; c < C; ++c) {
                 const Cpx<T> u = in[c], v = w[c * CO];
                 re += u.re * v.re - u.im * v.im;
@@ -162,6 +176,82 @@ SPHCNN_HD void analysis_mixing_block(const Ctx& ctx, const GemmArgs<T>& a, const
         partial[q] = sum;
       }
       ctx.sync();  // reduce is refilled by the next round
+    }
+  }
+}
+
+template <typename T>
+using MixingSynthesisTile = SynthesisTile<T, 32, 32>;
+
+template <typename T>
+size_t mixing_synthesis_shared_bytes() {
+  return synthesis_shared_bytes<T, MixingSynthesisTile<T>>(true);
+}
+
+template <typename T, typename Ctx>
+SPHCNN_HD void synthesis_mixing_block(const Ctx& ctx, const GemmArgs<T>& a, const MixingArgs<T>& x,
+                                      unsigned char* smem) {
+  using Tile = MixingSynthesisTile<T>;
+  constexpr int TJ = Tile::TJ, TP = Tile::TP, TK = Tile::TK;
+  const int tid = ctx.tid();
+  const int S = a.spins.count, SO = x.out_spins;
+  const int64_t C = a.channels, CO = x.out_channels;
+  const int L = a.ell_max + 1, half = a.n / 2;
+  const int64_t batch_tiles = ceil_div(x.batch, x.batch_tile);
+  const Cpx<T> zero{T(0), T(0)};
+  for (int64_t item = ctx.block(); item < x.items; item += ctx.blocks()) {
+    const int64_t bt = item % batch_tiles;
+    const int am = static_cast<int>(item / batch_tiles);
+    const int64_t b0 = bt * x.batch_tile;
+    const int64_t nb = x.batch - b0 < x.batch_tile ? x.batch - b0 : x.batch_tile;
+    const int64_t p0 = b0 * C, p1 = (b0 + nb) * C;
+    const int mi_p = a.ell_max + am, mi_n = a.ell_max - am;
+    const int orders = am == 0 ? 1 : 2;
+    // ct_a of the block's columns, every degree from |m|.
+    const int64_t width = nb * S * C;
+    const int64_t count = static_cast<int64_t>(L - am) * orders * width;
+    for (int64_t e = tid; e < count; e += kGemmThreads) {
+      const int64_t q = e % width;
+      const int64_t rest = e / width;
+      const int mi = rest % orders ? mi_n : mi_p;
+      const int l = am + static_cast<int>(rest / orders);
+      const int64_t bl = q / (S * C);
+      const int s = static_cast<int>((q / C) % S);
+      const int64_t c = q % C;
+      const Cpx<T>* in = x.mixed_cotangent + mixed_offset(x, b0 + bl, l, mi, 0, 0);
+      const Cpx<T>* w = x.filters + ((static_cast<int64_t>(l) * S + s) * SO * C + c) * CO;
+      T re = T(0), im = T(0);
+      for (int o = 0; o < SO; ++o) {
+        SPHCNN_NO_UNROLL
+        for (int64_t d = 0; d < CO; ++d) {
+          const Cpx<T> u = in[o * CO + d], v = w[o * C * CO + d];
+          re += u.re * v.re - u.im * v.im;
+          im += u.re * v.im + u.im * v.re;
+        }
+      }
+      x.coefficients[spectral_offset(a, p0 + bl * C + c, l, mi, s)] = Cpx<T>{re, im};
+    }
+    ctx.sync();  // ct_a of the block, written by every thread, is visible to the block
+    // the last batch tile also writes the padding columns (zeros), as the plain synthesis
+    const int64_t col_end = p1 == a.maps ? a.padded_maps : p1;
+    for (int s = 0; s < S; ++s) {
+      const PairPosition at = pair_at(a, am, s);
+      const int steps = at.l0 > a.ell_max ? 0 : static_cast<int>(ceil_div(L - am, TK));
+      for (int64_t col0 = p0; col0 < p1; col0 += TP) {
+        for (int j0 = 0; j0 < half; j0 += TJ) {
+          Cpx<T> acc[Tile::RJ][Tile::RP][4];
+          SPHCNN_UNROLL
+          for (int k = 0; k < Tile::RJ; ++k) {
+            SPHCNN_UNROLL
+            for (int c = 0; c < Tile::RP; ++c) {
+              SPHCNN_UNROLL
+              for (int q = 0; q < 4; ++q) acc[k][c][q] = zero;
+            }
+          }
+          synthesis_table_steps<T, Tile>(ctx, a, at, j0, col0, steps, smem, acc);
+          synthesis_store<T, Tile>(ctx, a, at, j0, col0, col_end, acc);
+        }
+      }
     }
   }
 }
