@@ -19,7 +19,9 @@ synthesis (K1 applying a batch norm's factor and offset to the rings of the
 synthesis) against the sums of the mapped coefficients; and K2 with the
 convolution's product and the batch norm's partial sums as its epilogue, and
 with the transposed product as the prologue of the gradient's synthesis
-(csrc/cuda/mixing_stage.h, emulate_mixing.cc)."""
+(csrc/cuda/mixing_stage.h, emulate_mixing.cc); and K2 of the affine
+synthesis's transpose with the batch norm's gradient as its epilogue
+(csrc/cuda/affine_stage.h, emulate_affine.cc)."""
 
 import os
 import pathlib
@@ -33,6 +35,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "tests" / "cuda_emulation" / "emulate_blocks.cc"
 MIXING_SOURCE = ROOT / "tests" / "cuda_emulation" / "emulate_mixing.cc"
+AFFINE_SOURCE = ROOT / "tests" / "cuda_emulation" / "emulate_affine.cc"
 
 
 def _compile(source: pathlib.Path, directory: pathlib.Path) -> pathlib.Path:
@@ -94,5 +97,23 @@ def test_k2_with_the_convolutions_mixing_matches_float64_sums(tmp_path):
     # both batch-tile regimes (several items a block, several column tiles an item) and two degree tiles
     assert any("batch_tile=32 degree_tiles=2" in line for line in checks)
     assert any("C=40" in line and "batch_tile=1" in line for line in checks)
+    worst = dict(re.findall(r"(float|double) ([0-9.e+-]+)", lines[-1]))
+    assert float(worst["float"]) <= 2e-6 and float(worst["double"]) <= 1e-12
+
+
+def test_k2_with_the_batch_norms_gradient_matches_float64_sums(tmp_path):
+    """K2 of the affine synthesis's transpose with the batch norm's gradient as
+    its epilogue (affine_gradient_block, affine_sum_block): ct_a = factor u, the
+    products' sums and u at a_00 against float64 sums, every tile shape, spin
+    groups, several degree tiles, the sums bit-identical whatever the number of
+    blocks."""
+    binary = _compile(AFFINE_SOURCE, tmp_path)
+    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=900)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, "\n".join(lines[-20:]) + result.stderr
+    checks = [line for line in lines if line.startswith("affine-gradient ")]
+    assert len(checks) == 12 and all(line.endswith("problems 0") for line in checks)
+    assert {f"config={c}" for c in range(3)} <= {word for line in checks for word in line.split()}
+    assert any("degree_tiles=2" in line for line in checks)
     worst = dict(re.findall(r"(float|double) ([0-9.e+-]+)", lines[-1]))
     assert float(worst["float"]) <= 2e-6 and float(worst["double"]) <= 1e-12

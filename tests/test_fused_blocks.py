@@ -12,6 +12,7 @@ CUDA kernels against the composition in complex128."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 
 import jax
@@ -218,6 +219,39 @@ def test_affine_synthesis_gradients_lowering_and_vmap():
     stacked = jnp.stack([a, 2 * a], axis=1)  # vmapped over a batch axis (degree-major: axis 1)
     mapped = jax.vmap(lambda a: affine_inverse(transform, a, factor, offset), in_axes=1)(stacked)
     assert _relative(mapped[1], _affine_reference(transform, 2 * a, factor, offset)) < 1e-13
+    # the gradient vmapped (the composition, mapped) and in the batch-major layout
+    grads = jax.vmap(jax.grad(loss(affine_inverse), argnums=(0, 1, 2)), in_axes=(1, None, None))(stacked, factor,
+                                                                                              offset)
+    assert _relative(grads[1][1], jax.grad(loss(_affine_reference), argnums=1)(2 * a, factor, offset)) < 1e-12
+    batch_major = _transform(8, "complex128", layout="batch_major")
+
+    def batch_major_loss(f):
+        return lambda a, k, o: jnp.sum(jnp.abs(weights * f(batch_major, a, k, o)) ** 2)
+
+    wide = jnp.moveaxis(a, 0, 1)
+    got = jax.grad(batch_major_loss(affine_inverse), argnums=(0, 1, 2))(wide, factor, offset)
+    want = jax.grad(batch_major_loss(_affine_reference), argnums=(0, 1, 2))(wide, factor, offset)
+    for g, w in zip(got, want):
+        assert _relative(g, w) < 1e-12
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sphcnn_kernels._cuda") is None, reason="the CUDA module is not built")
+def test_affine_synthesis_gradient_lowers_to_one_cuda_call():
+    """Lowered for CUDA, the gradient of the affine synthesis is one call of
+    sphcnn_affine_gradient (the transposed synthesis with the batch norm's
+    gradient in K2's epilogue); with lambda on the fly, the plain analysis and XLA."""
+    a, factor, offset = _affine_inputs(_transform(16), (2,), 3, np.complex64, seed=12)
+
+    def text(transform):
+        loss = lambda a, k, o: jnp.sum(jnp.abs(affine_inverse(transform, a, k, o)) ** 2)  # noqa: E731
+        grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+        return grad.trace(a, factor, offset).lower(lowering_platforms=("cuda",)).as_text()
+
+    kernel = text(_transform(16))
+    assert kernel.count("custom_call @sphcnn_affine_gradient") == 1 and "custom_call @sphcnn_analysis" not in kernel
+    composed = text(sk.SphericalTransform(16, SPINS, None, "complex64", backend="ffi", layout="degree_major",
+                                          mode="onthefly"))
+    assert "sphcnn_affine_gradient" not in composed and composed.count("custom_call @sphcnn_analysis") == 1
 
 
 def test_affine_synthesis_arguments_are_checked():

@@ -7,8 +7,9 @@ each command-buffer compatible (tests/test_ffi_contract.py checks their
 traits): 6 blocks x (analysis + synthesis) forward, the analyses with the
 convolution's product and the batch norm's moments in their epilogue (5 with
 the previous block's nonlinearity in their prologue), the syntheses with the
-batch norm's apply fused in, and the same transposed backward, less the
-input's gradient. Transposes touch only parameter-sized
+batch norm's apply fused in, and the same transposed backward (the batch norm's
+gradient in the epilogue of the syntheses' transposes), less the input's
+gradient. Transposes touch only parameter-sized
 arrays (filters), and nothing is concatenated."""
 
 from __future__ import annotations
@@ -79,10 +80,11 @@ def test_the_only_custom_calls_are_the_command_buffer_compatible_handlers(step_t
     # convolution's product and the batch norm's moments as K2's epilogue, blocks
     # 2-6 with the previous block's nonlinearity, and pooling, in K1:
     # sphcnn.nn.fused_convolution) and 6 affine syntheses (the batch norm's apply
-    # inside); backward: the syntheses' transposes (analyses) and 5 mixing
+    # inside); backward: 6 affine gradients (the syntheses' transposes with the
+    # batch norm's gradient of its affine map in K2's epilogue) and 5 mixing
     # gradients (the transposed product in K2's prologue, the activation's
     # gradient in K1), without the gradient of the input images
-    assert calls == {"sphcnn_mixing_analysis": 6, "sphcnn_affine_synthesis": 6, "sphcnn_analysis": 6,
+    assert calls == {"sphcnn_mixing_analysis": 6, "sphcnn_affine_synthesis": 6, "sphcnn_affine_gradient": 6,
                      "sphcnn_mixing_gradient": 5}, calls
 
 

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "affine_stage.h"
 #include "legendre_gemm.h"
 #include "mixing_stage.h"
 #include "ring_dft.h"
@@ -218,6 +219,41 @@ inline MixingLaunch mixing_launch(const Geometry& g, LambdaSource source, int ou
   ml.scratch_bytes = ml.partials_offset +
                      align256((g.is_double ? 8 : 4) * static_cast<size_t>(ml.shares) * static_cast<size_t>(count));
   return ml;
+}
+
+// sphcnn_affine_gradient: the analysis plan (K1, then affine_gradient_block in
+// place of K2 with the plan's table tile), then affine_sum_block; the scratch
+// result holds the analysis plan's buffers, then the products' shares. Only
+// with the lambda table (else `supported` is false and the caller composes).
+struct AffineLaunch {
+  LaunchPlan plan;
+  bool supported = false;
+  int degree_tiles = 0;
+  int64_t sum_blocks = 0;
+  size_t shares_offset = 0;
+  size_t scratch_bytes = 0;
+};
+
+inline AffineLaunch affine_gradient_launch(const Geometry& g, LambdaSource source) {
+  AffineLaunch al;
+  al.plan = launch_plan(g, true, source);
+  al.supported = source == LambdaSource::kTable;
+  al.degree_tiles = static_cast<int>(ceil_div(g.L(), kTableShapes[al.plan.gemm.config][0]));
+  const int64_t maps = g.batch * g.channels;
+  al.sum_blocks = ceil_div(maps * g.spins, kAffineSumThreads);
+  al.shares_offset = al.plan.scratch_bytes;
+  al.scratch_bytes = al.shares_offset + align256((g.is_double ? 16 : 8) * static_cast<size_t>(g.spins) * g.L() *
+                                                 al.degree_tiles * static_cast<size_t>(maps));
+  return al;
+}
+
+template <typename T>
+size_t affine_table_shared(int config) {
+  switch (config) {
+    case 0: return affine_shared_bytes<T, AnalysisTile<T, 32, 32>>();
+    case 1: return affine_shared_bytes<T, AnalysisTile<T, 8, 128>>();
+    default: return affine_shared_bytes<T, AnalysisTile<T, 128, 8>>();
+  }
 }
 
 // The spins of the launch starting at spin index `offset`, clamped to

@@ -23,6 +23,7 @@ PYBIND11_MODULE(_cuda, m) {
     d["sphcnn_activated_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedGradientCuda));
     d["sphcnn_mixing_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnMixingAnalysisCuda));
     d["sphcnn_mixing_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnMixingGradientCuda));
+    d["sphcnn_affine_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnAffineGradientCuda));
     d["sphcnn_affine_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnAffineSynthesisCuda));
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='CUDA').");
@@ -57,6 +58,16 @@ PYBIND11_MODULE(_cuda, m) {
   py::arg("is_double"), py::arg("lambda_source"), py::arg("pool"),
   "Bytes of the scratch result of sphcnn_mixing_gradient (the activated gradient's and the cotangent of the "
   "analysis's coefficients), or None where the target does not apply; n is the transform's grid.");
+
+  m.def("affine_gradient_scratch_bytes", [](int n, int ell_max, int spins, int64_t batch, int64_t channels,
+                                            bool is_double, int lambda_source) {
+    const sphcnn::Geometry g = sphcnn::geometry_of(n, ell_max, spins, batch, channels, is_double);
+    const auto al = sphcnn::cuda::affine_gradient_launch(g, static_cast<sphcnn::LambdaSource>(lambda_source));
+    return al.supported ? py::object(py::int_(al.scratch_bytes)) : py::object(py::none());
+  }, py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"), py::arg("channels"),
+  py::arg("is_double"), py::arg("lambda_source"),
+  "Bytes of the scratch result of sphcnn_affine_gradient (the analysis's and the products' shares), or None "
+  "where the target does not apply (lambda on the fly).");
 
   m.def("activated_gradient_scratch_bytes", [](int n, int ell_max, int spins, int64_t batch, int64_t channels,
                                                bool is_double, int lambda_source, bool pool) {

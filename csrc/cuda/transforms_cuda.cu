@@ -18,7 +18,9 @@
 // sphcnn_mixing_analysis the (activated) analysis whose K2 ends with a
 // convolution's per-degree mixing and a batch norm's partial sums
 // (mixing_stage.h), then the energy sums; sphcnn_mixing_gradient the activated
-// gradient whose K2 starts with the transposed mixing.
+// gradient whose K2 starts with the transposed mixing; sphcnn_affine_gradient
+// the affine synthesis's transpose, an analysis whose K2 ends with the batch
+// norm's backward (affine_stage.h), then the products' sums.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -28,6 +30,7 @@
 #include <string>
 
 #include "activation_gradient.h"
+#include "affine_stage.h"
 #include "launch_plan.h"
 #include "legendre_gemm.h"
 #include "mixing_stage.h"
@@ -102,6 +105,19 @@ __global__ void __launch_bounds__(kGemmThreads) synthesis_mixing_kernel(const Ge
                                                                         const MixingArgs<T> mixing) {
   extern __shared__ __align__(16) unsigned char smem[];
   synthesis_mixing_block<T>(DeviceCtx{}, args, mixing, smem);
+}
+
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(kGemmThreads) affine_gradient_kernel(const GemmArgs<T> args,
+                                                                       const AffineArgs<T> affine) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  affine_gradient_block<T, Tile>(DeviceCtx{}, args, affine, smem);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kAffineSumThreads) affine_sum_kernel(const GemmArgs<T> args,
+                                                                      const AffineArgs<T> affine) {
+  affine_sum_block<T>(DeviceCtx{}, args, affine);
 }
 
 template <typename T>
@@ -458,6 +474,75 @@ ffi::Error mixing_handler(cudaStream_t stream, ffi::AnyBuffer maps, ffi::AnyBuff
                            a->untyped_data(), base, spins, sg, prologue, args_of(0.0f));
 }
 
+// K1 of the analysis of ct, K2 with the batch norm's gradient epilogue for every
+// spin group, the products' sums.
+template <typename T>
+ffi::Error run_affine_gradient(const char* target, const AffineLaunch& al, cudaStream_t stream, const void* ct,
+                               const void* scale, const void* table, void* ct_a, void* scratch,
+                               ffi::Span<const int64_t> spins, int sign, AffineArgs<T> affine) {
+  StageArgs<T> st = stage_args<T>(true, al.plan, ct, scale, table, ct_a, scratch, sign, Prologue{});
+  ffi::Error status = launch_ring<T>(target, true, al.plan.ring, st.ring, stream);
+  if (status.failure()) return status;
+  const GemmLaunch& gl = al.plan.gemm;
+  const size_t shared = affine_table_shared<T>(gl.config);
+  for (int64_t offset = 0; offset < static_cast<int64_t>(spins.size()); offset += kSpinsPerLaunch) {
+    GemmArgs<T> args = st.gemm;
+    args.spins = spin_group(spins.begin(), static_cast<int64_t>(spins.size()), al.plan.geometry.ell_max,
+                            static_cast<int>(offset));
+    args.items = static_cast<int64_t>(gl.tiles) * al.plan.geometry.L() * args.spins.count;
+    const dim3 grid(static_cast<unsigned>(std::min<int64_t>(args.items, INT_MAX)));
+    switch (gl.config) {
+      case 0: affine_gradient_kernel<T, AnalysisTile<T, 32, 32>><<<grid, kGemmThreads, shared, stream>>>(args, affine); break;
+      case 1: affine_gradient_kernel<T, AnalysisTile<T, 8, 128>><<<grid, kGemmThreads, shared, stream>>>(args, affine); break;
+      default: affine_gradient_kernel<T, AnalysisTile<T, 128, 8>><<<grid, kGemmThreads, shared, stream>>>(args, affine); break;
+    }
+    status = launch_error(target, "the Legendre stage with the batch norm's gradient");
+    if (status.failure()) return status;
+  }
+  affine_sum_kernel<T><<<dim3(static_cast<unsigned>(al.sum_blocks)), kAffineSumThreads, 0, stream>>>(st.gemm, affine);
+  return launch_error(target, "the products' sums");
+}
+
+ffi::Error affine_gradient_handler(cudaStream_t stream, ffi::AnyBuffer ct, ffi::AnyBuffer a, ffi::AnyBuffer factor,
+                                   ffi::AnyBuffer scale, ffi::AnyBuffer table, ffi::Result<ffi::AnyBuffer> ct_a,
+                                   ffi::Result<ffi::AnyBuffer> products, ffi::Result<ffi::AnyBuffer> constant,
+                                   ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
+                                   bool degree_major, LambdaSource source) {
+  const char* target = "sphcnn_affine_gradient";
+  auto g = contract_geometry(target, true, ct, scale, table, *ct_a, *scratch, spins, sign, degree_major, source,
+                             [](const Geometry& geometry, LambdaSource s) {
+                               return affine_gradient_launch(geometry, s).scratch_bytes;
+                             });
+  if (g.has_error()) return g.error();
+  if (g->real_input) return ffi::Error::InvalidArgument(std::string(target) + ": ct must be complex");
+  if (ffi::Error e = check_affine_gradient(target, *g, *ct_a, a, factor, *products, *constant); e.failure()) {
+    return e;
+  }
+  const AffineLaunch al = affine_gradient_launch(*g, source);
+  if (!al.supported) return ffi::Error::InvalidArgument(std::string(target) + ": needs lambda_source = table");
+  if (ct_a->element_count() == 0) return ffi::Error::Success();
+  unsigned char* base = static_cast<unsigned char*>(scratch->untyped_data());
+  auto affine_of = [&](auto zero) {
+    using T = decltype(zero);
+    AffineArgs<T> x{};
+    x.input = static_cast<const Cpx<T>*>(a.untyped_data());
+    x.factor = static_cast<const Cpx<T>*>(factor.untyped_data());
+    x.shares = reinterpret_cast<Cpx<T>*>(base + al.shares_offset);
+    x.products = static_cast<Cpx<T>*>(products->untyped_data());
+    x.constant = static_cast<Cpx<T>*>(constant->untyped_data());
+    x.degree_tiles = al.degree_tiles;
+    x.batch = g->batch;
+    return x;
+  };
+  const int sg = static_cast<int>(sign);
+  if (g->is_double) {
+    return run_affine_gradient<double>(target, al, stream, ct.untyped_data(), scale.untyped_data(),
+                                       table.untyped_data(), ct_a->untyped_data(), base, spins, sg, affine_of(0.0));
+  }
+  return run_affine_gradient<float>(target, al, stream, ct.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                                    ct_a->untyped_data(), base, spins, sg, affine_of(0.0f));
+}
+
 template <typename T>
 ffi::Error run_gradient(const char* target, const LaunchPlan& plan, cudaStream_t stream, const void* ct,
                         const void* scale, const void* table, void* scratch, ffi::Span<const int64_t> spins, int sign,
@@ -634,6 +719,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingAnalysisCuda, sphcnn::cuda::mixing_han
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingGradientCuda, sphcnn::cuda::mixing_gradient_handler,
                               SPHCNN_MIXING_GRADIENT_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
+                              {xla::ffi::Traits::kCmdBufferCompatible});
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineGradientCuda, sphcnn::cuda::affine_gradient_handler,
+                              SPHCNN_AFFINE_GRADIENT_BINDING(xla::ffi::PlatformStream<cudaStream_t>),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda, sphcnn::cuda::affine_handler,

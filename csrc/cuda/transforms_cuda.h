@@ -12,3 +12,4 @@ XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnMixingAnalysisCuda);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnMixingGradientCuda);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(SphcnnAffineGradientCuda);

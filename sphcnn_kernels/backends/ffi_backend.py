@@ -244,3 +244,30 @@ def mixing_gradient(ct_b: jax.Array, filters: jax.Array, maps: jax.Array, bias: 
                                       results, scratch, plan=plan, sign=sign, weighted=weighted, layout=layout,
                                       source=source, **attributes)
     return ct_maps, ct_bias
+
+
+def affine_gradient_scratch(plan: Plan, mode: str, batch: int, channels: int) -> int | None:
+    """Bytes of the scratch result of sphcnn_affine_gradient (CUDA), or None where
+    the target does not apply (lambda on the fly)."""
+    module = extension("cuda")
+    source = lambda_source(plan, mode, "cuda")
+    return module.affine_gradient_scratch_bytes(plan.n, plan.ell_max, len(plan.spins), batch, channels,
+                                                plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
+
+
+def affine_gradient(ct: jax.Array, a: jax.Array, factor: jax.Array, *, plan: Plan, sign: int, weighted: bool,
+                    layout: str, mode: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(ct_a, products, constant) in one call of sphcnn_affine_gradient (CUDA): u
+    the analysis of the maps' cotangent ct with this sign and ring scale (the
+    affine synthesis's transpose), ct_a = factor u, products = sum over (l, m) of
+    u a and constant = u at l = 0, m = 0, both (batch..., S, C). The caller checks
+    affine_gradient_scratch is not None."""
+    batch_shape = ct.shape[:-4]
+    source = lambda_source(plan, mode, "cuda")
+    scratch = affine_gradient_scratch(plan, mode, int(np.prod(batch_shape)), ct.shape[-1])
+    moments = jax.ShapeDtypeStruct(batch_shape + ct.shape[-2:], plan.dtype)
+    results = (jax.ShapeDtypeStruct(a.shape, plan.dtype), moments, moments)
+    ct_a, products, constant = _contract_call("sphcnn_affine_gradient", (ct, a, factor.astype(plan.dtype)), results,
+                                              scratch, plan=plan, sign=sign, weighted=weighted, layout=layout,
+                                              source=source)
+    return ct_a, products, constant

@@ -286,6 +286,40 @@ inline xla::ffi::Error check_mixing(const char* target, const Geometry& g, const
   return ffi::Error::Success();
 }
 
+// The gradient of the affine synthesis (target sphcnn_affine_gradient, CUDA):
+// the analysis of this contract (the transposed synthesis) of the maps'
+// cotangent ct into u, with two more operands after it, the batch norm's input
+// coefficients a (the output's shape and dtype) and factor (S, C) complex, and
+// results ct_a = factor u (the coefficients' layout), products and constant
+// (B..., S, C) complex, scratch:
+//   products = sum_{l, m} u a (no conjugate),  constant = u at l = 0, m = 0.
+inline xla::ffi::Error check_affine_gradient(const char* target, const Geometry& g,
+                                             const xla::ffi::AnyBuffer& ct_a, const xla::ffi::AnyBuffer& a,
+                                             const xla::ffi::AnyBuffer& factor,
+                                             const xla::ffi::AnyBuffer& products,
+                                             const xla::ffi::AnyBuffer& constant) {
+  using contract_detail::invalid;
+  const auto want = ct_a.dimensions();
+  const auto got = a.dimensions();
+  if (a.element_type() != ct_a.element_type() || got.size() != want.size() ||
+      !std::equal(got.begin(), got.end(), want.begin())) {
+    return invalid(target, "a " + shape_string(got) + " must have the shape and dtype of ct_a " + shape_string(want));
+  }
+  const size_t lanes = static_cast<size_t>(g.spins) * g.channels;
+  if (factor.element_type() != a.element_type() || factor.element_count() != lanes) {
+    return invalid(target, "factor must hold S * C = " + std::to_string(lanes) +
+                               " values of the coefficients' complex dtype, got " +
+                               std::to_string(factor.element_count()));
+  }
+  for (const auto* result : {&products, &constant}) {
+    if (result->element_type() != a.element_type() || result->element_count() != g.batch * lanes) {
+      return invalid(target, std::string(result == &products ? "products" : "constant") + " must hold B * S * C = " +
+                                 std::to_string(g.batch * lanes) + " values of the coefficients' complex dtype");
+    }
+  }
+  return xla::ffi::Error::Success();
+}
+
 // Its gradient for the activated analysis (target sphcnn_mixing_gradient, CUDA):
 // operands ct_b (b's cotangent, the coefficients of a synthesis of this contract
 // with (S_out, C_out) for (S, C)), filters, then maps, bias, taps, ring_scale
@@ -338,6 +372,11 @@ XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::LambdaSource);
 #define SPHCNN_MIXING_GRADIENT_BINDING(Context)                                                      \
   xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_ARGS3.Arg<xla::ffi::AnyBuffer>() SPHCNN_RETS2 \
       .Ret<xla::ffi::AnyBuffer>() SPHCNN_ACTIVATION_ATTRIBUTES
+
+// sphcnn_affine_gradient: ct, a, factor, ring_scale, table -> ct_a, products, constant, scratch.
+#define SPHCNN_AFFINE_GRADIENT_BINDING(Context)                                                            \
+  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3.Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>() \
+      SPHCNN_RETS2 SPHCNN_RETS2 SPHCNN_TRANSFORM_ATTRIBUTES
 
 // sphcnn_affine_synthesis: coefficients, factor, offset, ring_scale, table -> maps, scratch.
 #define SPHCNN_CONTRACT_AFFINE_BINDING(Context)                                                            \

@@ -26,12 +26,17 @@ the bias partials (csrc/cuda/activation_gradient.h); elsewhere the
 composition. It keeps y and the bias only, as the unfused layers do.
 
 affine_inverse (below) puts the spectral batch norm's apply into the inverse
-transform that follows it, the same way.
+transform that follows it, the same way; its gradient, the transposed
+synthesis, takes the batch norm's gradient of the affine map as the epilogue of
+its Legendre stage on CUDA GPUs (sphcnn_affine_gradient,
+csrc/cuda/affine_stage.h: the cotangent scaled by the factor as it is stored,
+the factor's gradient as per-tile shares summed in a fixed order).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -257,16 +262,60 @@ def _affine_forward(transform, a, factor, offset):
     return _affine_inverse(transform, a, factor, offset), (a, factor, offset)
 
 
-def _affine_backward(transform, residuals, ct):
-    """The transposed synthesis (an analysis), then the batch norm's written-out
-    gradient of the affine map: the same work as unfused."""
-    from sphcnn.nn.batch_norm import _scale_and_shift_backward
-
-    # the pullback of the linear inverse at a: its transpose, typed like a (inside
-    # shard_map, varying over the batch axes; the unused forward is dead code)
-    _, pullback = jax.vjp(transform.inverse, residuals[0])
+def _affine_gradient_reference(ct, a, factor, *, transform):
+    """(ct_a, products, constant): the transposed synthesis u of ct (typed like a
+    inside shard_map; the pullback's unused forward is dead code), factor u, and
+    per example the sums over (l, m) of u a and u at a_00."""
+    _, pullback = jax.vjp(transform.inverse, a)
     (u,) = pullback(ct)
-    return _scale_and_shift_backward(_degree_axis(transform), residuals, u)
+    degree_axis = 0 if transform.layout == "degree_major" else u.ndim - 4
+    order_axis = u.ndim - 3
+    constant = jax.lax.index_in_dim(u, 0, degree_axis, keepdims=False)
+    constant = jax.lax.index_in_dim(constant, (u.shape[order_axis] - 1) // 2, order_axis - 1, keepdims=False)
+    return u * factor, jnp.sum(u * a, axis=(degree_axis, order_axis)), constant
+
+
+def _affine_gradient_cuda(ct, a, factor, *, transform):
+    from sphcnn_kernels.backends import ffi_backend
+
+    batch = int(np.prod(ct.shape[:-4]))
+    if resolve_backend(transform.backend, "cuda", "analysis", transform.n) != "ffi" or (
+            ffi_backend.affine_gradient_scratch(transform.plan, transform.mode, batch, ct.shape[-1]) is None):
+        return _affine_gradient_reference(ct, a, factor, transform=transform)
+    return ffi_backend.affine_gradient(ct, a, factor, plan=transform.plan, sign=-1, weighted=False,
+                                       layout=transform.layout, mode=transform.mode)
+
+
+def _affine_gradient_abstract(ct, a, factor, *, transform):
+    moments = ct.update(shape=ct.shape[:-4] + ct.shape[-2:], dtype=a.dtype)
+    return a.update(), moments, moments
+
+
+_affine_gradient_p = kernel_primitive("sphcnn_affine_gradient", _affine_gradient_abstract,
+                                      {"cuda": _affine_gradient_cuda, None: _affine_gradient_reference},
+                                      multiple_results=True)
+
+
+def _affine_gradient_batch(args, dims, *, transform):
+    """vmap: the composition, mapped."""
+    rule = functools.partial(_affine_gradient_reference, transform=transform)
+    return jax.vmap(rule, in_axes=dims)(*args), (0, 0, 0)
+
+
+batching.primitive_batchers[_affine_gradient_p] = _affine_gradient_batch
+
+
+def _affine_backward(transform, residuals, ct):
+    """The transposed synthesis (an analysis) with the batch norm's gradient of
+    the affine map as its epilogue: on CUDA GPUs one custom call,
+    sphcnn_affine_gradient (K2 scales each cotangent coefficient as it stores it
+    and adds its share of the factor's gradient), elsewhere the composition."""
+    a, factor, offset = residuals
+    ct_a, products, constant = _affine_gradient_p.bind(ct, a, factor, transform=transform)
+    batch_axes = tuple(range(products.ndim - 2))
+    ct_factor = jnp.sum(products, axis=batch_axes)
+    ct_offset = math.sqrt(4 * math.pi) * jnp.sum(constant, axis=batch_axes)
+    return ct_a, sum_like(ct_factor, factor), sum_like(ct_offset, offset)
 
 
 _affine_inverse.defvjp(_affine_forward, _affine_backward)
