@@ -38,6 +38,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.interpreters import batching
 
 import sphcnn_kernels as sk
 from sphcnn.nn import nonlinearities
@@ -112,7 +113,7 @@ def _batch(args, dims, **params):
     return outs, (0, 0, 0)
 
 
-jax.interpreters.batching.primitive_batchers[_mixing_analysis_p] = _batch
+batching.primitive_batchers[_mixing_analysis_p] = _batch
 
 
 def _constant(b):
@@ -175,7 +176,7 @@ def _gradient_batch(args, dims, **params):
     return jax.vmap(functools.partial(_gradient_reference, **params), in_axes=dims)(*args), (0, 0)
 
 
-jax.interpreters.batching.primitive_batchers[_mixing_gradient_p] = _gradient_batch
+batching.primitive_batchers[_mixing_gradient_p] = _gradient_batch
 
 
 def _backward(transform, leaky_spin, pool, activate, residuals, cotangents):
