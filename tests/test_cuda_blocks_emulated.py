@@ -80,6 +80,21 @@ def test_k1_and_k2_match_float64_sums(emulator, sizes):
         assert gradient["float"] <= 2e-6 and gradient["double"] <= 1e-7
 
 
+def _run_fused_stage(source: pathlib.Path, directory: pathlib.Path, kind: str) -> list[str]:
+    """Compiles and runs one fused-stage emulator: its `kind` check lines, after
+    asserting a zero exit, 12 checks (6 cases x 2 precisions) without problems and
+    the worst errors float32 <= 2e-6, float64 <= 1e-12."""
+    binary = _compile(source, directory)
+    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=900)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, "\n".join(lines[-20:]) + result.stderr
+    checks = [line for line in lines if line.startswith(kind + " ")]
+    assert len(checks) == 12 and all(line.endswith("problems 0") for line in checks)
+    worst = dict(re.findall(r"(float|double) ([0-9.e+-]+)", lines[-1]))
+    assert float(worst["float"]) <= 2e-6 and float(worst["double"]) <= 1e-12
+    return checks
+
+
 def test_k2_with_the_convolutions_mixing_matches_float64_sums(tmp_path):
     """K2 with the convolution's epilogue (analysis_mixing_block and
     energy_sum_block): the coefficients a, the mixed b (zeros at |m| > l) and the
@@ -87,18 +102,11 @@ def test_k2_with_the_convolutions_mixing_matches_float64_sums(tmp_path):
     bit-identical whatever the number of blocks; and K2 of the gradient's
     synthesis with the transposed mixing as its prologue
     (synthesis_mixing_block): ct_a and the rings, padding columns zero."""
-    binary = _compile(MIXING_SOURCE, tmp_path)
-    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=900)
-    lines = result.stdout.splitlines()
-    assert result.returncode == 0, "\n".join(lines[-20:]) + result.stderr
-    checks = [line for line in lines if line.startswith("mixing ")]
-    assert len(checks) == 12 and all(line.endswith("problems 0") for line in checks)
+    checks = _run_fused_stage(MIXING_SOURCE, tmp_path, "mixing")
     assert all(" ct_a " in line and " rings " in line for line in checks)
     # both batch-tile regimes (several items a block, several column tiles an item) and two degree tiles
     assert any("batch_tile=32 degree_tiles=2" in line for line in checks)
     assert any("C=40" in line and "batch_tile=1" in line for line in checks)
-    worst = dict(re.findall(r"(float|double) ([0-9.e+-]+)", lines[-1]))
-    assert float(worst["float"]) <= 2e-6 and float(worst["double"]) <= 1e-12
 
 
 def test_k2_with_the_batch_norms_gradient_matches_float64_sums(tmp_path):
@@ -107,13 +115,6 @@ def test_k2_with_the_batch_norms_gradient_matches_float64_sums(tmp_path):
     products' sums and u at a_00 against float64 sums, every tile shape, spin
     groups, several degree tiles, the sums bit-identical whatever the number of
     blocks."""
-    binary = _compile(AFFINE_SOURCE, tmp_path)
-    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=900)
-    lines = result.stdout.splitlines()
-    assert result.returncode == 0, "\n".join(lines[-20:]) + result.stderr
-    checks = [line for line in lines if line.startswith("affine-gradient ")]
-    assert len(checks) == 12 and all(line.endswith("problems 0") for line in checks)
+    checks = _run_fused_stage(AFFINE_SOURCE, tmp_path, "affine-gradient")
     assert {f"config={c}" for c in range(3)} <= {word for line in checks for word in line.split()}
     assert any("degree_tiles=2" in line for line in checks)
-    worst = dict(re.findall(r"(float|double) ([0-9.e+-]+)", lines[-1]))
-    assert float(worst["float"]) <= 2e-6 and float(worst["double"]) <= 1e-12

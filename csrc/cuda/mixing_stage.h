@@ -80,6 +80,21 @@ size_t mixing_shared_bytes() {
   return MixingTile<T>::kSharedBytes + sizeof(T) * kGemmThreads;
 }
 
+// The batch items [b0, b0 + count) of batch tile `bt` and their columns [p0, p1).
+struct BatchTile {
+  int64_t b0, count, p0, p1;
+};
+
+template <typename T>
+SPHCNN_HD BatchTile batch_tile_at(const MixingArgs<T>& x, int64_t bt, int64_t channels) {
+  BatchTile t;
+  t.b0 = bt * x.batch_tile;
+  t.count = x.batch - t.b0 < x.batch_tile ? x.batch - t.b0 : x.batch_tile;
+  t.p0 = t.b0 * channels;
+  t.p1 = (t.b0 + t.count) * channels;
+  return t;
+}
+
 template <typename T>
 SPHCNN_HD int64_t mixed_offset(const MixingArgs<T>& x, int64_t b, int l, int mi, int o, int64_t d) {
   return b * x.mixed_batch_stride + l * x.mixed_degree_stride + (static_cast<int64_t>(mi) * x.out_spins + o) * x.out_channels + d;
@@ -103,9 +118,8 @@ SPHCNN_HD void analysis_mixing_block(const Ctx& ctx, const GemmArgs<T>& a, const
     const int dt = static_cast<int>(rest % x.degree_tiles);
     const int am = static_cast<int>(rest / x.degree_tiles);
     const int lstart = am + dt * TL;
-    const int64_t b0 = bt * x.batch_tile;
-    const int64_t nb = x.batch - b0 < x.batch_tile ? x.batch - b0 : x.batch_tile;
-    const int64_t p0 = b0 * C, p1 = (b0 + nb) * C;
+    const BatchTile tile = batch_tile_at(x, bt, C);
+    const int64_t b0 = tile.b0, nb = tile.count, p0 = tile.p0, p1 = tile.p1;
     const int64_t Q = nb * width;
     T* partial = x.partials + (static_cast<int64_t>(am) * x.degree_tiles + dt) * x.batch * width + b0 * width;
     if (lstart > a.ell_max) {  // uniform: this |m| has fewer degree tiles
@@ -202,9 +216,8 @@ SPHCNN_HD void synthesis_mixing_block(const Ctx& ctx, const GemmArgs<T>& a, cons
   for (int64_t item = ctx.block(); item < x.items; item += ctx.blocks()) {
     const int64_t bt = item % batch_tiles;
     const int am = static_cast<int>(item / batch_tiles);
-    const int64_t b0 = bt * x.batch_tile;
-    const int64_t nb = x.batch - b0 < x.batch_tile ? x.batch - b0 : x.batch_tile;
-    const int64_t p0 = b0 * C, p1 = (b0 + nb) * C;
+    const BatchTile tile = batch_tile_at(x, bt, C);
+    const int64_t b0 = tile.b0, nb = tile.count, p0 = tile.p0, p1 = tile.p1;
     const int mi_p = a.ell_max + am, mi_n = a.ell_max - am;
     const int orders = am == 0 ? 1 : 2;
     // ct_a of the block's columns, every degree from |m|.

@@ -218,6 +218,17 @@ struct Prologue {
   void* gradient_partials = nullptr;    // (n, B S C) bias shares
 };
 
+// (batch, degree) strides of coefficients with `spins` x `channels` per order,
+// in the call's spectral layout.
+struct SpectralStrides {
+  int64_t batch, degree;
+};
+
+inline SpectralStrides spectral_strides(const Geometry& g, int64_t spins, int64_t channels) {
+  const int64_t row = static_cast<int64_t>(g.M()) * spins * channels;
+  return g.degree_major ? SpectralStrides{row, g.batch * row} : SpectralStrides{g.L() * row, row};
+}
+
 template <typename T>
 struct StageArgs {
   RingArgs<T> ring;
@@ -273,9 +284,9 @@ StageArgs<T> stage_args(bool analysis, const LaunchPlan& plan, const void* in, c
   gemm.channels = g.channels;
   gemm.maps = g.batch * g.channels;
   gemm.padded_maps = plan.padded_maps;
-  const int64_t row = static_cast<int64_t>(g.M()) * g.spins * g.channels;
-  gemm.spec_batch_stride = g.degree_major ? row : g.L() * row;
-  gemm.spec_degree_stride = g.degree_major ? g.batch * row : row;
+  const SpectralStrides strides = spectral_strides(g, g.spins, g.channels);
+  gemm.spec_batch_stride = strides.batch;
+  gemm.spec_degree_stride = strides.degree;
   gemm.tiles = plan.gemm.tiles;
   return StageArgs<T>{ring, gemm};
 }
@@ -459,9 +470,9 @@ ffi::Error mixing_handler(cudaStream_t stream, ffi::AnyBuffer maps, ffi::AnyBuff
     x.batch = g->batch;
     x.batch_tile = ml.batch_tile;
     x.degree_tiles = ml.degree_tiles;
-    const int64_t row = static_cast<int64_t>(g->M()) * out_spins * out_channels;
-    x.mixed_batch_stride = g->degree_major ? row : g->L() * row;
-    x.mixed_degree_stride = g->degree_major ? g->batch * row : row;
+    const SpectralStrides strides = spectral_strides(*g, out_spins, out_channels);
+    x.mixed_batch_stride = strides.batch;
+    x.mixed_degree_stride = strides.degree;
     x.items = ml.items;
     return x;
   };
@@ -668,9 +679,9 @@ ffi::Error mixing_gradient_handler(cudaStream_t stream, ffi::AnyBuffer ct_b, ffi
     m.args.out_channels = out[1];
     m.args.batch = g->batch;
     m.args.batch_tile = ml.batch_tile;
-    const int64_t row = static_cast<int64_t>(g->M()) * out[0] * out[1];
-    m.args.mixed_batch_stride = g->degree_major ? row : g->L() * row;
-    m.args.mixed_degree_stride = g->degree_major ? g->batch * row : row;
+    const SpectralStrides strides = spectral_strides(*g, out[0], out[1]);
+    m.args.mixed_batch_stride = strides.batch;
+    m.args.mixed_degree_stride = strides.degree;
     m.args.items = ml.items;
     m.blocks = ml.blocks;
     m.shared_bytes = ml.shared_bytes;

@@ -197,16 +197,17 @@ def mixing_analysis_scratch(plan: Plan, mode: str, batch: int, channels: int, ou
 
 
 def mixing_analysis(maps: jax.Array, bias: jax.Array, taps: np.ndarray, filters: jax.Array, *, plan: Plan,
-                    sign: int, weighted: bool, layout: str, mode: str, leaky_spin: int, pool: bool, epsilon: float,
-                    slope: float, activate: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+                    sign: int, weighted: bool, layout: str, mode: str, platform: str, leaky_spin: int, pool: bool,
+                    epsilon: float, slope: float, activate: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(b, a, energy) in one call of sphcnn_mixing_analysis (CUDA): a the analysis
     of the maps (activated and pooled as activated_analysis when activate; else
     bias and taps are empty), b[l, m, o, d] = sum_{i, c} a[l, m, i, c]
     filters[l, i, o, c, d] over |m| <= l, energy (batch..., S_out, C_out) the sum
     over (l, m) of |b|^2. The caller checks mixing_analysis_scratch is not None."""
+    extension(platform)
     batch_shape = maps.shape[:-4]
     out_spins, out_channels = filters.shape[2], filters.shape[4]
-    source = lambda_source(plan, mode, "cuda")
+    source = lambda_source(plan, mode, platform)
     scratch = mixing_analysis_scratch(plan, mode, int(np.prod(batch_shape)), maps.shape[-1], out_spins, out_channels)
     extra, attributes = _activation_attributes(plan, bias, taps, leaky_spin, pool, epsilon, slope)
     a_shape = plan.spectral_shape(batch_shape, *maps.shape[-2:], layout)
@@ -229,14 +230,15 @@ def mixing_gradient_scratch(plan: Plan, mode: str, batch: int, channels: int, po
 
 
 def mixing_gradient(ct_b: jax.Array, filters: jax.Array, maps: jax.Array, bias: jax.Array, taps: np.ndarray, *,
-                    plan: Plan, sign: int, weighted: bool, layout: str, mode: str, leaky_spin: int, pool: bool,
-                    epsilon: float, slope: float) -> tuple[jax.Array, jax.Array]:
+                    plan: Plan, sign: int, weighted: bool, layout: str, mode: str, platform: str, leaky_spin: int,
+                    pool: bool, epsilon: float, slope: float) -> tuple[jax.Array, jax.Array]:
     """(ct_maps, ct_bias): activated_gradient for the cotangent ct_a[l, m, i, c] =
     sum_{o, d} ct_b[l, m, o, d] filters[l, i, o, c, d] of the analysis's
     coefficients, in one call of sphcnn_mixing_gradient (CUDA: the transposed
     product is the prologue of K2 of the synthesis). The caller checks
     mixing_gradient_scratch is not None."""
-    source = lambda_source(plan, mode, "cuda")
+    extension(platform)
+    source = lambda_source(plan, mode, platform)
     scratch = mixing_gradient_scratch(plan, mode, int(np.prod(maps.shape[:-4])), maps.shape[-1], pool)
     extra, attributes = _activation_attributes(plan, bias, taps, leaky_spin, pool, epsilon, slope)
     results = (jax.ShapeDtypeStruct(maps.shape, maps.dtype), jax.ShapeDtypeStruct(bias.shape, plan.real_dtype))
@@ -256,14 +258,15 @@ def affine_gradient_scratch(plan: Plan, mode: str, batch: int, channels: int) ->
 
 
 def affine_gradient(ct: jax.Array, a: jax.Array, factor: jax.Array, *, plan: Plan, sign: int, weighted: bool,
-                    layout: str, mode: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+                    layout: str, mode: str, platform: str) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(ct_a, products, constant) in one call of sphcnn_affine_gradient (CUDA): u
     the analysis of the maps' cotangent ct with this sign and ring scale (the
     affine synthesis's transpose), ct_a = factor u, products = sum over (l, m) of
     u a and constant = u at l = 0, m = 0, both (batch..., S, C). The caller checks
     affine_gradient_scratch is not None."""
+    extension(platform)
     batch_shape = ct.shape[:-4]
-    source = lambda_source(plan, mode, "cuda")
+    source = lambda_source(plan, mode, platform)
     scratch = affine_gradient_scratch(plan, mode, int(np.prod(batch_shape)), ct.shape[-1])
     moments = jax.ShapeDtypeStruct(batch_shape + ct.shape[-2:], plan.dtype)
     results = (jax.ShapeDtypeStruct(a.shape, plan.dtype), moments, moments)

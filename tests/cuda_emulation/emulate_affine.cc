@@ -29,14 +29,13 @@
 
 #include "affine_stage.h"
 #include "emulated_launch.h"
+#include "emulated_reference.h"
 #include "launch_plan.h"
 #include "packed_table_builder.h"
 
 using namespace sphcnn;
 using namespace sphcnn::cuda;
-using sphcnn::emulation::HostCtx;
-using sphcnn::emulation::launch;
-using cd = std::complex<double>;
+using namespace sphcnn::emulation;
 
 struct AffineCase {
   int n, ell_max;
@@ -55,7 +54,6 @@ template <typename T>
 AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
   const int n = cs.n, ell = cs.ell_max, L = ell + 1, M = 2 * ell + 1, S = static_cast<int>(cs.spins.size());
   const int B = cs.batch, C = cs.channels;
-  std::normal_distribution<double> nd;
   Geometry g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
   g.degree_major = cs.degree_major;
   const AffineLaunch al = affine_gradient_launch(g, LambdaSource::kTable);
@@ -64,18 +62,13 @@ AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
   err.config = plan.gemm.config;
   std::vector<T> table(packed_table(n, ell, sizeof(T)).size(S), T(12345));
   build_packed_table<T>(n, ell, cs.spins, table.data(), 2);
-  std::vector<unsigned char> scratch(al.scratch_bytes + 16);
-  for (size_t i = 0; i + sizeof(T) <= scratch.size(); i += sizeof(T)) {
-    const T nan = T(NAN);
-    std::memcpy(scratch.data() + i, &nan, sizeof(T));
-  }
+  std::vector<unsigned char> scratch = nan_scratch<T>(al.scratch_bytes);
   Cpx<T>* rings = reinterpret_cast<Cpx<T>*>(scratch.data() + plan.rings_offset);
-  const size_t ring_count = static_cast<size_t>(S) * M * n * plan.padded_maps;
-  for (size_t i = 0; i < ring_count; ++i) rings[i] = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+  fill_normal(rings, static_cast<size_t>(S) * M * n * plan.padded_maps, rng);
   const size_t spectral = static_cast<size_t>(B) * L * M * S * C;
   std::vector<Cpx<T>> a(spectral), factor(static_cast<size_t>(S) * C);
-  for (auto& v : a) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
-  for (auto& v : factor) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+  fill_normal(a, rng);
+  fill_normal(factor, rng);
   const Cpx<T> nan{T(NAN), T(NAN)};
   std::vector<Cpx<T>> ct_a(spectral, nan), products(static_cast<size_t>(B) * S * C, nan), constant(products);
 
@@ -124,22 +117,8 @@ AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
   run(false);
   if (std::memcmp(looped.data(), products.data(), products.size() * sizeof(Cpx<T>)) != 0) err.problems++;
 
-  std::vector<double> lam(static_cast<size_t>(S) * n * M * L, 0.0);
-  for (int s = 0; s < S; ++s) {
-    for (int j = 0; j < n; ++j) {
-      if (std::abs(cs.spins[s]) <= ell) spin_legendre_columns(ell, cs.spins[s], ring_theta(j, n), lam.data() + (static_cast<size_t>(s) * n + j) * M * L);
-    }
-  }
-  double ref_c = 0, err_c = 0, ref_p = 0, err_p = 0, ref_k = 0, err_k = 0;
-  auto note = [&](Cpx<T> got, cd want, double& ref, double& worst, bool zero) {
-    if (!std::isfinite(got.re) || !std::isfinite(got.im)) {
-      err.problems++;
-      return;
-    }
-    if (zero && (got.re != T(0) || got.im != T(0))) err.problems++;
-    ref = std::max(ref, std::abs(want));
-    worst = std::max(worst, std::abs(cd(got.re, got.im) - want));
-  };
+  const std::vector<double> lam = lambda_reference(n, ell, cs.spins);
+  Check ct_a_check, products_check, constant_check;
   for (int b = 0; b < B; ++b) {
     for (int s = 0; s < S; ++s) {
       for (int c = 0; c < C; ++c) {
@@ -148,27 +127,22 @@ AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
         for (int l = 0; l < L; ++l) {
           for (int mi = 0; mi < M; ++mi) {
             const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
-            cd u = 0.0;
-            if (l >= l0) {
-              for (int j = 0; j < n; ++j) {
-                const Cpx<T> v = rings[((static_cast<int64_t>(s) * M + mi) * n + j) * plan.padded_maps + b * C + c];
-                u += lam[((static_cast<size_t>(s) * n + j) * M + mi) * L + l] * cd(v.re, v.im);
-              }
-            }
+            const cd u = l >= l0 ? legendre_sum(lam, rings, plan.padded_maps, n, ell, s, mi, l, b * C + c) : cd(0.0);
             const size_t i = b * gemm.spec_batch_stride + l * gemm.spec_degree_stride + (static_cast<int64_t>(mi) * S + s) * C + c;
             product += u * cd(a[i].re, a[i].im);
             if (l == 0 && mi == ell) u00 = u;
-            note(ct_a[i], f * u, ref_c, err_c, l < l0);
+            ct_a_check.note(ct_a[i], f * u, l < l0);
           }
         }
-        note(products[(static_cast<size_t>(b) * S + s) * C + c], product, ref_p, err_p, false);
-        note(constant[(static_cast<size_t>(b) * S + s) * C + c], u00, ref_k, err_k, false);
+        products_check.note(products[(static_cast<size_t>(b) * S + s) * C + c], product);
+        constant_check.note(constant[(static_cast<size_t>(b) * S + s) * C + c], u00);
       }
     }
   }
-  err.ct_a = err_c / (ref_c > 0 ? ref_c : 1.0);
-  err.products = err_p / (ref_p > 0 ? ref_p : 1.0);
-  err.constant = err_k / (ref_k > 0 ? ref_k : 1.0);
+  err.ct_a = ct_a_check.relative();
+  err.products = products_check.relative();
+  err.constant = constant_check.relative();
+  err.problems += ct_a_check.problems + products_check.problems + constant_check.problems;
   std::string spins;
   for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
   std::printf("affine-gradient %-6s n=%d ell_max=%d spins=%s B=%d C=%d %s config=%d degree_tiles=%d: "

@@ -45,6 +45,7 @@
 
 #include "activation_gradient.h"
 #include "emulated_launch.h"
+#include "emulated_reference.h"
 #include "launch_plan.h"
 #include "legendre_gemm.h"
 #include "packed_table_builder.h"
@@ -52,9 +53,7 @@
 
 using namespace sphcnn;
 using namespace sphcnn::cuda;
-using sphcnn::emulation::HostCtx;
-using sphcnn::emulation::launch;
-using cd = std::complex<double>;
+using namespace sphcnn::emulation;
 
 struct Case {
   int n, ell_max;
@@ -136,11 +135,7 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
     table.assign(packed_table(n, ell, sizeof(T)).size(S), T(12345));
     build_packed_table<T>(n, ell, cs.spins, table.data(), 2);
   }
-  std::vector<unsigned char> scratch(plan.scratch_bytes + 16);
-  for (size_t i = 0; i + sizeof(T) <= scratch.size(); i += sizeof(T)) {
-    const T nan = T(NAN);
-    std::memcpy(scratch.data() + i, &nan, sizeof(T));
-  }
+  std::vector<unsigned char> scratch = nan_scratch<T>(plan.scratch_bytes);
   const size_t spatial = static_cast<size_t>(B) * n * n * SC, spectral = static_cast<size_t>(B) * L * M * SC;
   // Inputs: maps x (B, n, n, S, C) or coefficients (batch- or degree-major).
   std::vector<T> x_real;
@@ -393,12 +388,7 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
   }
 
   // float64 references.
-  std::vector<double> lam(static_cast<size_t>(S) * n * M * L, 0.0);
-  for (int s = 0; s < S; ++s) {
-    for (int j = 0; j < n; ++j) {
-      if (std::abs(cs.spins[s]) <= ell) spin_legendre_columns(ell, cs.spins[s], ring_theta(j, n), lam.data() + ((size_t)s * n + j) * M * L);
-    }
-  }
+  const std::vector<double> lam = lambda_reference(n, ell, cs.spins);
   std::vector<cd> e(n);  // e^{sign 2 pi i k / n}
   for (int k = 0; k < n; ++k) e[k] = std::polar(1.0, sign * 2.0 * M_PI * k / n);
   auto rings_at = [&](int s, int mi, int j, int b, int c) {

@@ -35,15 +35,14 @@
 
 #include "activation_gradient.h"
 #include "emulated_launch.h"
+#include "emulated_reference.h"
 #include "launch_plan.h"
 #include "mixing_stage.h"
 #include "packed_table_builder.h"
 
 using namespace sphcnn;
 using namespace sphcnn::cuda;
-using sphcnn::emulation::HostCtx;
-using sphcnn::emulation::launch;
-using cd = std::complex<double>;
+using namespace sphcnn::emulation;
 
 struct MixCase {
   int n, ell_max;
@@ -61,7 +60,6 @@ template <typename T>
 MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   const int n = cs.n, ell = cs.ell_max, L = ell + 1, M = 2 * ell + 1, S = static_cast<int>(cs.spins.size());
   const int B = cs.batch, C = cs.channels, SO = cs.out_spins, CO = cs.out_channels;
-  std::normal_distribution<double> nd;
   Geometry g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
   g.degree_major = cs.degree_major;
   const MixingLaunch ml = mixing_launch(g, LambdaSource::kTable, SO, CO);
@@ -73,16 +71,11 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   }
   std::vector<T> table(packed_table(n, ell, sizeof(T)).size(S), T(12345));
   build_packed_table<T>(n, ell, cs.spins, table.data(), 2);
-  std::vector<unsigned char> scratch(ml.scratch_bytes + 16);
-  for (size_t i = 0; i + sizeof(T) <= scratch.size(); i += sizeof(T)) {
-    const T nan = T(NAN);
-    std::memcpy(scratch.data() + i, &nan, sizeof(T));
-  }
+  std::vector<unsigned char> scratch = nan_scratch<T>(ml.scratch_bytes);
   Cpx<T>* rings = reinterpret_cast<Cpx<T>*>(scratch.data() + plan.rings_offset);
-  const size_t ring_count = static_cast<size_t>(S) * M * n * plan.padded_maps;
-  for (size_t i = 0; i < ring_count; ++i) rings[i] = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+  fill_normal(rings, static_cast<size_t>(S) * M * n * plan.padded_maps, rng);
   std::vector<Cpx<T>> w(static_cast<size_t>(L) * S * SO * C * CO);
-  for (auto& v : w) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+  fill_normal(w, rng);
   const Cpx<T> nan{T(NAN), T(NAN)};
   std::vector<Cpx<T>> a(static_cast<size_t>(B) * L * M * S * C, nan), b(static_cast<size_t>(B) * L * M * SO * CO, nan);
   std::vector<T> energy(static_cast<size_t>(B) * SO * CO, T(NAN));
@@ -129,28 +122,14 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   if (std::memcmp(looped.data(), energy.data(), energy.size() * sizeof(T)) != 0) err.problems++;
 
   // float64 references.
-  std::vector<double> lam(static_cast<size_t>(S) * n * M * L, 0.0);
-  for (int s = 0; s < S; ++s) {
-    for (int j = 0; j < n; ++j) {
-      if (std::abs(cs.spins[s]) <= ell) spin_legendre_columns(ell, cs.spins[s], ring_theta(j, n), lam.data() + (static_cast<size_t>(s) * n + j) * M * L);
-    }
-  }
+  const std::vector<double> lam = lambda_reference(n, ell, cs.spins);
   auto a_at = [&](int bb, int l, int mi, int s, int c) {
     return a[bb * gemm.spec_batch_stride + l * gemm.spec_degree_stride + (static_cast<int64_t>(mi) * S + s) * C + c];
   };
   auto b_at = [&](int bb, int l, int mi, int o, int d) {
     return b[bb * mx.mixed_batch_stride + l * mx.mixed_degree_stride + (static_cast<int64_t>(mi) * SO + o) * CO + d];
   };
-  double ref_a = 0, err_a = 0, ref_b = 0, err_b = 0, ref_e = 0, err_e = 0;
-  auto note = [&](cd got, cd want, double& ref, double& worst, bool zero) {
-    if (!std::isfinite(got.real()) || !std::isfinite(got.imag())) {
-      err.problems++;
-      return;
-    }
-    if (zero && got != cd(0.0, 0.0)) err.problems++;
-    ref = std::max(ref, std::abs(want));
-    worst = std::max(worst, std::abs(got - want));
-  };
+  Check a_check, b_check, energy_check, ct_a_check, rings_check;
   std::vector<cd> a_ref(static_cast<size_t>(L) * M * S * C);
   for (int bb = 0; bb < B; ++bb) {
     for (int l = 0; l < L; ++l) {
@@ -158,16 +137,9 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
         for (int s = 0; s < S; ++s) {
           const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
           for (int c = 0; c < C; ++c) {
-            cd acc = 0.0;
-            if (l >= l0) {
-              for (int j = 0; j < n; ++j) {
-                const Cpx<T> f = rings[((static_cast<int64_t>(s) * M + mi) * n + j) * plan.padded_maps + bb * C + c];
-                acc += lam[((static_cast<size_t>(s) * n + j) * M + mi) * L + l] * cd(f.re, f.im);
-              }
-            }
+            const cd acc = l >= l0 ? legendre_sum(lam, rings, plan.padded_maps, n, ell, s, mi, l, bb * C + c) : cd(0.0);
             a_ref[((static_cast<size_t>(l) * M + mi) * S + s) * C + c] = acc;
-            const Cpx<T> got = a_at(bb, l, mi, s, c);
-            note(cd(got.re, got.im), acc, ref_a, err_a, l < l0);
+            a_check.note(a_at(bb, l, mi, s, c), acc, l < l0);
           }
         }
       }
@@ -187,23 +159,18 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
               }
             }
             e += std::norm(acc);
-            const Cpx<T> got = b_at(bb, l, mi, o, d);
-            note(cd(got.re, got.im), acc, ref_b, err_b, std::abs(mi - ell) > l);
+            b_check.note(b_at(bb, l, mi, o, d), acc, std::abs(mi - ell) > l);
           }
         }
-        note(cd(energy[(static_cast<size_t>(bb) * SO + o) * CO + d], 0.0), cd(e, 0.0), ref_e, err_e, false);
+        energy_check.note(Cpx<T>{energy[(static_cast<size_t>(bb) * SO + o) * CO + d], T(0)}, cd(e, 0.0));
       }
     }
   }
   // Backward: the transposed mixing into ct_a, then the synthesis into the rings.
   std::vector<Cpx<T>> ct_b(b.size());
-  for (auto& v : ct_b) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
+  fill_normal(ct_b, rng);
   const MixingGradientLaunch gl = mixing_gradient_launch(g, LambdaSource::kTable, n);
-  std::vector<unsigned char> back(gl.scratch_bytes + 16);
-  for (size_t i = 0; i + sizeof(T) <= back.size(); i += sizeof(T)) {
-    const T nan = T(NAN);
-    std::memcpy(back.data() + i, &nan, sizeof(T));
-  }
+  std::vector<unsigned char> back = nan_scratch<T>(gl.scratch_bytes);
   Cpx<T>* rings_out = reinterpret_cast<Cpx<T>*>(back.data() + gl.plan.rings_offset);
   Cpx<T>* ct_a = reinterpret_cast<Cpx<T>*>(back.data() + gl.coefficients_offset);
   GemmArgs<T> synth = gemm;
@@ -222,7 +189,6 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   bx.items = gl.items;
   launch(kGemmThreads, std::min<int64_t>(gl.blocks, 5), gl.shared_bytes,
          [&](const HostCtx& ctx, unsigned char* smem) { synthesis_mixing_block<T>(ctx, synth, bx, smem); });
-  double ref_c = 0, err_c = 0, ref_g = 0, err_g = 0;
   for (int bb = 0; bb < B; ++bb) {
     for (int mi = 0; mi < M; ++mi) {
       const int am = std::abs(mi - ell);
@@ -241,15 +207,15 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
               }
             }
             column[l] = acc;
-            const Cpx<T> got = ct_a[bb * gemm.spec_batch_stride + l * gemm.spec_degree_stride +
-                                    (static_cast<int64_t>(mi) * S + s) * C + c];
-            note(cd(got.re, got.im), acc, ref_c, err_c, false);
+            ct_a_check.note(ct_a[bb * gemm.spec_batch_stride + l * gemm.spec_degree_stride +
+                                 (static_cast<int64_t>(mi) * S + s) * C + c],
+                            acc);
           }
           for (int j = 0; j < n; ++j) {
             cd acc = 0.0;
             for (int l = l0; l < L; ++l) acc += lam[((static_cast<size_t>(s) * n + j) * M + mi) * L + l] * column[l];
-            const Cpx<T> got = rings_out[((static_cast<int64_t>(s) * M + mi) * n + j) * gl.plan.padded_maps + bb * C + c];
-            note(cd(got.re, got.im), acc, ref_g, err_g, false);
+            rings_check.note(rings_out[((static_cast<int64_t>(s) * M + mi) * n + j) * gl.plan.padded_maps + bb * C + c],
+                             acc);
           }
         }
       }
@@ -265,11 +231,12 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
       }
     }
   }
-  err.ct_a = err_c / (ref_c > 0 ? ref_c : 1.0);
-  err.rings = err_g / (ref_g > 0 ? ref_g : 1.0);
-  err.a = err_a / (ref_a > 0 ? ref_a : 1.0);
-  err.b = err_b / (ref_b > 0 ? ref_b : 1.0);
-  err.energy = err_e / (ref_e > 0 ? ref_e : 1.0);
+  err.a = a_check.relative();
+  err.b = b_check.relative();
+  err.energy = energy_check.relative();
+  err.ct_a = ct_a_check.relative();
+  err.rings = rings_check.relative();
+  for (const Check* check : {&a_check, &b_check, &energy_check, &ct_a_check, &rings_check}) err.problems += check->problems;
   std::string spins;
   for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
   std::printf("mixing %-6s n=%d ell_max=%d spins=%s B=%d C=%d S_out=%d C_out=%d %s batch_tile=%d degree_tiles=%d: "

@@ -65,6 +65,30 @@ inline xla::ffi::Error invalid(const char* target, const std::string& what) {
   return xla::ffi::Error::InvalidArgument(std::string(target) + ": " + what);
 }
 
+// `buffer` (named `name`) has the shape and dtype of `like` (named `like_name`).
+inline xla::ffi::Error same_shape(const char* target, const char* name, const xla::ffi::AnyBuffer& buffer,
+                                  const char* like_name, const xla::ffi::AnyBuffer& like) {
+  const auto want = like.dimensions();
+  const auto got = buffer.dimensions();
+  if (buffer.element_type() != like.element_type() || got.size() != want.size() ||
+      !std::equal(got.begin(), got.end(), want.begin())) {
+    return invalid(target, std::string(name) + " " + shape_string(got) + " must have the shape and dtype of " +
+                               like_name + " " + shape_string(want));
+  }
+  return xla::ffi::Error::Success();
+}
+
+// `buffer` (named `name`) holds one value of `dtype` per (spin, channel).
+inline xla::ffi::Error per_lane(const char* target, const char* name, const xla::ffi::AnyBuffer& buffer,
+                                xla::ffi::DataType dtype, size_t lanes) {
+  if (buffer.element_type() != dtype || buffer.element_count() != lanes) {
+    return invalid(target, std::string(name) + " must hold S * C = " + std::to_string(lanes) +
+                               " values of the coefficients' complex dtype, got " +
+                               std::to_string(buffer.element_count()));
+  }
+  return xla::ffi::Error::Success();
+}
+
 }  // namespace contract_detail
 
 // Checks every operand, result and attribute against the contract; the
@@ -206,12 +230,8 @@ inline xla::ffi::Error check_gradient(const char* target, const Geometry& g, con
                                       const xla::ffi::AnyBuffer& ct_maps, const xla::ffi::AnyBuffer& bias,
                                       const xla::ffi::AnyBuffer& ct_bias) {
   using contract_detail::invalid;
-  const auto want = ct_maps.dimensions();
-  const auto got = maps.dimensions();
-  if (maps.element_type() != ct_maps.element_type() || got.size() != want.size() ||
-      !std::equal(got.begin(), got.end(), want.begin())) {
-    return invalid(target, "maps " + shape_string(got) + " must have the shape and dtype of ct_maps " +
-                               shape_string(want));
+  if (xla::ffi::Error e = contract_detail::same_shape(target, "maps", maps, "ct_maps", ct_maps); e.failure()) {
+    return e;
   }
   if (ct_bias.element_type() != bias.element_type() || ct_bias.element_count() != bias.element_count()) {
     return invalid(target, "ct_bias must have the size and dtype of bias, (S, C) = " +
@@ -227,16 +247,11 @@ inline xla::ffi::Error check_gradient(const char* target, const Geometry& g, con
 // the synthesis that follows it).
 inline xla::ffi::Error check_affine(const char* target, const Geometry& g, const xla::ffi::AnyBuffer& a,
                                     const xla::ffi::AnyBuffer& factor, const xla::ffi::AnyBuffer& offset) {
-  using contract_detail::invalid;
   const size_t lanes = static_cast<size_t>(g.spins) * g.channels;
-  for (const auto* operand : {&factor, &offset}) {
-    if (operand->element_type() != a.element_type() || operand->element_count() != lanes) {
-      return invalid(target, std::string(operand == &factor ? "factor" : "offset") + " must hold S * C = " +
-                                 std::to_string(lanes) + " values of the coefficients' complex dtype, got " +
-                                 std::to_string(operand->element_count()));
-    }
+  if (xla::ffi::Error e = contract_detail::per_lane(target, "factor", factor, a.element_type(), lanes); e.failure()) {
+    return e;
   }
-  return xla::ffi::Error::Success();
+  return contract_detail::per_lane(target, "offset", offset, a.element_type(), lanes);
 }
 
 // The analysis with a spin-weighted convolution's epilogue (target
@@ -299,17 +314,10 @@ inline xla::ffi::Error check_affine_gradient(const char* target, const Geometry&
                                              const xla::ffi::AnyBuffer& products,
                                              const xla::ffi::AnyBuffer& constant) {
   using contract_detail::invalid;
-  const auto want = ct_a.dimensions();
-  const auto got = a.dimensions();
-  if (a.element_type() != ct_a.element_type() || got.size() != want.size() ||
-      !std::equal(got.begin(), got.end(), want.begin())) {
-    return invalid(target, "a " + shape_string(got) + " must have the shape and dtype of ct_a " + shape_string(want));
-  }
+  if (xla::ffi::Error e = contract_detail::same_shape(target, "a", a, "ct_a", ct_a); e.failure()) return e;
   const size_t lanes = static_cast<size_t>(g.spins) * g.channels;
-  if (factor.element_type() != a.element_type() || factor.element_count() != lanes) {
-    return invalid(target, "factor must hold S * C = " + std::to_string(lanes) +
-                               " values of the coefficients' complex dtype, got " +
-                               std::to_string(factor.element_count()));
+  if (xla::ffi::Error e = contract_detail::per_lane(target, "factor", factor, a.element_type(), lanes); e.failure()) {
+    return e;
   }
   for (const auto* result : {&products, &constant}) {
     if (result->element_type() != a.element_type() || result->element_count() != g.batch * lanes) {

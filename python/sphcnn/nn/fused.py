@@ -55,11 +55,12 @@ def _reference(y, bias, *, transform, leaky_spin, pool):
     return transform.forward(pooling.spatial_pool(z) if pool else z)
 
 
-def _taps(transform, pool: bool) -> np.ndarray:
+def pooling_taps(transform, pool: bool) -> np.ndarray:
+    """The (n, 4) ring taps of the pooling onto the transform's grid; empty without pooling."""
     return pooling.ring_taps(2 * transform.n) if pool else np.zeros((0,))
 
 
-def _kernel_options(transform, leaky_spin, pool, platform: str) -> dict:
+def activation_options(transform, leaky_spin, pool, platform: str) -> dict:
     """The kernels' parameters: the forward transform's (analysis, weighted, sign -1)
     and the nonlinearity's."""
     return dict(plan=transform.plan, sign=-1, weighted=True, layout=transform.layout, mode=transform.mode,
@@ -67,27 +68,29 @@ def _kernel_options(transform, leaky_spin, pool, platform: str) -> dict:
                 epsilon=nonlinearities.EPSILON, slope=nonlinearities.LEAKY_SLOPE)
 
 
-def _lowerings(direction: str, kernel, reference) -> dict:
-    """The lowerings of a fused primitive: on CPUs and CUDA GPUs kernel(*operands,
+def lowerings(direction: str, kernel, reference, platforms=("cpu", "cuda"), applies=None) -> dict:
+    """The lowerings of a fused primitive: on `platforms` kernel(*operands,
     platform=..., **params) where the transform (params['transform']) runs on the
-    ffi backend for `direction`, else the reference; on every other platform the
+    ffi backend for `direction` and, when given, applies(*operands, **params) holds
+    (a geometry the kernel takes), else the reference; on every other platform the
     reference."""
     def on(platform: str):
         def rule(*operands, transform, **params):
-            if resolve_backend(transform.backend, platform, direction, transform.n) != "ffi":
+            if resolve_backend(transform.backend, platform, direction, transform.n) != "ffi" or (
+                    applies is not None and not applies(*operands, transform=transform, **params)):
                 return reference(*operands, transform=transform, **params)
             return kernel(*operands, transform=transform, platform=platform, **params)
 
         return rule
 
-    return {"cpu": on("cpu"), "cuda": on("cuda"), None: reference}
+    return {**{platform: on(platform) for platform in platforms}, None: reference}
 
 
 def _kernel(y, bias, *, transform, leaky_spin, pool, platform):
     from sphcnn_kernels.backends import ffi_backend
 
-    return ffi_backend.activated_analysis(y, bias, _taps(transform, pool),
-                                          **_kernel_options(transform, leaky_spin, pool, platform))
+    return ffi_backend.activated_analysis(y, bias, pooling_taps(transform, pool),
+                                          **activation_options(transform, leaky_spin, pool, platform))
 
 
 def _abstract(y, bias, *, transform, leaky_spin, pool):
@@ -96,7 +99,7 @@ def _abstract(y, bias, *, transform, leaky_spin, pool):
 
 
 _activated_analysis_p = kernel_primitive(
-    "sphcnn_activated_analysis", _abstract, _lowerings("analysis", _kernel, _reference))
+    "sphcnn_activated_analysis", _abstract, lowerings("analysis", _kernel, _reference))
 
 
 def _batch(args, dims, *, transform, leaky_spin, pool):
@@ -137,8 +140,8 @@ def _reference_gradient(ct, y, bias, *, transform, leaky_spin, pool):
 def _gradient_kernel(ct, y, bias, *, transform, leaky_spin, pool, platform):
     from sphcnn_kernels.backends import ffi_backend
 
-    ct_y, ct_bias = ffi_backend.activated_gradient(ct, y, bias, _taps(transform, pool),
-                                                   **_kernel_options(transform, leaky_spin, pool, platform))
+    ct_y, ct_bias = ffi_backend.activated_gradient(ct, y, bias, pooling_taps(transform, pool),
+                                                   **activation_options(transform, leaky_spin, pool, platform))
     return ct_y, ct_bias.astype(bias.dtype)
 
 
@@ -148,7 +151,7 @@ def _gradient_abstract(ct, y, bias, **_):
 
 
 _activated_gradient_p = kernel_primitive(
-    "sphcnn_activated_gradient", _gradient_abstract, _lowerings("synthesis", _gradient_kernel, _reference_gradient),
+    "sphcnn_activated_gradient", _gradient_abstract, lowerings("synthesis", _gradient_kernel, _reference_gradient),
     multiple_results=True)
 
 
@@ -236,7 +239,7 @@ def _affine_abstract(a, factor, offset, *, transform):
 
 
 _affine_synthesis_p = kernel_primitive(
-    "sphcnn_affine_synthesis", _affine_abstract, _lowerings("synthesis", _affine_kernel, _affine_reference))
+    "sphcnn_affine_synthesis", _affine_abstract, lowerings("synthesis", _affine_kernel, _affine_reference))
 
 
 def _affine_batch(args, dims, *, transform):
@@ -275,15 +278,18 @@ def _affine_gradient_reference(ct, a, factor, *, transform):
     return u * factor, jnp.sum(u * a, axis=(degree_axis, order_axis)), constant
 
 
-def _affine_gradient_cuda(ct, a, factor, *, transform):
+def _affine_gradient_applies(ct, a, factor, *, transform):
     from sphcnn_kernels.backends import ffi_backend
 
     batch = int(np.prod(ct.shape[:-4]))
-    if resolve_backend(transform.backend, "cuda", "analysis", transform.n) != "ffi" or (
-            ffi_backend.affine_gradient_scratch(transform.plan, transform.mode, batch, ct.shape[-1]) is None):
-        return _affine_gradient_reference(ct, a, factor, transform=transform)
+    return ffi_backend.affine_gradient_scratch(transform.plan, transform.mode, batch, ct.shape[-1]) is not None
+
+
+def _affine_gradient_kernel(ct, a, factor, *, transform, platform):
+    from sphcnn_kernels.backends import ffi_backend
+
     return ffi_backend.affine_gradient(ct, a, factor, plan=transform.plan, sign=-1, weighted=False,
-                                       layout=transform.layout, mode=transform.mode)
+                                       layout=transform.layout, mode=transform.mode, platform=platform)
 
 
 def _affine_gradient_abstract(ct, a, factor, *, transform):
@@ -291,9 +297,11 @@ def _affine_gradient_abstract(ct, a, factor, *, transform):
     return a.update(), moments, moments
 
 
-_affine_gradient_p = kernel_primitive("sphcnn_affine_gradient", _affine_gradient_abstract,
-                                      {"cuda": _affine_gradient_cuda, None: _affine_gradient_reference},
-                                      multiple_results=True)
+_affine_gradient_p = kernel_primitive(
+    "sphcnn_affine_gradient", _affine_gradient_abstract,
+    lowerings("analysis", _affine_gradient_kernel, _affine_gradient_reference, platforms=("cuda",),
+              applies=_affine_gradient_applies),
+    multiple_results=True)
 
 
 def _affine_gradient_batch(args, dims, *, transform):

@@ -41,13 +41,12 @@ import numpy as np
 from jax.interpreters import batching
 
 import sphcnn_kernels as sk
-from sphcnn.nn import nonlinearities
 from sphcnn.nn.collectives import sum_like
-from sphcnn.nn.fused import _taps, activated_forward, activated_gradient, check_activated_input
+from sphcnn.nn.fused import (activated_forward, activated_gradient, activation_options, check_activated_input,
+                             lowerings, pooling_taps)
 from sphcnn.nn.kernel_primitives import kernel_primitive
 from sphcnn.nn.mixing import degree_mixing
 from sphcnn.nn.placement import constant_coefficient
-from sphcnn_kernels.lowering import resolve_backend
 
 
 def _analysis(x, bias, *, transform, leaky_spin, pool, activate):
@@ -67,31 +66,21 @@ def _reference(x, bias, filters, *, transform, leaky_spin, pool, activate):
     return b, a, _energy(b)
 
 
-def _applies(transform, x, filters) -> bool:
-    """Whether sphcnn_mixing_analysis takes this call on CUDA: the ffi backend,
-    and a geometry its launch plan supports."""
-    if resolve_backend(transform.backend, "cuda", "analysis", transform.n) != "ffi":
-        return False
+def _applies(x, bias, filters, *, transform, **_) -> bool:
+    """Whether sphcnn_mixing_analysis takes this geometry (its launch plan's support)."""
     from sphcnn_kernels.backends import ffi_backend
 
     batch = int(np.prod(x.shape[:-4]))
-    scratch = ffi_backend.mixing_analysis_scratch(transform.plan, transform.mode, batch, x.shape[-1],
-                                                  filters.shape[2], filters.shape[4])
-    return scratch is not None
+    return ffi_backend.mixing_analysis_scratch(transform.plan, transform.mode, batch, x.shape[-1],
+                                               filters.shape[2], filters.shape[4]) is not None
 
 
-def _cuda(x, bias, filters, *, transform, leaky_spin, pool, activate):
-    if not _applies(transform, x, filters):
-        return _reference(x, bias, filters, transform=transform, leaky_spin=leaky_spin, pool=pool,
-                          activate=activate)
+def _kernel(x, bias, filters, *, transform, leaky_spin, pool, activate, platform):
     from sphcnn_kernels.backends import ffi_backend
 
-    empty = jnp.zeros((0,), transform.real_dtype)
-    return ffi_backend.mixing_analysis(
-        x, bias if activate else empty, _taps(transform, pool), filters, plan=transform.plan, sign=-1,
-        weighted=True, layout=transform.layout, mode=transform.mode,
-        leaky_spin=-1 if leaky_spin is None else leaky_spin, pool=pool, epsilon=nonlinearities.EPSILON,
-        slope=nonlinearities.LEAKY_SLOPE, activate=activate)
+    bias = bias if activate else jnp.zeros((0,), transform.real_dtype)
+    return ffi_backend.mixing_analysis(x, bias, pooling_taps(transform, pool), filters, activate=activate,
+                                       **activation_options(transform, leaky_spin, pool, platform))
 
 
 def _abstract(x, bias, filters, *, transform, leaky_spin, pool, activate):
@@ -103,8 +92,9 @@ def _abstract(x, bias, filters, *, transform, leaky_spin, pool, activate):
             x.update(shape=batch + widths, dtype=transform.real_dtype))
 
 
-_mixing_analysis_p = kernel_primitive("sphcnn_mixing_analysis", _abstract,
-                                      {"cuda": _cuda, None: _reference}, multiple_results=True)
+_mixing_analysis_p = kernel_primitive(
+    "sphcnn_mixing_analysis", _abstract,
+    lowerings("analysis", _kernel, _reference, platforms=("cuda",), applies=_applies), multiple_results=True)
 
 
 def _batch(args, dims, **params):
@@ -148,17 +138,19 @@ def _gradient_reference(ct_b, filters, x, bias, *, transform, leaky_spin, pool):
     return activated_gradient(ct_a, x, bias, transform, leaky_spin, pool)
 
 
-def _gradient_cuda(ct_b, filters, x, bias, *, transform, leaky_spin, pool):
+def _gradient_applies(ct_b, filters, x, bias, *, transform, pool, **_) -> bool:
+    """Whether sphcnn_mixing_gradient takes this geometry."""
     from sphcnn_kernels.backends import ffi_backend
 
-    if resolve_backend(transform.backend, "cuda", "synthesis", transform.n) != "ffi" or (
-            ffi_backend.mixing_gradient_scratch(transform.plan, transform.mode, int(np.prod(x.shape[:-4])),
-                                                x.shape[-1], pool) is None):
-        return _gradient_reference(ct_b, filters, x, bias, transform=transform, leaky_spin=leaky_spin, pool=pool)
-    ct_x, ct_bias = ffi_backend.mixing_gradient(
-        ct_b, filters, x, bias, _taps(transform, pool), plan=transform.plan, sign=-1, weighted=True,
-        layout=transform.layout, mode=transform.mode, leaky_spin=-1 if leaky_spin is None else leaky_spin,
-        pool=pool, epsilon=nonlinearities.EPSILON, slope=nonlinearities.LEAKY_SLOPE)
+    batch = int(np.prod(x.shape[:-4]))
+    return ffi_backend.mixing_gradient_scratch(transform.plan, transform.mode, batch, x.shape[-1], pool) is not None
+
+
+def _gradient_kernel(ct_b, filters, x, bias, *, transform, leaky_spin, pool, platform):
+    from sphcnn_kernels.backends import ffi_backend
+
+    ct_x, ct_bias = ffi_backend.mixing_gradient(ct_b, filters, x, bias, pooling_taps(transform, pool),
+                                                **activation_options(transform, leaky_spin, pool, platform))
     return ct_x, ct_bias.astype(bias.dtype)
 
 
@@ -167,8 +159,10 @@ def _gradient_abstract(ct_b, filters, x, bias, **_):
     return x.update(), x.update(shape=bias.shape, dtype=bias.dtype)
 
 
-_mixing_gradient_p = kernel_primitive("sphcnn_mixing_gradient", _gradient_abstract,
-                                      {"cuda": _gradient_cuda, None: _gradient_reference}, multiple_results=True)
+_mixing_gradient_p = kernel_primitive(
+    "sphcnn_mixing_gradient", _gradient_abstract,
+    lowerings("synthesis", _gradient_kernel, _gradient_reference, platforms=("cuda",), applies=_gradient_applies),
+    multiple_results=True)
 
 
 def _gradient_batch(args, dims, **params):
