@@ -153,7 +153,7 @@ def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int
         "first_step_s": first_step_s, "imports_s": imports_s, "forward_ms": forward["ms"],
         "kernels_per_step": kernels["kernels_per_call"], "kernel_ms": kernels["kernel_ms"],
         "device_busy": None if kernels["kernel_ms"] is None else kernels["kernel_ms"] / step_ms,
-        "peak_bytes": peak_memory_bytes() - baseline, "backend": choose_backend(current_platform(), "forward", n),
+        "peak_bytes": peak_memory_bytes() - baseline, "backend": choose_backend(current_platform(), "analysis", n),
         "host_allocator": "kept" if allocator else "system", "compiler_options": runtime.step_compiler_options(),
         "loss": float(metrics["loss"]), "parameters": sphcnn.parameter_count(model),
         "fused": bool(getattr(model, "fused", False)),

@@ -61,6 +61,10 @@ CASES = {
 }
 QUICK = ("n64", "n128")
 OPS = ("forward", "inverse", "forward_grad", "inverse_grad")
+# The auto table's direction of each timed op (the transform primitive it runs).
+AUTO_DIRECTIONS = {"forward": "analysis", "inverse": "synthesis"}
+# A case enters the auto table only with a round-trip error of at most this (fp32 exact transforms: ~1e-6).
+ROUNDTRIP_LIMIT = 1e-4
 INPUT_SETS = 4
 # Calls profiled per op (one where a call takes longer than PROFILE_SLOW_MS).
 PROFILED_CALLS = 3
@@ -178,12 +182,14 @@ def probe() -> None:
 
     import sphcnn_kernels as sk
     from benchmarks.measure import device_description
+    from sphcnn_kernels.auto import kernel_digest
     from sphcnn_kernels.backends import current_platform
 
     platform, kind = device_description()
     device = kind if platform == "gpu" else f"{os.cpu_count()} {platform.upper()} cores"
     print(json.dumps({"platform": current_platform(), "device": device, "jax": jax.__version__,
-                      "backends": list(sk.available_backends())}), flush=True)
+                      "backends": list(sk.available_backends()), "kernels": kernel_digest(current_platform())}),
+          flush=True)
 
 
 def _skip_reason(name: str, backend: str) -> str | None:
@@ -254,26 +260,46 @@ def print_table(records: list[dict]) -> None:
 
 
 def update_auto_table(records: list[dict], machine: dict, path) -> None:
-    """Write the forward/inverse medians (ms) of the records into the auto table at
-    `path`: each measured (platform, direction, n) gets exactly the backends
-    measured now; other sizes, platforms and the '_source' notes of other
-    platforms are kept; _source[platform] says where and when the figures were
-    measured."""
+    """Write the forward / inverse medians (ms) of the records into the auto table
+    at `path` (format: sphcnn_kernels.auto), as its 'analysis' / 'synthesis' rows.
+
+    Only cases that ran to their summary with a round-trip error of at most
+    ROUNDTRIP_LIMIT count: a kernel that is fast and wrong is never chosen. Each
+    measured (platform, direction, n) gets exactly the backends measured now;
+    other sizes are kept, unless the platform's kernels are measured from other
+    sources than the table's (its '_kernels' digest, machine['kernels']): then
+    the platform's old rows are dropped. _source[platform] says where and when
+    the figures were measured.
+    """
+    from sphcnn_kernels.auto import DIGEST_KEY
+
     path = pathlib.Path(path)
     table = json.loads(path.read_text()) if path.exists() else {}
+    complete = {(r["name"], r["backend"]) for r in records
+                if r.get("op") == "summary" and r["roundtrip_err"] <= ROUNDTRIP_LIMIT}
+    for r in records:
+        if r.get("op") == "summary" and (r["name"], r["backend"]) not in complete:
+            print(f"auto table: {r['name']} on {r['backend']} left out, round trip error {r['roundtrip_err']:.1e} "
+                  f"> {ROUNDTRIP_LIMIT:.0e}", file=sys.stderr)
     fresh: dict = {}
     for r in records:
-        if r.get("op") in ("forward", "inverse"):
-            fresh.setdefault(r["platform"], {}).setdefault(r["op"], {}).setdefault(str(r["n"]), {})[r["backend"]] = (
-                round(r["ms"], 4))
+        if r.get("op") in AUTO_DIRECTIONS and (r["name"], r["backend"]) in complete:
+            sizes = fresh.setdefault(r["platform"], {}).setdefault(AUTO_DIRECTIONS[r["op"]], {})
+            sizes.setdefault(str(r["n"]), {})[r["backend"]] = round(r["ms"], 4)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     for platform, directions in fresh.items():
+        digest = machine.get("kernels") if platform == machine["platform"] else None
+        rows = table.setdefault(platform, {})
+        if rows.get(DIGEST_KEY) != digest:
+            rows.clear()
+        if digest:
+            rows[DIGEST_KEY] = digest
         for direction, sizes in directions.items():
-            table.setdefault(platform, {}).setdefault(direction, {}).update(sizes)
-        sizes = sorted({int(n) for d in directions.values() for n in d})
+            rows.setdefault(direction, {}).update(sizes)
+        measured = sorted({int(n) for d in directions.values() for n in d})
         table.setdefault("_source", {})[platform] = (
             f"{machine['device']}, jax {machine['jax']}, {date}: medians of benchmarks.transforms --update-auto "
-            f"(back-to-back device time) at n = {', '.join(map(str, sizes))}")
+            f"(back-to-back device time) at n = {', '.join(map(str, measured))}")
     path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(f"updated {path}", file=sys.stderr)
 

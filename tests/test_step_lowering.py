@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import functools
 import importlib.util
+import json
 import math
 import re
 
@@ -104,13 +105,25 @@ def test_transposes_and_concatenations_stay_off_the_activations(step_text):
     assert _op_counts(step_text)["concatenate"] == 0
 
 
-def test_the_default_model_takes_the_same_path_on_cuda():
-    # backend="auto" resolves per platform at lowering; on CUDA the package's
-    # table has no rows that prefer cuFFT, so the default model's step is the same
-    from sphcnn_kernels.auto import choose_backend
+def test_the_default_model_runs_xla_on_cuda_until_the_kernels_are_measured(tmp_path, monkeypatch):
+    # backend="auto" resolves per platform at lowering: with the package's table,
+    # which holds no medians of the current CUDA kernels, the whole step (fused
+    # blocks included) is the xla path; once the table holds medians of these
+    # kernels that prefer them, it is the same step as backend="ffi"
+    from sphcnn_kernels import auto
 
-    assert {choose_backend("cuda", d, n) for d in ("forward", "inverse") for n in (16, 32, 64)} == {"ffi"}
+    assert {auto.choose_backend("cuda", d, n) for d in auto.DIRECTIONS for n in (16, 32, 64)} == {"xla"}
     counts = _op_counts(_lowered_step_text("auto"))
+    assert counts["fft"] > 0 and counts["custom_call"] == 0, counts
+    table = {"cuda": {auto.DIGEST_KEY: auto.kernel_digest("cuda"),
+                      **{d: {str(n): {"ffi": 1.0, "xla": 2.0} for n in (16, 64)} for d in auto.DIRECTIONS}}}
+    (tmp_path / "auto_backend.json").write_text(json.dumps(table))
+    monkeypatch.setattr(auto, "TIMINGS_FILE", tmp_path / "auto_backend.json")
+    auto.measured_timings.cache_clear()
+    try:
+        counts = _op_counts(_lowered_step_text("auto"))
+    finally:
+        auto.measured_timings.cache_clear()
     assert counts["fft"] == 0 and counts["custom_call"] == 23, counts
 
 

@@ -1,9 +1,12 @@
 // sphcnn_kernels._cuda: the CUDA XLA FFI handlers as capsules for
 // jax.ffi.register_ffi_target(platform="CUDA"), and the size of their scratch
-// result. Importing the module calls no CUDA function (no device is needed).
+// result, the CUDA runtime it was built with and the digest of its sources.
+// Importing the module calls no CUDA function (no device is needed).
+#include <cuda_runtime_api.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <string>
 
 #include "launch_plan.h"
 #include "sphcnn/contract.h"
@@ -27,6 +30,18 @@ PYBIND11_MODULE(_cuda, m) {
     d["sphcnn_affine_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnAffineSynthesisCuda));
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='CUDA').");
+
+  m.def("cuda_runtime_version", []() { return CUDART_VERSION; },
+        "The CUDA runtime version the module was built with, 1000 major + 10 minor (13000 for CUDA 13.0).");
+
+  m.def("cuda_driver_version", []() {
+    int version = 0;
+    return cudaDriverGetVersion(&version) == cudaSuccess ? version : 0;
+  }, "The newest CUDA version the installed driver supports, 1000 major + 10 minor; 0 without a driver.");
+
+  m.def("kernel_sources_digest", []() { return std::string(SPHCNN_KERNEL_DIGEST); },
+        "SHA-256 of the CUDA sources (csrc/cuda, csrc/include/sphcnn) the module was compiled from: "
+        "backend='auto' runs these kernels only where auto_backend.json holds medians with this digest.");
 
   m.def("scratch_bytes", [](bool analysis, int n, int ell_max, int spins, int64_t batch, int64_t channels,
                             bool is_double, int lambda_source) {

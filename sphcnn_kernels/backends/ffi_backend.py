@@ -50,6 +50,7 @@ import importlib
 import jax
 import numpy as np
 
+from sphcnn_kernels.backends import cuda_runtime
 from sphcnn_kernels.plan import Plan
 
 WRITES_DEGREE_MAJOR = True
@@ -63,9 +64,13 @@ _registered: set[str] = set()
 
 
 def extension(platform: str):
-    """The kernel module of a platform, its FFI targets registered."""
+    """The kernel module of a platform, its FFI targets registered. On CUDA the
+    first call also checks that the installed driver can run the module's CUDA
+    runtime (RuntimeError naming both versions otherwise)."""
     module = importlib.import_module(_MODULES[platform])
     if platform not in _registered:
+        if platform == "cuda":
+            cuda_runtime.check_driver(module)
         for name, capsule in module.registrations().items():
             jax.ffi.register_ffi_target(name, capsule, platform=_FFI_PLATFORM[platform])
         _registered.add(platform)
