@@ -30,12 +30,18 @@ $(FILELIST): FORCE
 	@mkdir -p $(VENV)
 	@echo "$(PYFILES)" | cmp -s - $@ || echo "$(PYFILES)" > $@
 
-# Where nvcc exists the build compiles the CUDA kernels; Triton is installed there
-# too, so that the tests also compile the Triton kernels for sm_80 and sm_90.
+# Where nvcc exists the build compiles the CUDA kernels. Where a GPU answers
+# (nvidia-smi -L), or with GPU=1 (Dockerfile.cuda builds without one), JAX's
+# CUDA 13 plugin of the installed jax version, Triton and jax-triton are
+# installed too: the stack the GPU tests run on. Nowhere else: a CPU machine
+# gets neither the plugin nor Triton's 641 MB.
+GPU ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+GPU_DEPS = "jax[cuda13]==$$($(PY) -c 'import jax; print(jax.__version__)')" "triton==3.6.0" "jax-triton>=0.3"
+
 $(STAMP): $(PY) $(SOURCES) $(FILELIST)
 	$(PY) -m pip install --quiet $(BUILD_DEPS)
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[dev]"
-	if command -v nvcc >/dev/null 2>&1; then $(PY) -m pip install --quiet "triton==3.6.0"; fi
+	if [ "$(GPU)" = 1 ]; then $(PY) -m pip install --quiet $(GPU_DEPS); fi
 	touch $(STAMP)
 
 clean:
