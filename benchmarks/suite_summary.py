@@ -4,10 +4,11 @@
 
 STATUS_TSV: one line per stage, "name<TAB>status<TAB>seconds" (status: ok,
 failed rc N, timeout after N s, skipped: why). OUT: the suite's output folder,
-read for the headline figures of each stage (build.log, tests.log,
-transforms.jsonl, train_step.jsonl, mnist.jsonl; qm9_step.jsonl, qm9_train.jsonl). Prints one row per stage
-(continuation lines where a stage has several figures) and writes the same text
-to OUT/summary.txt.
+read for the headline figures of each stage: results.jsonl (the benchmarks'
+JSON records, each with its "stage"), tests.log (pytest) and stages.log (every
+stage's output under a "===== stage" title). Prints one row per stage
+(continuation lines where a stage has several figures) and writes the same
+text to OUT/summary.txt.
 """
 
 from __future__ import annotations
@@ -24,22 +25,48 @@ def _lines(path: Path) -> list[str]:
     return path.read_text(errors="replace").splitlines() if path.exists() else []
 
 
-def _records(path: Path) -> list[dict]:
-    """The JSON lines of a file (other lines ignored)."""
+def _records(out: Path, stage: str) -> list[dict]:
+    """The JSON records of `stage` in OUT/results.jsonl (other lines ignored)."""
     records = []
-    for line in _lines(path):
-        if line.startswith("{"):
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    for line in _lines(out / "results.jsonl"):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("stage") == stage:
+            records.append(record)
     return records
 
 
+def _section(out: Path, stage: str) -> list[str]:
+    """The lines of stages.log under the title of `stage`."""
+    inside, found = False, []
+    for line in _lines(out / "stages.log"):
+        if line.startswith("===== "):
+            inside = line[6:].strip() == stage
+        elif inside:
+            found.append(line)
+    return found
+
+
 def build_headline(out: Path) -> list[str]:
-    """The backends line the build check prints."""
-    found = [line for line in _lines(out / "build.log") if line.startswith("sphcnn_kernels backends")]
-    return found[-1:] or ["no backends line in build.log"]
+    """The backends line and the CUDA versions line the build check prints."""
+    lines = _section(out, "build")
+    found = [line for line in lines if line.startswith(("sphcnn_kernels backends", "CUDA runtime"))]
+    return found or ["no backends line in stages.log"]
+
+
+def smoke_headline(out: Path) -> list[str]:
+    """Targets checked and the failed ones, with their error or reason."""
+    records = _records(out, "smoke")
+    checks = [r for r in records if "target" in r]
+    if not checks:
+        return ["no results of benchmarks.kernel_smoke"]
+    failed = [r for r in checks if not r.get("ok")]
+    worst = max((r["rel_err"] for r in checks if r.get("rel_err") is not None), default=None)
+    lines = [f"{len(checks) - len(failed)} of {len(checks)} targets match the xla reference (worst relative "
+             f"error {_figure(worst, '.1e')})"]
+    return lines + [f"FAILED {r['target']}: {r.get('reason') or _figure(r.get('rel_err'), '.1e')}" for r in failed]
 
 
 def tests_headline(out: Path) -> list[str]:
@@ -56,7 +83,7 @@ def tests_headline(out: Path) -> list[str]:
 def transforms_headline(out: Path) -> list[str]:
     """Per case: forward/inverse ms of each backend (failures and skips named)."""
     cases: dict[str, list[str]] = {}
-    for r in _records(out / "transforms.jsonl"):
+    for r in _records(out, "transforms"):
         entry = cases.setdefault(r["name"], [])
         if r["op"] == "forward":
             entry.append(f"{r['backend']} {r['ms']:.3f}")
@@ -65,14 +92,14 @@ def transforms_headline(out: Path) -> list[str]:
         elif r["op"] in ("failed", "skipped"):
             entry.append(f"{r['backend']} {r['op']}")
     if not cases:
-        return ["no results in transforms.jsonl"]
+        return ["no results of benchmarks.transforms"]
     return [f"{name} fwd/inv ms: {', '.join(entries)}" for name, entries in cases.items()]
 
 
 def train_step_headline(out: Path) -> list[str]:
-    records = [r for r in _records(out / "train_step.jsonl") if r.get("name") == "train_step"]
+    records = [r for r in _records(out, "train_step") if r.get("name") == "train_step"]
     if not records:
-        return ["no results in train_step.jsonl"]
+        return ["no results of benchmarks.train_step"]
     return ["; ".join(f"batch {r['batch']}{'' if r.get('fused', True) else ' unfused'}: {r['steps_per_s']:.1f} "
                       f"steps/s (first step {r['first_step_s']:.1f} s cold, "
                       f"{_figure(r.get('first_step_warm_s'), '.1f')} s warm; {_figure(r.get('kernels_per_step'), '.0f')} "
@@ -84,55 +111,59 @@ def _figure(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def _last_error(out: Path, section: str) -> str:
-    """The last line naming an error in the parts of stages.log whose title starts with `section`."""
-    inside, found = False, ""
-    for line in _lines(out / "stages.log"):
-        if line.startswith("===== "):
-            inside = line[6:].startswith(section)
-        elif inside and "Error" in line:
-            found = line.strip()
-    return found[:160]
+def _last_error(out: Path, stage: str) -> str:
+    """The last line naming an error in the output of `stage` in stages.log."""
+    found = [line.strip() for line in _section(out, stage) if "Error" in line]
+    return found[-1][:160] if found else ""
 
 
 def mnist_headline(out: Path) -> list[str]:
-    records = _records(out / "mnist.jsonl")
+    records = _records(out, "mnist")
     if not records:
-        error = _last_error(out, "mnist_gpu.sh")
-        return ["no results in mnist.jsonl" + (f"; {error}" if error else " (see stages.log)")]
+        error = _last_error(out, "mnist")
+        return ["no results of mnist_gpu.sh" + (f"; {error}" if error else " (see stages.log)")]
     return [f"{r['name']}: test accuracy "
             + ", ".join(f"{acc:.4f} ({dataset})" for dataset, acc in r["test_accuracy"].items())
             + f"; train {r['train_seconds']:.1f} s, startup {r['startup_seconds']:.1f} s, {r['steps']} steps"
             for r in records]
 
 
-def qm9_data_headline(out: Path) -> list[str]:
-    """The dataset line the data stage prints."""
-    found = [line for line in _lines(out / "stages.log") if line.startswith("QM9Dataset(")]
-    return found[-1:] or ["no dataset line in stages.log"]
-
-
-def qm9_step_headline(out: Path) -> list[str]:
-    records = [r for r in _records(out / "qm9_step.jsonl") if r.get("name") == "train_step"]
+def qm9_headline(out: Path) -> list[str]:
+    """The dataset line of the data step and the step's speed."""
+    found = [line for line in _section(out, "qm9") if line.startswith(("QM9Dataset(", "Error"))]
+    lines = found[-1:] or ["no dataset line in stages.log"]
+    records = [r for r in _records(out, "qm9") if r.get("name") == "train_step"]
     if not records:
-        return ["no results in qm9_step.jsonl"]
-    return [f"{r['model']} batch {r['batch']}, {r['atoms']} atoms: {r['steps_per_s']:.1f} steps/s, "
-            f"{r['examples_per_s']:.0f} molecules/s (first step {r['first_step_s']:.1f} s)" for r in records]
+        return lines + ["no results of benchmarks.train_step --task qm9"]
+    return lines + [f"{r['model']} batch {r['batch']}, {r['atoms']} atoms: {r['steps_per_s']:.1f} steps/s, "
+                    f"{r['examples_per_s']:.0f} molecules/s (first step {r['first_step_s']:.1f} s)" for r in records]
 
 
 def qm9_train_headline(out: Path) -> list[str]:
-    records = _records(out / "qm9_train.jsonl")
+    records = _records(out, "qm9_train")
     train = [r for r in records if r.get("split") == "train"]
     if not train:
-        return ["no training records in qm9_train.jsonl"]
+        return ["no training records of sphcnn train --task qm9"]
     lines = [f"{train[-1]['step']} steps, last {train[-1]['steps_per_s']:.1f} steps/s, train MAE "
              f"{train[-1]['mae']:.1f}"]
     lines += [f"validation at step {r['step']}: MAE {r['mae']:.2f}" for r in records if r.get("split") == "validation"]
     return lines
 
 
-HEADLINES = {"build": build_headline, "qm9_data": qm9_data_headline, "qm9_step": qm9_step_headline, "qm9_train": qm9_train_headline, "tests": tests_headline, "transforms": transforms_headline,
-             "train_step": train_step_headline, "mnist": mnist_headline}
+HEADLINES = {"build": build_headline, "smoke": smoke_headline, "transforms": transforms_headline,
+             "train_step": train_step_headline, "tests": tests_headline, "mnist": mnist_headline,
+             "qm9": qm9_headline, "qm9_train": qm9_train_headline}
+
+
+def _headline(stage: str, out: Path) -> list[str]:
+    """The stage's headline lines; a record the headline cannot read is named, so
+    that the table still prints."""
+    if stage not in HEADLINES:
+        return [""]
+    try:
+        return HEADLINES[stage](out)
+    except (KeyError, TypeError, ValueError) as error:
+        return [f"headline unavailable: {type(error).__name__}: {error} (see stages.log and results.jsonl)"]
 
 
 def summary(status_tsv: Path, out: Path) -> str:
@@ -142,7 +173,7 @@ def summary(status_tsv: Path, out: Path) -> str:
     header = f"{'stage':<11} {'status':<{width}} {'seconds':>8}  headline"
     text = [header, "-" * max(len(header), 100)]
     for name, status, seconds in rows:
-        figures = HEADLINES[name](out) if name in HEADLINES else [""]
+        figures = _headline(name, out)
         text.append(f"{name:<11} {status:<{width}} {float(seconds):>8.1f}  {figures[0]}")
         text += [f"{'':<11} {'':<{width}} {'':>8}  {line}" for line in figures[1:]]
     return "\n".join(text) + "\n"

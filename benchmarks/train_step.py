@@ -3,6 +3,7 @@
     python -m benchmarks.train_step                 # spin_classifier_6_layers, batch 32 and 128
     python -m benchmarks.train_step --batches 32 --steps 20
     python -m benchmarks.train_step --batches 32 --unfused    # the layer-by-layer model, steps/s only
+    python -m benchmarks.train_step --batches 32 --backend ffi --steps-only   # the kernels, whatever auto picks
     python -m benchmarks.train_step --task qm9 --preset small      # qm9_small, batch 16, 18 and 29 atoms
     python -m benchmarks.train_step --task qm9 --model qm9_default --batches 16 --atoms 18,29
 
@@ -58,9 +59,10 @@ def _molecules(batch: int, atoms: int, seed: int = 0):
     return charges, positions
 
 
-def _case(task_name: str, model_name: str, batch: int, atoms: int, fused: bool = True):
+def _case(task_name: str, model_name: str, batch: int, atoms: int, fused: bool = True, backend: str = "auto"):
     """(model, bound task, batch dict, grid size) of one case; fused: the MNIST
-    model's fused blocks (SpinSphericalClassifier(fused=...))."""
+    model's fused blocks (SpinSphericalClassifier(fused=...)); backend: the MNIST
+    model's transform backend."""
     import dataclasses
 
     import jax.numpy as jnp
@@ -75,7 +77,7 @@ def _case(task_name: str, model_name: str, batch: int, atoms: int, fused: bool =
         rng = np.random.default_rng(0)
         data = {"images": jnp.asarray(rng.uniform(0, 255, (batch, 64, 64, 1, 1)).astype(np.float32)),
                 "labels": jnp.asarray(rng.integers(0, 10, batch), jnp.int32)}
-        return sphcnn.spin_classifier_6_layers(rngs=nnx.Rngs(0), fused=fused), TASK, data, 64
+        return sphcnn.spin_classifier_6_layers(rngs=nnx.Rngs(0), fused=fused, backend=backend), TASK, data, 64
     from sphcnn.models.regressors import REGRESSOR_PRESETS
     from sphcnn.tasks.qm9.task import TASK
 
@@ -88,7 +90,7 @@ def _case(task_name: str, model_name: str, batch: int, atoms: int, fused: bool =
 
 
 def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int, first_only: bool,
-             cache_dir: str | None, fused: bool = True) -> None:
+             cache_dir: str | None, fused: bool = True, backend: str = "auto") -> None:
     start = time.perf_counter()
     from sphcnn.train import runtime
 
@@ -114,7 +116,7 @@ def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int
     cache_before = runtime.cache_counts()
 
     created = time.perf_counter()
-    model, task, data, n = _case(task_name, model_name, batch, atoms, fused)
+    model, task, data, n = _case(task_name, model_name, batch, atoms, fused, backend)
     data["weights"] = jnp.ones(batch, jnp.float32)
     optimizer = optimizers.adam(1e-3)
     graphs, state = training.split(model, optimizer)
@@ -153,7 +155,8 @@ def run_case(task_name: str, model_name: str, batch: int, atoms: int, steps: int
         "first_step_s": first_step_s, "imports_s": imports_s, "forward_ms": forward["ms"],
         "kernels_per_step": kernels["kernels_per_call"], "kernel_ms": kernels["kernel_ms"],
         "device_busy": None if kernels["kernel_ms"] is None else kernels["kernel_ms"] / step_ms,
-        "peak_bytes": peak_memory_bytes() - baseline, "backend": choose_backend(current_platform(), "analysis", n),
+        "peak_bytes": peak_memory_bytes() - baseline,
+        "backend": backend if backend != "auto" else choose_backend(current_platform(), "analysis", n),
         "host_allocator": "kept" if allocator else "system", "compiler_options": runtime.step_compiler_options(),
         "loss": float(metrics["loss"]), "parameters": sphcnn.parameter_count(model),
         "fused": bool(getattr(model, "fused", False)),
@@ -169,7 +172,8 @@ def _run(args, model: str, batch: int, atoms: int, cache: str, first_only: bool)
     """One case in a fresh process with JAX's persistent cache in `cache`; its JSON line."""
     command = [sys.executable, "-m", "benchmarks.train_step", "--task", args.task, "--model", model,
                "--case", f"{batch},{atoms}", "--steps", str(args.steps), "--compilation-cache", cache]
-    extra = (["--first-step-only"] if first_only else []) + (["--unfused"] if args.unfused else [])
+    extra = (["--first-step-only"] if first_only else []) + (["--unfused"] if args.unfused else []) + [
+        "--backend", args.backend]
     result = subprocess.run(command + extra, capture_output=True, text=True, env=os.environ.copy())
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
@@ -190,6 +194,11 @@ def main(argv=None) -> None:
     parser.add_argument("--unfused", action="store_true",
                         help="spherical_mnist: the layer-by-layer model (fused=False), steps/s only (no first-step "
                              "runs), for comparison with the default fused blocks")
+    parser.add_argument("--backend", default="auto", choices=("auto", "ffi", "xla"),
+                        help="spherical_mnist: the model's transform backend (default auto: what backend='auto' "
+                             "resolves to on this platform)")
+    parser.add_argument("--steps-only", action="store_true",
+                        help="steps/s only: no second run with a warm compilation cache")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--first-step-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--compilation-cache", help=argparse.SUPPRESS)
@@ -203,7 +212,7 @@ def main(argv=None) -> None:
     if args.case:
         batch, atoms = (int(v) for v in args.case.split(","))
         run_case(args.task, model, batch, atoms, args.steps, args.first_step_only, args.compilation_cache,
-                 fused=not args.unfused)
+                 fused=not args.unfused, backend=args.backend)
         return
     batches = [int(b) for b in (args.batches or ("16" if args.task == "qm9" else "32,128")).split(",")]
     atom_counts = [int(a) for a in args.atoms.split(",")] if args.task == "qm9" else [0]
@@ -211,7 +220,7 @@ def main(argv=None) -> None:
         for atoms in atom_counts:
             with tempfile.TemporaryDirectory(prefix="sphcnn-jax-cache-") as cache:
                 record = _run(args, model, batch, atoms, cache, first_only=False)
-                if not args.unfused:
+                if not (args.unfused or args.steps_only):
                     warm = _run(args, model, batch, atoms, cache, first_only=True)
                     record.update(first_step_warm_s=warm["first_step_s"], warm_cache_hits=warm["cache_hits"],
                                   warm_cache_misses=warm["cache_misses"])
