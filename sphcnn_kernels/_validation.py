@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import jax
 import numpy as np
 
 # Option lists.
@@ -114,6 +115,21 @@ def complex_dtype(func: str, name: str, dtype, spin_values: tuple[int, ...]) -> 
         f"{func}: argument '{name}' has dtype {dtype}; expected complex64 or complex128 "
         "(float32 or float64 for spin 0 only)"
     )
+
+
+DOUBLE = (np.dtype(np.complex128), np.dtype(np.float64))
+
+
+def double_enabled(func: str, name: str, dtype) -> None:
+    """ValueError when `dtype` is float64 or complex128 and JAX computes in 32 bits
+    (jax_enable_x64 off): JAX would silently demote the data to float32/complex64."""
+    if np.dtype(dtype) in DOUBLE and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{func}: argument '{name}' is {np.dtype(dtype)}, but jax_enable_x64 is off, so JAX would compute in "
+            "32 bits (complex64) without saying so. Enable double precision first, with "
+            "jax.config.update('jax_enable_x64', True) at the start of the program or JAX_ENABLE_X64=1 in the "
+            "environment, or use complex64 / float32 data."
+        )
 
 
 def choice(func: str, name: str, value, options: tuple[str, ...]) -> str:

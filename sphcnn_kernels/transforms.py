@@ -75,6 +75,7 @@ class SphericalTransform:
             self.dtype = None
         if self.dtype not in checks.SUPPORTED_COMPLEX:
             raise ValueError(f"{name}: argument 'dtype' must be complex64 or complex128, got {dtype!r}")
+        checks.double_enabled(name, "dtype", self.dtype)
         self.backend = checks.choice(name, "backend", backend, checks.BACKEND_OPTIONS)
         self.precision = checks.choice(name, "precision", precision, checks.PRECISIONS)
         self.layout = checks.choice(name, "layout", layout, checks.LAYOUTS)
@@ -176,6 +177,7 @@ def forward(x, spins, ell_max: int | None = None, backend: str = "auto", precisi
     band-limited f.
     """
     func = "forward"
+    checks.double_enabled(func, "x", getattr(x, "dtype", np.float32))
     x = jnp.asarray(x)
     spins = checks.spins(func, "spins", spins)
     shape = tuple(x.shape)
@@ -209,6 +211,7 @@ def inverse(coeffs, spins, n: int | None = None, backend: str = "auto", precisio
     Returns (..., n, n, n_spins, n_channels): f(theta_j, phi_k) = sum a_lm sY_lm.
     """
     func = "inverse"
+    checks.double_enabled(func, "coeffs", getattr(coeffs, "dtype", np.complex64))
     a = jnp.asarray(coeffs)
     spins = checks.spins(func, "spins", spins)
     layout = checks.choice(func, "layout", layout, checks.LAYOUTS)

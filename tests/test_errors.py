@@ -86,3 +86,33 @@ def test_layout_errors():
         sk.forward(maps(), [0], layout="ell_major")
     with pytest.raises(ValueError, match=r"'coeffs'.*degree_major"):
         sk.inverse(jnp.zeros((4, 2, 6, 1, 2), jnp.complex64), [0], layout="degree_major")
+
+
+def test_double_precision_without_jax_enable_x64_is_one_error_that_says_to_enable_it():
+    # in a fresh process with JAX's default 32-bit mode (this session enables x64)
+    import os
+    import subprocess
+    import sys
+
+    program = """
+import numpy as np
+import sphcnn_kernels as sk
+for call in (lambda: sk.SphericalTransform(8, (0,), dtype="complex128"),
+             lambda: sk.forward(np.zeros((8, 8, 1, 1)), [0]),
+             lambda: sk.inverse(np.zeros((4, 7, 1, 1), np.complex128), [0])):
+    try:
+        call()
+        print("accepted")
+    except ValueError as error:
+        print(error)
+print(sk.forward(np.zeros((8, 8, 1, 1), np.float32), [0]).dtype)
+"""
+    env = {**os.environ, "JAX_ENABLE_X64": "0", "JAX_PLATFORMS": "cpu"}
+    lines = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env,
+                           timeout=300).stdout.splitlines()
+    assert len(lines) == 4, lines
+    for line, (func, name, dtype) in zip(lines, [("SphericalTransform", "dtype", "complex128"),
+                                                 ("forward", "x", "float64"), ("inverse", "coeffs", "complex128")]):
+        assert line.startswith(f"{func}: argument '{name}' is {dtype}, but jax_enable_x64 is off"), line
+        assert "jax.config.update('jax_enable_x64', True)" in line and "JAX_ENABLE_X64=1" in line
+    assert lines[3] == "complex64"

@@ -21,6 +21,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import json
 import pathlib
@@ -64,8 +65,33 @@ def _add_compilation_cache(parser: argparse.ArgumentParser) -> None:
                              f"$SPHCNN_COMPILATION_CACHE, else ~/.cache/sphcnn/jax; off: compile every time)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse without abbreviations (--max-step is not --max-steps), whose
+    subcommands are parsers of the same class, and which names a misspelled
+    option (with the closest known one) before it reports a required option
+    missing: `--wrokdir x` is an unknown --wrokdir, not a missing --workdir."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._arguments = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        if message.startswith("the following arguments are required"):
+            unknown = [a.split("=")[0] for a in getattr(self, "_arguments", [])
+                       if a.startswith("--") and a.split("=")[0] not in self._option_string_actions]
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], list(self._option_string_actions), n=1)
+                message = (f"unrecognized arguments: {' '.join(unknown)}"
+                           + (f" (did you mean {close[0]}?)" if close else ""))
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sphcnn", description="Spherical CNNs: data, training, evaluation.")
+    parser = _Parser(prog="sphcnn", description="Spherical CNNs: data, training, evaluation.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="generate datasets", description="Generate datasets.")

@@ -67,18 +67,21 @@ class TrainConfig:
     keep_checkpoints: int = 3
 
     def validate(self) -> "TrainConfig":
-        checks = {
-            "batch_size": self.batch_size >= 1, "learning_rate": self.learning_rate > 0,
-            "warmup_epochs": self.warmup_epochs >= 0, "num_epochs": self.num_epochs > 0,
-            "max_steps": self.max_steps >= 0, "stop_at_step": self.stop_at_step >= 0,
-            "weight_decay": self.weight_decay >= 0, "batch_norm_momentum": 0 <= self.batch_norm_momentum < 1,
-            "log_every": self.log_every >= 1, "eval_every": self.eval_every >= 0,
-            "checkpoint_every": self.checkpoint_every >= 1, "keep_checkpoints": self.keep_checkpoints >= 1,
-            "trim_multiple": self.trim_multiple >= 1, "validation_count": self.validation_count >= 0,
+        ranges = {  # field: (holds, the range)
+            "batch_size": (self.batch_size >= 1, ">= 1"), "learning_rate": (self.learning_rate > 0, "> 0"),
+            "warmup_epochs": (self.warmup_epochs >= 0, ">= 0"), "num_epochs": (self.num_epochs > 0, "> 0"),
+            "max_steps": (self.max_steps >= 0, ">= 0 (0: num_epochs decides)"),
+            "stop_at_step": (self.stop_at_step >= 0, ">= 0 (0: never)"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "batch_norm_momentum": (0 <= self.batch_norm_momentum < 1, "in [0, 1)"),
+            "log_every": (self.log_every >= 1, ">= 1"), "eval_every": (self.eval_every >= 0, ">= 0 (0: never)"),
+            "checkpoint_every": (self.checkpoint_every >= 1, ">= 1"),
+            "keep_checkpoints": (self.keep_checkpoints >= 1, ">= 1"), "trim_multiple": (self.trim_multiple >= 1, ">= 1"),
+            "validation_count": (self.validation_count >= 0, ">= 0 (0: all)"),
         }
-        for key, ok in checks.items():
+        for key, (ok, expected) in ranges.items():
             if not ok:
-                raise ValueError(f"config: '{key}' = {getattr(self, key)!r} is out of range")
+                raise ValueError(f"config: '{key}' = {getattr(self, key)!r} is out of range; expected {expected}")
         if not isinstance(self.fused_blocks, bool):
             raise ValueError(f"config: 'fused_blocks' must be true or false, got {self.fused_blocks!r}")
         if self.kernel_init not in _validation.KERNEL_INITS:
