@@ -23,15 +23,15 @@
 #   transforms  SPHCNN_TIMEOUT_TRANSFORMS=70  python -m benchmarks.transforms --table --update-auto
 #                                             (xla and ffi): the CUDA rows of backend="auto", with the
 #                                             digest of the kernels measured
-#   train_step  SPHCNN_TIMEOUT_TRAIN_STEP=75  python -m benchmarks.train_step (batch 32 and 128, cold
+#   train_step  SPHCNN_TIMEOUT_TRAIN_STEP=90  python -m benchmarks.train_step (batch 32 and 128, cold
 #                                             and warm cache, on what auto now picks), then batch 32 on
 #                                             ffi, on xla and unfused, steps/s only
 #   tests       SPHCNN_TIMEOUT_TESTS=120      pytest -m gpu -n 6 with SPHCNN_REQUIRE_GPU=1 (a skip is
 #                                             a failure), given 30 s plus SPHCNN_TEST_SECONDS (default
 #                                             2.4) per gpu-marked test collected, over the workers
 #   mnist       SPHCNN_TIMEOUT_MNIST=90       benchmarks/mnist_gpu.sh rr (the full R/R recipe)
-#   qm9         SPHCNN_TIMEOUT_QM9=40         data/qm9 (kept, unpacked or built), then
-#                                             benchmarks.train_step --task qm9 --preset small
+#   qm9         SPHCNN_TIMEOUT_QM9=50         data/qm9 (kept, unpacked or built), then
+#                                             benchmarks.train_step --task qm9 --preset small --atoms 18
 #
 # SPHCNN_SUITE=qm9 runs build, qm9 and then qm9_train (SPHCNN_TIMEOUT_QM9_TRAIN=600: sphcnn train
 # --task qm9 --preset small, stopped 15 s before its timeout, validation after every epoch).
@@ -146,15 +146,19 @@ stage_transforms() {  # stops its cases before the timeout, to print its table a
 }
 
 stage_train_step() {  # what auto picks now (the table was just written), then batch 32 per backend
-    local steps=() batches=32,128
-    [ -n "$DRY" ] && steps=(--steps 3) && batches=8
-    local one=${batches%%,*}
-    {
-        "$PY" -m benchmarks.train_step --batches "$batches" "${steps[@]}" &&
-        "$PY" -m benchmarks.train_step --batches "$one" --backend ffi --steps-only "${steps[@]}" &&
-        "$PY" -m benchmarks.train_step --batches "$one" --backend xla --steps-only "${steps[@]}" &&
-        "$PY" -m benchmarks.train_step --batches "$one" --unfused "${steps[@]}"
-    } > "$WORK/train_step.out"
+    if [ -n "$DRY" ]; then
+        {
+            "$PY" -m benchmarks.train_step --batches 8 --steps 3 --steps-only &&
+            "$PY" -m benchmarks.train_step --batches 8 --steps 3 --unfused
+        } > "$WORK/train_step.out"
+    else
+        {
+            "$PY" -m benchmarks.train_step --batches 32,128 &&
+            "$PY" -m benchmarks.train_step --batches 32 --backend ffi --steps-only &&
+            "$PY" -m benchmarks.train_step --batches 32 --backend xla --steps-only &&
+            "$PY" -m benchmarks.train_step --batches 32 --unfused
+        } > "$WORK/train_step.out"
+    fi
     local rc=$?
     records train_step < "$WORK/train_step.out"
     return $rc
@@ -173,6 +177,8 @@ stage_tests() {  # 6 workers (dry run: 2) where pytest-xdist is installed, shari
     tests=$("$PY" -m pytest -q --collect-only -m gpu tests 2>/dev/null | grep -oE '^[0-9]+(/[0-9]+)? tests? collected' \
             | grep -oE '^[0-9]+' | head -1)
     limit=$(awk -v n="${tests:-0}" -v s="${SPHCNN_TEST_SECONDS:-2.4}" -v w="$count" 'BEGIN { printf "%d", 30 + n * s / w }')
+    local left=$(( STAGE_LIMIT - SECONDS - 3 ))  # so that pytest stops, and prints its counts, before the stage
+    [ "$limit" -gt "$left" ] && limit=$left
     echo "${tests:-0} gpu-marked tests collected: $limit s for them"
     SPHCNN_REQUIRE_GPU=$require timeout --kill-after=2 "$limit" \
         "$PY" -m pytest -q -m gpu --continue-on-collection-errors "${workers[@]}" tests
@@ -213,9 +219,9 @@ stage_qm9() {  # the data (for qm9_train; a failure is reported), then the step,
     qm9_data
     local data_rc=$?
     if [ -n "$DRY" ]; then
-        "$PY" -m benchmarks.train_step --task qm9 --model qm9_tiny --atoms 18 --steps 3 > "$WORK/qm9.out"
+        "$PY" -m benchmarks.train_step --task qm9 --model qm9_tiny --atoms 18 --steps 3 --steps-only > "$WORK/qm9.out"
     else
-        "$PY" -m benchmarks.train_step --task qm9 --preset small --steps 20 --steps-only > "$WORK/qm9.out"
+        "$PY" -m benchmarks.train_step --task qm9 --preset small --atoms 18 --steps 20 --steps-only > "$WORK/qm9.out"
     fi
     local rc=$?
     records qm9 < "$WORK/qm9.out"
@@ -267,16 +273,16 @@ rm -f "$OUT"/{stages.log,tests.log,results.jsonl,auto_backend.json,summary.txt}
 
 run_stage build "${SPHCNN_TIMEOUT_BUILD:-60}"
 if [ "$SUITE" = qm9 ]; then
-    run_stage qm9 "${SPHCNN_TIMEOUT_QM9:-40}"
+    run_stage qm9 "${SPHCNN_TIMEOUT_QM9:-50}"
     run_stage qm9_train "${SPHCNN_TIMEOUT_QM9_TRAIN:-600}"
 else
     run_stage smoke "${SPHCNN_TIMEOUT_SMOKE:-30}"
     run_stage transforms "${SPHCNN_TIMEOUT_TRANSFORMS:-70}"
     cp "$AUTO_FILE" "$OUT/auto_backend.json"
-    run_stage train_step "${SPHCNN_TIMEOUT_TRAIN_STEP:-75}"
+    run_stage train_step "${SPHCNN_TIMEOUT_TRAIN_STEP:-90}"
     run_stage tests "${SPHCNN_TIMEOUT_TESTS:-120}" "$OUT/tests.log"
     run_stage mnist "${SPHCNN_TIMEOUT_MNIST:-90}"
-    run_stage qm9 "${SPHCNN_TIMEOUT_QM9:-40}"
+    run_stage qm9 "${SPHCNN_TIMEOUT_QM9:-50}"
 fi
 echo
 "$PY" -m benchmarks.suite_summary "$WORK/status.tsv" "$OUT"
