@@ -1,13 +1,13 @@
 """Test configuration: float64 enabled (tests check both precisions explicitly),
 tests marked ``gpu`` skipped unless JAX sees a CUDA GPU, and the commands'
-persistent compilation cache in a temporary directory of the session (never
+persistent compilation cache in a temporary directory of the test run (never
 the user's ~/.cache), inherited by the commands the tests start.
 
 SPHCNN_REQUIRE_GPU=1 (set by benchmarks/gpu_suite.sh) makes every skip of a
 ``gpu``-marked test a failure, and so a skipped module that holds such tests:
 on a GPU machine nothing is silently left out, and on a machine without one
 ``pytest -m gpu`` exits non-zero. On a GPU machine whose driver cannot run the
-CUDA module's runtime the session stops at once with one error naming both
+CUDA module's runtime the test run stops at once with one error naming both
 versions."""
 
 import os

@@ -89,7 +89,7 @@ def test_layout_errors():
 
 
 def test_double_precision_without_jax_enable_x64_is_one_error_that_says_to_enable_it():
-    # in a fresh process with JAX's default 32-bit mode (this session enables x64)
+    # in a fresh process with JAX's default 32-bit mode (the test suite enables x64)
     import os
     import subprocess
     import sys
