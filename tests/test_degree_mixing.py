@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from sphcnn.nn.mixing import degree_mixing
+from numerics import relative_error
 
 
 def _dense(a, filters):
@@ -34,10 +35,6 @@ def _filters(L, s_in, s_out, c_in, c_out, dtype, rng):
     return jnp.asarray((rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype))
 
 
-def _relative(a, b) -> float:
-    return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
-
-
 CASES = [(6, (3,), 2, 3, 2, 5), (9, (2, 3), 1, 1, 3, 7), (12, (4,), 2, 16, 2, 16), (5, (2,), 3, 9, 1, 11)]
 
 
@@ -49,7 +46,7 @@ def test_product_and_gradients_match_the_einsum(L, batch, s_in, c_in, s_out, c_o
     filters = _filters(L, s_in, s_out, c_in, c_out, dtype, rng)
     got = jax.jit(lambda a, k: degree_mixing(a, k, "ffi", 2 * L))(a, filters)
     want = _dense(a, filters)
-    assert _relative(got, want) < tolerance
+    assert relative_error(got, want) < tolerance
     assert float(jnp.max(jnp.abs(jnp.where(keep, 0, got)))) == 0.0  # rows |m| > l are exact zeros
     weights = jnp.asarray(rng.normal(size=want.shape) + 1j * rng.normal(size=want.shape), want.dtype)
 
@@ -59,9 +56,9 @@ def test_product_and_gradients_match_the_einsum(L, batch, s_in, c_in, s_out, c_o
     grads = jax.jit(jax.grad(loss(lambda a, k: degree_mixing(a, k, "ffi", 2 * L)), argnums=(0, 1)))(a, filters)
     dense = jax.grad(loss(_dense), argnums=(0, 1))(a, filters)
     # the kernel leaves a's cotangent at |m| > l zero (every transform ignores those entries)
-    assert _relative(grads[0], jnp.where(keep, dense[0], 0)) < tolerance
+    assert relative_error(grads[0], jnp.where(keep, dense[0], 0)) < tolerance
     assert float(jnp.max(jnp.abs(jnp.where(keep, 0, grads[0])))) == 0.0
-    assert _relative(grads[1], dense[1]) < tolerance
+    assert relative_error(grads[1], dense[1]) < tolerance
 
 
 def test_cpu_lowering_uses_the_kernels_and_the_xla_backend_the_einsum():
@@ -82,15 +79,15 @@ def test_vmap():
     a, _ = _triangular((6, 4, 2, 11, 2, 3), np.complex128, rng)  # vmapped over axis 1
     filters = _filters(6, 2, 1, 3, 5, np.complex128, rng)
     mapped = jax.vmap(lambda a: degree_mixing(a, filters, "ffi", 12), in_axes=1, out_axes=1)(a)
-    assert _relative(mapped, _dense(a, filters)) < 1e-14
+    assert relative_error(mapped, _dense(a, filters)) < 1e-14
     stacked = jnp.stack([filters, 2 * filters])
     per_filter = jax.vmap(lambda k: degree_mixing(a[:, 0], k, "ffi", 12))(stacked)
-    assert _relative(per_filter[1], _dense(a[:, 0], 2 * filters)) < 1e-14
+    assert relative_error(per_filter[1], _dense(a[:, 0], 2 * filters)) < 1e-14
     loss = lambda a: jnp.sum(jnp.abs(degree_mixing(a, filters, "ffi", 12)) ** 2)
     per_item = jax.vmap(jax.grad(lambda k, a: jnp.sum(jnp.abs(degree_mixing(a, k, "ffi", 12)) ** 2)),
                         in_axes=(None, 1))(filters, a)
     want = jax.vmap(jax.grad(lambda k, a: jnp.sum(jnp.abs(_dense(a, k)) ** 2)), in_axes=(None, 1))(filters, a)
-    assert _relative(per_item, want) < 1e-13
+    assert relative_error(per_item, want) < 1e-13
     assert jnp.isfinite(jax.grad(loss)(a)).all()
 
 

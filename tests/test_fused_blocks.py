@@ -25,6 +25,7 @@ import sphcnn
 import sphcnn_kernels as sk
 from sphcnn.nn import batch_norm, nonlinearities, pooling
 from sphcnn.nn.fused import activated_forward, affine_inverse
+from numerics import relative_error
 
 SPINS = (0, 1)
 
@@ -41,10 +42,6 @@ def _inputs(shape, dtype, seed=0):
     return jnp.asarray(y), jnp.asarray(bias)
 
 
-def _relative(a, b) -> float:
-    return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
-
-
 def _transform(n, dtype="complex64", backend="ffi", layout="degree_major", ell_max=None, spins=SPINS):
     return sk.SphericalTransform(n, spins, ell_max, dtype, backend=backend, layout=layout)
 
@@ -57,7 +54,7 @@ def test_kernel_matches_the_composition(pool, leaky_spin, dtype, tolerance):
     transform = _transform(n, dtype)
     y, bias = _inputs((3, 2 * n if pool else n, 2 * n if pool else n, 2, 5), dtype)
     fused_out = jax.jit(lambda y, b: activated_forward(transform, y, b, leaky_spin, pool))(y, bias)
-    assert _relative(fused_out, _reference(transform, y, bias, leaky_spin, pool)) < tolerance
+    assert relative_error(fused_out, _reference(transform, y, bias, leaky_spin, pool)) < tolerance
 
 
 @pytest.mark.parametrize("layout", ["batch_major", "degree_major"])
@@ -67,7 +64,7 @@ def test_layouts_batch_axes_and_spectral_pooling(layout):
     y, bias = _inputs((2, 3, 24, 24, 2, 4), np.complex128, seed=1)
     out = jax.jit(lambda y, b: activated_forward(transform, y, b, 0, True))(y, bias)
     assert out.shape == transform.spectral_shape((2, 3), 4)
-    assert _relative(out, _reference(transform, y, bias, 0, True)) < 1e-13
+    assert relative_error(out, _reference(transform, y, bias, 0, True)) < 1e-13
 
 
 def test_the_cpu_lowering_is_one_custom_call_and_other_backends_the_composition():
@@ -103,7 +100,7 @@ def test_gradients_match_the_composition(pool, leaky_spin):
     fused_grads = jax.jit(jax.grad(loss(activated_forward), argnums=(0, 1)))(y, bias)
     reference_grads = jax.grad(loss(_reference), argnums=(0, 1))(y, bias)
     for got, want in zip(fused_grads, reference_grads):
-        assert _relative(got, want) < 1e-12
+        assert relative_error(got, want) < 1e-12
 
 
 def test_vmap_over_a_leading_axis():
@@ -111,10 +108,10 @@ def test_vmap_over_a_leading_axis():
     y, bias = _inputs((4, 2, 16, 16, 2, 3), np.complex128, seed=4)
     mapped = jax.vmap(lambda y: activated_forward(transform, y, bias, 0, True), in_axes=1)(y)
     want = jnp.moveaxis(_reference(transform, y, bias, 0, True), 1 + (transform.layout == "degree_major"), 0)
-    assert _relative(mapped, want) < 1e-13
+    assert relative_error(mapped, want) < 1e-13
     biases = jnp.stack([bias, 2 * bias])
     per_bias = jax.vmap(lambda b: activated_forward(transform, y[:, 0], b, None, True))(biases)
-    assert _relative(per_bias[1], _reference(transform, y[:, 0], 2 * bias, None, True)) < 1e-13
+    assert relative_error(per_bias[1], _reference(transform, y[:, 0], 2 * bias, None, True)) < 1e-13
 
 
 def test_gradients_are_reproducible():
@@ -139,7 +136,7 @@ def test_vmap_of_the_gradient():
     fused_grads = jax.jit(jax.vmap(jax.grad(loss(activated_forward), argnums=(0, 1)), in_axes=(0, None)))(y, bias)
     reference = jax.vmap(jax.grad(loss(_reference), argnums=(0, 1)), in_axes=(0, None))(y, bias)
     for got, want in zip(fused_grads, reference):
-        assert _relative(got, want) < 1e-12
+        assert relative_error(got, want) < 1e-12
 
 
 @pytest.mark.parametrize("kwargs,pattern", [
@@ -197,7 +194,7 @@ def test_affine_synthesis_matches_the_composition(spins, ell_max, layout, dtype,
     transform = _transform(16, dtype, layout=layout, ell_max=ell_max, spins=spins)
     a, factor, offset = _affine_inputs(transform, (3,), 4, dtype, seed=9)
     got = jax.jit(lambda *args: affine_inverse(transform, *args))(a, factor, offset)
-    assert _relative(got, _affine_reference(transform, a, factor, offset)) < tolerance
+    assert relative_error(got, _affine_reference(transform, a, factor, offset)) < tolerance
 
 
 def test_affine_synthesis_gradients_lowering_and_vmap():
@@ -212,17 +209,17 @@ def test_affine_synthesis_gradients_lowering_and_vmap():
     fused_grads = jax.jit(jax.grad(loss(affine_inverse), argnums=(0, 1, 2)))(a, factor, offset)
     reference = jax.grad(loss(_affine_reference), argnums=(0, 1, 2))(a, factor, offset)
     for got, want in zip(fused_grads, reference):
-        assert _relative(got, want) < 1e-12
+        assert relative_error(got, want) < 1e-12
     text = jax.jit(lambda *args: affine_inverse(transform, *args)).lower(a, factor, offset).as_text()
     assert len(re.findall(r"custom_call @sphcnn_affine_synthesis\b", text)) == 1
     assert "sphcnn_synthesis" not in text
     stacked = jnp.stack([a, 2 * a], axis=1)  # vmapped over a batch axis (degree-major: axis 1)
     mapped = jax.vmap(lambda a: affine_inverse(transform, a, factor, offset), in_axes=1)(stacked)
-    assert _relative(mapped[1], _affine_reference(transform, 2 * a, factor, offset)) < 1e-13
+    assert relative_error(mapped[1], _affine_reference(transform, 2 * a, factor, offset)) < 1e-13
     # the gradient vmapped (the composition, mapped) and in the batch-major layout
     grads = jax.vmap(jax.grad(loss(affine_inverse), argnums=(0, 1, 2)), in_axes=(1, None, None))(stacked, factor,
                                                                                               offset)
-    assert _relative(grads[1][1], jax.grad(loss(_affine_reference), argnums=1)(2 * a, factor, offset)) < 1e-12
+    assert relative_error(grads[1][1], jax.grad(loss(_affine_reference), argnums=1)(2 * a, factor, offset)) < 1e-12
     batch_major = _transform(8, "complex128", layout="batch_major")
 
     def batch_major_loss(f):
@@ -232,7 +229,7 @@ def test_affine_synthesis_gradients_lowering_and_vmap():
     got = jax.grad(batch_major_loss(affine_inverse), argnums=(0, 1, 2))(wide, factor, offset)
     want = jax.grad(batch_major_loss(_affine_reference), argnums=(0, 1, 2))(wide, factor, offset)
     for g, w in zip(got, want):
-        assert _relative(g, w) < 1e-12
+        assert relative_error(g, w) < 1e-12
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sphcnn_kernels._cuda") is None, reason="the CUDA module is not built")
@@ -294,11 +291,11 @@ def test_fused_classifier_equals_the_unfused_one():
     (value0, grads0, stats0), (value1, grads1, stats1) = results
     assert abs(float(value1 - value0)) <= 2e-6 * abs(float(value0))
     for want, got in ((grads0, grads1), (stats0, stats1)):
-        errors = jax.tree.map(_relative, got, want)
+        errors = jax.tree.map(relative_error, got, want)
         assert max(jax.tree.leaves(errors)) < 2e-5
     plain.eval()
     merged.eval()
-    assert _relative(merged(x), plain(x)) < 2e-6
+    assert relative_error(merged(x), plain(x)) < 2e-6
 
 
 @pytest.mark.parametrize("options", [dict(spectral_pooling=True), dict(batch_norm="spatial"), dict(spins0=True)],
@@ -314,7 +311,7 @@ def test_other_block_configurations_fuse_to_the_same_function(options):
     (value0, grads0, stats0), (value1, grads1, stats1) = [_value_and_grads(m, x, None) for m in models]
     assert abs(float(value1 - value0)) <= 2e-6 * abs(float(value0))
     for want, got in ((grads0, grads1), (stats0, stats1)):
-        assert max(jax.tree.leaves(jax.tree.map(_relative, got, want))) < 2e-5
+        assert max(jax.tree.leaves(jax.tree.map(relative_error, got, want))) < 2e-5
 
 
 def test_block_arguments_are_checked():
@@ -383,11 +380,11 @@ def test_cuda_kernels_match_the_composition(pool, dtype, tolerance):
     assert "sphcnn_activated_analysis" in text and "sphcnn_activated_gradient" in text
     out = jax.jit(lambda y, b: activated_forward(kernel, y, b, 0, pool))(y, bias)
     want = _reference(exact, y.astype(np.complex128), bias.astype(np.float64), 0, pool)
-    assert _relative(out, want) < tolerance
+    assert relative_error(out, want) < tolerance
     grads = jax.jit(jax.grad(loss(kernel, activated_forward), argnums=(0, 1)))(y, bias)
     wanted = jax.grad(loss(exact, _reference), argnums=(0, 1))(y.astype(np.complex128), bias.astype(np.float64))
     for got, want in zip(grads, wanted):
-        assert _relative(got, want) < 10 * tolerance
+        assert relative_error(got, want) < 10 * tolerance
 
 
 @pytest.mark.gpu
@@ -403,7 +400,7 @@ def test_cuda_affine_synthesis_matches_the_composition(dtype, tolerance):
         a, factor, offset).as_text()
     wide = [v.astype(np.complex128) for v in (a, factor, offset)]
     got = jax.jit(lambda *args: affine_inverse(kernel, *args))(a, factor, offset)
-    assert _relative(got, _affine_reference(exact, *wide)) < tolerance
+    assert relative_error(got, _affine_reference(exact, *wide)) < tolerance
 
     def loss(transform, f):
         return lambda *args: jnp.sum(jnp.abs(f(transform, *args)) ** 2)
@@ -411,7 +408,7 @@ def test_cuda_affine_synthesis_matches_the_composition(dtype, tolerance):
     grads = jax.jit(jax.grad(loss(kernel, affine_inverse), argnums=(0, 1, 2)))(a, factor, offset)
     wanted = jax.grad(loss(exact, _affine_reference), argnums=(0, 1, 2))(*wide)
     for got, want in zip(grads, wanted):
-        assert _relative(got, want) < 10 * tolerance
+        assert relative_error(got, want) < 10 * tolerance
 
 
 def test_training_config_selects_the_path():

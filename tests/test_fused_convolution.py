@@ -22,6 +22,7 @@ import pytest
 import sphcnn_kernels as sk
 from sphcnn.nn import nonlinearities, pooling
 from sphcnn.nn.fused_convolution import convolved_forward
+from numerics import assert_close, relative_error
 
 needs_cuda_module = pytest.mark.skipif(importlib.util.find_spec("sphcnn_kernels._cuda") is None,
                                        reason="the CUDA module is not built (no nvcc)")
@@ -67,18 +68,6 @@ def _composition(transform, x, filters, activation, pool):
     return b, (b[0, ..., ell, :, :], jnp.sum(jnp.abs(b) ** 2, axis=(0, b.ndim - 3)))
 
 
-def _relative(a, b) -> float:
-    """max |a - b| relative to max |b|; max |a| where b is 0 (b_00 of spin-weighted outputs)."""
-    scale = float(jnp.max(jnp.abs(b)))
-    return float(jnp.max(jnp.abs(a - b))) / (scale if scale > 0 else 1.0)
-
-
-def _assert_close(got, want, tolerance):
-    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-        assert g.shape == w.shape
-        assert _relative(g, w) < tolerance
-
-
 @pytest.mark.parametrize("dtype,tolerance", [("complex64", 2e-5), ("complex128", 1e-12)])
 @pytest.mark.parametrize("pool,activate", [(False, True), (True, True), (False, False)],
                          ids=["activated", "activated-pooled", "plain"])
@@ -86,22 +75,22 @@ def test_outputs_match_the_composition(dtype, tolerance, pool, activate):
     spins_in = (0, 1) if activate else (0,)
     transform, x, filters, activation = _case(8, spins_in, (0, 1), 3, 4, dtype, pool, activate)
     got = jax.jit(lambda x, w: convolved_forward(transform, x, w, activation, pool))(x, filters)
-    _assert_close(got, _composition(transform, x, filters, activation, pool), tolerance)
+    assert_close(got, _composition(transform, x, filters, activation, pool), tolerance)
 
 
 def test_spin_weighted_only_and_a_pooled_band_limit():
     transform, x, filters, activation = _case(16, (1, -2), (1,), 2, 3, "complex128", ell_max=5, seed=3)
     got = convolved_forward(transform, x, filters, activation)
-    _assert_close(got, _composition(transform, x, filters, activation, False), 1e-12)
+    assert_close(got, _composition(transform, x, filters, activation, False), 1e-12)
 
 
 def test_leading_batch_axes_and_vmap():
     transform, x, filters, activation = _case(8, (0, 1), (0, 1), 2, 3, "complex128", batch=(2, 3), seed=4)
     want = _composition(transform, x, filters, activation, False)
-    _assert_close(convolved_forward(transform, x, filters, activation), want, 1e-12)
+    assert_close(convolved_forward(transform, x, filters, activation), want, 1e-12)
     b, (constant, energy) = jax.vmap(lambda u: convolved_forward(transform, u, filters, activation))(x)
     # vmap puts the mapped axis first: (2, L, 3, M, S, C)
-    _assert_close((jnp.moveaxis(b, 0, 1), constant, energy), want, 1e-12)
+    assert_close((jnp.moveaxis(b, 0, 1), constant, energy), want, 1e-12)
 
 
 @pytest.mark.parametrize("pool,activate", [(False, True), (True, True), (False, False)],
@@ -128,7 +117,7 @@ def test_gradients_match_the_composition(pool, activate):
     argnums = (0, 1, 2) if activate else (0, 2)
     got = jax.jit(jax.grad(fused, argnums=argnums))(x, bias, filters)
     want = jax.grad(exact, argnums=argnums)(x, bias, filters)
-    _assert_close(got, want, 1e-11)
+    assert_close(got, want, 1e-11)
 
 
 def test_argument_errors_name_the_argument():
@@ -196,7 +185,7 @@ def test_cuda_kernel_matches_the_composition(dtype, tolerance, pool, activate):
     x, filters = jax.device_put(x, gpu), jax.device_put(filters, gpu)
     f = jax.jit(lambda x, w: convolved_forward(transform, x, w, activation, pool))
     assert "sphcnn_mixing_analysis" in f.lower(x, filters).as_text()
-    _assert_close(f(x, filters), _composition(transform, x, filters, activation, pool), tolerance)
+    assert_close(f(x, filters), _composition(transform, x, filters, activation, pool), tolerance)
 
     def loss(g):
         return lambda x, w: jnp.sum(g(x, w)[1][1]) + jnp.sum(jnp.abs(g(x, w)[0]) ** 2)
@@ -204,4 +193,4 @@ def test_cuda_kernel_matches_the_composition(dtype, tolerance, pool, activate):
     got = jax.jit(jax.grad(loss(lambda x, w: convolved_forward(transform, x, w, activation, pool)),
                            argnums=(0, 1)))(x, filters)
     want = jax.grad(loss(lambda x, w: _composition(transform, x, w, activation, pool)), argnums=(0, 1))(x, filters)
-    _assert_close(got, want, 10 * tolerance)
+    assert_close(got, want, 10 * tolerance)

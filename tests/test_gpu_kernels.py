@@ -24,6 +24,7 @@ from references import band_limited_mask, random_coefficients
 from sphcnn_kernels.backends import ffi_backend
 from sphcnn_kernels.plan import get_plan
 from sphcnn_kernels.primitives import analysis_p, synthesis_p
+from numerics import assert_close
 
 # Error relative to the largest reference value.
 TOL = {"complex64": 1e-5, "complex128": 1e-12}
@@ -54,16 +55,6 @@ def _bind(primitive, value, plan, sign, weighted, backend, mode="auto", layout="
     return jax.jit(lambda v: primitive.bind(v, **params))(value)
 
 
-def _assert_close(got, want, tol):
-    got = np.asarray(got)
-    want = np.asarray(want)
-    assert got.shape == want.shape
-    assert np.all(np.isfinite(got))
-    scale = max(float(np.max(np.abs(want))), 1e-300)
-    err = float(np.max(np.abs(got.astype(np.complex128) - want)))
-    assert err <= tol * scale, f"max error {err:.3e} > {tol:.1e} * {scale:.3e}"
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("sign, weighted, layout", [(-1, True, "batch_major"), (1, False, "degree_major")])
 @pytest.mark.parametrize("mode", MODES)
@@ -76,7 +67,7 @@ def test_analysis_matches_xla(n, ell_max, spins, batch, channels, dtype, mode, s
     got = _bind(analysis_p, jnp.asarray(x), plan, sign, weighted, "ffi", mode, layout)
     want = _bind(analysis_p, jnp.asarray(x.astype(np.complex128)), ref_plan, sign, weighted, "xla", layout=layout)
     assert got.dtype == np.dtype(dtype)
-    _assert_close(got, want, TOL[dtype])
+    assert_close(got, want, TOL[dtype])
     got = np.asarray(got)
     if layout == "degree_major":
         got = np.moveaxis(got, 0, -4)
@@ -99,7 +90,7 @@ def test_synthesis_matches_xla(n, ell_max, spins, batch, channels, dtype, mode, 
     got = _bind(synthesis_p, jnp.asarray(a), plan, sign, weighted, "ffi", mode, layout)
     want = _bind(synthesis_p, jnp.asarray(a.astype(np.complex128)), ref_plan, sign, weighted, "xla", layout=layout)
     assert got.dtype == np.dtype(dtype)
-    _assert_close(got, want, TOL[dtype])
+    assert_close(got, want, TOL[dtype])
 
 
 @pytest.mark.gpu
@@ -115,8 +106,8 @@ def test_spins_above_ell_max_give_zeros(dtype, mode):
     got_a = np.asarray(_bind(analysis_p, jnp.asarray(x), plan, -1, True, "ffi", mode))
     got_x = np.asarray(_bind(synthesis_p, jnp.asarray(a), plan, 1, False, "ffi", mode))
     assert np.all(got_a[..., 1:, :] == 0) and np.all(got_x[..., 1:, :] == 0)
-    _assert_close(got_a, _bind(analysis_p, jnp.asarray(x.astype(np.complex128)), ref_plan, -1, True, "xla"), TOL[dtype])
-    _assert_close(got_x, _bind(synthesis_p, jnp.asarray(a.astype(np.complex128)), ref_plan, 1, False, "xla"), TOL[dtype])
+    assert_close(got_a, _bind(analysis_p, jnp.asarray(x.astype(np.complex128)), ref_plan, -1, True, "xla"), TOL[dtype])
+    assert_close(got_x, _bind(synthesis_p, jnp.asarray(a.astype(np.complex128)), ref_plan, 1, False, "xla"), TOL[dtype])
 
 
 @pytest.mark.gpu
@@ -126,11 +117,11 @@ def test_real_input_for_spin_zero(dtype):
     x = rng.standard_normal((3, 32, 32, 1, 5)).astype(dtype)
     got = sk.forward(jnp.asarray(x), [0], backend="ffi")
     want = sk.forward(jnp.asarray(x.astype(np.complex128)), [0], backend="xla")
-    _assert_close(got, want, TOL[np.dtype(got.dtype).name])
+    assert_close(got, want, TOL[np.dtype(got.dtype).name])
     grad = jax.grad(lambda v: jnp.sum(jnp.abs(sk.forward(v, [0], backend="ffi")) ** 2))(jnp.asarray(x))
     want_grad = jax.grad(lambda v: jnp.sum(jnp.abs(sk.forward(v, [0], backend="xla")) ** 2))(jnp.asarray(x))
     assert grad.dtype == x.dtype
-    _assert_close(grad, want_grad, 1e-4 if dtype == np.float32 else 1e-11)
+    assert_close(grad, want_grad, 1e-4 if dtype == np.float32 else 1e-11)
 
 
 @pytest.mark.gpu
@@ -141,7 +132,7 @@ def test_forward_inverse_round_trip_default_mode(dtype):
     a = random_coefficients(rng, (2,), ell_max, spins, 3, dtype)
     x = sk.inverse(jnp.asarray(a), spins, backend="ffi")
     back = sk.forward(x, spins, backend="ffi")
-    _assert_close(back, a, TOL[dtype])
+    assert_close(back, a, TOL[dtype])
 
 
 @pytest.mark.gpu
@@ -153,7 +144,7 @@ def test_onthefly_round_trip_ell_1023():
     x = sk.inverse(jnp.asarray(a), spins, n=n, backend="ffi")
     assert x.shape == (n, n, len(spins), 1)
     back = sk.forward(x, spins, ell_max=ell_max, backend="ffi")
-    _assert_close(back, a, 1e-10)
+    assert_close(back, a, 1e-10)
 
 
 @pytest.mark.gpu

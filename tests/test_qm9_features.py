@@ -24,6 +24,7 @@ from jax.test_util import check_grads
 
 import sphcnn_kernels as sk
 from sphcnn.tasks.qm9 import features as F
+from numerics import relative_error
 
 QM9_TYPES = (1, 6, 7, 8, 9)
 DISTANCE_SCALE = 0.9586065591971576
@@ -104,11 +105,6 @@ def euler_matrix(alpha, beta, gamma) -> np.ndarray:
         return np.array([[math.cos(b), 0.0, math.sin(b)], [0.0, 1.0, 0.0], [-math.sin(b), 0.0, math.cos(b)]])
 
     return rz(alpha) @ ry(beta) @ rz(gamma)
-
-
-def relative_error(a, b) -> float:
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
 # --------------------------------------------------------------------------- the formula

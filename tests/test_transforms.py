@@ -6,14 +6,10 @@ import pytest
 
 import sphcnn_kernels as sk
 from references import band_limited_mask, random_coefficients, random_maps, spherical_sylm
+from numerics import relative_error
 
 BACKENDS = sk.available_backends()
 TOL = {np.complex128: 1e-12, np.complex64: 1e-5}
-
-
-def relative_error(got, want) -> float:
-    got, want = np.asarray(got), np.asarray(want)
-    return float(np.abs(got - want).max() / np.abs(want).max())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -17,6 +17,7 @@ import sphcnn_kernels as sk  # noqa: E402
 from references import band_limited_mask, random_coefficients, random_maps  # noqa: E402
 from sphcnn_kernels.backends import triton_kernels  # noqa: E402
 from sphcnn_kernels.backends.triton_backend import block_sizes  # noqa: E402
+from numerics import relative_error  # noqa: E402
 
 TOL = {np.complex128: 1e-12, np.complex64: 1e-5}
 KERNELS = {
@@ -30,11 +31,6 @@ DOT_CONFIGS = [("fp32", np.float32, "ieee"), ("fp32", np.float32, "tf32"), ("fp6
 needs_triton_backend = pytest.mark.skipif(
     "triton" not in sk.available_backends(), reason="the triton backend needs a CUDA GPU and jax-triton"
 )
-
-
-def relative_error(got, want) -> float:
-    got, want = np.asarray(got), np.asarray(want)
-    return float(np.abs(got - want).max() / np.abs(want).max())
 
 
 def _compile(kind: str, type_name: str, real_dtype, precision: str, size: str, capability: int):
