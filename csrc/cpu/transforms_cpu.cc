@@ -601,7 +601,10 @@ ffi::Error gradient_handler(ffi::ThreadPool pool, ffi::AnyBuffer ct, ffi::AnyBuf
   if (g.has_error()) return g.error();
   if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool_maps); e.failure()) return e;
   if (ffi::Error e = check_gradient(target, *g, maps, *ct_maps, bias, *ct_bias); e.failure()) return e;
-  if (ct_maps->element_count() == 0) return ffi::Error::Success();
+  if (ct_maps->element_count() == 0) {  // an empty batch: the bias cotangent sums no terms
+    if (ct_bias->size_bytes() > 0) std::memset(ct_bias->untyped_data(), 0, ct_bias->size_bytes());
+    return ffi::Error::Success();
+  }
   const std::vector<double> w = ring_scale_values(scale, *g);
   const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
   const int sg = static_cast<int>(sign);

@@ -5,15 +5,19 @@
 // the synthesis writes the cotangent of the pooled maps to scratch (a quarter
 // of the maps' size) and one kernel here takes every ring of the pre-activation
 // maps through the transposed pooling and the nonlinearity's derivative, with
-// per-ring bias shares. Either way a last kernel adds the shares in a fixed
-// order (deterministic, no atomics).
+// per-ring bias shares. Either way two more kernels add the shares in a fixed
+// order (deterministic, no atomics): column_sum_block adds fixed chunks of the
+// partials' rows into chunk sums, then the chunk sums (bias_chunk_sums,
+// bias_total).
 //
 // Layouts (complex values interleaved): cotangent of the analysis input
 // `pooled` (B, n, n, lanes); maps and ct_maps (B, n_in, n_in, lanes), n_in = n or
 // 2 n (pooling); bias and ct_bias (lanes) = (S, C); partials (B n_in, lanes)
-// (without pooling (n, B lanes): the same count, summed the same way).
+// (without pooling (n, B lanes): the same count, summed the same way);
+// chunk_sums (chunks, lanes).
 #pragma once
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 
@@ -34,6 +38,7 @@ struct GradientArgs {
   const T* taps;  // (n, 4) when pooling, else null
   Cpx<T>* ct_maps;
   T* partials;
+  T* chunk_sums;
   T* ct_bias;
   int n, n_in, lanes;
   int64_t channels, batch;
@@ -41,20 +46,40 @@ struct GradientArgs {
   T epsilon, slope;
 };
 
+// The bias sums add the partials' columns (one per lane) in two levels. A block
+// of column_sum_block takes `width` lanes (all of them up to the block's
+// threads) with `groups` threads per lane; each thread adds every groups-th row
+// of its chunk in order, then the groups' sums meet in a fixed pairwise tree.
+// The first level's chunks hold kBiasRowsPerThread rows per thread, the second
+// is one chunk of every chunk sum, so that neither level has a long serial sum.
+constexpr int kBiasRowsPerThread = 16;
+
+SPHCNN_HD int column_width(int64_t lanes) {
+  return lanes > 0 && lanes < kGradientThreads ? static_cast<int>(lanes) : kGradientThreads;
+}
+SPHCNN_HD int column_groups(int64_t lanes) { return kGradientThreads / column_width(lanes); }
+SPHCNN_HD int64_t bias_chunk_rows(int64_t lanes) {
+  return static_cast<int64_t>(kBiasRowsPerThread) * column_groups(lanes);
+}
+// Chunks of the first level for `rows` partial rows.
+SPHCNN_HD int64_t bias_chunks(int64_t rows, int64_t lanes) { return ceil_div(rows, bias_chunk_rows(lanes)); }
+
 // The scratch of a gradient call: the transposed analysis's own scratch (the
 // synthesis launch plan's), then the cotangent of the analysis input, then the
-// partials, each 256-byte aligned.
+// partials and their chunk sums, each 256-byte aligned.
 struct GradientScratch {
-  size_t pooled_offset, partials_offset, bytes;
+  size_t pooled_offset, partials_offset, chunk_sums_offset, bytes;
 };
 
 inline GradientScratch gradient_scratch(size_t transform_bytes, int64_t batch, int n, int n_in, int64_t lanes,
                                         size_t real_bytes) {
   auto up = [](size_t v) { return (v + 255) / 256 * 256; };
+  const int64_t rows = batch * n_in;
   GradientScratch g{};
   g.pooled_offset = up(transform_bytes);
   g.partials_offset = g.pooled_offset + up(2 * real_bytes * static_cast<size_t>(batch) * n * n * lanes);
-  g.bytes = g.partials_offset + up(real_bytes * static_cast<size_t>(batch) * n_in * lanes);
+  g.chunk_sums_offset = g.partials_offset + up(real_bytes * static_cast<size_t>(rows) * lanes);
+  g.bytes = g.chunk_sums_offset + up(real_bytes * static_cast<size_t>(bias_chunks(rows, lanes)) * lanes);
   return g;
 }
 
@@ -98,14 +123,41 @@ inline MixingGradientLaunch mixing_gradient_launch(const Geometry& g, LambdaSour
   return ml;
 }
 
-// Blocks of the two kernels.
+// Blocks of the gradient kernel.
 template <typename T>
 SPHCNN_HD int64_t gradient_blocks(const GradientArgs<T>& a) { return a.batch * a.n_in; }
+
+// One level of the bias sums: out[k, q] = the sum of in[r, q] over the rows r
+// of chunk k, [k chunk_rows, (k + 1) chunk_rows) within `rows`.
 template <typename T>
-SPHCNN_HD int64_t bias_blocks(const GradientArgs<T>& a) {
-  return (a.lanes + kGradientThreads - 1) / kGradientThreads;
+struct ColumnSum {
+  const T* in;   // (rows, lanes)
+  T* out;        // (ceil(rows / chunk_rows), lanes)
+  int64_t rows, chunk_rows;
+  int lanes;
+};
+
+template <typename T>
+SPHCNN_HD ColumnSum<T> bias_chunk_sums(const GradientArgs<T>& a) {
+  return ColumnSum<T>{a.partials, a.chunk_sums, a.batch * a.n_in, bias_chunk_rows(a.lanes), a.lanes};
 }
-// Bytes of shared memory of a gradient block: one partial per thread.
+template <typename T>
+SPHCNN_HD ColumnSum<T> bias_total(const GradientArgs<T>& a) {
+  const int64_t chunks = bias_chunks(a.batch * a.n_in, a.lanes);
+  return ColumnSum<T>{a.chunk_sums, a.ct_bias, chunks, chunks, a.lanes};
+}
+// Work items (chunk, lane tile) of a level, and its blocks (which loop over
+// the items, so that the sums do not depend on the grid).
+template <typename T>
+SPHCNN_HD int64_t column_sum_items(const ColumnSum<T>& s) {
+  return ceil_div(s.rows, s.chunk_rows) * ceil_div(s.lanes, column_width(s.lanes));
+}
+template <typename T>
+SPHCNN_HD int64_t column_sum_blocks(const ColumnSum<T>& s) {
+  const int64_t items = column_sum_items(s);
+  return items < INT_MAX ? items : INT_MAX;
+}
+// Bytes of shared memory of a gradient or column sum block: one value per thread.
 template <typename T>
 SPHCNN_HD size_t gradient_shared_bytes() { return sizeof(T) * kGradientThreads; }
 
@@ -180,14 +232,33 @@ SPHCNN_HD void activation_gradient_block(const Ctx& ctx, const GradientArgs<T>& 
   }
 }
 
-// One thread per lane: ct_bias[lane] = the partials of every (b, r) in order.
+// Item (chunk k, lane tile): thread (group g, lane q) adds rows g, g + groups,
+// ... of chunk k in order; the groups' sums are then added pairwise, group g
+// taking g + span for span = 1, 2, 4, ... (the same tree whatever the grid).
 template <typename T, typename Ctx>
-SPHCNN_HD void bias_sum_block(const Ctx& ctx, const GradientArgs<T>& a) {
-  const int64_t q = ctx.block() * kGradientThreads + ctx.tid();
-  if (q >= a.lanes) return;
-  T sum = T(0);
-  for (int64_t i = 0; i < a.batch * a.n_in; ++i) sum += a.partials[i * a.lanes + q];
-  a.ct_bias[q] = sum;
+SPHCNN_HD void column_sum_block(const Ctx& ctx, const ColumnSum<T>& s, unsigned char* smem) {
+  T* shares = reinterpret_cast<T*>(smem);
+  const int width = column_width(s.lanes), groups = column_groups(s.lanes);
+  const int t = ctx.tid(), g = t / width;
+  const int64_t tiles = ceil_div(s.lanes, width);
+  for (int64_t item = ctx.block(); item < column_sum_items(s); item += ctx.blocks()) {
+    const int64_t chunk = item / tiles;
+    const int64_t q = (item % tiles) * width + t % width;
+    const int64_t first = chunk * s.chunk_rows;
+    const int64_t end = first + s.chunk_rows < s.rows ? first + s.chunk_rows : s.rows;
+    T sum = T(0);
+    if (g < groups && q < s.lanes) {
+      for (int64_t r = first + g; r < end; r += groups) sum += s.in[r * s.lanes + q];
+    }
+    shares[t] = sum;
+    ctx.sync();
+    for (int span = 1; span < groups; span *= 2) {
+      if (g % (2 * span) == 0 && g + span < groups) shares[t] += shares[t + span * width];
+      ctx.sync();
+    }
+    if (g == 0 && q < s.lanes) s.out[chunk * s.lanes + q] = shares[t];
+    ctx.sync();  // shares is refilled by the next item
+  }
 }
 
 }  // namespace cuda

@@ -3,9 +3,19 @@
 //
 // Every kernel is written as a __host__ __device__ function of one thread block
 // and a context `ctx` with ctx.tid() (thread index), ctx.block() (linear block
-// index) and ctx.sync() (__syncthreads). The __global__ wrappers of
-// transforms_cuda.cu pass the CUDA context; tests/cuda_emulation runs the very
-// same functions on the CPU with one std::thread per CUDA thread and a barrier.
+// index), ctx.sync() (__syncthreads) and ctx.fence_block()
+// (__threadfence_block). The __global__ wrappers of transforms_cuda.cu pass the
+// CUDA context; tests/cuda_emulation runs the very same functions on the CPU
+// with one std::thread per CUDA thread and a barrier.
+//
+// Where threads read global memory that other threads of the block wrote (the
+// mixing stage's coefficients, the gradient's read back with cp.async.cg
+// through L2; K1's tile buffers and K2's accumulators when they live in
+// scratch), the writers call ctx.fence_block() before the barrier.
+// __syncthreads is documented to order the block's global accesses as well;
+// the fence makes that ordering explicit where the code relies on it, for one
+// MEMBAR.CTA per thread, and lets the emulation check that each such barrier
+// has it.
 #pragma once
 
 #include <cstddef>

@@ -367,6 +367,7 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
     // acc[(sg L + l) TP + c], l from 0 (degrees below l0 stay zero).
     for (int e = tid; e < 2 * L * TP; e += kGemmThreads) acc[e] = zero;
     if (tid < 2) starts[tid] = column_start(tid == 0 ? at.am : -at.am, at.spin);
+    if (a.accumulators != nullptr) ctx.fence_block();  // acc in global scratch, cleared by other threads
     ctx.sync();
     for (int kc = 0; live && kc < half; kc += TK) {
       // F of the chunk: f[cb][r][c], south values times par0.
@@ -451,6 +452,7 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
       }
       ctx.sync();  // f and lam are refilled by the next chunk
     }
+    if (a.accumulators != nullptr) ctx.fence_block();  // acc in global scratch, stored by other threads
     ctx.sync();
     for (int e = tid; e < 2 * L * TP; e += kGemmThreads) {
       const int c = e % TP;
@@ -737,6 +739,9 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned ch
           if (g < Tile::kGenerators) {
             const double bs = g / TJ ? -1.0 : 1.0;
             T* dst = lam + g * TKS;  // row (sg, r) = g
+            // A serial recurrence: unrolled, it only holds more registers next
+            // to the accumulators (the float 32 x 32 tile spilled on sm_80).
+            SPHCNN_NO_UNROLL
             for (int i = 0; i < TK; ++i) {
               const int l = lc + i;
               T value = T(0);

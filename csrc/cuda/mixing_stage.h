@@ -8,7 +8,7 @@
 // TB batch items; for every input spin it runs the table-mode product of
 // legendre_gemm.h (analysis_table_tile) over the tile's columns, writing the
 // coefficients a (the convolution's input, kept for its weight gradient). After
-// a barrier (which makes the block's global writes visible to the whole block)
+// a fence and a barrier (the block's global writes visible to the whole block)
 // it reads its own coefficients back, still in L1/L2, and writes
 //   b[l, m, o, d] = sum_{i, c} a[l, m, i, c] w[l, i, o, c, d]      (|m| <= l)
 // with zeros at |m| > l, and its share of the batch norm's second moment,
@@ -20,7 +20,7 @@
 // Backward (synthesis_mixing_block). One block owns one |m| and one tile of TB
 // batch items; it first writes the cotangent of the analysis's coefficients
 //   ct_a[l, m, i, c] = sum_{o, d} ct_b[l, m, o, d] w[l, i, o, c, d]   (l >= |m|, both orders)
-// into scratch, then, after a barrier, runs the table-mode synthesis tiles of
+// into scratch, then, after a fence and a barrier, runs the table-mode synthesis tiles of
 // legendre_gemm.h over its own columns for every spin and ring tile, reading
 // ct_a back while it is still in L2. The transposed analysis continues in K1
 // (with the activation's gradient, activation_gradient.h), as for
@@ -69,9 +69,9 @@ template <typename T>
 using MixingTile = AnalysisTile<T, kMixingDegrees, kMixingColumns>;
 
 // Batch items per block: as many whole items as one tile of columns holds (at
-// least one), at most B.
+// least one), at most B; one without channels (the handlers launch nothing then).
 inline int mixing_batch_tile(int64_t batch, int64_t channels) {
-  const int64_t fit = channels >= kMixingColumns ? 1 : kMixingColumns / channels;
+  const int64_t fit = channels > 0 && channels < kMixingColumns ? kMixingColumns / channels : 1;
   return static_cast<int>(fit < batch ? fit : (batch > 0 ? batch : 1));
 }
 
@@ -149,7 +149,8 @@ SPHCNN_HD void analysis_mixing_block(const Ctx& ctx, const GemmArgs<T>& a, const
         x.mixed[mixed_offset(x, b0 + q / width, l, mi, static_cast<int>((q / CO) % SO), q % CO)] = zero;
       }
     }
-    ctx.sync();  // a of the tile, written by every thread, is visible to the block
+    ctx.fence_block();  // a of the tile, written by every thread to global memory, is read back by others
+    ctx.sync();
     const int64_t per = Q < kGemmThreads ? Q : kGemmThreads;
     const int groups = static_cast<int>(kGemmThreads / per);
     const int group = static_cast<int>(tid / per);
@@ -244,7 +245,8 @@ SPHCNN_HD void synthesis_mixing_block(const Ctx& ctx, const GemmArgs<T>& a, cons
       }
       x.coefficients[spectral_offset(a, p0 + bl * C + c, l, mi, s)] = Cpx<T>{re, im};
     }
-    ctx.sync();  // ct_a of the block, written by every thread, is visible to the block
+    ctx.fence_block();  // ct_a of the block, written by every thread to global memory, is read back by others
+    ctx.sync();
     // the last batch tile also writes the padding columns (zeros), as the plain synthesis
     const int64_t col_end = p1 == a.maps ? a.padded_maps : p1;
     for (int s = 0; s < S; ++s) {

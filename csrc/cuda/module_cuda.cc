@@ -92,5 +92,5 @@ PYBIND11_MODULE(_cuda, m) {
   }, py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"), py::arg("channels"),
   py::arg("is_double"), py::arg("lambda_source"), py::arg("pool"),
   "Bytes of the scratch result of sphcnn_activated_gradient (its synthesis's, the cotangent of the "
-  "analysis input and the bias partials); n is the transform's grid.");
+  "analysis input, the bias partials and their chunk sums); n is the transform's grid.");
 }

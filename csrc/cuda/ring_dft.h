@@ -159,7 +159,7 @@ template <typename T, typename Ctx>
 SPHCNN_HD void fft_stage(const Ctx& ctx, const Cpx<T>* src, Cpx<T>* dst, int n, int R, int p, int N, int s,
                          int sign, const Cpx<double>* low, const Cpx<double>* high, int base) {
   const int m = N / p;
-  const int step = n / N;  // twiddle index per unit of v pp
+  const int step = n / N;  // twiddle index per unit of v pp: v pp step < p m n / N = n, no reduction mod n
   const int64_t items = static_cast<int64_t>(m) * s * R;
   for (int64_t item = ctx.tid(); item < items; item += kRingThreads) {
     const int r = static_cast<int>(item % R);
@@ -175,13 +175,13 @@ SPHCNN_HD void fft_stage(const Ctx& ctx, const Cpx<T>* src, Cpx<T>* dst, int n, 
       const Cpx<T> t0 = cadd(a0, a2), t1 = csub(a0, a2), t2 = cadd(a1, a3);
       const Cpx<T> t3 = rotate_quarter(csub(a1, a3), sign);
       out[0] = cadd(t0, t2);
-      out[out_stride] = cmul(cadd(t1, t3), twiddle<T>(low, high, base, (pp * step) % n));
-      out[2 * out_stride] = cmul(csub(t0, t2), twiddle<T>(low, high, base, (2 * pp * step) % n));
-      out[3 * out_stride] = cmul(csub(t1, t3), twiddle<T>(low, high, base, (3 * pp * step) % n));
+      out[out_stride] = cmul(cadd(t1, t3), twiddle<T>(low, high, base, pp * step));
+      out[2 * out_stride] = cmul(csub(t0, t2), twiddle<T>(low, high, base, 2 * pp * step));
+      out[3 * out_stride] = cmul(csub(t1, t3), twiddle<T>(low, high, base, 3 * pp * step));
     } else if (p == 2) {
       const Cpx<T> a0 = in[0], a1 = in[in_stride];
       out[0] = cadd(a0, a1);
-      out[out_stride] = cmul(csub(a0, a1), twiddle<T>(low, high, base, (pp * step) % n));
+      out[out_stride] = cmul(csub(a0, a1), twiddle<T>(low, high, base, pp * step));
     } else {
       // b_v = sum_u a_u e^{sigma 2 pi i u v / p}; e^{sigma 2 pi i k / p} = W^{k n / p}.
       const int root = n / p;
@@ -190,8 +190,7 @@ SPHCNN_HD void fft_stage(const Ctx& ctx, const Cpx<T>* src, Cpx<T>* dst, int n, 
         for (int u = 1; u < p; ++u) {
           acc = cadd(acc, cmul(in[u * in_stride], twiddle<T>(low, high, base, ((u * v) % p) * root)));
         }
-        out[v * out_stride] = v == 0 ? acc : cmul(acc, twiddle<T>(low, high, base,
-                                                                  static_cast<int>((static_cast<int64_t>(v) * pp * step) % n)));
+        out[v * out_stride] = v == 0 ? acc : cmul(acc, twiddle<T>(low, high, base, v * pp * step));
       }
     }
   }
@@ -241,6 +240,14 @@ SPHCNN_HD int64_t maps_offset(const RingArgs<T>& a, int64_t q, int j, int k) {
   return ((b * a.n + j) * a.n + k) * a.lanes + (q - b * a.lanes);
 }
 
+// The barrier after threads wrote a tile buffer that others read next: fenced
+// when the buffers are slices of global scratch (block_common.h).
+template <typename T, typename Ctx>
+SPHCNN_HD void sync_buffers(const Ctx& ctx, const RingArgs<T>& a) {
+  if (a.global_buffers != nullptr) ctx.fence_block();
+  ctx.sync();
+}
+
 // The work loop of both directions: the twiddle tables, then for every work
 // item (ring j, rows q0 .. q0 + rows) load(buffer, j, q0, rows) into the tile
 // buffer (n x R, rows fastest), the FFT, store(result, spare, j, q0, rows) (spare:
@@ -265,12 +272,12 @@ SPHCNN_HD void ring_items(const Ctx& ctx, const RingArgs<T>& a, unsigned char* s
     const int64_t q0 = (item / n) * R;
     const int rows = static_cast<int>(q0 + R <= a.rows ? R : a.rows - q0);
     load(src, j, q0, rows);
-    ctx.sync();
+    sync_buffers(ctx, a);
     int N = n, s = 1;
     for (int st = 0; st < a.plan.stages; ++st) {
       const int p = a.plan.radices[st];
       fft_stage<T>(ctx, src, dst, n, R, p, N, s, a.sign, low, high, a.plan.tw_base);
-      ctx.sync();
+      sync_buffers(ctx, a);
       Cpx<T>* t = src;
       src = dst;
       dst = t;
@@ -315,9 +322,11 @@ template <typename T, typename Ctx>
 SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
   const int n = a.n, M = 2 * a.ell_max + 1, R = a.tile_rows, tid = ctx.tid();
   // Load: buf[k R + r] = x[b, j, k, lane] (or the prologue's value), rows past the end zero.
+  // Element indices are int: n R <= 3072 in shared memory, R = 1 in scratch
+  // (64-bit indices here cost the float kernel a register spill).
   auto load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
     if (a.activation_bias != nullptr) {
-      for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+      for (int e = tid; e < n * R; e += kRingThreads) {
         const int r = static_cast<int>(e % R);
         const int k = static_cast<int>(e / R);
         buf[static_cast<int64_t>(k) * R + r] = r < rows ? activated_value(a, q0 + r, j, k) : Cpx<T>{T(0), T(0)};
@@ -326,7 +335,7 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
     }
     if (a.real_input) {
       const T* x = static_cast<const T*>(a.in);
-      for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+      for (int e = tid; e < n * R; e += kRingThreads) {
         const int r = static_cast<int>(e % R);
         const int k = static_cast<int>(e / R);
         buf[static_cast<int64_t>(k) * R + r] = Cpx<T>{r < rows ? x[maps_offset(a, q0 + r, j, k)] : T(0), T(0)};
@@ -335,7 +344,7 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
     }
     const Cpx<T>* x = static_cast<const Cpx<T>*>(a.in);
     if (pairs_allowed<T>(q0, a.lanes) && R % 2 == 0 && aligned16(x)) {
-      for (int64_t e = tid; e < static_cast<int64_t>(n) * (R / 2); e += kRingThreads) {
+      for (int e = tid; e < n * (R / 2); e += kRingThreads) {
         const int r = 2 * static_cast<int>(e % (R / 2));
         const int k = static_cast<int>(e / (R / 2));
         Vec16<T> v{};
@@ -352,7 +361,7 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
       }
       return;
     }
-    for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
+    for (int e = tid; e < n * R; e += kRingThreads) {
       const int r = static_cast<int>(e % R);
       const int k = static_cast<int>(e / R);
       buf[static_cast<int64_t>(k) * R + r] = r < rows ? x[maps_offset(a, q0 + r, j, k)] : Cpx<T>{T(0), T(0)};
@@ -401,7 +410,7 @@ SPHCNN_HD void gradient_store(const Ctx& ctx, const RingArgs<T>& a, const Cpx<T>
     }
     shares[static_cast<int64_t>(k) * R + r] = share;
   }
-  ctx.sync();
+  sync_buffers(ctx, a);
   for (int r = tid; r < rows; r += kRingThreads) {
     T sum = T(0);
     for (int k = 0; k < n; ++k) sum += shares[static_cast<int64_t>(k) * R + r];

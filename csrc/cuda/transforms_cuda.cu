@@ -27,6 +27,7 @@
 #include <array>
 #include <climits>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "activation_gradient.h"
@@ -50,6 +51,7 @@ struct DeviceCtx {
   __device__ __forceinline__ int64_t block() const { return static_cast<int64_t>(blockIdx.x); }
   __device__ __forceinline__ int64_t blocks() const { return static_cast<int64_t>(gridDim.x); }
   __device__ __forceinline__ void sync() const { __syncthreads(); }
+  __device__ __forceinline__ void fence_block() const { __threadfence_block(); }
 };
 
 template <typename T>
@@ -89,8 +91,9 @@ __global__ void __launch_bounds__(kGradientThreads) activation_gradient_kernel(c
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kGradientThreads) bias_sum_kernel(const GradientArgs<T> args) {
-  bias_sum_block<T>(DeviceCtx{}, args);
+__global__ void __launch_bounds__(kGradientThreads) column_sum_kernel(const ColumnSum<T> sum) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  column_sum_block<T>(DeviceCtx{}, sum, smem);
 }
 
 template <typename T>
@@ -130,6 +133,16 @@ ffi::Error launch_error(const char* target, const char* kernel) {
   if (err == cudaSuccess) return ffi::Error::Success();
   return ffi::Error(ffi::ErrorCode::kInternal, std::string(target) + ": launching " + kernel + " failed: " +
                                                    cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
+}
+
+// Zeros in `out` on XLA's stream: the outputs of a call that are sums without
+// terms (the bias cotangent of an empty batch, the mixed coefficients and
+// energies without input channels, the cotangents without output channels),
+// for which no kernel is launched.
+ffi::Error zero_fill(const char* target, cudaStream_t stream, ffi::AnyBuffer out) {
+  if (out.size_bytes() == 0) return ffi::Error::Success();
+  cudaMemsetAsync(out.untyped_data(), 0, out.size_bytes(), stream);
+  return launch_error(target, "the zeros of an empty sum");
 }
 
 template <typename T>
@@ -448,7 +461,10 @@ ffi::Error mixing_handler(cudaStream_t stream, ffi::AnyBuffer maps, ffi::AnyBuff
     return ffi::Error::InvalidArgument(std::string(target) + ": needs lambda_source = table and at most " +
                                        std::to_string(kSpinsPerLaunch) + " spins");
   }
-  if (a->element_count() == 0) return ffi::Error::Success();
+  if (a->element_count() == 0) {  // no batch or no input channels: b and its energies sum nothing
+    if (ffi::Error e = zero_fill(target, stream, *mixed); e.failure()) return e;
+    return zero_fill(target, stream, *energy);
+  }
   Prologue prologue;
   if (activate) {
     prologue.bias = bias.untyped_data();
@@ -458,6 +474,15 @@ ffi::Error mixing_handler(cudaStream_t stream, ffi::AnyBuffer maps, ffi::AnyBuff
     prologue.slope = slope;
   }
   unsigned char* base = static_cast<unsigned char*>(scratch->untyped_data());
+  const int sg = static_cast<int>(sign);
+  if (mixed->element_count() == 0) {  // no output channels: a alone, by the (activated) analysis
+    if (g->is_double) {
+      return run<double>(target, true, ml.plan, stream, maps.untyped_data(), scale.untyped_data(),
+                         table.untyped_data(), a->untyped_data(), base, spins, sg, prologue);
+    }
+    return run<float>(target, true, ml.plan, stream, maps.untyped_data(), scale.untyped_data(), table.untyped_data(),
+                      a->untyped_data(), base, spins, sg, prologue);
+  }
   auto args_of = [&](auto zero) {
     using T = decltype(zero);
     MixingArgs<T> x{};
@@ -476,7 +501,6 @@ ffi::Error mixing_handler(cudaStream_t stream, ffi::AnyBuffer maps, ffi::AnyBuff
     x.items = ml.items;
     return x;
   };
-  const int sg = static_cast<int>(sign);
   if (g->is_double) {
     return run_mixing<double>(target, ml, stream, maps.untyped_data(), scale.untyped_data(), table.untyped_data(),
                               a->untyped_data(), base, spins, sg, prologue, args_of(0.0));
@@ -579,8 +603,13 @@ ffi::Error run_gradient(const char* target, const LaunchPlan& plan, cudaStream_t
     status = launch_error(target, "the nonlinearity's gradient");
   }
   if (status.failure()) return status;
-  bias_sum_kernel<T><<<dim3(static_cast<unsigned>(bias_blocks(args))), kGradientThreads, 0, stream>>>(args);
-  return launch_error(target, "the bias sums");
+  for (const ColumnSum<T>& level : {bias_chunk_sums(args), bias_total(args)}) {
+    column_sum_kernel<T><<<dim3(static_cast<unsigned>(column_sum_blocks(level))), kGradientThreads,
+                           gradient_shared_bytes<T>(), stream>>>(level);
+    status = launch_error(target, "the bias sums");
+    if (status.failure()) return status;
+  }
+  return status;
 }
 
 template <typename T>
@@ -596,6 +625,7 @@ GradientArgs<T> gradient_args(const Geometry& g, const GradientScratch& layout, 
   a.taps = pool ? static_cast<const T*>(taps.untyped_data()) : nullptr;
   a.ct_maps = static_cast<Cpx<T>*>(ct_maps.untyped_data());
   a.partials = reinterpret_cast<T*>(base + layout.partials_offset);
+  a.chunk_sums = reinterpret_cast<T*>(base + layout.chunk_sums_offset);
   a.ct_bias = static_cast<T*>(ct_bias.untyped_data());
   a.n = g.n;
   a.n_in = factor * g.n;
@@ -624,7 +654,7 @@ ffi::Error gradient_handler(cudaStream_t stream, ffi::AnyBuffer ct, ffi::AnyBuff
   if (g.has_error()) return g.error();
   if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool); e.failure()) return e;
   if (ffi::Error e = check_gradient(target, *g, maps, *ct_maps, bias, *ct_bias); e.failure()) return e;
-  if (ct_maps->element_count() == 0) return ffi::Error::Success();
+  if (ct_maps->element_count() == 0) return zero_fill(target, stream, *ct_bias);  // an empty batch
   const LaunchPlan plan = launch_plan(*g, false, source);
   const GradientScratch layout = activated_gradient_scratch(*g, source, factor * g->n);
   void* base = scratch->untyped_data();
@@ -666,7 +696,11 @@ ffi::Error mixing_gradient_handler(cudaStream_t stream, ffi::AnyBuffer ct_b, ffi
     return ffi::Error::InvalidArgument(std::string(target) + ": needs lambda_source = table and at most " +
                                        std::to_string(kSpinsPerLaunch) + " spins");
   }
-  if (ct_maps->element_count() == 0) return ffi::Error::Success();
+  if (ct_maps->element_count() == 0) return zero_fill(target, stream, *ct_bias);  // an empty batch
+  if (ct_b.element_count() == 0) {  // no output channels: nothing depends on the maps or the bias
+    if (ffi::Error e = zero_fill(target, stream, *ct_maps); e.failure()) return e;
+    return zero_fill(target, stream, *ct_bias);
+  }
   unsigned char* base = static_cast<unsigned char*>(scratch->untyped_data());
   void* coefficients = base + ml.coefficients_offset;
   auto mixing_of = [&](auto zero) {

@@ -11,9 +11,12 @@
 //   ct_a                    = f[s, c] u,
 //   products[b, s, c]       = sum_{l, m} u a,     constant[b, s, c] = u[b, 0, 0, s, c];
 // every element written (outputs start as NaN), and the products bit-identical
-// when 7 blocks loop over the items instead of one block per item. Exit status
-// 0 when float32 errors are <= 2e-6 and float64 ones <= 1e-12 relative to the
-// largest reference value and nothing else is wrong; "worst float E double E" last.
+// when 7 blocks loop over the items instead of one block per item. Usage:
+// emulate_affine [n ...] (default: every case). Exit status 0 when float32
+// errors are <= 2e-6 and float64 ones <= 1e-12 relative to the largest
+// reference value and nothing else is wrong; each check line is followed by
+// "digest <hex>" of its outputs (emulated_reference.h), "worst float E double
+// E" last.
 #if !defined(SPHCNN_EMULATED_ASYNC)
 #error "build with -DSPHCNN_EMULATED_ASYNC -Itests/cuda_emulation (asynchronous copies deferred to their wait)"
 #endif
@@ -22,6 +25,7 @@
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -150,10 +154,15 @@ AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
               sizeof(T) == 4 ? "float" : "double", n, ell, spins.c_str(), B, C,
               cs.degree_major ? "degree_major" : "batch_major", config, al.degree_tiles, err.ct_a, err.products,
               err.constant, err.problems);
+  Digest digest;
+  digest.add(ct_a);
+  digest.add(products);
+  digest.add(constant);
+  digest.print();
   return err;
 }
 
-int main() {
+int main(int argc, char** argv) {
   std::mt19937 rng(13);
   const std::vector<AffineCase> cases = {
       {8, 3, {0, 1}, 3, 3, false},
@@ -165,7 +174,10 @@ int main() {
   };
   double worst_f = 0, worst_d = 0;
   int problems = 0;
+  std::vector<int> only;  // grid sizes n to run (default: every case)
+  for (int i = 1; i < argc; ++i) only.push_back(std::atoi(argv[i]));
   for (const AffineCase& cs : cases) {
+    if (!only.empty() && std::find(only.begin(), only.end(), cs.n) == only.end()) continue;
     const AffineErrors f = run_affine_case<float>(cs, rng);
     const AffineErrors d = run_affine_case<double>(cs, rng);
     worst_f = std::max({worst_f, f.ct_a, f.products, f.constant});

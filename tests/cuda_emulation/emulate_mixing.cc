@@ -16,18 +16,24 @@
 // a random cotangent ct_b:
 //   ct_a[b, l, m, i, c] = sum_{o, d} ct_b[b, l, m, o, d] w[l, i, o, c, d]    (l >= |m|),
 //   G[i, m, j, b C + c] = sum_{l >= max(|m|, |s_i|)} lambda_{l,m,s_i}(theta_j) ct_a[b, l, m, i, c],
-// every ring of every column written, the padding columns zero. Usage:
-// emulate_mixing; prints one line per check and "worst float E double E" last;
-// exit status 0 when float32 errors are <= 2e-6 and float64 ones <= 1e-12
-// relative to the largest reference value, and nothing else is wrong.
+// every ring of every column written, the padding columns zero. Both ways each
+// thread fences once an item, before it reads back the coefficients other
+// threads wrote to global memory (block_common.h). Usage:
+// emulate_mixing [n ...] (default: every case); prints one line per check,
+// each followed by "digest <hex>" of its outputs (emulated_reference.h), and
+// "worst float E double E" last; exit status 0 when float32 errors are <= 2e-6
+// and float64 ones <= 1e-12 relative to the largest reference value, and
+// nothing else is wrong.
 #if !defined(SPHCNN_EMULATED_ASYNC)
 #error "build with -DSPHCNN_EMULATED_ASYNC -Itests/cuda_emulation (asynchronous copies deferred to their wait)"
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -53,7 +59,7 @@ struct MixCase {
 
 struct MixErrors {
   double a = 0, b = 0, energy = 0, ct_a = 0, rings = 0;
-  int problems = 0;  // unwritten, nonzero where zero, energy not reproducible
+  int problems = 0;  // unwritten, nonzero where zero, energy not reproducible, fences not where needed
 };
 
 template <typename T>
@@ -109,9 +115,25 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   mx.mixed_batch_stride = cs.degree_major ? out_row : L * out_row;
   mx.mixed_degree_stride = cs.degree_major ? B * out_row : out_row;
   mx.items = ml.items;
+  // Each thread fences once for every item whose coefficients it writes and
+  // reads back (none where the |m| has fewer degree tiles), once for every
+  // item of the transposed mixing (block_common.h); problems where not.
+  std::atomic<int> unfenced{0};
+  const int64_t batch_tiles = ceil_div(B, ml.batch_tile);
+  auto live_items = [&](const HostCtx& ctx) {
+    int64_t count = 0;
+    for (int64_t item = ctx.block(); item < mx.items; item += ctx.blocks()) {
+      const int64_t rest = item / batch_tiles;
+      count += rest / ml.degree_tiles + rest % ml.degree_tiles * kMixingDegrees <= ell ? 1 : 0;
+    }
+    return count;
+  };
   auto run = [&](int64_t blocks) {
-    launch(kGemmThreads, blocks, ml.shared_bytes,
-           [&](const HostCtx& ctx, unsigned char* smem) { analysis_mixing_block<T>(ctx, gemm, mx, smem); });
+    launch(kGemmThreads, blocks, ml.shared_bytes, [&](const HostCtx& ctx, unsigned char* smem) {
+      const int64_t before = HostCtx::fences;
+      analysis_mixing_block<T>(ctx, gemm, mx, smem);
+      if (HostCtx::fences - before != live_items(ctx)) unfenced++;
+    });
     launch(kEnergyThreads, ml.energy_blocks, 0,
            [&](const HostCtx& ctx, unsigned char*) { energy_sum_block<T>(ctx, mx, ml.shares); });
   };
@@ -187,8 +209,11 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   bx.coefficients = ct_a;
   bx.batch_tile = gl.batch_tile;
   bx.items = gl.items;
-  launch(kGemmThreads, std::min<int64_t>(gl.blocks, 5), gl.shared_bytes,
-         [&](const HostCtx& ctx, unsigned char* smem) { synthesis_mixing_block<T>(ctx, synth, bx, smem); });
+  launch(kGemmThreads, std::min<int64_t>(gl.blocks, 5), gl.shared_bytes, [&](const HostCtx& ctx, unsigned char* smem) {
+    const int64_t before = HostCtx::fences;
+    synthesis_mixing_block<T>(ctx, synth, bx, smem);
+    if (HostCtx::fences - before != items_of_block(bx.items, ctx.block(), ctx.blocks())) unfenced++;
+  });
   for (int bb = 0; bb < B; ++bb) {
     for (int mi = 0; mi < M; ++mi) {
       const int am = std::abs(mi - ell);
@@ -237,6 +262,7 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   err.ct_a = ct_a_check.relative();
   err.rings = rings_check.relative();
   for (const Check* check : {&a_check, &b_check, &energy_check, &ct_a_check, &rings_check}) err.problems += check->problems;
+  err.problems += unfenced;
   std::string spins;
   for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
   std::printf("mixing %-6s n=%d ell_max=%d spins=%s B=%d C=%d S_out=%d C_out=%d %s batch_tile=%d degree_tiles=%d: "
@@ -244,10 +270,17 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
               sizeof(T) == 4 ? "float" : "double", n, ell, spins.c_str(), B, C, SO, CO,
               cs.degree_major ? "degree_major" : "batch_major", ml.batch_tile, ml.degree_tiles, err.a, err.b,
               err.energy, err.ct_a, err.rings, err.problems);
+  Digest digest;
+  digest.add(a);
+  digest.add(b);
+  digest.add(energy);
+  digest.add(ct_a, sizeof(Cpx<T>) * a.size());
+  digest.add(rings_out, sizeof(Cpx<T>) * static_cast<size_t>(S) * M * n * gl.plan.padded_maps);
+  digest.print();
   return err;
 }
 
-int main() {
+int main(int argc, char** argv) {
   std::mt19937 rng(11);
   const std::vector<MixCase> cases = {
       {8, 3, {0, 1}, 3, 3, 2, 5, false},
@@ -259,7 +292,10 @@ int main() {
   };
   double worst_f = 0, worst_d = 0;
   int problems = 0;
+  std::vector<int> only;  // grid sizes n to run (default: every case)
+  for (int i = 1; i < argc; ++i) only.push_back(std::atoi(argv[i]));
   for (const MixCase& cs : cases) {
+    if (!only.empty() && std::find(only.begin(), only.end(), cs.n) == only.end()) continue;
     const MixErrors f = run_mixing_case<float>(cs, rng);
     const MixErrors d = run_mixing_case<double>(cs, rng);
     worst_f = std::max({worst_f, f.a, f.b, f.energy, f.ct_a, f.rings});

@@ -1,11 +1,14 @@
 // What the CPU emulations of tests/cuda_emulation share besides the launch
 // (emulated_launch.h): scratch that starts as NaN, the float64 lambda of the
-// references, random data, and the error bookkeeping of a check.
+// references, random data, the error bookkeeping of a check, and a digest of
+// a case's outputs.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -69,6 +72,12 @@ void fill_normal(std::vector<cuda::Cpx<T>>& values, std::mt19937& rng) {
   fill_normal(values.data(), values.size(), rng);
 }
 
+// The work items of block `block` when `blocks` blocks take items block,
+// block + blocks, ... of `items`.
+inline int64_t items_of_block(int64_t items, int64_t block, int64_t blocks) {
+  return items > block ? (items - block + blocks - 1) / blocks : 0;
+}
+
 // One output checked against its float64 reference: the largest reference
 // magnitude and error, and problems (values not written, or not exactly zero
 // where they must be).
@@ -87,6 +96,22 @@ struct Check {
   }
   // error relative to the largest reference value
   double relative() const { return worst / (ref > 0 ? ref : 1.0); }
+};
+
+// FNV-1a (64-bit) over the bytes of a case's outputs: a bit-exact digest,
+// printed as a line "digest <hex>" after the case's check line, so that runs
+// under the two schedules of emulated_schedule.h can be compared.
+struct Digest {
+  uint64_t value = 14695981039346656037ull;
+  void add(const void* data, size_t bytes) {
+    const unsigned char* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < bytes; ++i) value = (value ^ p[i]) * 1099511628211ull;
+  }
+  template <typename V>
+  void add(const std::vector<V>& values) {
+    add(values.data(), values.size() * sizeof(V));
+  }
+  void print() const { std::printf("digest %016llx\n", static_cast<unsigned long long>(value)); }
 };
 
 }  // namespace emulation

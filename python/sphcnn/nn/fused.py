@@ -20,10 +20,11 @@ transform (a synthesis), the transposed pooling and the nonlinearity's gradient
 (nonlinearities.activation_cotangents) are one custom call on CPUs and CUDA
 GPUs, sphcnn_activated_gradient. On CPUs it differentiates each ring of the
 synthesis while it is in cache (with pooling: after unpooling it from the
-pooled maps' cotangent); on CUDA the synthesis writes the cotangent of the
-analysis input to scratch and two more kernels unpool, differentiate and sum
-the bias partials (csrc/cuda/activation_gradient.h); elsewhere the
-composition. It keeps y and the bias only, as the unfused layers do.
+pooled maps' cotangent); on CUDA the ring DFT of the synthesis differentiates
+each value as it stores it, or, with pooling, writes the pooled cotangent to
+scratch for one kernel that unpools and differentiates; either way the bias
+partials are then added in two fixed-order levels
+(csrc/cuda/activation_gradient.h); elsewhere the composition. It keeps y and the bias only, as the unfused layers do.
 
 affine_inverse (below) puts the spectral batch norm's apply into the inverse
 transform that follows it, the same way; its gradient, the transposed
