@@ -1,6 +1,6 @@
 """The CUDA path lowered on a CPU machine (StableHLO for platform 'cuda'):
 forward, inverse and both gradients are one custom call each of this design
-(sphcnn_analysis / sphcnn_synthesis: K1 and K2 launched by the handler), with
+(sphcnn_analysis / sphcnn_synthesis: the ring DFT and the Legendre stage launched by the handler), with
 no FFT and no transposes around them, in both layouts, from n = 16 to 256 and
 with lambda generated on the fly; and the constants each lowering needs come
 from one plan, built once."""

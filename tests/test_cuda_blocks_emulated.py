@@ -1,5 +1,5 @@
-"""The CUDA kernels without a GPU: the block functions of K1 (csrc/cuda/ring_dft.h)
-and K2 (csrc/cuda/legendre_gemm.h), the exact code the __global__ kernels run,
+"""The CUDA kernels without a GPU: the block functions of the ring DFT (csrc/cuda/ring_dft.h)
+and the Legendre stage (csrc/cuda/legendre_gemm.h), the exact code the __global__ kernels run,
 are compiled for the CPU with an emulator of the CUDA thread block
 (tests/cuda_emulation/emulate_blocks.cc: one thread per CUDA thread, a barrier
 for __syncthreads, asynchronous copies completed only at their wait) and
@@ -10,7 +10,7 @@ below max(|m|, |s|), n from 4 to 256 (and 70 = 2 5 7), spins up to |s| = 3
 (and |s| > ell_max), pooled ell_max, odd batch and channel counts, both
 spectral layouts, real input for spin 0, table and on-the-fly lambda. The same
 kernels run for real in tests/test_gpu_kernels.py on a GPU. The fused block
-boundary too: K1 with the prologue of the activated analysis (the magnitude
+boundary too: the ring DFT with the prologue of the activated analysis (the magnitude
 nonlinearity, and the pooling from the 2n grid) against sums of maps
 activated and pooled in double, and the gradient kernels
 (csrc/cuda/activation_gradient.h) after the synthesis against the transposed
@@ -18,11 +18,11 @@ pooling in double and the derivative of the nonlinearity's definition in long
 double, the bias sums against long double sums and bit-identical on any grid,
 and every thread's fences before the barriers after which it reads global
 memory other threads wrote (csrc/cuda/block_common.h); and the affine
-synthesis (K1 applying a batch norm's factor and offset to the rings of the
-synthesis) against the sums of the mapped coefficients; and K2 with the
+synthesis (the ring DFT applying a batch norm's factor and offset to the rings of the
+synthesis) against the sums of the mapped coefficients; and the Legendre stage with the
 convolution's product and the batch norm's partial sums as its epilogue, and
 with the transposed product as the prologue of the gradient's synthesis
-(csrc/cuda/mixing_stage.h, emulate_mixing.cc); and K2 of the affine
+(csrc/cuda/mixing_stage.h, emulate_mixing.cc); and the Legendre stage of the affine
 synthesis's transpose with the batch norm's gradient as its epilogue
 (csrc/cuda/affine_stage.h, emulate_affine.cc)."""
 
@@ -63,7 +63,7 @@ def test_k1_and_k2_match_float64_sums(emulator, sizes):
     assert len(checks) >= 8 * len(sizes)
     assert all("unwritten 0 nonzero_below 0 unfenced 0" in line for line in checks)
     assert worst["float"] <= 1e-6 and worst["double"] <= 1e-12
-    # the fused block boundary: K1's prologue and the gradient kernels, with and without pooling, and the
+    # the fused block boundary: the ring DFT's prologue and the gradient kernels, with and without pooling, and the
     # gradient store's shares in global scratch (fenced); the gradient against its long double derivative
     if sizes[0] <= 16:
         for kind in ("activated ", "activated-pooled", "gradient ", "gradient-pooled", "affine-synthesis"):
@@ -107,10 +107,10 @@ def _run_fused_stage(source: pathlib.Path, directory: pathlib.Path, kind: str) -
 
 
 def test_k2_with_the_convolutions_mixing_matches_float64_sums(tmp_path):
-    """K2 with the convolution's epilogue (analysis_mixing_block and
+    """The Legendre stage with the convolution's epilogue (analysis_mixing_block and
     energy_sum_block): the coefficients a, the mixed b (zeros at |m| > l) and the
     energies against float64 sums, every element written, the energies
-    bit-identical whatever the number of blocks; and K2 of the gradient's
+    bit-identical whatever the number of blocks; and the Legendre stage of the gradient's
     synthesis with the transposed mixing as its prologue
     (synthesis_mixing_block): ct_a and the rings, padding columns zero; both
     with every thread's fence before it reads back global memory other threads
@@ -123,7 +123,7 @@ def test_k2_with_the_convolutions_mixing_matches_float64_sums(tmp_path):
 
 
 def test_k2_with_the_batch_norms_gradient_matches_float64_sums(tmp_path):
-    """K2 of the affine synthesis's transpose with the batch norm's gradient as
+    """The Legendre stage of the affine synthesis's transpose with the batch norm's gradient as
     its epilogue (affine_gradient_block, affine_sum_block): ct_a = factor u, the
     products' sums and u at a_00 against float64 sums, every tile shape, spin
     groups, several degree tiles, the sums bit-identical whatever the number of

@@ -13,7 +13,7 @@ plans make only at sizes too large to emulate:
   last to the first (SPHCNN_EMULATION_EAGER=1, emulated_schedule.h) as when
   copies land at their wait and blocks run in order: every output element is
   written by one block and every sum has a fixed order;
-- forced at small sizes (emulate_blocks.cc, forced_plan): K1 with its buffers
+- forced at small sizes (emulate_blocks.cc, forced_plan): the ring DFT with its buffers
   in global scratch on one block per work item, and the on-the-fly analysis's
   accumulators in global scratch with each of its three tiles, one block per
   item or blocks looping over the items, against float64 sums."""
@@ -105,7 +105,7 @@ def test_forced_launch_choices_match_float64_sums(schedules):
     float64 <= 1e-12 relative to the largest float64 sum."""
     lines = schedules["emulate_blocks"][0]
     many_blocks = _forced(lines, r"n=8 .* ring_blocks=128 global-ring:")
-    # both directions and precisions (K1 is the same for both lambda sources)
+    # both directions and precisions (the ring DFT is the same for both lambda sources)
     assert len(many_blocks) == 4
     accumulators = {config: _forced(lines, rf"^analysis .* otf .* k1k2=global-acc config={config} ")
                     for config in range(3)}

@@ -236,7 +236,7 @@ def test_affine_synthesis_gradients_lowering_and_vmap():
 def test_affine_synthesis_gradient_lowers_to_one_cuda_call():
     """Lowered for CUDA, the gradient of the affine synthesis is one call of
     sphcnn_affine_gradient (the transposed synthesis with the batch norm's
-    gradient in K2's epilogue); with lambda on the fly, the plain analysis and XLA."""
+    gradient in the Legendre stage's epilogue); with lambda on the fly, the plain analysis and XLA."""
     a, factor, offset = _affine_inputs(_transform(16), (2,), 3, np.complex64, seed=12)
 
     def text(transform):

@@ -1,4 +1,4 @@
-"""The CUDA kernels (ffi backend on a CUDA device: K1 ring DFT + K2 Legendre
+"""The CUDA kernels (ffi backend on a CUDA device: ring DFT + Legendre
 stage per transform) against the xla backend in complex128.
 
 Every test needs a CUDA GPU and is skipped without one (see conftest.py, which

@@ -78,13 +78,13 @@ def test_the_only_custom_calls_are_the_command_buffer_compatible_handlers(step_t
     calls = collections.Counter(re.findall(r"stablehlo\.custom_call @(\w+)", step_text))
     assert set(calls) <= set(_cuda.registrations())
     # forward: 6 mixing analyses (each block's forward transform with the
-    # convolution's product and the batch norm's moments as K2's epilogue, blocks
-    # 2-6 with the previous block's nonlinearity, and pooling, in K1:
+    # convolution's product and the batch norm's moments as the Legendre stage's epilogue, blocks
+    # 2-6 with the previous block's nonlinearity, and pooling, in the ring DFT:
     # sphcnn.nn.fused_convolution) and 6 affine syntheses (the batch norm's apply
     # inside); backward: 6 affine gradients (the syntheses' transposes with the
-    # batch norm's gradient of its affine map in K2's epilogue) and 5 mixing
-    # gradients (the transposed product in K2's prologue, the activation's
-    # gradient in K1), without the gradient of the input images
+    # batch norm's gradient of its affine map in the Legendre stage's epilogue) and 5 mixing
+    # gradients (the transposed product in the Legendre stage's prologue, the activation's
+    # gradient in the ring DFT), without the gradient of the input images
     assert calls == {"sphcnn_mixing_analysis": 6, "sphcnn_affine_synthesis": 6, "sphcnn_affine_gradient": 6,
                      "sphcnn_mixing_gradient": 5}, calls
 

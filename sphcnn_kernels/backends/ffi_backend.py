@@ -194,7 +194,7 @@ def mixing_analysis_scratch(plan: Plan, mode: str, batch: int, channels: int, ou
                             out_channels: int) -> int | None:
     """Bytes of the scratch result of sphcnn_mixing_analysis (CUDA) for this
     geometry, or None where the target does not apply (lambda on the fly, more
-    spins than one launch of K2 takes)."""
+    spins than one launch of the Legendre stage takes)."""
     module = extension("cuda")
     source = lambda_source(plan, mode, "cuda")
     return module.mixing_analysis_scratch_bytes(plan.n, plan.ell_max, len(plan.spins), batch, channels, out_spins,
@@ -240,7 +240,7 @@ def mixing_gradient(ct_b: jax.Array, filters: jax.Array, maps: jax.Array, bias: 
     """(ct_maps, ct_bias): activated_gradient for the cotangent ct_a[l, m, i, c] =
     sum_{o, d} ct_b[l, m, o, d] filters[l, i, o, c, d] of the analysis's
     coefficients, in one call of sphcnn_mixing_gradient (CUDA: the transposed
-    product is the prologue of K2 of the synthesis). The caller checks
+    product is the prologue of the Legendre stage of the synthesis). The caller checks
     mixing_gradient_scratch is not None."""
     extension(platform)
     source = lambda_source(plan, mode, platform)

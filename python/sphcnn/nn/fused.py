@@ -10,7 +10,7 @@ activated_forward(transform, y, bias, leaky_spin, pool) equals
 On CPUs and CUDA GPUs with the ffi backend it is one custom call,
 sphcnn_activated_analysis, whose ring DFT reads the pre-activation maps and
 applies the nonlinearity and the pooling to each ring as it loads it
-(csrc/include/sphcnn/activation.h; on CUDA the prologue of K1,
+(csrc/include/sphcnn/activation.h; on CUDA the prologue of the ring DFT,
 csrc/cuda/ring_dft.h): the activated and pooled maps are never written.
 Everywhere else (other platforms, other backends) it lowers to the composition
 above, the reference.
@@ -317,7 +317,7 @@ batching.primitive_batchers[_affine_gradient_p] = _affine_gradient_batch
 def _affine_backward(transform, residuals, ct):
     """The transposed synthesis (an analysis) with the batch norm's gradient of
     the affine map as its epilogue: on CUDA GPUs one custom call,
-    sphcnn_affine_gradient (K2 scales each cotangent coefficient as it stores it
+    sphcnn_affine_gradient (the Legendre stage scales each cotangent coefficient as it stores it
     and adds its share of the factor's gradient), elsewhere the composition."""
     a, factor, offset = residuals
     ct_a, products, constant = _affine_gradient_p.bind(ct, a, factor, transform=transform)

@@ -11,8 +11,8 @@ convolved_forward(transform, x, filters, activation, pool) returns (b, (b_00, en
 energy is the second moment of sphcnn.nn.batch_norm.coefficient_moments (times
 4 pi): the batch norm that follows takes it instead of reading b again. On
 CUDA GPUs with the ffi backend and the lambda table it is one custom call,
-sphcnn_mixing_analysis: K1 of the analysis (with the activation prologue), then
-K2 ending with the mixing and the energy shares of its tile
+sphcnn_mixing_analysis: the ring DFT of the analysis (with the activation prologue), then
+the Legendre stage ending with the mixing and the energy shares of its tile
 (csrc/cuda/mixing_stage.h), then a fixed-order sum of the shares. On CPUs
 (whose mixing kernel, sphcnn_degree_mixing, already skips |m| > l), with the
 other backends and platforms it is the composition above.
@@ -22,9 +22,9 @@ The gradient is written out the same way: the moments' cotangents join b's
 weight gradient comes from the kept a (sphcnn.nn.mixing's weight-gradient
 kernel on CPUs, a matmul elsewhere; the custom call writes a for it), and the
 transposed product and the transposed activated analysis are one custom call
-on CUDA GPUs, sphcnn_mixing_gradient: K2 of the synthesis starts with the
+on CUDA GPUs, sphcnn_mixing_gradient: the Legendre stage of the synthesis starts with the
 transposed product of its tile (its cotangent ct_a never goes through HBM in
-a separate pass), K1 differentiates the activation as it stores
+a separate pass), the ring DFT differentiates the activation as it stores
 (csrc/cuda/mixing_stage.h, activation_gradient.h). Elsewhere: the transposed
 product (sphcnn.nn.mixing.degree_mixing with transposed filters), then the
 activated gradient (sphcnn.nn.fused).
