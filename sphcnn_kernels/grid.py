@@ -26,8 +26,15 @@ from sphcnn_kernels._validation import grid_size
 def equiangular_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Colatitudes and longitudes of the n x n grid.
 
-    Returns ``(theta, phi)``, float64 arrays of shape (n,) in radians:
-    theta_j = pi j / (n - 1) (both poles included), phi_k = 2 pi k / n.
+    Args:
+        n: grid size, even, >= 4.
+
+    Returns:
+        (theta, phi), float64 arrays of shape (n,) in radians: theta_j = pi j /
+        (n - 1) (both poles included), phi_k = 2 pi k / n.
+
+    Raises:
+        ValueError: n is not an even integer >= 4.
     """
     n = grid_size("equiangular_grid", "n", n)
     theta = np.pi * np.arange(n) / (n - 1)
@@ -51,11 +58,20 @@ def _ring_weights(n: int) -> np.ndarray:
 
 
 def quadrature_weights(n: int) -> np.ndarray:
-    """Per-ring quadrature weights q_j of the n x n grid, float64 of shape (n,).
+    """Per-ring quadrature weights of the n x n grid.
 
     ``integral of f over the sphere = sum_j q_j * mean_k f(theta_j, phi_k)``,
     exactly for f band-limited to degree n - 2 (e.g. the product of two functions
-    band-limited to n/2 - 1). The weights are positive and sum to 4 pi.
+    band-limited to n/2 - 1).
+
+    Args:
+        n: grid size, even, >= 4.
+
+    Returns:
+        q, float64 of shape (n,): positive, summing to 4 pi (steradians).
+
+    Raises:
+        ValueError: n is not an even integer >= 4.
     """
     n = grid_size("quadrature_weights", "n", n)
     return _ring_weights(n).copy()
@@ -64,8 +80,16 @@ def quadrature_weights(n: int) -> np.ndarray:
 def spherical_mean(x: jax.Array) -> jax.Array:
     """Mean over the sphere of spatial maps, with the exact quadrature.
 
-    x: (..., n, n, n_spins, n_channels), real or complex, on the equiangular grid.
-    Returns (..., n_spins, n_channels): (1 / 4 pi) * integral of x over the sphere.
+    Args:
+        x: (..., n, n, n_spins, n_channels), real or complex, on the equiangular
+            grid.
+
+    Returns:
+        (..., n_spins, n_channels): (1 / 4 pi) * integral of x over the sphere,
+        in x's precision.
+
+    Raises:
+        ValueError: x is not a float or complex array of that shape.
     """
     x = jnp.asarray(x)
     if x.ndim < 4 or x.shape[-4] != x.shape[-3]:

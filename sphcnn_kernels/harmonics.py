@@ -12,10 +12,20 @@ from sphcnn_kernels import _validation as checks
 
 
 def spin_spherical_harmonics(ell_max: int, spin: int, theta, phi) -> np.ndarray:
-    """sY_lm at points (theta, phi) in radians (arrays of one shape P).
+    """sY_lm at arbitrary points.
 
-    Returns complex128 of shape P + (ell_max + 1, 2 ell_max + 1) with sY_lm at
-    ``[..., l, ell_max + m]`` and zeros where l < max(|m|, |s|).
+    Args:
+        ell_max: the largest degree, >= 0.
+        spin: the spin s, an integer.
+        theta: colatitudes in radians, in [0, pi], an array of shape P.
+        phi: longitudes in radians, of shape P.
+
+    Returns:
+        complex128 of shape P + (ell_max + 1, 2 ell_max + 1) with sY_lm at
+        ``[..., l, ell_max + m]`` and zeros where l < max(|m|, |s|).
+
+    Raises:
+        ValueError: a degree, spin or point out of range (named).
     """
     func = "spin_spherical_harmonics"
     ell_max = checks.integer(func, "ell_max", ell_max, minimum=0)

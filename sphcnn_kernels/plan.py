@@ -38,10 +38,14 @@ def _build_packed_table(n: int, ell_max: int, spins: tuple[int, ...], double: bo
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """Geometry and constants of a transform between (..., n, n, S, C) grids and
-    (..., ell_max + 1, 2 ell_max + 1, S, C) coefficients.
+    (..., ell_max + 1, 2 ell_max + 1, S, C) coefficients, each constant computed
+    once in float64 and rounded once to the data's precision.
 
-    n: grid size; ell_max: band limit (<= n/2 - 1); spins: the S spins, in the
-    order of the spin axis; dtype: 'complex64' or 'complex128'.
+    Args:
+        n: grid size.
+        ell_max: band limit, <= n/2 - 1.
+        spins: the S spins, in the order of the spin axis.
+        dtype: 'complex64' or 'complex128'.
     """
 
     n: int
@@ -116,5 +120,14 @@ class Plan:
 
 @functools.lru_cache(maxsize=None)
 def get_plan(n: int, ell_max: int, spins: tuple[int, ...], dtype: str) -> Plan:
-    """The cached plan for a key (arguments already validated)."""
+    """The cached plan of a transform.
+
+    Args:
+        n: grid size; ell_max: band limit; spins: the spins of the spin axis;
+        dtype: 'complex64' or 'complex128' (all already validated, as
+            :class:`SphericalTransform` does).
+
+    Returns:
+        The :class:`Plan`, one object per key: its tables are built once.
+    """
     return Plan(n, ell_max, spins, dtype)

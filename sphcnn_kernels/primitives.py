@@ -47,11 +47,19 @@ def linear_primitive(name: str, *, abstract_eval: Callable, batch_axes: Callable
                      lowerings: Mapping[str | None, Callable]) -> Primitive:
     """A primitive for a linear operator of one operand.
 
-    abstract_eval(aval, **params) -> output aval; batch_axes(params) -> (axis of
-    the operand, axis of the result) along which the operator maps a leading
-    batch (the batching rule moves the vmapped axis there); lowerings: platform
-    (None: every platform without a rule of its own) -> fn(operand, **params), a
-    traceable function of jax operations. Its transpose is set by :func:`transposes`.
+    Its transpose is set by :func:`transposes`.
+
+    Args:
+        name: the primitive's name.
+        abstract_eval: (aval, **params) -> the output aval.
+        batch_axes: params -> (axis of the operand, axis of the result) along
+            which the operator maps a leading batch (the batching rule moves the
+            vmapped axis there).
+        lowerings: platform (None: every platform without a rule of its own) ->
+            fn(operand, **params), a traceable function of jax operations.
+
+    Returns:
+        The primitive, evaluated eagerly by jitting itself.
     """
     primitive = Primitive(name)
     primitive.def_impl(lambda operand, **params: _compiled(primitive, tuple(sorted(params.items())))(operand))
@@ -71,7 +79,14 @@ def linear_primitive(name: str, *, abstract_eval: Callable, batch_axes: Callable
 def transposes(first: Primitive, second: Primitive) -> None:
     """Make each of two linear primitives with the same parameters the transpose
     of the other. A real operand gets the real part of the transposed cotangent
-    (the transpose of the promotion to complex)."""
+    (the transpose of the promotion to complex).
+
+    Args:
+        first, second: the two primitives (from :func:`linear_primitive`).
+
+    Returns:
+        None: the transpose rules are registered with JAX.
+    """
 
     def rule_to(other):
         def rule(cotangent, operand, **params):

@@ -62,13 +62,19 @@ def _angle(func: str, name: str, value):
 def rotate(coeffs, alpha, beta, gamma, spins) -> jax.Array:
     """Rotate band-limited spin-weighted functions by R_z(alpha) R_y(beta) R_z(gamma).
 
-    coeffs: (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) complex, as
-        returned by :func:`forward`; spins: the spins of the spin axis.
-    alpha, beta, gamma: scalar angles in radians: real finite numbers, or traced
-        scalars (under jit, vmap or grad with respect to the angles; their values
-        are not checked).
+    Args:
+        coeffs: (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) complex
+            (batch-major), as returned by :func:`forward`.
+        alpha, beta, gamma: scalar angles in radians: real finite numbers, or
+            traced scalars (under jit, vmap or grad with respect to the angles;
+            their values are not checked).
+        spins: the spins of the spin axis, distinct integers, |s| <= ell_max.
 
-    Returns the coefficients of the rotated functions, same shape and dtype.
+    Returns:
+        The coefficients of the rotated functions, same shape and dtype.
+
+    Raises:
+        ValueError: a shape, spin set or angle that does not fit (named).
     """
     func = "rotate"
     coeffs = jnp.asarray(coeffs)

@@ -43,22 +43,33 @@ from sphcnn_kernels.primitives import analysis_p, synthesis_p
 class SphericalTransform:
     """The forward and inverse transforms of one grid, band limit and spin set.
 
-    n: grid size (even, >= 4); spins: the spin of each entry of the spin axis,
-    distinct integers; ell_max: band limit, max|s| <= ell_max <= n/2 - 1 (default
-    n/2 - 1; smaller values pool spectrally); dtype: 'complex64' or 'complex128'.
-    Options: backend 'auto' (the fastest measured backend of the platform a
-    computation is compiled for), 'xla', 'ffi' or 'triton'; precision 'highest'
-    (fp32 results to ~1e-6) or 'fast' (lets the xla and triton backends use TF32
-    matmuls on GPUs; see the README for its error); layout of the coefficients,
-    'batch_major' or 'degree_major'; mode, where the CUDA kernels get lambda
-    from: 'table' (a constant table of the plan), 'onthefly' (the recurrence
-    inside the kernel, O(L^2) memory) or 'auto' (the table while it takes at most
-    256 MiB and ell_max < 256).
+    Everything is validated once, here; the plan of constants is cached per (n,
+    ell_max, spins, dtype). Transforms are immutable, hashable and equal when
+    their plan and options are, so that model layers can keep one as static
+    configuration. Methods: :meth:`forward` (..., n, n, S, C) -> (..., ell_max +
+    1, 2 ell_max + 1, S, C) and :meth:`inverse`, the reverse direction.
 
-    Methods: forward (..., n, n, S, C) -> (..., ell_max + 1, 2 ell_max + 1, S, C)
-    and inverse, the reverse direction (both layouts as chosen). Transforms are
-    immutable, hashable and equal when their plan and options are, so that model
-    layers can keep one as static configuration.
+    Args:
+        n: grid size, even, >= 4.
+        spins: the spin of each entry of the spin axis, distinct integers.
+        ell_max: band limit, max|s| <= ell_max <= n/2 - 1 (default n/2 - 1;
+            smaller values pool spectrally).
+        dtype: 'complex64' or 'complex128' (the latter needs jax_enable_x64).
+        backend: 'auto' (the fastest measured backend of the platform a
+            computation is compiled for; on CUDA 'xla' until the kernels are
+            measured, see :mod:`sphcnn_kernels.auto`), 'xla', 'ffi' or 'triton'.
+        precision: 'highest' (fp32 results to ~1e-6) or 'fast' (lets the xla and
+            triton backends use TF32 matmuls on GPUs, ~4e-4).
+        layout: of the coefficients, 'batch_major' (..., L, 2L - 1, S, C) or
+            'degree_major' (L, ..., 2L - 1, S, C).
+        mode: where the CUDA kernels get lambda from: 'table' (a constant table
+            of the plan), 'onthefly' (the recurrence inside the kernel, O(L^2)
+            memory) or 'auto' (the table while it takes at most 256 MiB and
+            ell_max < 256).
+
+    Raises:
+        ValueError: an argument out of range, naming it, its value and what was
+            expected.
     """
 
     def __init__(self, n: int, spins, ell_max: int | None = None, dtype="complex64", backend: str = "auto",
@@ -117,9 +128,19 @@ class SphericalTransform:
         return self.plan.spectral_shape(tuple(batch), len(self.spins), channels, self.layout)
 
     def forward(self, x) -> jax.Array:
-        """Coefficients a_lm = integral f conj(sY_lm) dOmega of maps x (..., n, n, S, C)
-        of the transform's dtype (or its real dtype when every spin is 0), exact for
-        band-limited maps. Returns the coefficients in the transform's layout."""
+        """Coefficients a_lm = integral f conj(sY_lm) dOmega, exact for band-limited maps.
+
+        Args:
+            x: maps (..., n, n, S, C) of the transform's dtype, or of its real
+                dtype when every spin is 0.
+
+        Returns:
+            The coefficients in the transform's layout and dtype, exact zeros
+            where l < max(|m|, |s|).
+
+        Raises:
+            ValueError: x's shape or dtype does not fit the transform.
+        """
         x = jnp.asarray(x)
         func = "SphericalTransform.forward"
         expected = f"(..., {self.n}, {self.n}, {len(self.spins)}, n_channels)"
@@ -133,8 +154,18 @@ class SphericalTransform:
         return analysis_p.bind(x, plan=self.plan, sign=-1, weighted=True, **self._options)
 
     def inverse(self, coeffs) -> jax.Array:
-        """Maps f(theta_j, phi_k) = sum a_lm sY_lm on the n x n grid from coefficients
-        in the transform's layout and dtype; entries with l < max(|m|, |s|) are ignored."""
+        """Maps f(theta_j, phi_k) = sum a_lm sY_lm on the n x n grid.
+
+        Args:
+            coeffs: coefficients in the transform's layout and dtype; entries
+                with l < max(|m|, |s|) are ignored.
+
+        Returns:
+            The maps (..., n, n, S, C) in the transform's dtype.
+
+        Raises:
+            ValueError: coeffs' shape or dtype does not fit the transform.
+        """
         a = jnp.asarray(coeffs)
         func = "SphericalTransform.inverse"
         degrees, orders = self.plan.spectral_core_shape
@@ -163,18 +194,24 @@ def transform(n: int, spins: tuple[int, ...], ell_max: int, dtype: str, backend:
 
 def forward(x, spins, ell_max: int | None = None, backend: str = "auto", precision: str = "highest",
             layout: str = "batch_major", mode: str = "auto") -> jax.Array:
-    """Spin-weighted spherical harmonic coefficients of maps on the grid.
+    """Spin-weighted spherical harmonic coefficients of maps on the grid,
+    through a cached :class:`SphericalTransform`.
 
-    x: (..., n, n, n_spins, n_channels) complex64/complex128 (float32/float64
-        accepted when all spins are 0).
-    spins: the spin of each entry of the spin axis, distinct integers.
-    ell_max: band limit of the result, max|s| <= ell_max <= n/2 - 1 (default
-        n/2 - 1); a smaller value drops the higher degrees (spectral pooling).
-    backend, precision, layout, mode: options of :class:`SphericalTransform`.
+    Args:
+        x: (..., n, n, n_spins, n_channels) complex64/complex128 (float32/float64
+            accepted when all spins are 0; 64-bit data needs jax_enable_x64).
+        spins: the spin of each entry of the spin axis, distinct integers.
+        ell_max: band limit of the result, max|s| <= ell_max <= n/2 - 1 (default
+            n/2 - 1); a smaller value drops the higher degrees (spectral pooling).
+        backend, precision, layout, mode: options of :class:`SphericalTransform`.
 
-    Returns (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) (or degree-major)
-    with a_lm = integral f conj(sY_lm) dOmega at [l, ell_max + m], exact for
-    band-limited f.
+    Returns:
+        (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) (or degree-major)
+        with a_lm = integral f conj(sY_lm) dOmega at [l, ell_max + m], exact for
+        band-limited f.
+
+    Raises:
+        ValueError: an argument out of range, naming it.
     """
     func = "forward"
     checks.double_enabled(func, "x", getattr(x, "dtype", np.float32))
@@ -199,16 +236,23 @@ def forward(x, spins, ell_max: int | None = None, backend: str = "auto", precisi
 
 def inverse(coeffs, spins, n: int | None = None, backend: str = "auto", precision: str = "highest",
             layout: str = "batch_major", mode: str = "auto") -> jax.Array:
-    """Maps on the grid from spin-weighted spherical harmonic coefficients.
+    """Maps on the grid from spin-weighted spherical harmonic coefficients,
+    through a cached :class:`SphericalTransform`.
 
-    coeffs: (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) (or degree-major),
-        complex; entries with l < max(|m|, |s|) are ignored.
-    spins: the spin of each entry of the spin axis.
-    n: output grid size, even, >= 2 (ell_max + 1) (default); a larger n samples
-        the same band-limited function on a finer grid (spectral upsampling).
-    backend, precision, layout, mode: options of :class:`SphericalTransform`.
+    Args:
+        coeffs: (..., ell_max + 1, 2 ell_max + 1, n_spins, n_channels) (or
+            degree-major), complex; entries with l < max(|m|, |s|) are ignored.
+        spins: the spin of each entry of the spin axis.
+        n: output grid size, even, >= 2 (ell_max + 1) (default); a larger n
+            samples the same band-limited function on a finer grid (spectral
+            upsampling).
+        backend, precision, layout, mode: options of :class:`SphericalTransform`.
 
-    Returns (..., n, n, n_spins, n_channels): f(theta_j, phi_k) = sum a_lm sY_lm.
+    Returns:
+        (..., n, n, n_spins, n_channels): f(theta_j, phi_k) = sum a_lm sY_lm.
+
+    Raises:
+        ValueError: an argument out of range, naming it.
     """
     func = "inverse"
     checks.double_enabled(func, "coeffs", getattr(coeffs, "dtype", np.complex64))

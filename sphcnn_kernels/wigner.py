@@ -37,11 +37,20 @@ def _check(func: str, ell_max, ell_min) -> tuple[int, int]:
 
 
 def wigner_d(ell_max: int, beta: float, ell_min: int = 0) -> np.ndarray:
-    """d^l_{m,m'}(beta) for ell_min <= l <= ell_max.
+    """Wigner's small d^l_{m,m'}(beta) for ell_min <= l <= ell_max.
 
-    Returns float64 of shape (ell_max - ell_min + 1, 2 ell_max + 1, 2 ell_max + 1)
-    with d^l_{m,m'} at ``[l - ell_min, ell_max + m, ell_max + m']`` and zeros where
-    |m| > l or |m'| > l. beta in radians.
+    Args:
+        ell_max: the largest degree, >= 0.
+        beta: the angle in radians, finite.
+        ell_min: the smallest degree, 0 <= ell_min <= ell_max.
+
+    Returns:
+        float64 of shape (ell_max - ell_min + 1, 2 ell_max + 1, 2 ell_max + 1)
+        with d^l_{m,m'} at ``[l - ell_min, ell_max + m, ell_max + m']`` and zeros
+        where |m| > l or |m'| > l.
+
+    Raises:
+        ValueError: a degree or angle out of range, or a result over 8 GiB.
     """
     ell_max, ell_min = _check("wigner_d", ell_max, ell_min)
     try:
@@ -54,6 +63,17 @@ def wigner_d(ell_max: int, beta: float, ell_min: int = 0) -> np.ndarray:
 
 
 def wigner_d_half_pi(ell_max: int, ell_min: int = 0) -> np.ndarray:
-    """Delta^l_{m,m'} = d^l_{m,m'}(pi/2), same layout as :func:`wigner_d`."""
+    """Delta^l_{m,m'} = d^l_{m,m'}(pi/2).
+
+    Args:
+        ell_max: the largest degree, >= 0.
+        ell_min: the smallest degree, 0 <= ell_min <= ell_max.
+
+    Returns:
+        float64 in the layout of :func:`wigner_d`.
+
+    Raises:
+        ValueError: a degree out of range, or a result over 8 GiB.
+    """
     ell_max, ell_min = _check("wigner_d_half_pi", ell_max, ell_min)
     return _cpu_module().wigner_d_half_pi(ell_max, ell_min)

@@ -37,7 +37,14 @@ def _module_available(name: str) -> bool:
 
 
 def available_backends(platform: str | None = None) -> tuple[str, ...]:
-    """Backends that can run on `platform` (default: the platform of JAX's default device)."""
+    """The backends that can run on a platform.
+
+    Args:
+        platform: 'cpu', 'cuda', ... (default: the platform of JAX's default device).
+
+    Returns:
+        The backend names, 'xla' first.
+    """
     platform = platform or current_platform()
     found = ["xla"]
     if platform == "cpu" and _module_available("sphcnn_kernels._cpu"):
