@@ -120,12 +120,14 @@ class Plan:
 
 @functools.lru_cache(maxsize=None)
 def get_plan(n: int, ell_max: int, spins: tuple[int, ...], dtype: str) -> Plan:
-    """The cached plan of a transform.
+    """The cached plan of a transform; the arguments are already validated, as
+    :class:`SphericalTransform` does.
 
     Args:
-        n: grid size; ell_max: band limit; spins: the spins of the spin axis;
-        dtype: 'complex64' or 'complex128' (all already validated, as
-            :class:`SphericalTransform` does).
+        n: grid size.
+        ell_max: band limit.
+        spins: the spins of the spin axis.
+        dtype: 'complex64' or 'complex128'.
 
     Returns:
         The :class:`Plan`, one object per key: its tables are built once.

@@ -53,17 +53,49 @@ def check_layer_config(module: str, resolutions, spins, widths, num_filter_param
 class SpinSphericalClassifier(nnx.Module):
     """Spin-weighted spherical CNN classifier.
 
+        logits = Dense(spherical_readout(h)),   h = the blocks applied to x in turn,
+
+    block i mapping layer i to layer i + 1, the dense layer (lecun-normal kernel,
+    zero bias) taking the S C readout features of the last layer.
     Input (batch, n, n, S_0, C_0), real or complex, n = resolutions[0], cast to
     float32 (real input: the first forward transform reads real maps) or
     complex64 (the dtype of the layers); output logits (batch, num_classes).
-    kernel_init: the initialization of the convolutions of the "spin" blocks
-    (SpinSphericalConvolution). batch_norm_momentum: of the batch norms'
-    running averages (0.99, as the original). fused (default: True with "spin"
-    blocks, which have magnitude nonlinearities; False otherwise): each
-    block's magnitude nonlinearity and the next block's spatial pooling run
-    inside the next block's forward transform (sphcnn.nn.fused), and the
-    convolutions' products skip the orders |m| > l (sphcnn.nn.mixing): kernels
-    on CPUs, the same compositions elsewhere; the same function and parameters.
+
+    Args:
+      num_classes: number of logits.
+      resolutions: grid size of each layer, entry 0 the input's; each entry
+        equals the previous one or half of it; at least 2 entries.
+      spins: the spins of each layer (entry 0: S_0 of the input).
+      widths: the channels of each layer (entry 0: C_0 of the input).
+      num_filter_params: the filter anchors of each layer's convolution (None:
+        one per degree); entry 0 is unused.
+      block: 'spin' (SpinSphericalBlock, default) or 'residual'
+        (SpinSphericalResidualBlock).
+      spectral_pooling: "spin" blocks that halve the resolution do so by
+        spectral pooling in the convolution instead of spatial pooling.
+      batch_norm: the batch norm of the "spin" blocks: 'spectral' (default),
+        'spatial' or 'spatial_uncentered' (SpinSphericalBlock).
+      kernel_init: the initialization of the convolutions of the "spin" blocks
+        (SpinSphericalConvolution).
+      batch_norm_momentum: of the batch norms' running averages (0.99, as the
+        original).
+      axis_name: the batch norms' axis_name (statistics summed over that mapped
+        axis), or None.
+      backend: transform backend, as in sphcnn_kernels.SphericalTransform.
+      fused: True, False or None (default: True with "spin" blocks, which have
+        magnitude nonlinearities; False otherwise). True: each block's
+        magnitude nonlinearity and the next block's spatial pooling run inside
+        the next block's forward transform (sphcnn.nn.fused), and the
+        convolutions' products skip the orders |m| > l (sphcnn.nn.mixing):
+        kernels on CPUs, the same compositions elsewhere; the same function
+        and parameters.
+      rngs: random streams of the blocks and the dense layer.
+
+    Raises:
+      ValueError: on a non-positive num_classes, an unknown block, fused not
+        None/True/False, fused=True with 'residual' blocks, layer lists that are
+        not sequences of one equal length >= 2 or hold invalid entries, or
+        arguments the blocks reject.
     """
 
     def __init__(self, num_classes: int, resolutions: Sequence[int], spins: Sequence[Sequence[int]],
@@ -99,6 +131,19 @@ class SpinSphericalClassifier(nnx.Module):
                                   kernel_init=initializers.lecun_normal(), rngs=rngs)
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
+        """Classifies spherical maps.
+
+        Args:
+          x: (batch, n, n, S_0, C_0) real or complex, n = resolutions[0].
+          example_weights: None or (batch,) weights of each example in the batch
+            norms' statistics (e.g. 0 for padding).
+
+        Returns:
+          Logits (batch, num_classes) float32.
+
+        Raises:
+          ValueError: if x's shape does not match the first layer.
+        """
         checks.spatial_input(type(self).__name__, x, self.resolutions[0], self.spins[0], self.widths[0])
         h = x.astype(DTYPE.type(0).real.dtype if not jnp.iscomplexobj(x) else DTYPE)
         pending = None  # fused: the nonlinearity not yet applied to h
@@ -123,7 +168,20 @@ def spin_classifier_6_layers(num_classes: int = 10, *, rngs: nnx.Rngs, **options
     """The spin-weighted spherical MNIST model: spins {0} then {0, 1}, widths
     (1, 16, 16, 20, 24, 28, 32), filter anchors (1, 6, 6, 4, 4, 3, 3); 39,146
     parameter entries (complex entries count once), and the original's kernel
-    initialization (kernel_init="original"), as the original."""
+    initialization (kernel_init="original"), as the original.
+
+    Args:
+      num_classes: number of logits (default 10).
+      rngs: random streams of the model.
+      **options: further keyword arguments of SpinSphericalClassifier
+        (kernel_init defaults to "original").
+
+    Returns:
+      A SpinSphericalClassifier at resolutions (64, 64, 64, 32, 32, 16, 16).
+
+    Raises:
+      ValueError: on options SpinSphericalClassifier rejects.
+    """
     options.setdefault("kernel_init", "original")
     return SpinSphericalClassifier(num_classes, MNIST_RESOLUTIONS, ((0,),) + ((0, 1),) * 6,
                                    (1, 16, 16, 20, 24, 28, 32), (1, 6, 6, 4, 4, 3, 3), rngs=rngs, **options)
@@ -132,7 +190,20 @@ def spin_classifier_6_layers(num_classes: int = 10, *, rngs: nnx.Rngs, **options
 def spherical_classifier_6_layers(num_classes: int = 10, *, rngs: nnx.Rngs, **options) -> SpinSphericalClassifier:
     """The spin-0 (scalar) spherical MNIST model: widths (1, 16, 16, 32, 32, 58,
     58), 8 filter anchors per layer; 57,238 parameter entries; the original's
-    kernel initialization."""
+    kernel initialization.
+
+    Args:
+      num_classes: number of logits (default 10).
+      rngs: random streams of the model.
+      **options: further keyword arguments of SpinSphericalClassifier
+        (kernel_init defaults to "original").
+
+    Returns:
+      A SpinSphericalClassifier at resolutions (64, 64, 64, 32, 32, 16, 16).
+
+    Raises:
+      ValueError: on options SpinSphericalClassifier rejects.
+    """
     options.setdefault("kernel_init", "original")
     return SpinSphericalClassifier(num_classes, MNIST_RESOLUTIONS, ((0,),) * 7, (1, 16, 16, 32, 32, 58, 58),
                                    (8,) * 7, rngs=rngs, **options)

@@ -44,9 +44,15 @@ TAILS = ("deepsets", "transformer")
 
 
 class MoleculeInputs(NamedTuple):
-    """What a regressor takes: spheres (batch, atoms, n, n, S_0, C_0) real or
-    complex, charges (batch, atoms) integer atomic numbers (0: padding slot),
-    positions (batch, atoms, 3) Angstrom."""
+    """What a regressor takes: the spheres of every atom, the atom types and the
+    atom positions of a batch of molecules.
+
+    Args:
+      spheres: (batch, atoms, n, n, S_0, C_0), real or complex: the spherical
+        maps each atom sees.
+      charges: (batch, atoms) integer atomic numbers (0: padding slot).
+      positions: (batch, atoms, 3) atom positions, Angstrom.
+    """
 
     spheres: jax.Array
     charges: jax.Array
@@ -54,21 +60,45 @@ class MoleculeInputs(NamedTuple):
 
 
 class SpinSphericalRegressor(nnx.Module):
-    """Per-atom spherical CNN + DeepSets readout: MoleculeInputs -> (batch,) float32.
+    """Per-atom spherical CNN + readout over the atoms (DeepSets or transformer):
+    MoleculeInputs -> (batch,) float32.
+
+        y = tail(invariant_magnitudes(blocks(spheres of each atom)), charges, positions)
+
+    Block 0 is a SpinSphericalBlock with spectral pooling, the spatial batch
+    norm with the uncentered variance and a phase collapse; the later blocks
+    are the same, or SpinSphericalResidualBlock (dense shortcut) with residual.
+    The tail takes S C features per atom (spins and width of the last layer).
 
     Args:
-      resolutions, spins, widths, num_filter_params: one entry per layer, entry 0
-        the input (as SpinSphericalClassifier); num_filter_params[0] is unused.
+      resolutions: grid size of each layer, entry 0 the input's (as
+        SpinSphericalClassifier).
+      spins: the spins of each layer, entry 0 the input's.
+      widths: the channels of each layer, entry 0 the input's.
+      num_filter_params: the filter anchors of each layer's convolution (None:
+        one per degree); num_filter_params[0] is unused.
       residual: blocks 1.. are SpinSphericalResidualBlock (dense shortcut), else
         SpinSphericalBlock like block 0.
       tail: 'deepsets' (DeepSetsTail) or 'transformer' (TransformerTail, with
         transformer_layers and transformer_heads).
-      center_distance, aggregation, tail_width, atom_types, max_atoms: of the tail.
-      kernel_init: initialization of the convolutions.
-      batch_norm_momentum: of the batch norms' running averages (0.99, as the original).
+      center_distance: the tail's center_distance.
+      aggregation: the tail's aggregation.
+      tail_width: the tail's width (default 256).
+      transformer_layers: the TransformerTail's layers (default 4).
+      transformer_heads: the TransformerTail's heads (default 4).
+      atom_types: the tail's atom_types (default (1, 6, 7, 8, 9)).
+      max_atoms: the tail's max_atoms (default 29).
+      kernel_init: initialization of the convolutions (default 'scaling').
+      batch_norm_momentum: of the batch norms' running averages (0.99, as the
+        original).
+      axis_name: the batch norms' axis_name (statistics summed over that mapped
+        axis), or None.
+      backend: transform backend, as in sphcnn_kernels.SphericalTransform.
+      rngs: random streams of the blocks and the tail.
 
-    The example weights of a call (one per molecule, 0 for padding molecules)
-    times the atom mask (charges > 0) weigh every batch-norm statistic.
+    Raises:
+      ValueError: on invalid layer lists, an unknown kernel_init or tail, or
+        arguments the blocks or the tail reject.
     """
 
     def __init__(self, resolutions: Sequence[int], spins: Sequence[Sequence[int]], widths: Sequence[int],
@@ -103,6 +133,24 @@ class SpinSphericalRegressor(nnx.Module):
             len(self.spins[-1]) * self.widths[-1], **options)
 
     def __call__(self, inputs: MoleculeInputs, example_weights=None) -> jax.Array:
+        """Predicts one real number per molecule.
+
+        The example weights (one per molecule, 0 for padding molecules) times
+        the atom mask (charges > 0) weigh every batch-norm statistic.
+
+        Args:
+          inputs: MoleculeInputs: spheres (batch, atoms, n, n, S_0, C_0) real or
+            complex (cast to float32 or complex64), n = resolutions[0]; charges
+            (batch, atoms) integer; positions (batch, atoms, 3) Angstrom.
+          example_weights: None (all 1) or (batch,) weights of the molecules.
+
+        Returns:
+          (batch,) float32.
+
+        Raises:
+          ValueError: if the shapes of the inputs do not match each other or the
+            first layer.
+        """
         name = type(self).__name__
         spheres, charges, positions = inputs
         if spheres.ndim != 6 or charges.shape != spheres.shape[:2] or positions.shape != charges.shape + (3,):
@@ -138,9 +186,12 @@ class RegressorPreset:
 
     @property
     def spins(self) -> tuple[tuple[int, ...], ...]:
+        """Spins of each layer: (0,) for the input, (0, 1) for every block."""
         return ((0,),) + ((0, 1),) * (len(self.resolutions) - 1)
 
     def build(self, *, rngs: nnx.Rngs, **options) -> SpinSphericalRegressor:
+        """The SpinSphericalRegressor of this preset; options: further keyword
+        arguments of SpinSphericalRegressor."""
         return SpinSphericalRegressor(self.resolutions, self.spins, self.widths, self.num_filter_params,
                                       residual=self.residual, tail=self.tail, center_distance=self.center_distance,
                                       aggregation=self.aggregation, tail_width=self.tail_width, rngs=rngs, **options)
@@ -150,6 +201,8 @@ class RegressorPreset:
 QM9_INPUT_CHANNELS = 10
 _QM9 = dict(resolutions=(32, 32, 16, 16, 8, 8), widths=(QM9_INPUT_CHANNELS, 64, 128, 128, 256, 256),
             num_filter_params=(None, 8, 8, 8, 4, 4))
+# The named regressor architectures: name -> RegressorPreset, whose
+# build(rngs=...) gives the SpinSphericalRegressor.
 REGRESSOR_PRESETS = {
     # The original's `small` config (5 plain blocks, no distance feature): 3,212,097 entries.
     "qm9_small": RegressorPreset(**_QM9, residual=False, center_distance=False),

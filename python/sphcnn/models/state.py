@@ -9,7 +9,15 @@ from flax import nnx
 
 
 def model_state(model: nnx.Module) -> dict:
-    """{'params': ..., 'batch_stats': ...} as nested dicts of arrays."""
+    """The model's variables as a pure pytree.
+
+    Args:
+      model: an nnx.Module.
+
+    Returns:
+      {'params': ..., 'batch_stats': ...} as nested dicts of arrays: the
+      nnx.Param and the nnx.BatchStat variables.
+    """
     return {
         "params": nnx.to_pure_dict(nnx.state(model, nnx.Param)),
         "batch_stats": nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)),
@@ -18,7 +26,19 @@ def model_state(model: nnx.Module) -> dict:
 
 def load_model_state(model: nnx.Module, tree: dict) -> None:
     """Write a model_state() tree into a model of the same architecture, checking
-    structure, shapes and dtypes first (ValueError naming the first mismatch)."""
+    structure, shapes and dtypes first.
+
+    Args:
+      model: an nnx.Module, updated in place.
+      tree: {'params': ..., 'batch_stats': ...} as model_state gives it.
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: naming the first mismatch: other top-level keys, a missing or
+        unexpected entry, or an entry of another shape or dtype.
+    """
     expected = model_state(model)
     if set(tree) != set(expected):
         raise ValueError(f"load_model_state: expected keys {sorted(expected)}, got {sorted(tree)}")
@@ -42,5 +62,12 @@ def load_model_state(model: nnx.Module, tree: dict) -> None:
 
 
 def parameter_count(model: nnx.Module) -> int:
-    """Number of parameter entries (a complex entry counts once)."""
+    """Number of parameter entries (a complex entry counts once).
+
+    Args:
+      model: an nnx.Module.
+
+    Returns:
+      The total size of its nnx.Param arrays, an int.
+    """
     return int(sum(np.size(leaf) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param))))

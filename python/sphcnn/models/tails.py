@@ -149,8 +149,17 @@ class _Tail(nnx.Module):
         return width
 
     def __call__(self, features: jax.Array, charges: jax.Array, positions: jax.Array) -> jax.Array:
-        """features (batch, atoms, F), charges (batch, atoms) integer (0: padding),
-        positions (batch, atoms, 3) Angstrom -> (batch,) float32."""
+        """One real number per molecule.
+
+        Args:
+          features: per-atom invariant features (batch, atoms, F).
+          charges: (batch, atoms) integer atomic numbers (0: padding slot).
+          positions: (batch, atoms, 3) atom positions, Angstrom (used with
+            center_distance or an aggregation other than 'atom_type').
+
+        Returns:
+          (batch,) float32.
+        """
         one_hot = type_one_hot(charges, self.atom_types)
         displacements = center_displacements(positions, one_hot, self.atom_types) if self.needs_geometry else None
         h = self.atoms(self.embedding(features, one_hot, displacements), one_hot)
@@ -160,17 +169,26 @@ class _Tail(nnx.Module):
 class DeepSetsTail(_Tail):
     """Embedding -> Dense + ReLU per atom -> aggregation -> head (module docstring).
 
-    Args:
-      features: F. width: hidden width (256). atom_types: atomic numbers of the
-      types (QM9: 1, 6, 7, 8, 9). max_atoms: the normalization of the sums and
-      counts (29 for QM9, whatever the trimmed atom axis is).
-      center_distance: add the Dense of the distance to the centre of mass.
-      aggregation: 'atom_type', 'displacement' or 'distance_squared'.
-
     Parameters (float32, lecun-normal kernels, zero biases): per-atom Dense
     F -> width, type embedding (T, width), [distance Dense 1 -> width], Dense
     width -> width, ['atom_type': weights and biases (T, width)], head Dense
     width + T + 2 -> width, width -> width, width -> 1.
+
+    Args:
+      features: F, the per-atom input features.
+      width: hidden width (default 256).
+      atom_types: atomic numbers of the types (QM9: 1, 6, 7, 8, 9).
+      max_atoms: the normalization of the sums and counts (29 for QM9, whatever
+        the trimmed atom axis is).
+      center_distance: add the Dense of the distance to the centre of mass.
+      aggregation: 'atom_type' (default), 'displacement' or 'distance_squared'.
+      rngs: random streams of the dense layers.
+
+    Raises:
+      ValueError: on non-positive features, width, max_atoms or atom type,
+        an unknown aggregation, or atom types without a known atomic mass
+        (H, C, N, O, F) when center_distance is set or aggregation is not
+        'atom_type'.
     """
 
     def __init__(self, features: int, *, width: int = 256, atom_types=(1, 6, 7, 8, 9), max_atoms: int = 29,
@@ -207,12 +225,31 @@ class TransformerTail(_Tail):
     molecule (`heads` heads, MLP width `width`, padding slots masked out of the
     attention) -> layer norm -> aggregation -> head (module docstring).
 
-    Args as DeepSetsTail, plus layers (4) and heads (4 in the paper's
-    configuration). Parameters: those of DeepSetsTail without its per-atom Dense,
-    plus per block two layer norms (scale and bias, width each), the attention's
-    query, key, value and output maps (width x width with biases; xavier-uniform
-    kernels) and the MLP's two Dense width -> width (xavier-uniform kernels,
-    N(0, 1e-12) biases), and the final layer norm.
+    Parameters: those of DeepSetsTail without its per-atom Dense, plus per block
+    two layer norms (scale and bias, width each), the attention's query, key,
+    value and output maps (width x width with biases; xavier-uniform kernels)
+    and the MLP's two Dense width -> width (xavier-uniform kernels, N(0, 1e-12)
+    biases), and the final layer norm.
+
+    Args:
+      features: F, the per-atom input features.
+      width: hidden width (default 256), also the attention and MLP width.
+      layers: number of self-attention blocks (default 4).
+      heads: attention heads (default 4, as the paper's configuration); must
+        divide width.
+      atom_types: atomic numbers of the types (QM9: 1, 6, 7, 8, 9).
+      max_atoms: the normalization of the sums and counts (29 for QM9, whatever
+        the trimmed atom axis is).
+      center_distance: add the Dense of the distance to the centre of mass.
+      aggregation: 'atom_type' (default), 'displacement' or 'distance_squared'.
+      rngs: random streams of the dense, attention and layer-norm layers.
+
+    Raises:
+      ValueError: on non-positive features, width, max_atoms or atom type,
+        an unknown aggregation, or atom types without a known atomic mass
+        (H, C, N, O, F) when center_distance is set or aggregation is not
+        'atom_type', non-positive layers or heads, or a width not divisible
+        by heads.
     """
 
     def __init__(self, features: int, *, width: int = 256, layers: int = 4, heads: int = 4,

@@ -221,8 +221,26 @@ class SphericalBatchNorm(_SphericalNorm):
     """Batch norm of spatial scalar features (batch, n, n, S, C): every spin is
     centered and biased, statistics with the quadrature weights.
 
-    Parameters: scale, bias (S, C) complex64. Batch stats: mean (S, C) complex64,
-    var (S, C) float32 (the centered variance E|f - mean|^2).
+    Per (spin, channel), y = scale (x - mean) / sqrt(var + epsilon) + bias, with
+    mean = E f and var = E|f - mean|^2 over the batch and the sphere.
+
+    Parameters: scale, bias (S, C) complex64 (ones, zeros). Batch stats: mean
+    (S, C) complex64, var (S, C) float32 (the centered variance E|f - mean|^2).
+
+    Args:
+      spins: the spins of the spin axis (S distinct integers).
+      channels: C.
+      momentum: of the running averages, in [0, 1) (default 0.99): running =
+        momentum running + (1 - momentum) batch statistic.
+      epsilon: added to the variance before the square root, > 0.
+      axis_name: None, or the name of a mapped axis (data parallelism): the
+        weighted sums of the statistics are also summed over it (jax.lax.psum).
+      use_running_average: normalize with the running averages instead of batch
+        statistics (``model.eval()`` sets it).
+
+    Raises:
+      ValueError: on invalid spins, a non-positive channel count, momentum
+        outside [0, 1) or epsilon <= 0.
     """
 
     def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
@@ -231,6 +249,25 @@ class SphericalBatchNorm(_SphericalNorm):
                          momentum, epsilon, axis_name, use_running_average)
 
     def __call__(self, x: jax.Array, example_weights=None, spins=None) -> jax.Array:
+        """Normalizes x.
+
+        In training mode (use_running_average False) the statistics are those
+        of the batch and the running averages are updated; otherwise the
+        running averages are used.
+
+        Args:
+          x: spatial features (batch, n, n, S, C).
+          example_weights: None (all 1) or (batch,) weights of each example's
+            statistics (e.g. 0 for padding).
+          spins: optional spins the input carries, checked against the layer's.
+
+        Returns:
+          (batch, n, n, S, C) in x's dtype.
+
+        Raises:
+          ValueError: if x is not (batch, n, n, S, C) with the layer's S and C,
+            example_weights is not (batch,) or spins differ from the layer's.
+        """
         self._check(x, spins, expect_spectral=False)
         mean, var = self._statistics(lambda: spatial_moments(x, example_weights, self.axis_name))
         factor, offset = self._factors(mean, var, x.dtype)
@@ -246,12 +283,33 @@ class SpinSphericalBatchNorm(_SphericalNorm):
     centered and biased, every other spin only divided by its RMS magnitude (never
     mean-subtracted), so the layer stays rotation-equivariant.
 
-    variance: 'centered' (spin 0 divided by its standard deviation) or
-    'uncentered' (every spin by sqrt(E|f|^2), spin 0 still mean-subtracted: the
-    Scaling Spherical CNNs variant, see the module docstring).
+    Per channel, spin 0: y = scale (x - mean) / sqrt(var + epsilon) + bias, var
+    = E|x - mean|^2 (E|x|^2 with variance='uncentered'); spin s != 0: y = scale x
+    / sqrt(E|x|^2 + epsilon); moments over the batch and the sphere (quadrature
+    weights).
 
-    Parameters: scale (S, C) complex64; bias (1, C) complex64 for spin 0 (none
-    without spin 0). Batch stats: mean, var (S, C) (mean stays 0 for s != 0).
+    Parameters: scale (S, C) complex64 (ones); bias (1, C) complex64 for spin 0
+    (zeros; none without spin 0). Batch stats: mean (S, C) complex64, var (S, C)
+    float32 (mean stays 0 for s != 0).
+
+    Args:
+      spins: the spins of the spin axis (S distinct integers).
+      channels: C.
+      momentum: of the running averages, in [0, 1) (default 0.99): running =
+        momentum running + (1 - momentum) batch statistic.
+      epsilon: added to the variance before the square root, > 0.
+      axis_name: None, or the name of a mapped axis (data parallelism): the
+        weighted sums of the statistics are also summed over it (jax.lax.psum).
+      use_running_average: normalize with the running averages instead of batch
+        statistics (``model.eval()`` sets it).
+      variance: 'centered' (spin 0 divided by its standard deviation, default)
+        or 'uncentered' (every spin by sqrt(E|f|^2), spin 0 still
+        mean-subtracted: the Scaling Spherical CNNs variant, see the module
+        docstring).
+
+    Raises:
+      ValueError: on invalid spins, a non-positive channel count, momentum
+        outside [0, 1), epsilon <= 0 or an unknown variance.
     """
 
     def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
@@ -262,6 +320,25 @@ class SpinSphericalBatchNorm(_SphericalNorm):
                          axis_name, use_running_average, uncentered_variance=variance == "uncentered")
 
     def __call__(self, x: jax.Array, example_weights=None, spins=None) -> jax.Array:
+        """Normalizes x.
+
+        In training mode (use_running_average False) the statistics are those
+        of the batch and the running averages are updated; otherwise the
+        running averages are used.
+
+        Args:
+          x: spatial spin-weighted features (batch, n, n, S, C).
+          example_weights: None (all 1) or (batch,) weights of each example's
+            statistics (e.g. 0 for padding).
+          spins: optional spins the input carries, checked against the layer's.
+
+        Returns:
+          (batch, n, n, S, C) in x's dtype.
+
+        Raises:
+          ValueError: if x is not (batch, n, n, S, C) with the layer's S and C,
+            example_weights is not (batch,) or spins differ from the layer's.
+        """
         self._check(x, spins, expect_spectral=False)
         mean, var = self._statistics(lambda: spatial_moments(x, example_weights, self.axis_name))
         factor, offset = self._factors(mean, var, x.dtype)
@@ -275,6 +352,33 @@ class SpectralBatchNorm(_SphericalNorm):
     variance comes from Parseval; centering and the bias act on a_00 only, the
     scale on every coefficient. Equal to SpinSphericalBatchNorm on band-limited
     inputs; saves the transforms around a batch norm between convolutions.
+
+    With the moments E f = a_00 / sqrt(4 pi) (spin 0) and E|f|^2 =
+    sum_lm |a_lm|^2 / (4 pi) (Parseval), per channel: b = scale a / sqrt(var +
+    epsilon), and for spin 0 b_00 += sqrt(4 pi) (bias - scale mean / sqrt(var +
+    epsilon)), var the centered variance of spin 0, E|f|^2 for s != 0.
+
+    Parameters: scale (S, C) complex64 (scale_init); bias (1, C) complex64 for
+    spin 0 (zeros; none without spin 0). Batch stats: mean (S, C) complex64, var
+    (S, C) float32.
+
+    Args:
+      spins: the spins of the spin axis (S distinct integers).
+      channels: C.
+      momentum: of the running averages, in [0, 1) (default 0.99): running =
+        momentum running + (1 - momentum) batch statistic.
+      epsilon: added to the variance before the square root, > 0.
+      axis_name: None, or the name of a mapped axis (data parallelism): the
+        weighted sums of the statistics are also summed over it (jax.lax.psum).
+      use_running_average: normalize with the running averages instead of batch
+        statistics (``model.eval()`` sets it).
+      scale_init: initial value of every entry of scale (default 1.0).
+      layout: 'batch_major' (batch, L, 2L - 1, S, C) or 'degree_major'
+        (L, batch, 2L - 1, S, C).
+
+    Raises:
+      ValueError: on invalid spins, a non-positive channel count, momentum
+        outside [0, 1), epsilon <= 0 or an unknown layout.
     """
 
     def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
@@ -286,6 +390,26 @@ class SpectralBatchNorm(_SphericalNorm):
         self.scale[...] = jnp.full(self.scale[...].shape, scale_init, jnp.complex64)
 
     def __call__(self, a: jax.Array, example_weights=None, spins=None) -> jax.Array:
+        """Normalizes coefficients a.
+
+        In training mode (use_running_average False) the statistics are those
+        of the batch and the running averages are updated; otherwise the
+        running averages are used.
+
+        Args:
+          a: coefficients in the layer's layout, (batch, L, 2L - 1, S, C) or
+            (L, batch, 2L - 1, S, C), complex.
+          example_weights: None (all 1) or (batch,) weights of each example's
+            statistics (e.g. 0 for padding).
+          spins: optional spins the input carries, checked against the layer's.
+
+        Returns:
+          Coefficients of a's shape and dtype.
+
+        Raises:
+          ValueError: if a is not 5-dimensional with the layer's S and C,
+            example_weights is not (batch,) or spins differ from the layer's.
+        """
         factor, offset = self.affine(a, example_weights, spins)
         # offsets go to a_00 of every spin (the offsets of spins s != 0 are 0)
         return scale_and_shift(a, factor, offset, 0 if self.layout == "degree_major" else 1)

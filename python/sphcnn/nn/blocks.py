@@ -58,17 +58,40 @@ class SpinSphericalBlock(nnx.Module):
 
     Spatial in (batch, n_in, n_in, S_in, C_in), spatial out (batch, n_out, n_out,
     S_out, C_out), n_out = n_in or n_in / 2 (spatial pooling first, or spectral
-    pooling in the convolution with spectral_pooling=True). batch_norm:
-    'spectral' (SpectralBatchNorm before the inverse transform, default) or
-    'spatial' (SpinSphericalBatchNorm after it), same parameters, same result;
-    'spatial_uncentered' (SpinSphericalBatchNorm(variance='uncentered')).
-    nonlinearity: 'magnitude' (MagnitudeNonlinearityLeakyRelu, or
-    MagnitudeNonlinearity without spin 0) or 'phase_collapse' (PhaseCollapse).
-    kernel_init: the convolution's initialization (SpinSphericalConvolution).
-    batch_norm_momentum: of the batch norm's running averages.
+    pooling in the convolution with spectral_pooling=True).
     Static: output_transform (the inverse after a spectral batch norm; None with
-    batch_norm='spatial', where the convolution transforms back itself), built
+    a spatial batch norm, where the convolution transforms back itself), built
     once. Computes in complex64, as SpinSphericalConvolution; returns complex64.
+
+    Args:
+      in_channels: C_in.
+      out_channels: C_out.
+      spins_in: the spins of the input spin axis.
+      spins_out: the spins of the output spin axis.
+      resolution_in: grid size n_in of the input (even, >= 4).
+      resolution_out: grid size n_out of the output, n_in or n_in / 2.
+      num_filter_params: the convolution's filter anchors (None: one per degree).
+      spectral_pooling: when n_out = n_in / 2, halve the resolution by spectral
+        pooling in the convolution instead of spatial pooling
+        (sphcnn.nn.pooling.spatial_pool) before it.
+      batch_norm: 'spectral' (SpectralBatchNorm before the inverse transform,
+        default) or 'spatial' (SpinSphericalBatchNorm after it), same
+        parameters, same result; 'spatial_uncentered'
+        (SpinSphericalBatchNorm(variance='uncentered')).
+      nonlinearity: 'magnitude' (MagnitudeNonlinearityLeakyRelu, or
+        MagnitudeNonlinearity without spin 0) or 'phase_collapse' (PhaseCollapse).
+      kernel_init: the convolution's initialization (SpinSphericalConvolution).
+      batch_norm_momentum: of the batch norm's running averages (default 0.99).
+      axis_name: the batch norm's axis_name (statistics summed over that mapped
+        axis), or None.
+      backend: transform backend, as in sphcnn_kernels.SphericalTransform.
+      rngs: random streams of the convolution (and of PhaseCollapse).
+
+    Raises:
+      ValueError: if resolution_out is neither resolution_in nor half of it, on
+        an unknown batch_norm or nonlinearity, or on arguments the convolution,
+        batch norm or nonlinearity reject (e.g. 'phase_collapse' without spin 0
+        in spins_out).
     """
 
     def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,
@@ -108,7 +131,19 @@ class SpinSphericalBlock(nnx.Module):
             self.nonlinearity = MagnitudeNonlinearity(spins_out, out_channels)
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
-        """x (batch, n_in, n_in, S_in, C_in) -> (batch, n_out, n_out, S_out, C_out)."""
+        """Applies the block.
+
+        Args:
+          x: spatial input (batch, n_in, n_in, S_in, C_in), real or complex.
+          example_weights: None or (batch,) weights of each example in the batch
+            norm's statistics (e.g. 0 for padding).
+
+        Returns:
+          (batch, n_out, n_out, S_out, C_out) complex64.
+
+        Raises:
+          ValueError: if x's shape does not match the block.
+        """
         return self.nonlinearity(self.pre_activation(x, example_weights))
 
     def pre_activation(self, x: jax.Array, example_weights=None, input_activation=None,
@@ -165,9 +200,22 @@ class SpinSphericalBlock(nnx.Module):
 class SpectralChannelDense(nnx.Module):
     """A real channel map of degree-major coefficients (L, batch..., 2L - 1, S,
     C_in) -> (..., C_out), the same for every degree, order and spin, plus a real
-    bias on the constant function of spin 0 (a_00 += sqrt(4 pi) bias): a
-    rotation-equivariant linear map. Parameters: kernel (C_in, C_out) float32
-    (lecun normal), bias (C_out,) float32 (zeros)."""
+    bias on the constant function of spin 0: a rotation-equivariant linear map,
+
+        b[l, m, s, :] = a[l, m, s, :] @ kernel,   b_00 of spin 0 += sqrt(4 pi) bias.
+
+    Parameters: kernel (C_in, C_out) float32 (lecun normal), bias (C_out,)
+    float32 (zeros).
+
+    Args:
+      in_channels: C_in.
+      out_channels: C_out.
+      spins: the spins of the spin axis; must contain 0 (for the bias).
+      rngs: random streams; the kernel is drawn from rngs.params().
+
+    Raises:
+      ValueError: on non-positive channel counts, invalid spins or spins without 0.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, spins, *, rngs: nnx.Rngs):
         name = type(self).__name__
@@ -181,6 +229,14 @@ class SpectralChannelDense(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((self.out_channels,), jnp.float32))
 
     def __call__(self, a: jax.Array) -> jax.Array:
+        """Applies the map.
+
+        Args:
+          a: degree-major coefficients (L, batch..., 2L - 1, S, C_in).
+
+        Returns:
+          (L, batch..., 2L - 1, S, C_out) in a's dtype (complex64 for complex64 a).
+        """
         ell_max = a.shape[0] - 1
         b = jnp.matmul(a, self.kernel[...].astype(a.dtype), precision=matmul_precision())
         constant = constant_coefficient(ell_max, self.spins.index(0), len(self.spins), b.ndim, 0, b.real.dtype)
@@ -190,15 +246,43 @@ class SpectralChannelDense(nnx.Module):
 class SpinSphericalResidualBlock(nnx.Module):
     """The efficient residual block of Scaling Spherical CNNs (see module docstring).
 
+    With a = forward(x) up to n_out/2 - 1 (spectral pooling when n_out = n_in / 2),
+    spectral batch norms BN and phase collapses PC,
+
+        h = PC_1(inverse(BN_1(conv_1(a))))
+        y = PC_2(inverse(BN_2(conv_2(h)) + shortcut(a)))
+
+    where conv_2 transforms h forward itself, BN_2's scale starts at 0 and
+    shortcut(a) is a, or BN(projection(a)).
+
     Spatial in (batch, n_in, n_in, S_in, C_in), spatial out (batch, n_out, n_out,
-    S_out, C_out), n_out = n_in or n_in / 2 (spectral pooling). spins_out must
-    contain 0 (phase collapse writes into spin 0). shortcut: 'projection' or
-    'dense' (see the module docstring; 'dense' needs spins_in == spins_out).
-    kernel_init: the convolutions' initialization (SpinSphericalConvolution).
-    batch_norm_momentum: of the batch norms' running averages.
+    S_out, C_out), n_out = n_in or n_in / 2 (spectral pooling).
     Static: input_transform (n_in -> n_out/2 - 1, spins_in) and output_transform
     (back to n_out, spins_out), built once. Computes in complex64 (inputs cast by
     sphcnn.nn.convolution.layer_input); returns complex64.
+
+    Args:
+      in_channels: C_in.
+      out_channels: C_out.
+      spins_in: the spins of the input spin axis.
+      spins_out: the spins of the output spin axis; must contain 0 (phase
+        collapse writes into spin 0).
+      resolution_in: grid size n_in of the input (even, >= 4).
+      resolution_out: grid size n_out of the output, n_in or n_in / 2.
+      num_filter_params: the convolutions' filter anchors (None: one per degree).
+      shortcut: 'projection' or 'dense' (see the module docstring; 'dense' needs
+        spins_in == spins_out).
+      kernel_init: the convolutions' initialization (SpinSphericalConvolution).
+      batch_norm_momentum: of the batch norms' running averages (default 0.99).
+      axis_name: the batch norms' axis_name (statistics summed over that mapped
+        axis), or None.
+      backend: transform backend, as in sphcnn_kernels.SphericalTransform.
+      rngs: random streams of the convolutions, dense map and phase collapses.
+
+    Raises:
+      ValueError: if resolution_out is neither resolution_in nor half of it, on
+        invalid spins, spins_out without 0, an unknown shortcut, 'dense' with
+        spins_in != spins_out, or arguments the layers reject.
     """
 
     def __init__(self, in_channels: int, out_channels: int, spins_in, spins_out, *, resolution_in: int,
@@ -246,7 +330,19 @@ class SpinSphericalResidualBlock(nnx.Module):
         self.nonlinearity = PhaseCollapse(spins_out, out_channels, rngs=rngs)
 
     def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
-        """x (batch, n_in, n_in, S_in, C_in) -> (batch, n_out, n_out, S_out, C_out)."""
+        """Applies the block.
+
+        Args:
+          x: spatial input (batch, n_in, n_in, S_in, C_in), real or complex.
+          example_weights: None or (batch,) weights of each example in the batch
+            norms' statistics (e.g. 0 for padding).
+
+        Returns:
+          (batch, n_out, n_out, S_out, C_out) complex64.
+
+        Raises:
+          ValueError: if x's shape does not match the block.
+        """
         checks.spatial_input(type(self).__name__, x, self.resolution_in, self.spins_in, self.conv1.in_channels)
         a = self.input_transform.forward(layer_input(self.input_transform, x))
         h = self.batch_norm1(self.conv1(a), example_weights)

@@ -115,25 +115,16 @@ def layer_input(transform: sk.SphericalTransform, x: jax.Array) -> jax.Array:
 
 
 class SpinSphericalConvolution(nnx.Module):
-    """Spin-weighted spherical convolution.
+    """Spin-weighted spherical convolution, a product in the spectral domain.
 
-    Args:
-      in_channels, out_channels: C_in, C_out.
-      spins_in, spins_out: the spins of the input and output spin axes.
-      resolution: grid size n of the input (even); coefficients of a spectral
-        input go up to ell_max = n/2 - 1.
-      num_filter_params: anchors K of the filter's l profile (1 <= K <= ell_max+1
-        of the convolution); None: one free value per degree.
-      spectral_pooling: compute at n/2 (degrees above n/4 - 1 dropped on the way in).
-      spectral_upsampling: output on a 2n grid (same band limit).
-      input_representation, output_representation: 'spatial' (batch, n, n, S, C)
-        or 'spectral' (batch, L, 2L - 1, S, C).
-      spectral_layout: layout of spectral inputs and outputs, 'batch_major' (as
-        above) or 'degree_major' (L, batch, 2L - 1, S, C); the product itself is
-        always computed degree-major (no transposition around it).
-      use_bias: a complex bias added to spin 0 (a constant function).
-      kernel_init: 'unit_energy', 'original' or 'scaling' (see the module docstring).
-      backend: transform backend, as in sphcnn_kernels.SphericalTransform.
+    For input coefficients a (l, m, s_in, c_in) the output coefficients are
+
+        b[l, m, s_out, c_out] = sum_{s_in, c_in} k[l, s_in, s_out, c_in, c_out] a[l, m, s_in, c_in]
+
+    with a complex filter k (:meth:`filters`) shared by all orders m, zero where
+    a degree cannot carry both spins; with use_bias, sqrt(4 pi) bias is added to
+    b_00 of spin 0 (a constant function). Spatial inputs go through a forward
+    transform first, spatial outputs through an inverse one.
 
     Parameters: kernel (K, S_in, S_out, C_in, C_out) complex64; bias (C_out,)
     complex64 if use_bias. Static: input_transform (n -> ell_max, spatial input
@@ -142,6 +133,42 @@ class SpinSphericalConvolution(nnx.Module):
     Computes in complex64: spatial inputs are cast by :func:`layer_input` (real
     spin-0 maps go to the forward transform as float32), spectral inputs to
     complex64; the output is complex64 whatever the input precision.
+
+    Args:
+      in_channels: C_in, the input channels.
+      out_channels: C_out, the output channels.
+      spins_in: the spins of the input spin axis (S_in distinct integers).
+      spins_out: the spins of the output spin axis (S_out distinct integers).
+      resolution: grid size n of the input (even, >= 4); coefficients of a
+        spectral input go up to ell_max = n/2 - 1.
+      num_filter_params: anchors K of the filter's l profile (1 <= K <= ell_max + 1
+        of the convolution); None: one free value per degree.
+      spectral_pooling: compute at n/2 (degrees above n/4 - 1 dropped on the way
+        in; n divisible by 4): ell_max = n/4 - 1, n_out = n/2.
+      spectral_upsampling: output on a 2n grid (same band limit): n_out = 2n.
+      input_representation: 'spatial' (batch..., n, n, S_in, C_in) or 'spectral'
+        (batch..., L, 2L - 1, S_in, C_in) with L = n/2.
+      output_representation: 'spatial' (batch..., n_out, n_out, S_out, C_out) or
+        'spectral' (batch..., L, 2L - 1, S_out, C_out) with L = n_out/2 (degrees
+        above the convolution's ell_max are zero).
+      spectral_layout: layout of spectral inputs and outputs, 'batch_major' (as
+        above) or 'degree_major' (L, batch..., 2L - 1, S, C); the product itself
+        is always computed degree-major (no transposition around it).
+      use_bias: add a learned complex bias to spin 0 (a constant function);
+        spins_out must contain 0.
+      kernel_init: 'unit_energy' (default), 'original' or 'scaling' (see the
+        module docstring).
+      backend: transform backend, as in sphcnn_kernels.SphericalTransform
+        ('auto', 'xla', 'ffi' or 'triton').
+      rngs: random streams; the kernel is drawn from rngs.params().
+
+    Raises:
+      ValueError: on a non-positive channel count, invalid spins, a resolution
+        that is not an even integer >= 4, an unknown option string, both
+        spectral_pooling and spectral_upsampling, spectral_pooling with n not
+        divisible by 4, a spin |s| above the convolution's ell_max,
+        num_filter_params outside [1, ell_max + 1], or use_bias without spin 0
+        in spins_out.
     """
 
     def __init__(
@@ -221,9 +248,23 @@ class SpinSphericalConvolution(nnx.Module):
         return filters * mask[:, :, :, None, None]
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
-        """x: spatial (batch..., n, n, S_in, C_in) or spectral coefficients up to
-        n/2 - 1 in spectral_layout; returns spatial (batch..., n_out, n_out, S_out,
-        C_out) or spectral coefficients, complex64."""
+        """Applies the convolution.
+
+        Args:
+          x: spatial input (batch..., n, n, S_in, C_in), real or complex; with
+            input_representation='spectral', coefficients up to n/2 - 1 in
+            spectral_layout: (batch..., n/2, n - 1, S_in, C_in) batch-major or
+            (n/2, batch..., n - 1, S_in, C_in) degree-major.
+          spins: optional spins the input carries, checked against spins_in.
+
+        Returns:
+          complex64: spatial (batch..., n_out, n_out, S_out, C_out), or spectral
+          coefficients up to n_out/2 - 1 in spectral_layout.
+
+        Raises:
+          ValueError: if x's shape does not match the layer or spins differ from
+            spins_in.
+        """
         name = type(self).__name__
         checks.input_spins(name, self.spins_in, spins)
         if self.input_representation == "spatial":

@@ -106,7 +106,16 @@ def _check_input(layer: nnx.Module, x: jax.Array, spins) -> None:
 class MagnitudeNonlinearity(nnx.Module):
     """relu(|z| + b) z/|z| with a learned real bias b per (spin, channel), zero-initialized.
 
+    Computed as relu(|z| + b) z / (|z| + 1e-6) (0 at z = 0); the phase is kept.
+
     Parameters: bias (S, C) float32.
+
+    Args:
+      spins: the spins of the spin axis (S distinct integers).
+      channels: C.
+
+    Raises:
+      ValueError: on invalid spins or a non-positive channel count.
     """
 
     def __init__(self, spins, channels: int):
@@ -116,6 +125,19 @@ class MagnitudeNonlinearity(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((len(self.spins), self.channels), jnp.float32))
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
+        """Applies the nonlinearity pointwise.
+
+        Args:
+          x: spatial features (batch..., n, n, S, C), complex.
+          spins: optional spins the input carries, checked against the layer's.
+
+        Returns:
+          x's shape and dtype.
+
+        Raises:
+          ValueError: if x is not (batch..., n, n, S, C) with the layer's S and C
+            or spins differ from the layer's.
+        """
         _check_input(self, x, spins)
         return activation(x, self.bias[...], None)
 
@@ -128,7 +150,16 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
     """Spin 0: leaky_relu(Re z) (slope 0.01; spin-0 features become real); every
     other spin: relu(|z| + b) z/|z| with a bias per (nonzero spin, channel).
 
-    Parameters: bias (S - 1, C) float32 for the nonzero spins, in spin-axis order.
+    Parameters: bias (S - 1, C) float32 for the nonzero spins, in spin-axis
+    order (zeros; none when spins is (0,)).
+
+    Args:
+      spins: the spins of the spin axis (S distinct integers); must contain 0.
+      channels: C.
+
+    Raises:
+      ValueError: on invalid spins, spins without 0 (use
+        MagnitudeNonlinearity) or a non-positive channel count.
     """
 
     def __init__(self, spins, channels: int):
@@ -142,6 +173,19 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((others, self.channels), jnp.float32)) if others else None
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
+        """Applies the nonlinearity pointwise.
+
+        Args:
+          x: spatial features (batch..., n, n, S, C), complex.
+          spins: optional spins the input carries, checked against the layer's.
+
+        Returns:
+          x's shape and dtype; spin 0 real-valued (zero imaginary part).
+
+        Raises:
+          ValueError: if x is not (batch..., n, n, S, C) with the layer's S and C
+            or spins differ from the layer's.
+        """
         _check_input(self, x, spins)
         if self.bias is None:
             return jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
@@ -168,7 +212,17 @@ class PhaseCollapse(nnx.Module):
     whose phase can then be discarded. Spins other than 0 pass through unchanged.
 
     Parameters: spin0_kernel (C, C), spin0_bias (C,), magnitude_kernel (S C, C),
-    magnitude_bias (C,), all complex64; lecun-normal kernels, zero biases.
+    magnitude_bias (C,), all complex64; lecun-normal kernels, zero biases. The
+    magnitudes enter spin-major (index s C + c).
+
+    Args:
+      spins: the spins of the spin axis (S distinct integers); must contain 0.
+      channels: C.
+      rngs: random streams; the kernels are drawn from rngs.params().
+
+    Raises:
+      ValueError: on invalid spins, spins without 0 or a non-positive channel
+        count.
     """
 
     def __init__(self, spins, channels: int, *, rngs: nnx.Rngs):
@@ -186,6 +240,19 @@ class PhaseCollapse(nnx.Module):
         self.magnitude_bias = nnx.Param(jnp.zeros((self.channels,), jnp.complex64))
 
     def __call__(self, x: jax.Array, spins=None) -> jax.Array:
+        """Replaces spin 0 by its collapse.
+
+        Args:
+          x: spatial features (batch..., n, n, S, C), complex.
+          spins: optional spins the input carries, checked against the layer's.
+
+        Returns:
+          x's shape and dtype: the new spin 0, every other spin unchanged.
+
+        Raises:
+          ValueError: if x is not (batch..., n, n, S, C) with the layer's S and C
+            or spins differ from the layer's.
+        """
         _check_input(self, x, spins)
         hi = matmul_precision()
         z0 = x[..., self.spin0, :]
