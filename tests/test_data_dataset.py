@@ -101,6 +101,17 @@ def test_rotated_splits_use_their_own_streams(tmp_path, source):
     np.testing.assert_array_equal(train[:7], np.broadcast_to(train[0], (7, 3, 3)))
 
 
+def test_up_directions_follow_the_sampler_and_the_rotations(tmp_path, source):
+    generate(tmp_path / "canonical", source)
+    np.testing.assert_array_equal(ds.SphericalMnist(tmp_path / "canonical", "test").up_directions(3), [[0, 1, 0]] * 3)
+    generate(tmp_path / "rotated", source, mode="rotated", seed=5, rotation_chunk=7, sampling="s2cnn")
+    rotated = ds.SphericalMnist(tmp_path / "rotated", "validation")
+    expected = ds.split_rotations(5, "validation", 20, 7)[:4] @ np.array([-1.0, 0.0, 0.0])  # s2cnn: -x, turned
+    np.testing.assert_allclose(rotated.up_directions(4), expected, atol=1e-12)
+    with pytest.raises(ValueError, match="'count' must be at most the split's 20 images, got 21"):
+        rotated.up_directions(21)
+
+
 def test_refuses_to_overwrite_a_finished_dataset(tmp_path, source):
     output = tmp_path / "data"
     generate(output, source)

@@ -197,7 +197,7 @@ def test_plot_spheres_defaults_to_orthographic(tmp_path, images, monkeypatch):
     for ((image, center), kwargs), expected in zip(calls, images):
         np.testing.assert_array_equal(image, expected)
         assert center == plotting.center_of_mass(expected)
-        assert kwargs == {"view": "inside"}  # spherical MNIST digits read the right way round from inside
+        assert kwargs == {"view": "inside", "up": None}  # spherical MNIST digits read the right way round from inside
 
 
 @pytest.mark.parametrize("kwargs, argument", [
@@ -208,6 +208,10 @@ def test_plot_spheres_defaults_to_orthographic(tmp_path, images, monkeypatch):
     ({"centers": "south"}, "'centers'"),
     ({"centers": [(0.0, 0.0), (0.0, 0.0), (0.0, np.inf)]}, r"'centers\[2\]'"),
     ({"projection": "mollweide", "centers": (0.0, 0.0)}, "'centers'"),
+    ({"projection": "mollweide", "up": (0.0, 0.0, 1.0)}, "'up'"),
+    ({"up": [(0.0, 0.0, 1.0)] * 2}, "'up'"),  # 2 directions for 3 images
+    ({"up": (0.0, 0.0, 0.0)}, "'up'"),
+    ({"up": [(0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (np.nan, 0.0, 1.0)]}, r"'up\[2\]'"),
     ({"columns": 0}, "'columns'"),
     ({"titles": ["only one"]}, "'titles'"),
 ])
@@ -235,3 +239,101 @@ def test_inside_view_is_the_outside_view_mirrored():
     np.testing.assert_array_equal(inside, outside[:, ::-1])
     with pytest.raises(ValueError, match=r"'view' must be one of 'inside', 'outside', got 'above'"):
         plotting.orthographic(image, (0.3, 1.1), resolution=24, view="above")
+
+
+def test_up_points_to_the_top_of_the_view():
+    # centre on the equator at lon 0 (c = x): up = y gives e_north = y and e_east = y x x = -z
+    c, east, north = plotting.orthographic_frame((0.0, 0.0), up=(0.3, 2.0, 0.0))
+    np.testing.assert_allclose(np.stack([c, east, north]), [[1, 0, 0], [0, 0, -1], [0, 1, 0]], atol=1e-12)
+    # None keeps north up, and up = north gives the same frame
+    for lat, lon in [(0.4, 2.0), (-1.2, -2.5)]:
+        default = plotting.orthographic_frame((lat, lon))
+        np.testing.assert_allclose(plotting.orthographic_frame((lat, lon), up=(0, 0, 1)), default, atol=1e-12)
+    with pytest.raises(ValueError, match="'up' must not be parallel to the centre"):
+        plotting.orthographic_frame((np.pi / 2, 0.0), up=(0.0, 0.0, 2.0))
+
+
+# ---------------------------------------------------------------- digits drawn by plot_spheres
+
+
+def four() -> np.ndarray:
+    """A 28 x 28 '4' (uint8): it differs from its turns and its mirror image, and its bar runs through the
+    image centre, which the projection puts on the south pole, across the longitude 0 where phi wraps."""
+    image = np.zeros((28, 28), np.uint8)
+    image[4:25, 17:20] = 255  # stem
+    image[13:16, 6:23] = 255  # bar
+    for row in range(4, 14):  # diagonal
+        column = int(round(17 - (row - 4) * 1.1))
+        image[row, max(column - 1, 0):column + 2] = 255
+    return image
+
+
+def ink_box(image, size: int = 28) -> np.ndarray:
+    """The box around the pixels over a quarter of the maximum, resized to size x size and blurred by a
+    pixel (so that the comparison tolerates the projection's distortion and the samplers' pixel steps)."""
+    from scipy import ndimage
+
+    rows, columns = np.nonzero(np.nan_to_num(image) >= 0.25 * np.nanmax(image))
+    box = np.nan_to_num(image[rows.min():rows.max() + 1, columns.min():columns.max() + 1]).astype(np.float64)
+    return ndimage.gaussian_filter(ndimage.zoom(box, (size / box.shape[0], size / box.shape[1]), order=1), 1.0)
+
+
+def correlation(a, b) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def drawn_digit(tmp_path, monkeypatch, sampling, rotation=None):
+    """(the array plot_spheres draws of the projected four(), its sphere image, its up direction): the plot's
+    defaults (centre of mass, inside view) with the digit's up as `sphcnn plot` passes it."""
+    from sphcnn.tasks.mnist.projection import DIGIT_UP, project
+
+    pytest.importorskip("matplotlib")
+    sphere = project(four()[None], N, None if rotation is None else rotation[None], sampling)
+    up = np.asarray(DIGIT_UP[sampling]) if rotation is None else rotation @ DIGIT_UP[sampling]
+    drawn, original = [], plotting.orthographic
+    monkeypatch.setattr(plotting, "orthographic", lambda *args, **kwargs: drawn.append(original(*args, **kwargs))
+                        or drawn[-1])
+    plotting.plot_spheres(sphere, tmp_path / "four.png", up=up[None])
+    assert (tmp_path / "four.png").read_bytes()[:8] == PNG_MAGIC
+    return drawn[0], sphere[0], up
+
+
+@pytest.mark.parametrize("sampling, rotated", [("bilinear", False), ("s2cnn", False), ("bilinear", True),
+                                               ("s2cnn", True)])
+def test_digits_are_drawn_centred_and_upright(tmp_path, monkeypatch, sampling, rotated):
+    from sphcnn.tasks.mnist.rotations import random_rotations
+
+    rotation = random_rotations(np.random.default_rng(7), 1)[0] if rotated else None
+    view, _, _ = drawn_digit(tmp_path, monkeypatch, sampling, rotation)
+    ink = np.nan_to_num(view)
+    rows, columns = np.mgrid[: view.shape[0], : view.shape[1]]
+    middle = (view.shape[0] - 1) / 2
+    centroid = np.array([(ink * rows).sum(), (ink * columns).sum()]) / ink.sum()
+    assert np.all(np.abs(centroid - middle) < 0.03 * view.shape[0]), centroid
+    source = ink_box(four())
+    drawn = ink_box(view)
+    upright = correlation(drawn, source)
+    others = {"turned 90": np.rot90(source, 1), "turned 180": np.rot90(source, 2),
+              "turned 270": np.rot90(source, 3), "mirrored": source[:, ::-1]}
+    assert upright > 0.8, upright
+    for name, other in others.items():
+        assert correlation(drawn, other) < upright - 0.3, (name, correlation(drawn, other), upright)
+
+
+def test_digits_are_drawn_without_seams(tmp_path, monkeypatch):
+    # Each pixel deep inside the stroke (where the digit's projected function, evaluated at the pixel's own
+    # sphere point, is over 90% of white) is drawn bright: no line of background crosses the bar where it
+    # runs over the south pole and the longitude where phi wraps around.
+    from sphcnn.tasks.mnist.projection import sample
+
+    view, sphere, up = drawn_digit(tmp_path, monkeypatch, "bilinear")
+    points, inside = plotting.orthographic_points(plotting.center_of_mass(sphere), view.shape[0], up)
+    exact = np.zeros(view.shape)
+    exact[inside] = sample(four()[None], points[inside][None])[0]
+    exact = exact[:, ::-1]  # the inside view
+    stroke = exact > 0.9 * 255
+    assert stroke.sum() > 1000
+    assert np.all(view[stroke] > 0.5 * 255), np.argwhere(stroke & (view <= 0.5 * 255))[:10]
+    distance = np.nan_to_num(np.linalg.norm(points[:, ::-1] - (0.0, 0.0, -1.0), axis=-1), nan=np.inf)
+    assert stroke.flat[np.argmin(distance)], "the bar runs over the south pole"

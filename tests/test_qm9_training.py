@@ -95,8 +95,11 @@ def test_tiny_model_learns_and_evaluates(data_dir, tmp_path, capsys):
     std = QM9Dataset(data_dir).stats.std[TARGETS.index("H")]
     np.testing.assert_allclose(test["mae"], test["loss"] * std * HARTREE_TO_MEV, rtol=1e-6)
     assert cli.main(["eval", "--task", "qm9", "--workdir", str(workdir), "--split", "test"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # stdout is the result alone; progress goes to stderr
     assert result["step"] == 44 and result["count"] == 12
+    assert (result["metric"], result["target"], result["unit"]) == ("mae", "H", "meV")
+    assert "on 12 test molecules ...\n  test: 12/12 molecules in " in captured.err, captured.err
     np.testing.assert_allclose(result["mae"], test["mae"], rtol=1e-6)
     assert cli.main(["eval", "--workdir", str(workdir), "--split", "validation"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["count"] == 16

@@ -57,8 +57,12 @@ def test_tiny_model_learns_and_evaluates(data_root, tmp_path, capsys):
     saved = configs.load(workdir / "config.json")
     assert saved.model == "tiny_spin_classifier" and saved.max_steps == 60
     assert cli.main(["eval", "--workdir", str(workdir), "--split", "test"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # stdout is the result alone; progress goes to stderr
     assert result["step"] == 60 and result["count"] == 60 and abs(result["accuracy"] - test["accuracy"]) < 1e-9
+    assert (result["metric"], result["unit"], result["split"]) == ("accuracy", "fraction", "test")
+    assert re.fullmatch(rf"evaluating the checkpoint at step 60 of {re.escape(str(workdir))} on 60 test images \.\.\.\n"
+                        r"  test: 60/60 images in \d+m\d\ds\n", captured.err), captured.err
 
 
 def test_tensorboard_events_are_readable(data_root, tmp_path):

@@ -16,6 +16,12 @@ Every failure a user can cause (arguments, configs, data, work directories,
 file systems, a full disk, a missing optional package, a diverged run) exits
 with status 2 and one line that says what happened and what to do; --debug
 shows the traceback instead.
+
+Ctrl-C (SIGINT) or SIGTERM ends a command with one line on stderr and status
+130 or 143 (128 + the signal): train and demo save the state between two steps
+as a checkpoint and say at which step, what ran (training, a validation, the
+test) and the command that resumes (the same one; for `make demo`, make demo);
+--debug shows the traceback before that line (sphcnn.train.interrupts).
 """
 
 from __future__ import annotations
@@ -24,14 +30,17 @@ import argparse
 import difflib
 import errno
 import json
+import os
 import pathlib
+import shlex
 import sys
 import time
+import traceback
 
 import numpy as np
 
 from sphcnn.train import config as configs
-from sphcnn.train import runtime
+from sphcnn.train import interrupts, runtime
 from sphcnn.tasks.mnist.cli import add_mnist_parser, run_mnist
 from sphcnn.tasks.qm9.data import TARGETS as QM9_TARGETS, add_qm9_parser, run_qm9
 from sphcnn.tasks.mnist.dataset import SPLITS
@@ -144,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="orthographic view from the sphere's centre (default: digits read the right way round) "
                            "or from outside")
     plot.add_argument("--center", metavar="LAT,LON",
-                      help="centre of the orthographic views in degrees (default: each image's centre of mass)")
+                      help="centre of the orthographic views in degrees, north up (default: each digit's centre of "
+                           "mass, the digit upright)")
 
     demo = commands.add_parser("demo", help="build data, train and test (CPU: canonical quick run; GPU: the "
                                             "full rotated recipe)")
@@ -166,26 +176,36 @@ def _data_name(config: configs.TrainConfig, dataset: str) -> str:
     return f"{dataset} spherical MNIST"
 
 
-def _summary(config: configs.TrainConfig, result: dict) -> str:
+def _evaluated(config: configs.TrainConfig, result: dict) -> str:
+    """'; validation H MAE 10.83 meV on ...; test accuracy 98.63% on ... (9863/10000)'
+    for the evaluations a training result holds."""
     from sphcnn.tasks import task_for
 
+    task = task_for(config)
+    datasets = {"validation": config.dataset, "test": config.test_dataset or config.dataset}
+    text = ""
+    for split, dataset in datasets.items():
+        metrics = {name: result[f"{split}_{name}"] for name in task.metrics if f"{split}_{name}" in result}
+        if not metrics:
+            continue
+        text += f"; {split} {task.describe(metrics)} on {_data_name(config, dataset)}"
+        if f"{split}_accuracy" in result and f"{split}_count" in result:
+            count = result[f"{split}_count"]
+            text += f" ({round(result[f'{split}_accuracy'] * count)}/{count})"
+    return text
+
+
+def _summary(config: configs.TrainConfig, result: dict) -> str:
     data = _data_name(config, config.dataset)
     if result.get("finished_before"):
         line = (f"sphcnn: the run is finished: {config.model} trained on {data} for {result['steps']} steps "
                 "(--overwrite trains it again; a longer num_epochs or max_steps extends it)")
     else:
-        line = (f"sphcnn: {config.model} trained on {data} for {result['steps']} steps "
-                f"in {result['startup_seconds']:.1f} s of startup (data, initialization, compilation, first step) "
-                f"+ {result['train_seconds']:.1f} s")
-    task = task_for(config)
-    headline = f"test_{task.metrics[0]}"
-    if headline in result:
-        test = _data_name(config, config.test_dataset or config.dataset)
-        metrics = {name: result[f"test_{name}"] for name in task.metrics if f"test_{name}" in result}
-        line += f"; test {task.describe(metrics)} on {test}"
-        if "test_accuracy" in result and "test_count" in result:
-            line += f" ({round(result['test_accuracy'] * result['test_count'])}/{result['test_count']})"
-    return line
+        line = f"sphcnn: {config.model} trained on {data} for {result['steps']} steps"
+        if "train_seconds" in result:
+            line += (f" in {result['startup_seconds']:.1f} s of startup (data, initialization, compilation, first "
+                     f"step) + {result['train_seconds']:.1f} s")
+    return line + _evaluated(config, result)
 
 
 def run_train(args) -> int:
@@ -201,7 +221,7 @@ def run_eval(args) -> int:
     from sphcnn.train import loop as trainer
 
     result = trainer.evaluate_workdir(args.workdir, args.split, args.dataset, args.step, args.data_dir,
-                                      task=args.task)
+                                      task=args.task, stream=sys.stderr)
     print(json.dumps(result), flush=True)
     return 0
 
@@ -238,7 +258,8 @@ def run_plot(args) -> int:
 
         predicted = loop.model_outputs(args.workdir, {"images": images, "labels": labels}).argmax(-1)
         titles = [f"label {int(t)}, predicted {int(p)}" for t, p in zip(labels, predicted)]
-    plot_spheres(images, args.output, titles, projection=args.projection, centers=center, view=args.view)
+    up = data.up_directions(len(images)) if args.projection == "orthographic" and center is None else None
+    plot_spheres(images, args.output, titles, projection=args.projection, centers=center, view=args.view, up=up)
     print(f"sphcnn: wrote {len(images)} spheres to {args.output} ({args.projection})", flush=True)
     return 0
 
@@ -258,8 +279,12 @@ def run_demo(args) -> int:
         if not (args.data_dir / name / "metadata.json").exists():
             print(f"sphcnn demo: building the {name} spherical MNIST dataset in {args.data_dir / name}", flush=True)
             began = time.perf_counter()
-            generate_spherical_mnist(args.data_dir / name, **NAMED_DATASETS[name],
-                                     progress=lambda line: print(f"  {line}", flush=True))
+            try:
+                generate_spherical_mnist(args.data_dir / name, **NAMED_DATASETS[name],
+                                         progress=lambda line: print(f"  {line}", flush=True))
+            except interrupts.Interrupted as interrupt:
+                interrupt.detail = f"while building the {name} dataset (its partial files are removed)"
+                raise
             print(f"sphcnn demo: dataset built in {time.perf_counter() - began:.0f} s", flush=True)
     print(f"sphcnn demo: training {config.model} ({'GPU: full rotated recipe' if gpu else 'CPU: canonical quick run'}) "
           f"in {args.workdir}", flush=True)
@@ -313,24 +338,47 @@ def error_line(err: BaseException) -> str:
     return str(err)
 
 
+def rerun_command(command: str, arguments: list[str]) -> str:
+    """The command line that runs a command again: `make demo` for a demo that
+    make started (MAKELEVEL is set), else `sphcnn` with the same arguments."""
+    if command == "demo" and "MAKELEVEL" in os.environ:
+        return "make demo"
+    return shlex.join(["sphcnn", *arguments])
+
+
+def interrupted_line(command: str, arguments: list[str], interrupt: interrupts.Interrupted) -> str:
+    """The one line of an interrupted command: the signal, what ran and what was
+    saved (the interrupt's detail), and the command that resumes or reruns it."""
+    detail = f" {interrupt.detail}" if interrupt.detail else ""
+    again = "resume with the same command" if command in ("train", "demo") else "run the same command again"
+    return f"sphcnn {command}: interrupted by {interrupt.name}{detail}; {again}: {rerun_command(command, arguments)}"
+
+
 # Failures a user can cause: one line and exit status 2 (see the module docstring).
 EXPECTED_FAILURES = (ValueError, OSError, RunError)
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        runtime.keep_host_memory()
-        if getattr(args, "compilation_cache", "off") != "off":
-            runtime.compilation_cache(args.compilation_cache)
-        _initialize_distributed(args)
-        return COMMANDS[args.command](args)
-    except EXPECTED_FAILURES as err:
-        if args.debug:
-            raise
-        print(f"sphcnn {args.command}: error: {error_line(err)}", file=sys.stderr)
-        return 2
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(arguments)
+    with interrupts.handled():
+        try:
+            runtime.keep_host_memory()
+            if getattr(args, "compilation_cache", "off") != "off":
+                runtime.compilation_cache(args.compilation_cache)
+            _initialize_distributed(args)
+            return COMMANDS[args.command](args)
+        except EXPECTED_FAILURES as err:
+            if args.debug:
+                raise
+            print(f"sphcnn {args.command}: error: {error_line(err)}", file=sys.stderr)
+            return 2
+        except interrupts.Interrupted as interrupt:
+            if args.debug:
+                traceback.print_exc()
+            print(interrupted_line(args.command, arguments, interrupt), file=sys.stderr, flush=True)
+            return interrupt.exit_status
 
 
 if __name__ == "__main__":

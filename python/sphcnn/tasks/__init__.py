@@ -71,6 +71,11 @@ class Task(Protocol):
     def describe(self, metrics: dict[str, float]) -> str:
         """A short console text of averaged metrics, e.g. 'accuracy 98.63%'."""
 
+    def metric_labels(self) -> dict[str, str]:
+        """What the headline metric of an evaluation result measures, for
+        machine-readable results: 'metric' (its key), 'unit' and any other
+        name it needs (QM9: 'target')."""
+
 
 def task_for(config) -> Task:
     """The task of a config, bound to it."""

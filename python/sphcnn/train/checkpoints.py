@@ -3,7 +3,9 @@ end, the last K kept, the latest restored on start. The data order needs no
 state of its own: batches are a function of (seed, step). Orbax writes a
 checkpoint into a temporary directory and renames it when complete, and drops
 old ones only after that, so a save that fails (a full disk) leaves the previous
-checkpoints intact: it raises CheckpointError, which says so."""
+checkpoints intact: it raises CheckpointError, which says so. A SIGINT or SIGTERM
+that arrives during a save is held until the save is complete
+(sphcnn.train.interrupts.deferred), so a checkpoint is never left half written."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from sphcnn.errors import RunError
+from sphcnn.train import interrupts
 from sphcnn.train.step import TrainState
 
 
@@ -36,15 +39,18 @@ class Checkpoints:
         previous = self.manager.latest_step()
         if step == previous:
             return
-        try:
-            self.manager.save(step, args=ocp.args.StandardSave(state))
-            self.manager.wait_until_finished()
-        except Exception as err:  # any failure to write: report it with what is left (see the module docstring)
-            kept = f"the checkpoint of step {previous} is intact" if previous is not None else "there is no earlier one"
-            raise CheckpointError(
-                f"could not write the checkpoint of step {step} to {self.manager.directory} "
-                f"({type(err).__name__}: {err}); {kept}: free disk space (or fix the directory) and rerun the same "
-                "command to resume") from err
+        with interrupts.deferred():
+            interrupts.signal_for_tests("checkpoint", step)
+            try:
+                self.manager.save(step, args=ocp.args.StandardSave(state))
+                self.manager.wait_until_finished()
+            except Exception as err:  # any failure to write: report it with what is left (see the module docstring)
+                kept = (f"the checkpoint of step {previous} is intact" if previous is not None
+                        else "there is no earlier one")
+                raise CheckpointError(
+                    f"could not write the checkpoint of step {step} to {self.manager.directory} "
+                    f"({type(err).__name__}: {err}); {kept}: free disk space (or fix the directory) and rerun the "
+                    "same command to resume") from err
 
     def restore(self, like: TrainState, step: int | None = None) -> TrainState:
         """The checkpoint at `step` (default: the latest), shaped and sharded like `like`."""

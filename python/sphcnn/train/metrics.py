@@ -2,7 +2,9 @@
 TensorBoard event files, all written together by MetricsSink. A resumed run
 drops the JSONL records after the step it resumes from, so that a reader sees
 every (step, split) once; TensorBoard discards the older events of a step
-written again itself (it purges events at or after a step that reappears)."""
+written again itself (it purges events at or after a step that reappears). A
+record is written whole: a SIGINT or SIGTERM meanwhile is held until it is
+(sphcnn.train.interrupts.deferred)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pathlib
 import sys
 import time
 
+from sphcnn.train import interrupts
 from sphcnn.train.tensorboard import EventWriter
 
 
@@ -63,8 +66,9 @@ def _truncate(path: pathlib.Path, step: int) -> None:
 class MetricsSink:
     """metrics.jsonl and tensorboard/ in the work directory, and the console.
     With enabled=False (every process but the first of a multi-host run) it
-    writes nothing. keep_until: the step a run resumes from (records after it
-    are dropped first), None for a new run."""
+    writes nothing. keep_until: the step a run starts or resumes from (records
+    after it, e.g. of a run stopped before its first checkpoint, are dropped
+    first), None to keep every record."""
 
     def __init__(self, workdir: pathlib.Path, stream=None, enabled: bool = True, keep_until: int | None = None):
         self.enabled = enabled
@@ -79,9 +83,10 @@ class MetricsSink:
         if not self.enabled:
             return
         record = {"step": step, "split": split, "time": time.time(), **values}
-        self.jsonl.write(json.dumps(record) + "\n")
-        self.jsonl.flush()
-        self.tensorboard.scalars(step, {f"{split}/{k}": v for k, v in values.items()})
+        with interrupts.deferred():
+            self.jsonl.write(json.dumps(record) + "\n")
+            self.jsonl.flush()
+            self.tensorboard.scalars(step, {f"{split}/{k}": v for k, v in values.items()})
         if console:
             print(console, file=self.stream, flush=True)
 

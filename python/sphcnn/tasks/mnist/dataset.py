@@ -42,7 +42,7 @@ from sphcnn_kernels import _validation as checks
 from sphcnn.tasks import outputs
 from sphcnn.tasks.mnist.source import load_mnist
 from sphcnn.tasks.outputs import sha256_of_file
-from sphcnn.tasks.mnist.projection import EYE_Z, HALF_WIDTH, IMAGE_SIZE, PLANE_Z, SAMPLINGS, project
+from sphcnn.tasks.mnist.projection import DIGIT_UP, EYE_Z, HALF_WIDTH, IMAGE_SIZE, PLANE_Z, SAMPLINGS, project
 from sphcnn.tasks.mnist.commands import (
     DEFAULT_SHARD_SIZE,
     named_dataset_command,
@@ -320,3 +320,25 @@ class SphericalMnist:
     def labels(self) -> np.ndarray:
         """uint8 (count,), digits 0..9."""
         return self._load()[1]
+
+    def up_directions(self, count: int) -> np.ndarray:
+        """Where the first `count` digits of the split point up on the sphere.
+
+        Args:
+            count: how many digits, 0..len(self).
+
+        Returns:
+            float64 (count, 3): the unit vector of each digit's up at the digit's
+            centre (projection.DIGIT_UP of the dataset's sampler, turned by the
+            digit's rotation in the rotated mode), for drawing it upright
+            (plotting.plot_spheres' `up`).
+        """
+        func = "SphericalMnist.up_directions"
+        count = checks.integer(func, "count", count, minimum=0)
+        if count > self.count:
+            raise ValueError(f"{func}: argument 'count' must be at most the split's {self.count} images, got {count}")
+        up = np.asarray(DIGIT_UP[self.metadata["projection"].get("sampling", "bilinear")])
+        if self.mode != "rotated":
+            return np.tile(up, (count, 1))
+        rotations = split_rotations(self.seed, self.split, self.count, self.rotation_chunk)[:count]
+        return rotations @ up

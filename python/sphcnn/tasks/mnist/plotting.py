@@ -10,20 +10,28 @@ Latitude is pi/2 - theta; all angles are in radians.
 Projections (``PROJECTIONS``):
 
 - "orthographic" (default): the hemisphere centred on a point c = (lat0, lon0)
-  as seen from far outside the sphere, north up. Pixel (row, column) of an
-  R x R raster has its centre at x = -1 + (2 column + 1) / R (west to east),
-  y = 1 - (2 row + 1) / R (south to north, row 0 on top); inside the disc
-  x^2 + y^2 <= 1 it shows the sphere point
-  p = x e_east + y e_north + sqrt(1 - x^2 - y^2) c, where
+  as seen from far outside the sphere, north up (or another direction up).
+  Pixel (row, column) of an R x R raster has its centre at
+  x = -1 + (2 column + 1) / R (west to east), y = 1 - (2 row + 1) / R (south to
+  north, row 0 on top); inside the disc x^2 + y^2 <= 1 it shows the sphere
+  point p = x e_east + y e_north + sqrt(1 - x^2 - y^2) c, where
   c = (cos lat0 cos lon0, cos lat0 sin lon0, sin lat0),
   e_east = (-sin lon0, cos lon0, 0) and
   e_north = (-sin lat0 cos lon0, -sin lat0 sin lon0, cos lat0)
-  (a right-handed tangent basis, defined at the poles too). The value at p is
-  the bilinear interpolation of the grid in (theta, phi), periodic in phi;
-  pixels outside the disc are NaN (drawn transparent). The default centre is
-  each image's centre of mass (:func:`center_of_mass`), so a digit anywhere
-  on the sphere, e.g. around the south pole, is drawn face-on in the middle
-  of its disc.
+  (a right-handed tangent basis, defined at the poles too). With a direction
+  `up` (a 3-vector), e_north is instead the unit vector of u - (u.c) c (up
+  projected on the tangent plane) and e_east = e_north x c, so that u points
+  to the top of the disc. The value at p is the bilinear interpolation of the
+  grid in (theta, phi), periodic in phi, computed at each pixel (no cells are
+  drawn, so no seams come from the drawing); pixels outside the disc are NaN
+  (drawn transparent). The default centre is each image's centre of mass
+  (:func:`center_of_mass`), so a digit anywhere on the sphere, e.g. around
+  the south pole, is drawn face-on in the middle of its disc; `sphcnn plot`
+  also passes each digit's up direction (SphericalMnist.up_directions), so
+  that it is drawn upright. A step in the data stays a step: the "s2cnn"
+  sampler (sphcnn.tasks.mnist.projection) changes its taps along the lines
+  x = 0 and y = 0 of the image plane, which cross at the south pole, and its
+  digits show these edges there.
   The view is from outside the sphere (view "outside") or, mirrored left to
   right, from its centre (view "inside", east on the left): spherical MNIST
   puts digits on the sphere as seen from inside (see sphcnn.tasks.mnist.projection),
@@ -118,14 +126,46 @@ def _center(func: str, name: str, value) -> tuple[float, float]:
     return float(np.clip(pair[0], -np.pi / 2, np.pi / 2)), float(pair[1])
 
 
-def orthographic_frame(center) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(c, e_east, e_north), float64 (3,) each: the centre c = (lat0, lon0) as a
-    unit vector and the tangent basis there (module docstring)."""
-    lat, lon = _center("orthographic_frame", "center", center)
+def _direction(func: str, name: str, value) -> np.ndarray:
+    """A direction: three finite numbers, not all zero, as a unit vector float64 (3,)."""
+    try:
+        vector = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        vector = None
+    if vector is None or vector.shape != (3,) or isinstance(value, str):
+        raise ValueError(f"{func}: argument '{name}' must be a direction (x, y, z), got {value!r}")
+    norm = np.linalg.norm(vector)
+    if not (np.all(np.isfinite(vector)) and norm > 0):
+        raise ValueError(f"{func}: argument '{name}' must be a finite nonzero direction (x, y, z), got {value!r}")
+    return vector / norm
+
+
+def orthographic_frame(center, up=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centre of a view and the tangent basis there.
+
+    Args:
+        center: (lat0, lon0) in radians.
+        up: None (north up) or a direction (x, y, z), not parallel to the
+            centre, that points to the top of the view.
+
+    Returns:
+        (c, e_east, e_north), float64 (3,) each (module docstring).
+    """
+    func = "orthographic_frame"
+    lat, lon = _center(func, "center", center)
     c = np.array([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
-    east = np.array([-np.sin(lon), np.cos(lon), 0.0])
-    north = np.array([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)])
-    return c, east, north
+    if up is None:
+        east = np.array([-np.sin(lon), np.cos(lon), 0.0])
+        north = np.array([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)])
+        return c, east, north
+    u = _direction(func, "up", up)
+    tangent = u - (u @ c) * c
+    if np.linalg.norm(tangent) < 1e-6:
+        raise ValueError(f"{func}: argument 'up' must not be parallel to the centre of the view "
+                         f"(lat {np.degrees(lat):.1f}, lon {np.degrees(lon):.1f} degrees), got {up!r}; pass a "
+                         "direction across the view, or None for north up")
+    north = tangent / np.linalg.norm(tangent)
+    return c, np.cross(north, c), north
 
 
 def sample_grid(image, points) -> np.ndarray:
@@ -157,15 +197,16 @@ def sample_grid(image, points) -> np.ndarray:
             + ft * ((1 - fs) * f[j0 + 1, k0] + fs * f[j0 + 1, k1]))
 
 
-def orthographic_points(center, resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sphere points of an R x R orthographic raster centred on `center` (lat, lon).
+def orthographic_points(center, resolution: int, up=None) -> tuple[np.ndarray, np.ndarray]:
+    """Sphere points of an R x R orthographic raster centred on `center` (lat, lon),
+    `up` (None: north) to the top.
 
     Returns (points float64 (R, R, 3), inside bool (R, R)): pixel centres and
     p = x e_east + y e_north + sqrt(1 - x^2 - y^2) c as in the module docstring;
     points outside the disc (inside False) are NaN.
     """
     resolution = checks.positive_int("orthographic_points", "resolution", resolution)
-    c, east, north = orthographic_frame(center)
+    c, east, north = orthographic_frame(center, up)
     coordinate = -1.0 + (2.0 * np.arange(resolution) + 1.0) / resolution
     x, y = np.meshgrid(coordinate, coordinate[::-1])
     rho2 = x * x + y * y
@@ -175,13 +216,15 @@ def orthographic_points(center, resolution: int) -> tuple[np.ndarray, np.ndarray
     return points, inside
 
 
-def orthographic(image, center=None, resolution: int | None = None, view: str = "outside") -> np.ndarray:
+def orthographic(image, center=None, resolution: int | None = None, view: str = "outside",
+                 up=None) -> np.ndarray:
     """Orthographic view of a grid image: float64 (R, R), NaN outside the disc.
 
     image: (n, n) real; center: (lat, lon) in radians, or None for the image's
     :func:`center_of_mass`; resolution: R, default ORTHOGRAPHIC_OVERSAMPLING n;
     view: "outside" (row 0 the top (north) edge, column 0 the left (west) edge)
-    or "inside" (the same mirrored: column 0 the east edge).
+    or "inside" (the same mirrored: column 0 the east edge); up: None (north
+    up) or a direction (x, y, z) drawn to the top (module docstring).
     """
     func = "orthographic"
     view = checks.choice(func, "view", view, VIEWS)
@@ -190,7 +233,7 @@ def orthographic(image, center=None, resolution: int | None = None, view: str = 
     if resolution is None:
         resolution = ORTHOGRAPHIC_OVERSAMPLING * f.shape[0]
     resolution = checks.positive_int(func, "resolution", resolution)
-    points, inside = orthographic_points(center, resolution)
+    points, inside = orthographic_points(center, resolution, up)
     values = np.full((resolution, resolution), np.nan)
     values[inside] = sample_grid(f, points[inside])
     return values[:, ::-1] if view == "inside" else values
@@ -218,8 +261,24 @@ def _centers(func: str, centers, images: np.ndarray) -> list[tuple[float, float]
     )
 
 
+def _ups(func: str, up, count: int) -> list:
+    """One up direction (or None: north) per image: None, one direction shared, or one each."""
+    if up is None:
+        return [None] * count
+    try:
+        shape = None if isinstance(up, str) else np.shape(np.asarray(up, dtype=np.float64))
+    except (TypeError, ValueError):
+        shape = None
+    if shape == (3,):
+        return [_direction(func, "up", up)] * count
+    if shape == (count, 3):
+        return [_direction(func, f"up[{i}]", direction) for i, direction in enumerate(up)]
+    raise ValueError(f"{func}: argument 'up' must be None (north up), one direction (x, y, z) for all images or "
+                     f"one per image ({count}, 3); got shape {shape}")
+
+
 def plot_spheres(images, path, titles: list[str] | None = None, columns: int = 4,
-                 projection: str = "orthographic", centers=None, view: str = "inside") -> None:
+                 projection: str = "orthographic", centers=None, view: str = "inside", up=None) -> None:
     """Save a grid of sphere plots of images (N, n, n) to a PNG at `path`.
 
     titles: None or one string per image; columns: panels per row;
@@ -228,8 +287,10 @@ def plot_spheres(images, path, titles: list[str] | None = None, columns: int = 4
     centers (orthographic only): None (each image's centre of mass), one
     (lat, lon) in radians for all images, or a list of N (lat, lon); view
     (orthographic only): "inside" (default: spherical MNIST digits read the
-    right way round) or "outside". Grayscale, each image scaled to its own
-    minimum and maximum.
+    right way round) or "outside"; up (orthographic only): None (north up),
+    one direction (x, y, z) drawn to the top of every disc, or one per image
+    (N, 3), e.g. each digit's up (SphericalMnist.up_directions). Grayscale,
+    each image scaled to its own minimum and maximum.
     """
     func = "plot_spheres"
     projection = checks.choice(func, "projection", projection, PROJECTIONS)
@@ -251,9 +312,10 @@ def plot_spheres(images, path, titles: list[str] | None = None, columns: int = 4
         raise ValueError(f"{func}: argument 'images' must hold at least one image, got shape {images.shape}")
     if titles and len(titles) != count:
         raise ValueError(f"{func}: argument 'titles' must hold one title per image ({count}), got {len(titles)}")
-    if projection == "mollweide" and centers is not None:
-        raise ValueError(f"{func}: argument 'centers' applies to the orthographic projection only, "
-                         f"got {centers!r} with projection 'mollweide'")
+    for name, value in (("centers", centers), ("up", up)):
+        if projection == "mollweide" and value is not None:
+            raise ValueError(f"{func}: argument '{name}' applies to the orthographic projection only, "
+                             f"got {value!r} with projection 'mollweide'")
     rows = (count + columns - 1) // columns
     if projection == "mollweide":
         theta = np.pi * np.arange(n) / (n - 1)
@@ -272,12 +334,14 @@ def plot_spheres(images, path, titles: list[str] | None = None, columns: int = 4
     else:
         checks.grid_size(func, "images.shape[1]", n)
         points = _centers(func, centers, images)
+        directions = _ups(func, up, count)
         figure = plt.figure(figsize=(2.6 * columns, 2.9 * rows))
         for i in range(count):
             axis = figure.add_subplot(rows, columns, i + 1)
             low, high = images[i].min(), images[i].max()
-            axis.imshow(orthographic(images[i], points[i], view=view), extent=(-1, 1, -1, 1), origin="upper", cmap="gray",
-                        vmin=low, vmax=high if high > low else low + 1, interpolation="antialiased")
+            axis.imshow(orthographic(images[i], points[i], view=view, up=directions[i]), extent=(-1, 1, -1, 1),
+                        origin="upper", cmap="gray", vmin=low, vmax=high if high > low else low + 1,
+                        interpolation="antialiased")
             axis.add_patch(Circle((0, 0), 1.0, fill=False, linewidth=0.8, edgecolor="0.4"))
             axis.set_xlim(-1.03, 1.03)
             axis.set_ylim(-1.03, 1.03)

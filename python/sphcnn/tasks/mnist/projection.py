@@ -67,6 +67,11 @@ PLANE_Z = -1.0
 EYE_Z = 1.0 + 1e-3  # the projection centre P = (0, 0, EYE_Z)
 CHUNK = 512  # images per compiled call
 SAMPLINGS = ("bilinear", "s2cnn")
+# The direction on the sphere of a canonical digit's up (towards its image's row 0) at its centre, the
+# south pole, seen from inside with the digit reading the right way round: +y for "bilinear" (row r at
+# y = 1.5 - 3 (r + 0.5) / 28), -x for "s2cnn" (row r at x = 3 r / 28 - 1.5: its digits are the bilinear
+# ones turned by a quarter turn). A digit rotated by R has R times this as its up.
+DIGIT_UP = {"bilinear": (0.0, 1.0, 0.0), "s2cnn": (-1.0, 0.0, 0.0)}
 
 
 def grid_points(n: int) -> np.ndarray:

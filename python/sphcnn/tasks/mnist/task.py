@@ -91,5 +91,8 @@ class SphericalMnistTask:
     def describe(self, metrics: dict[str, float]) -> str:
         return f"accuracy {100 * metrics['accuracy']:.2f}%"
 
+    def metric_labels(self) -> dict[str, str]:
+        return {"metric": "accuracy", "unit": "fraction"}
+
 
 TASK = SphericalMnistTask()

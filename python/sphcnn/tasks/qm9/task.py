@@ -132,5 +132,8 @@ class QM9Task:
     def describe(self, metrics: dict[str, float]) -> str:
         return f"{self.target} MAE {metrics['mae']:.2f} {REPORT_UNITS[self.target]}"
 
+    def metric_labels(self) -> dict[str, str]:
+        return {"metric": "mae", "target": self.target, "unit": REPORT_UNITS[self.target]}
+
 
 TASK = QM9Task()
