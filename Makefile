@@ -1,4 +1,4 @@
-# make test: the test suite; make demo: the main job (builds spherical MNIST,
+# make test: the test suite (make test-fast: without the slow tests); make demo: the main job (builds spherical MNIST,
 # trains spin_classifier_6_layers and prints the test accuracy). Both create and reuse .venv and install
 # everything they need; the extension is rebuilt when its sources change.
 PYTHON ?= python3
@@ -12,10 +12,14 @@ SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 PYFILES := $(shell find python/sphcnn sphcnn_kernels -name '*.py' | sort)
 FILELIST := $(VENV)/.sphcnn-files
 
-.PHONY: test demo install clean FORCE
+.PHONY: test test-fast demo install clean FORCE
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The edit loop: everything but the tests marked slow (tests/conftest.py).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
 	$(PY) -m sphcnn.cli demo
