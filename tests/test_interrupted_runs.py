@@ -55,13 +55,24 @@ def qm9_args(data_dir: pathlib.Path, workdir: pathlib.Path) -> list[str]:
 
 
 def sphcnn(args: list[str], signal_at: str | None = None) -> subprocess.CompletedProcess:
-    """Run `sphcnn ARGS` in a subprocess, with SPHCNN_TEST_SIGNAL_AT=signal_at if given."""
+    """Run `sphcnn ARGS` in a subprocess, with SPHCNN_TEST_SIGNAL_AT=signal_at if given, and SIGINT and SIGTERM
+    at their default dispositions, as in a terminal (a test run started in the background of a shell script
+    inherits SIGINT ignored, which the command rightly keeps)."""
     env = {k: v for k, v in os.environ.items() if k not in (interrupts.TEST_SIGNAL_VARIABLE, "MAKELEVEL")}
     if signal_at is not None:
         env[interrupts.TEST_SIGNAL_VARIABLE] = signal_at
     env["PYTHONUNBUFFERED"] = "1"
-    return subprocess.run([sys.executable, "-m", "sphcnn.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run([sys.executable, "-c", DEFAULT_SIGNALS_THEN_SPHCNN, *args], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+# `python -m sphcnn.cli ARGS` with SIGINT and SIGTERM reset first (the dispositions survive exec).
+DEFAULT_SIGNALS_THEN_SPHCNN = """
+import os, signal, sys
+for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, signal.SIG_DFL)
+os.execv(sys.executable, [sys.executable, "-m", "sphcnn.cli", *sys.argv[1:]])
+"""
 
 
 def assert_interrupted(done: subprocess.CompletedProcess, status: int, what: str, args: list[str],
