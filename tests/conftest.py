@@ -5,10 +5,10 @@ the user's ~/.cache), inherited by the commands the tests start.
 
 Tests marked ``slow`` (the modules and tests named below: those that train,
 start processes, compile emulators or take seconds each) are left out by
-`make test-fast`, the edit loop; `make test` runs everything. After each
-module JAX's compiled programs are dropped, and commands run in this process
-(cli.main) leave glibc's allocator as it is, so that the run's memory is that
-of its largest module.
+`make test-fast`, the edit loop; `make test` runs everything. Commands run in
+this process (cli.main) leave glibc's allocator as it is, and the process's
+compiled programs are dropped after a test whenever it holds more than
+RESIDENT_LIMIT: the run's memory stays near that limit.
 
 SPHCNN_REQUIRE_GPU=1 (set by benchmarks/gpu_suite.sh) makes every skip of a
 ``gpu``-marked test a failure, and so a skipped module that holds such tests:
@@ -17,6 +17,8 @@ on a GPU machine nothing is silently left out, and on a machine without one
 CUDA module's runtime the test run stops at once with one error naming both
 versions."""
 
+import ctypes
+import ctypes.util
 import gc
 import os
 import pathlib
@@ -30,6 +32,7 @@ os.environ.setdefault("SPHCNN_COMPILATION_CACHE", tempfile.mkdtemp(prefix="sphcn
 jax.config.update("jax_enable_x64", True)
 
 REQUIRE_GPU = os.environ.get("SPHCNN_REQUIRE_GPU") == "1"
+RESIDENT_LIMIT = 2 << 30  # bytes held by the test process before its compiled programs are dropped
 GPU_MARK = "pytest.mark.gpu"
 SLOW_MODULES = ("test_build", "test_cuda_blocks_emulated", "test_cuda_emulation_checks", "test_cuda_resources",
                 "test_equivariance", "test_gpu_requirement", "test_interrupted_runs", "test_qm9_models",
@@ -128,12 +131,28 @@ def _allocator_left_alone():
         yield
 
 
-@pytest.fixture(autouse=True, scope="module")
+def _resident_bytes() -> int:
+    """This process's resident set size now (Linux; 0 elsewhere)."""
+    try:
+        return int(pathlib.Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@pytest.fixture(autouse=True)
 def _compiled_programs_dropped():
-    """A module's compiled programs are dropped after it."""
+    """Compiled programs (eager operations' too) pile up as tests run; once this
+    process holds more than RESIDENT_LIMIT they are dropped, so that the run's
+    peak stays near the limit without recompiling after every test."""
     yield
-    jax.clear_caches()
-    gc.collect()
+    if _resident_bytes() > RESIDENT_LIMIT:
+        jax.clear_caches()
+        gc.collect()
+        if hasattr(_LIBC, "malloc_trim"):  # glibc: hand the freed pages back, so the next test starts below
+            _LIBC.malloc_trim(0)
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None)
 
 
 def _required(reason: str) -> str:
