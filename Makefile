@@ -37,15 +37,17 @@ $(FILELIST): FORCE
 # Where nvcc exists the build compiles the CUDA kernels. Where a GPU answers
 # (nvidia-smi -L), or with GPU=1 (Dockerfile.cuda builds without one), JAX's
 # CUDA 13 plugin of the installed jax version, Triton and jax-triton are
-# installed too: the stack the GPU tests run on. Nowhere else: a CPU machine
-# gets neither the plugin nor Triton's 641 MB.
+# installed too: the stack the GPU tests run on (jax-triton without its
+# dependencies, so that it never moves the jax version the plugin matches).
+# Nowhere else: a CPU machine gets neither the plugin nor Triton's 641 MB.
 GPU ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
-GPU_DEPS = "jax[cuda13]==$$($(PY) -c 'import jax; print(jax.__version__)')" "triton==3.6.0" "jax-triton>=0.3"
+GPU_DEPS = "jax[cuda13]==$$($(PY) -c 'import jax; print(jax.__version__)')" "triton==3.6.0"
 
 $(STAMP): $(PY) $(SOURCES) $(FILELIST)
 	$(PY) -m pip install --quiet $(BUILD_DEPS)
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[dev]"
-	if [ "$(GPU)" = 1 ]; then $(PY) -m pip install --quiet $(GPU_DEPS); fi
+	if [ "$(GPU)" = 1 ]; then $(PY) -m pip install --quiet $(GPU_DEPS) && \
+		$(PY) -m pip install --quiet --no-deps "jax-triton>=0.3"; fi
 	touch $(STAMP)
 
 clean:
