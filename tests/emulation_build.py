@@ -19,11 +19,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 EMULATION = ROOT / "tests" / "cuda_emulation"
 
 
-def compile_emulation(source: pathlib.Path, directory: pathlib.Path) -> pathlib.Path:
-    """The binary of `source`, built in `directory`."""
+def host_compiler() -> str:
+    """The host C++ compiler (CXX, else g++ or c++); skips the test without one."""
     compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if compiler is None:
         pytest.skip("no C++ compiler")
+    return compiler
+
+
+def compile_emulation(source: pathlib.Path, directory: pathlib.Path) -> pathlib.Path:
+    """The binary of `source`, built in `directory`."""
+    compiler = host_compiler()
     binary = directory / source.stem
     includes = [f"-I{ROOT / 'csrc' / d}" for d in ("include", "cuda", "cpu")] + ["-isystem", jax.ffi.include_dir()]
     command = [compiler, "-std=c++20", "-O2", "-pthread", "-DSPHCNN_EMULATED_ASYNC", f"-I{EMULATION}", *includes,

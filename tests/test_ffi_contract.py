@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import os
 import pathlib
 import re
-import shutil
 import subprocess
 
 import jax
@@ -21,6 +19,7 @@ import numpy as np
 import pytest
 
 import sphcnn_kernels as sk
+from emulation_build import host_compiler
 from references import random_coefficients, random_maps
 from sphcnn_kernels import _cpu
 from sphcnn_kernels.backends import ffi_backend
@@ -41,9 +40,7 @@ CUDA_ONLY = {"sphcnn_mixing_analysis", "sphcnn_mixing_gradient", "sphcnn_affine_
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        pytest.skip("no C++ compiler")
+    compiler = host_compiler()
     library = tmp_path_factory.mktemp("probe") / "probe.so"
     command = [compiler, "-std=c++17", "-shared", "-fPIC", "-isystem", jax.ffi.include_dir(),
                str(ROOT / "tests" / "ffi_metadata" / "probe.cc"), "-o", str(library)]
