@@ -38,9 +38,7 @@ import numpy as np
 
 import sphcnn_kernels as sk
 from benchmarks.measure import emit
-from sphcnn.nn.fused import activated_forward, affine_inverse
-from sphcnn.nn.fused_convolution import convolved_forward
-from sphcnn.nn.mixing import degree_mixing
+from sphcnn_kernels.ops import Activation, activated_analysis, affine_synthesis, mixing, mixing_analysis
 from sphcnn_kernels.backends import current_platform, ffi_backend
 
 N = 16
@@ -112,7 +110,7 @@ def _inverse() -> Check:
 
 
 def _activated(t: sk.SphericalTransform) -> Callable:
-    return lambda y, bias: activated_forward(t, y, bias, LEAKY_SPIN, True)
+    return lambda y, bias: activated_analysis(t, y, Activation(bias, LEAKY_SPIN), True)
 
 
 def _activated_inputs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +120,7 @@ def _activated_inputs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
 
 def _activated_analysis() -> Check:
     t, r = _transforms()
-    return Check("activated_forward (leaky spin 0, pooled)", _activated(t), _activated(r),
+    return Check("activated_analysis (leaky spin 0, pooled)", _activated(t), _activated(r),
                  _activated_inputs(np.random.default_rng(3)))
 
 
@@ -130,12 +128,12 @@ def _activated_gradient() -> Check:
     t, r = _transforms()
     rng = np.random.default_rng(4)
     ct = _complex(rng, t.spectral_shape((BATCH,), CHANNELS))
-    return Check("vjp of activated_forward (leaky spin 0, pooled) for (y, bias)", _pullback(_activated(t)),
+    return Check("vjp of activated_analysis (leaky spin 0, pooled) for (y, bias)", _pullback(_activated(t)),
                  _pullback(_activated(r)), (*_activated_inputs(rng), ct))
 
 
 def _affine(t: sk.SphericalTransform) -> Callable:
-    return lambda a, factor, offset: affine_inverse(t, a, factor, offset)
+    return lambda a, factor, offset: affine_synthesis(t, a, factor, offset)
 
 
 def _affine_inputs(t: sk.SphericalTransform, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -145,18 +143,18 @@ def _affine_inputs(t: sk.SphericalTransform, rng: np.random.Generator) -> tuple[
 
 def _affine_synthesis() -> Check:
     t, r = _transforms()
-    return Check("affine_inverse", _affine(t), _affine(r), _affine_inputs(t, np.random.default_rng(5)))
+    return Check("affine_synthesis", _affine(t), _affine(r), _affine_inputs(t, np.random.default_rng(5)))
 
 
 def _affine_gradient() -> Check:
     t, r = _transforms()
     rng = np.random.default_rng(6)
-    return Check("vjp of affine_inverse for (a, factor, offset)", _pullback(_affine(t)), _pullback(_affine(r)),
+    return Check("vjp of affine_synthesis for (a, factor, offset)", _pullback(_affine(t)), _pullback(_affine(r)),
                  (*_affine_inputs(t, rng), _maps(rng)))
 
 
 def _mixing(backend: str) -> Callable:
-    return lambda a, filters: degree_mixing(a, filters, backend, N)
+    return lambda a, filters: mixing(a, filters, backend, N)
 
 
 def _mixing_inputs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -166,40 +164,40 @@ def _mixing_inputs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
             _complex(rng, (L, len(SPINS), len(SPINS), CHANNELS, OUT_CHANNELS)))
 
 
-def _degree_mixing() -> Check:
-    return Check("degree_mixing", _mixing("ffi"), _mixing("xla"), _mixing_inputs(np.random.default_rng(7)))
+def _mixing_check() -> Check:
+    return Check("mixing", _mixing("ffi"), _mixing("xla"), _mixing_inputs(np.random.default_rng(7)))
 
 
-def _degree_mixing_weight_gradient() -> Check:
+def _mixing_weight_gradient() -> Check:
     rng = np.random.default_rng(8)
     a, filters = _mixing_inputs(rng)
     ct = _triangular(rng, a.shape[:-1] + (OUT_CHANNELS,))
-    return Check("vjp of degree_mixing for (a, filters)", _pullback(_mixing("ffi")), _pullback(_mixing("xla")),
+    return Check("vjp of mixing for (a, filters)", _pullback(_mixing("ffi")), _pullback(_mixing("xla")),
                  (a, filters, ct))
 
 
-def _convolved(t: sk.SphericalTransform) -> Callable:
-    return lambda x, bias, filters: convolved_forward(t, x, filters, (bias, LEAKY_SPIN), True)
+def _mixing_analysis_fn(t: sk.SphericalTransform) -> Callable:
+    return lambda x, bias, filters: mixing_analysis(t, x, filters, Activation(bias, LEAKY_SPIN), True)
 
 
-def _convolved_inputs(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+def _mixing_analysis_inputs(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     return (*_activated_inputs(rng), _mixing_inputs(rng)[1])
 
 
 def _mixing_analysis() -> Check:
     t, r = _transforms()
-    return Check("convolved_forward (activated, pooled)", _convolved(t), _convolved(r),
-                 _convolved_inputs(np.random.default_rng(9)))
+    return Check("mixing_analysis (activated, pooled)", _mixing_analysis_fn(t), _mixing_analysis_fn(r),
+                 _mixing_analysis_inputs(np.random.default_rng(9)))
 
 
 def _mixing_gradient() -> Check:
     t, r = _transforms()
     rng = np.random.default_rng(10)
-    inputs = _convolved_inputs(rng)
+    inputs = _mixing_analysis_inputs(rng)
     moments = (BATCH, len(SPINS), OUT_CHANNELS)
     ct = (_complex(rng, t.spectral_shape((BATCH,), OUT_CHANNELS)), (_complex(rng, moments), _real(rng, moments)))
-    return Check("vjp of convolved_forward (activated, pooled) for (x, bias, filters)", _pullback(_convolved(t)),
-                 _pullback(_convolved(r)), (*inputs, ct))
+    return Check("vjp of mixing_analysis (activated, pooled) for (x, bias, filters)", _pullback(_mixing_analysis_fn(t)),
+                 _pullback(_mixing_analysis_fn(r)), (*inputs, ct))
 
 
 # The check of each target, per platform.
@@ -210,8 +208,8 @@ TARGETS: dict[str, dict[str, Callable[[], Check]]] = {
         "sphcnn_activated_analysis": _activated_analysis,
         "sphcnn_activated_gradient": _activated_gradient,
         "sphcnn_affine_synthesis": _affine_synthesis,
-        "sphcnn_degree_mixing": _degree_mixing,
-        "sphcnn_degree_mixing_weight_gradient": _degree_mixing_weight_gradient,
+        "sphcnn_degree_mixing": _mixing_check,
+        "sphcnn_degree_mixing_weight_gradient": _mixing_weight_gradient,
     },
     "cuda": {
         "sphcnn_analysis": _forward,

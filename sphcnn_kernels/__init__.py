@@ -10,15 +10,15 @@ Public API: :class:`SphericalTransform` (validated once, ``.forward`` and
 ``.inverse``), :func:`forward`, :func:`inverse`, :func:`rotate`,
 :func:`equiangular_grid`, :func:`quadrature_weights`, :func:`spherical_mean`,
 :func:`wigner_d`, :func:`wigner_d_half_pi`, :func:`spin_spherical_harmonics`,
-:func:`available_backends`, :func:`linear_primitive` (the helper behind every
-linear operator of sphcnn).
+:func:`available_backends`. The kernel ops (the transforms' primitives and the
+fused block ops the layers use) are in :mod:`sphcnn_kernels.ops`, with their
+targets per platform; argument checks in :mod:`sphcnn_kernels.validation`.
 """
 
 from sphcnn_kernels.backends import available_backends
 from sphcnn_kernels.grid import equiangular_grid, quadrature_weights, spherical_mean
 from sphcnn_kernels.harmonics import spin_spherical_harmonics
 from sphcnn_kernels.plan import Plan, get_plan
-from sphcnn_kernels.primitives import linear_primitive, transposes
 from sphcnn_kernels.rotation import rotate
 from sphcnn_kernels.transforms import SphericalTransform, forward, inverse
 from sphcnn_kernels.wigner import wigner_d, wigner_d_half_pi
@@ -31,12 +31,10 @@ __all__ = [
     "forward",
     "get_plan",
     "inverse",
-    "linear_primitive",
     "quadrature_weights",
     "rotate",
     "spherical_mean",
     "spin_spherical_harmonics",
-    "transposes",
     "wigner_d",
     "wigner_d_half_pi",
 ]

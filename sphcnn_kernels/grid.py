@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sphcnn_kernels._validation import grid_size
+from sphcnn_kernels.validation import grid_size
 
 
 def equiangular_grid(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 
 
 def spin_spherical_harmonics(ell_max: int, spin: int, theta, phi) -> np.ndarray:

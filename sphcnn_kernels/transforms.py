@@ -23,7 +23,8 @@ through one call.
 
 :class:`SphericalTransform` validates everything once and holds the plan of
 constants; :func:`forward` and :func:`inverse` are cached wrappers around it.
-Both directions are linear JAX primitives (:mod:`sphcnn_kernels.primitives`):
+Both directions are linear JAX primitives (:mod:`sphcnn_kernels.ops.analysis`,
+:mod:`sphcnn_kernels.ops.synthesis`):
 they work under jit, vmap, grad, jvp and their compositions on every backend.
 """
 
@@ -35,9 +36,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 from sphcnn_kernels.plan import Plan, get_plan
-from sphcnn_kernels.primitives import analysis_p, synthesis_p
+from sphcnn_kernels.ops import analysis_p, synthesis_p
 
 
 class SphericalTransform:

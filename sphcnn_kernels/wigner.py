@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sphcnn_kernels._validation import integer
+from sphcnn_kernels.validation import integer
 
 _MAX_BYTES = 8 << 30
 

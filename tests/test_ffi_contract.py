@@ -24,14 +24,14 @@ from references import random_coefficients, random_maps
 from sphcnn_kernels import _cpu
 from sphcnn_kernels.backends import ffi_backend
 from sphcnn_kernels.plan import get_plan
-from sphcnn_kernels.primitives import analysis_p
+from sphcnn_kernels.ops import analysis_p
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CMD_BUFFER_COMPATIBLE = 1  # XLA_FFI_HANDLER_TRAITS_COMMAND_BUFFER_COMPATIBLE
 HAS_CUDA_MODULE = importlib.util.find_spec("sphcnn_kernels._cuda") is not None
-# The per-degree mixing has a CPU kernel of its own (sphcnn.nn.mixing); on GPUs it is
+# The mixing has a CPU kernel of its own (sphcnn_kernels.ops.mixing); on GPUs it is
 # the epilogue of the analysis and, transposed, the prologue of the gradient's synthesis
-# (sphcnn_mixing_analysis, sphcnn_mixing_gradient: sphcnn.nn.fused_convolution); the
+# (sphcnn_mixing_analysis, sphcnn_mixing_gradient: sphcnn_kernels.ops.mixing_analysis); the
 # batch norm's gradient is the epilogue of the affine synthesis's transpose on CUDA
 # (sphcnn_affine_gradient); on CPUs these are compositions of the other targets.
 CPU_ONLY = {"sphcnn_degree_mixing", "sphcnn_degree_mixing_weight_gradient"}

@@ -1,17 +1,16 @@
-"""The fused block boundary (sphcnn.nn.fused.activated_forward: a block's
+"""The fused block boundary (sphcnn.nn.fused.activated: a block's
 magnitude nonlinearity and the next block's spatial pooling inside the next
 forward transform) against the reference composition transform.forward(
 spatial_pool?(activation(y))): the C++ kernel (sphcnn_activated_analysis) in
 float32 and float64, both layouts, every leaky-spin choice, pooled or not,
 batched and vmapped; its gradients; the spectral batch norm's apply inside the
-inverse transform (sphcnn.nn.fused.affine_inverse, sphcnn_affine_synthesis)
+inverse transform (sphcnn.nn.fused.affine_synthesis, sphcnn_affine_synthesis)
 against transform.inverse(scale_and_shift(...)); and whole classifiers fused and
 unfused (logits, gradients, batch statistics, evaluation mode). On a GPU the
 CUDA kernels against the composition in complex128."""
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import re
 
@@ -23,11 +22,17 @@ from flax import nnx
 
 import sphcnn
 import sphcnn_kernels as sk
-from sphcnn.nn import batch_norm, nonlinearities, pooling
-from sphcnn.nn.fused import activated_forward, affine_inverse
+from sphcnn.nn import nonlinearities, pooling
+from sphcnn_kernels import ops
+from sphcnn_kernels.ops import affine_synthesis
 from numerics import relative_error
 
 SPINS = (0, 1)
+
+
+def activated(transform, y, bias, leaky_spin, pool):
+    """The activated analysis with the activation given by its bias and leaky spin."""
+    return ops.activated_analysis(transform, y, ops.Activation(bias, leaky_spin), pool)
 
 
 def _reference(transform, y, bias, leaky_spin, pool):
@@ -53,7 +58,7 @@ def test_kernel_matches_the_composition(pool, leaky_spin, dtype, tolerance):
     n = 16
     transform = _transform(n, dtype)
     y, bias = _inputs((3, 2 * n if pool else n, 2 * n if pool else n, 2, 5), dtype)
-    fused_out = jax.jit(lambda y, b: activated_forward(transform, y, b, leaky_spin, pool))(y, bias)
+    fused_out = jax.jit(lambda y, b: activated(transform, y, b, leaky_spin, pool))(y, bias)
     assert relative_error(fused_out, _reference(transform, y, bias, leaky_spin, pool)) < tolerance
 
 
@@ -62,7 +67,7 @@ def test_layouts_batch_axes_and_spectral_pooling(layout):
     # two leading batch axes; a transform whose ell_max is below n/2 - 1
     transform = _transform(12, "complex128", layout=layout, ell_max=3)
     y, bias = _inputs((2, 3, 24, 24, 2, 4), np.complex128, seed=1)
-    out = jax.jit(lambda y, b: activated_forward(transform, y, b, 0, True))(y, bias)
+    out = jax.jit(lambda y, b: activated(transform, y, b, 0, True))(y, bias)
     assert out.shape == transform.spectral_shape((2, 3), 4)
     assert relative_error(out, _reference(transform, y, bias, 0, True)) < 1e-13
 
@@ -72,13 +77,13 @@ def test_the_cpu_lowering_is_one_custom_call_and_other_backends_the_composition(
     texts = {}
     for backend in ("ffi", "xla"):
         transform = _transform(16, backend=backend)
-        f = jax.jit(lambda y, b: activated_forward(transform, y, b, 0, True))
+        f = jax.jit(lambda y, b: activated(transform, y, b, 0, True))
         texts[backend] = f.lower(y, bias).as_text()
     assert len(re.findall(r"custom_call @sphcnn_activated_analysis\b", texts["ffi"])) == 1
     assert "sphcnn_analysis" not in texts["ffi"]
     assert "sphcnn_activated_analysis" not in texts["xla"]
     transform = _transform(16)
-    loss = lambda y, b: jnp.sum(jnp.abs(activated_forward(transform, y, b, 0, True)) ** 2)
+    loss = lambda y, b: jnp.sum(jnp.abs(activated(transform, y, b, 0, True)) ** 2)
     gradient = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(y, bias).as_text()
     assert len(re.findall(r"custom_call @sphcnn_activated_gradient\b", gradient)) == 1
     assert "sphcnn_synthesis" not in gradient
@@ -97,7 +102,7 @@ def test_gradients_match_the_composition(pool, leaky_spin):
     def loss(f):
         return lambda y, b: jnp.sum(jnp.real(weights * f(transform, y, b, leaky_spin, pool)) ** 2)
 
-    fused_grads = jax.jit(jax.grad(loss(activated_forward), argnums=(0, 1)))(y, bias)
+    fused_grads = jax.jit(jax.grad(loss(activated), argnums=(0, 1)))(y, bias)
     reference_grads = jax.grad(loss(_reference), argnums=(0, 1))(y, bias)
     for got, want in zip(fused_grads, reference_grads):
         assert relative_error(got, want) < 1e-12
@@ -106,11 +111,11 @@ def test_gradients_match_the_composition(pool, leaky_spin):
 def test_vmap_over_a_leading_axis():
     transform = _transform(8, "complex128")
     y, bias = _inputs((4, 2, 16, 16, 2, 3), np.complex128, seed=4)
-    mapped = jax.vmap(lambda y: activated_forward(transform, y, bias, 0, True), in_axes=1)(y)
+    mapped = jax.vmap(lambda y: activated(transform, y, bias, 0, True), in_axes=1)(y)
     want = jnp.moveaxis(_reference(transform, y, bias, 0, True), 1 + (transform.layout == "degree_major"), 0)
     assert relative_error(mapped, want) < 1e-13
     biases = jnp.stack([bias, 2 * bias])
-    per_bias = jax.vmap(lambda b: activated_forward(transform, y[:, 0], b, None, True))(biases)
+    per_bias = jax.vmap(lambda b: activated(transform, y[:, 0], b, None, True))(biases)
     assert relative_error(per_bias[1], _reference(transform, y[:, 0], 2 * bias, None, True)) < 1e-13
 
 
@@ -119,7 +124,7 @@ def test_gradients_are_reproducible():
     worker took which ring: repeated calls agree bit for bit."""
     transform = _transform(32)
     y, bias = _inputs((8, 64, 64, 2, 8), np.complex64, seed=14)
-    grad = jax.jit(jax.grad(lambda y, b: jnp.sum(jnp.abs(activated_forward(transform, y, b, 0, True)) ** 2),
+    grad = jax.jit(jax.grad(lambda y, b: jnp.sum(jnp.abs(activated(transform, y, b, 0, True)) ** 2),
                             argnums=1))
     first = np.asarray(grad(y, bias))
     for _ in range(5):
@@ -133,7 +138,7 @@ def test_vmap_of_the_gradient():
     def loss(f):
         return lambda y, b: jnp.sum(jnp.abs(f(transform, y, b, 1, True)) ** 2)
 
-    fused_grads = jax.jit(jax.vmap(jax.grad(loss(activated_forward), argnums=(0, 1)), in_axes=(0, None)))(y, bias)
+    fused_grads = jax.jit(jax.vmap(jax.grad(loss(activated), argnums=(0, 1)), in_axes=(0, None)))(y, bias)
     reference = jax.vmap(jax.grad(loss(_reference), argnums=(0, 1)), in_axes=(0, None))(y, bias)
     for got, want in zip(fused_grads, reference):
         assert relative_error(got, want) < 1e-12
@@ -141,8 +146,8 @@ def test_vmap_of_the_gradient():
 
 @pytest.mark.parametrize("kwargs,pattern", [
     (dict(shape=(2, 16, 16, 2, 3)), r"argument 'y' has shape \(2, 16, 16, 2, 3\); expected \(batch\.\.\., 32, 32"),
-    (dict(bias_shape=(1, 3)), r"argument 'bias' has shape \(1, 3\); expected \(2, 3\)"),
-    (dict(leaky_spin=2), r"argument 'leaky_spin' must be None or a spin index below 2, got 2"),
+    (dict(bias_shape=(1, 3)), r"argument 'activation' has a bias of shape \(1, 3\); expected \(2, 3\)"),
+    (dict(leaky_spin=2), r"argument 'activation' has leaky_spin 2; expected None or a spin index below 2"),
     (dict(dtype=np.complex128), r"argument 'y' has dtype complex128; expected complex64"),
 ])
 def test_bad_arguments_are_named(kwargs, pattern):
@@ -151,7 +156,7 @@ def test_bad_arguments_are_named(kwargs, pattern):
     if "bias_shape" in kwargs:
         bias = jnp.zeros(kwargs["bias_shape"], jnp.float32)
     with pytest.raises(ValueError, match=pattern):
-        activated_forward(transform, y, bias, kwargs.get("leaky_spin", 0), True)
+        activated(transform, y, bias, kwargs.get("leaky_spin", 0), True)
 
 
 def test_the_kernel_checks_its_operands():
@@ -159,9 +164,17 @@ def test_the_kernel_checks_its_operands():
 
     transform = _transform(16)
     y, _ = _inputs((2, 16, 16, 2, 3), np.complex64)
-    call = functools.partial(ffi_backend.activated_analysis, plan=transform.plan, sign=-1, weighted=True,
-                             layout="degree_major", mode="auto", platform="cpu", pool=False, epsilon=1e-6,
-                             slope=0.01)
+    plan = transform.plan
+    module = ffi_backend.extension("cpu")
+    result = jax.ShapeDtypeStruct(plan.spectral_shape((2,), 2, 3, "degree_major"), plan.dtype)
+
+    def call(y, bias, taps, leaky_spin):
+        extra, attributes = ffi_backend.activation_attributes(plan, bias, taps, leaky_spin, False, 1e-6, 0.01)
+        scratch = ffi_backend.scratch_bytes(module, plan, "onthefly", 2, 3, True)
+        return ffi_backend.contract_call("sphcnn_activated_analysis", (y, *extra), (result,), scratch, plan=plan,
+                                         sign=-1, weighted=True, layout="degree_major", source="onthefly",
+                                         **attributes)[0]
+
     with pytest.raises(Exception, match=r"bias must hold S \* C = 6 values"):
         jax.jit(lambda y: call(y, jnp.zeros((5,)), np.zeros((0,)), leaky_spin=0))(y).block_until_ready()
     with pytest.raises(Exception, match=r"leaky_spin must be -1 or a spin index below 2, got 5"):
@@ -172,7 +185,7 @@ def test_the_kernel_checks_its_operands():
 
 def _affine_reference(transform, a, factor, offset):
     degree_axis = 0 if transform.layout == "degree_major" else a.ndim - 4
-    return transform.inverse(batch_norm.scale_and_shift(a, factor, offset, degree_axis))
+    return transform.inverse(ops.scale_and_shift(a, factor, offset, degree_axis))
 
 
 def _affine_inputs(transform, batch, channels, dtype, seed):
@@ -193,7 +206,7 @@ def test_affine_synthesis_matches_the_composition(spins, ell_max, layout, dtype,
     offset reaches only spin 0's constant; with no spin 0 it is ignored."""
     transform = _transform(16, dtype, layout=layout, ell_max=ell_max, spins=spins)
     a, factor, offset = _affine_inputs(transform, (3,), 4, dtype, seed=9)
-    got = jax.jit(lambda *args: affine_inverse(transform, *args))(a, factor, offset)
+    got = jax.jit(lambda *args: affine_synthesis(transform, *args))(a, factor, offset)
     assert relative_error(got, _affine_reference(transform, a, factor, offset)) < tolerance
 
 
@@ -206,18 +219,18 @@ def test_affine_synthesis_gradients_lowering_and_vmap():
     def loss(f):
         return lambda a, k, o: jnp.sum(jnp.abs(weights * f(transform, a, k, o)) ** 2)
 
-    fused_grads = jax.jit(jax.grad(loss(affine_inverse), argnums=(0, 1, 2)))(a, factor, offset)
+    fused_grads = jax.jit(jax.grad(loss(affine_synthesis), argnums=(0, 1, 2)))(a, factor, offset)
     reference = jax.grad(loss(_affine_reference), argnums=(0, 1, 2))(a, factor, offset)
     for got, want in zip(fused_grads, reference):
         assert relative_error(got, want) < 1e-12
-    text = jax.jit(lambda *args: affine_inverse(transform, *args)).lower(a, factor, offset).as_text()
+    text = jax.jit(lambda *args: affine_synthesis(transform, *args)).lower(a, factor, offset).as_text()
     assert len(re.findall(r"custom_call @sphcnn_affine_synthesis\b", text)) == 1
     assert "sphcnn_synthesis" not in text
     stacked = jnp.stack([a, 2 * a], axis=1)  # vmapped over a batch axis (degree-major: axis 1)
-    mapped = jax.vmap(lambda a: affine_inverse(transform, a, factor, offset), in_axes=1)(stacked)
+    mapped = jax.vmap(lambda a: affine_synthesis(transform, a, factor, offset), in_axes=1)(stacked)
     assert relative_error(mapped[1], _affine_reference(transform, 2 * a, factor, offset)) < 1e-13
     # the gradient vmapped (the composition, mapped) and in the batch-major layout
-    grads = jax.vmap(jax.grad(loss(affine_inverse), argnums=(0, 1, 2)), in_axes=(1, None, None))(stacked, factor,
+    grads = jax.vmap(jax.grad(loss(affine_synthesis), argnums=(0, 1, 2)), in_axes=(1, None, None))(stacked, factor,
                                                                                               offset)
     assert relative_error(grads[1][1], jax.grad(loss(_affine_reference), argnums=1)(2 * a, factor, offset)) < 1e-12
     batch_major = _transform(8, "complex128", layout="batch_major")
@@ -226,7 +239,7 @@ def test_affine_synthesis_gradients_lowering_and_vmap():
         return lambda a, k, o: jnp.sum(jnp.abs(weights * f(batch_major, a, k, o)) ** 2)
 
     wide = jnp.moveaxis(a, 0, 1)
-    got = jax.grad(batch_major_loss(affine_inverse), argnums=(0, 1, 2))(wide, factor, offset)
+    got = jax.grad(batch_major_loss(affine_synthesis), argnums=(0, 1, 2))(wide, factor, offset)
     want = jax.grad(batch_major_loss(_affine_reference), argnums=(0, 1, 2))(wide, factor, offset)
     for g, w in zip(got, want):
         assert relative_error(g, w) < 1e-12
@@ -240,7 +253,7 @@ def test_affine_synthesis_gradient_lowers_to_one_cuda_call():
     a, factor, offset = _affine_inputs(_transform(16), (2,), 3, np.complex64, seed=12)
 
     def text(transform):
-        loss = lambda a, k, o: jnp.sum(jnp.abs(affine_inverse(transform, a, k, o)) ** 2)  # noqa: E731
+        loss = lambda a, k, o: jnp.sum(jnp.abs(affine_synthesis(transform, a, k, o)) ** 2)  # noqa: E731
         grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
         return grad.trace(a, factor, offset).lower(lowering_platforms=("cuda",)).as_text()
 
@@ -255,9 +268,9 @@ def test_affine_synthesis_arguments_are_checked():
     transform = _transform(8)
     a, factor, offset = _affine_inputs(transform, (2,), 3, np.complex64, seed=12)
     with pytest.raises(ValueError, match=r"argument 'factor' has shape \(3,\); expected \(2, 3\)"):
-        affine_inverse(transform, a, factor[0], offset)
+        affine_synthesis(transform, a, factor[0], offset)
     with pytest.raises(ValueError, match=r"argument 'a' has shape \(3, 2, 7, 2, 3\); expected degree_major"):
-        affine_inverse(transform, a[:3, :, :7], factor, offset)
+        affine_synthesis(transform, a[:3, :, :7], factor, offset)
 
 
 def _classifier(fused_blocks: bool, **options):
@@ -318,10 +331,12 @@ def test_block_arguments_are_checked():
     model = _classifier(True)
     block, previous = model.blocks[1], model.blocks[0]
     x = jnp.zeros((2, 16, 16, 2, 4), jnp.complex64)
-    with pytest.raises(ValueError, match=r"input_activation needs fused=True"):
-        block.pre_activation(x, None, previous.nonlinearity)
+    incoming = previous.nonlinearity.as_activation()
     with pytest.raises(ValueError, match=r"SpinSphericalBlock: input has shape \(2, 8, 8, 2, 4\)"):
-        block.pre_activation(x[:, :8, :8], None, previous.nonlinearity, fused=True)
+        block.pre_activation(x[:, :8, :8], None, incoming)
+    wrong = ops.Activation(incoming.bias[:, :3], incoming.leaky_spin)
+    with pytest.raises(ValueError, match=r"argument 'activation' has a bias of shape \(2, 3\); expected \(2, 4\)"):
+        block.pre_activation(x, None, wrong)
 
 
 def test_fused_option_is_checked():
@@ -376,12 +391,12 @@ def test_cuda_kernels_match_the_composition(pool, dtype, tolerance):
     def loss(transform, f):
         return lambda y, b: jnp.sum(jnp.abs(weights * f(transform, y, b, 0, pool)) ** 2)
 
-    text = jax.jit(jax.grad(loss(kernel, activated_forward), argnums=(0, 1))).lower(y, bias).as_text()
+    text = jax.jit(jax.grad(loss(kernel, activated), argnums=(0, 1))).lower(y, bias).as_text()
     assert "sphcnn_activated_analysis" in text and "sphcnn_activated_gradient" in text
-    out = jax.jit(lambda y, b: activated_forward(kernel, y, b, 0, pool))(y, bias)
+    out = jax.jit(lambda y, b: activated(kernel, y, b, 0, pool))(y, bias)
     want = _reference(exact, y.astype(np.complex128), bias.astype(np.float64), 0, pool)
     assert relative_error(out, want) < tolerance
-    grads = jax.jit(jax.grad(loss(kernel, activated_forward), argnums=(0, 1)))(y, bias)
+    grads = jax.jit(jax.grad(loss(kernel, activated), argnums=(0, 1)))(y, bias)
     wanted = jax.grad(loss(exact, _reference), argnums=(0, 1))(y.astype(np.complex128), bias.astype(np.float64))
     for got, want in zip(grads, wanted):
         assert relative_error(got, want) < 10 * tolerance
@@ -396,16 +411,16 @@ def test_cuda_affine_synthesis_matches_the_composition(dtype, tolerance):
     kernel = _transform(32, dtype, backend="ffi")
     exact = _transform(32, "complex128", backend="xla")
     a, factor, offset = (jax.device_put(v, gpu) for v in _affine_inputs(kernel, (3,), 5, dtype, seed=13))
-    assert "sphcnn_affine_synthesis" in jax.jit(lambda *args: affine_inverse(kernel, *args)).lower(
+    assert "sphcnn_affine_synthesis" in jax.jit(lambda *args: affine_synthesis(kernel, *args)).lower(
         a, factor, offset).as_text()
     wide = [v.astype(np.complex128) for v in (a, factor, offset)]
-    got = jax.jit(lambda *args: affine_inverse(kernel, *args))(a, factor, offset)
+    got = jax.jit(lambda *args: affine_synthesis(kernel, *args))(a, factor, offset)
     assert relative_error(got, _affine_reference(exact, *wide)) < tolerance
 
     def loss(transform, f):
         return lambda *args: jnp.sum(jnp.abs(f(transform, *args)) ** 2)
 
-    grads = jax.jit(jax.grad(loss(kernel, affine_inverse), argnums=(0, 1, 2)))(a, factor, offset)
+    grads = jax.jit(jax.grad(loss(kernel, affine_synthesis), argnums=(0, 1, 2)))(a, factor, offset)
     wanted = jax.grad(loss(exact, _affine_reference), argnums=(0, 1, 2))(*wide)
     for got, want in zip(grads, wanted):
         assert relative_error(got, want) < 10 * tolerance

@@ -23,7 +23,7 @@ import sphcnn_kernels as sk
 from references import band_limited_mask, random_coefficients
 from sphcnn_kernels.backends import ffi_backend
 from sphcnn_kernels.plan import get_plan
-from sphcnn_kernels.primitives import analysis_p, synthesis_p
+from sphcnn_kernels.ops import analysis_p, synthesis_p
 from numerics import assert_close
 
 # Error relative to the largest reference value.

@@ -80,7 +80,7 @@ def test_the_only_custom_calls_are_the_command_buffer_compatible_handlers(step_t
     # forward: 6 mixing analyses (each block's forward transform with the
     # convolution's product and the batch norm's moments as the Legendre stage's epilogue, blocks
     # 2-6 with the previous block's nonlinearity, and pooling, in the ring DFT:
-    # sphcnn.nn.fused_convolution) and 6 affine syntheses (the batch norm's apply
+    # sphcnn_kernels.ops.mixing_analysis) and 6 affine syntheses (the batch norm's apply
     # inside); backward: 6 affine gradients (the syntheses' transposes with the
     # batch norm's gradient of its affine map in the Legendre stage's epilogue) and 5 mixing
     # gradients (the transposed product in the Legendre stage's prologue, the activation's
@@ -90,7 +90,7 @@ def test_the_only_custom_calls_are_the_command_buffer_compatible_handlers(step_t
 
 
 def test_the_products_over_coefficients_are_inside_the_kernels(step_text):
-    # the per-degree product and its transpose run in the mixing targets; the
+    # the mixing and its transpose run in the mixing targets; the
     # matmuls left are parameter-sized: 6 weight gradients (sums over batch and
     # orders), the filter interpolations and the dense readout
     lines = re.findall(r"stablehlo\.dot_general.*", step_text)

@@ -22,9 +22,7 @@ import numpy as np
 import pytest
 
 import sphcnn_kernels as sk
-from sphcnn.nn.fused import activated_forward, affine_inverse
-from sphcnn.nn.fused_convolution import convolved_forward
-from sphcnn.nn.mixing import degree_mixing
+from sphcnn_kernels.ops import Activation, activated_analysis, affine_synthesis, mixing, mixing_analysis
 
 N = 8
 SPINS = (0, 1)
@@ -82,15 +80,15 @@ def test_transforms_and_their_gradients(batch, channels):
 
 @pytest.mark.parametrize("pool", [False, True])
 @pytest.mark.parametrize("batch,channels", BATCH_CHANNELS)
-def test_activated_forward_and_its_bias_gradient(batch, channels, pool):
+def test_activated_analysis_and_its_bias_gradient(batch, channels, pool):
     p = 2 if pool else 1
     y = _random((batch, p * N, p * N, len(SPINS), channels), np.complex128)
     bias = _random((len(SPINS), channels), np.float64, seed=1)
 
     def calls(t):
         def loss(y, bias):
-            return jnp.sum(jnp.real(activated_forward(t, y, bias, 0, pool)))
-        return jax.jit(lambda y, bias: (activated_forward(t, y, bias, 0, pool),
+            return jnp.sum(jnp.real(activated_analysis(t, y, Activation(bias, 0), pool)))
+        return jax.jit(lambda y, bias: (activated_analysis(t, y, Activation(bias, 0), pool),
                                         jax.grad(loss, argnums=(0, 1))(y, bias)))
 
     # the bias's cotangent (S, C) of an empty batch: zeros, where the kernel wrote nothing before
@@ -109,9 +107,9 @@ def test_convolution_and_its_gradients(batch, channels, out_channels, pool):
 
     def calls(t):
         def loss(x, bias, filters):
-            b, (constant, energy) = convolved_forward(t, x, filters, (bias, 0), pool)
+            b, (constant, energy) = mixing_analysis(t, x, filters, Activation(bias, 0), pool)
             return jnp.sum(jnp.real(b)) + jnp.sum(jnp.real(constant)) + jnp.sum(weights * energy)
-        return jax.jit(lambda x, bias, filters: (convolved_forward(t, x, filters, (bias, 0), pool),
+        return jax.jit(lambda x, bias, filters: (mixing_analysis(t, x, filters, Activation(bias, 0), pool),
                                                  jax.grad(loss, argnums=(0, 1, 2))(x, bias, filters)))
 
     # no input channels: b, b_00 and the energies are sums without terms
@@ -127,8 +125,8 @@ def test_affine_inverse_and_its_gradients(batch, channels):
 
     def calls(t):
         def loss(a, factor, offset):
-            return jnp.sum(jnp.real(affine_inverse(t, a, factor, offset)))
-        return jax.jit(lambda a, factor, offset: (affine_inverse(t, a, factor, offset),
+            return jnp.sum(jnp.real(affine_synthesis(t, a, factor, offset)))
+        return jax.jit(lambda a, factor, offset: (affine_synthesis(t, a, factor, offset),
                                                   jax.grad(loss, argnums=(0, 1, 2))(a, factor, offset)))
 
     _assert_zero_like_reference(_after_garbage(calls(_transform("ffi")), a, factor, offset),
@@ -136,15 +134,15 @@ def test_affine_inverse_and_its_gradients(batch, channels):
 
 
 @pytest.mark.parametrize("batch,channels,out_channels", [(0, 3, 4), (2, 0, 4), (2, 3, 0)])
-def test_degree_mixing_and_its_gradients(batch, channels, out_channels):
+def test_mixing_and_its_gradients(batch, channels, out_channels):
     L = N // 2
     a = _random((L, batch, 2 * L - 1, 2, channels), np.complex128)
     filters = _random((L, 2, 2, channels, out_channels), np.complex128, seed=1)
 
     def calls(backend):
         def loss(a, filters):
-            return jnp.sum(jnp.real(degree_mixing(a, filters, backend, N)))
-        return jax.jit(lambda a, filters: (degree_mixing(a, filters, backend, N),
+            return jnp.sum(jnp.real(mixing(a, filters, backend, N)))
+        return jax.jit(lambda a, filters: (mixing(a, filters, backend, N),
                                            jax.grad(loss, argnums=(0, 1))(a, filters)))
 
     _assert_zero_like_reference(_after_garbage(calls("ffi"), a, filters), calls("xla")(a, filters))

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 from sphcnn.nn import initializers
 from sphcnn.nn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
 from sphcnn.nn.convolution import DTYPE
@@ -85,10 +85,10 @@ class SpinSphericalClassifier(nnx.Module):
       fused: True, False or None (default: True with "spin" blocks, which have
         magnitude nonlinearities; False otherwise). True: each block's
         magnitude nonlinearity and the next block's spatial pooling run inside
-        the next block's forward transform (sphcnn.nn.fused), and the
-        convolutions' products skip the orders |m| > l (sphcnn.nn.mixing):
-        kernels on CPUs, the same compositions elsewhere; the same function
-        and parameters.
+        the next block's forward transform (its incoming activation,
+        sphcnn_kernels.ops.activated_analysis); kernels where
+        sphcnn_kernels.ops chooses them, the same function and parameters
+        either way.
       rngs: random streams of the blocks and the dense layer.
 
     Raises:
@@ -146,17 +146,15 @@ class SpinSphericalClassifier(nnx.Module):
         """
         checks.spatial_input(type(self).__name__, x, self.resolutions[0], self.spins[0], self.widths[0])
         h = x.astype(DTYPE.type(0).real.dtype if not jnp.iscomplexobj(x) else DTYPE)
-        pending = None  # fused: the nonlinearity not yet applied to h
+        incoming = None  # fused: the previous block's nonlinearity, applied inside the next forward transform
         for block in self.blocks:
-            if not self.fused:
+            if self.fused:
+                h = block.pre_activation(h, example_weights, incoming)
+                incoming = block.nonlinearity.as_activation()
+            else:
                 h = block(h, example_weights)
-                continue
-            h = block.pre_activation(h, example_weights, pending, fused=True)
-            pending = block.nonlinearity if block.fusable_activation() else None
-            if pending is None:
-                h = block.nonlinearity(h)
-        if pending is not None:
-            h = pending(h)
+        if incoming is not None:
+            h = incoming(h)
         features = spherical_readout(h, self.spins[-1])
         return self.readout(features.reshape(features.shape[0], -1))
 

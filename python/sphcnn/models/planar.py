@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 from sphcnn.models.classifiers import MNIST_RESOLUTIONS, check_layer_config
 
 

@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
+from sphcnn.nn.options import KERNEL_INITS
 from sphcnn.models.classifiers import check_layer_config
 from sphcnn.models.tails import DeepSetsTail, TransformerTail
 from sphcnn.nn.blocks import SpinSphericalBlock, SpinSphericalResidualBlock
@@ -111,7 +112,7 @@ class SpinSphericalRegressor(nnx.Module):
         name = type(self).__name__
         self.resolutions, self.spins, self.widths, self.num_filter_params = check_layer_config(
             name, resolutions, spins, widths, num_filter_params)
-        checks.choice(name, "kernel_init", kernel_init, checks.KERNEL_INITS)
+        checks.choice(name, "kernel_init", kernel_init, KERNEL_INITS)
         layers = []
         for i in range(len(self.resolutions) - 1):
             shared = dict(resolution_in=self.resolutions[i], resolution_out=self.resolutions[i + 1],

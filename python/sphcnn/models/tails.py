@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 from sphcnn.nn import initializers
 
 # Standard atomic weights (u) of H, C, N, O, F (IUPAC 2013 conventional values,

@@ -33,9 +33,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 import sphcnn_kernels as sk
-from sphcnn_kernels import _validation as checks
-from sphcnn.nn.collectives import sum_like
-from sphcnn.nn.placement import constant_coefficient, spin_rows
+from sphcnn_kernels import validation as checks
+from sphcnn.nn.options import VARIANCES
+from sphcnn_kernels.ops import constant_coefficient, scale_and_shift, spin_rows, sum_like
 
 
 def _example_weights(weights, batch: int, dtype) -> jax.Array:
@@ -106,41 +106,11 @@ def _coefficient_moments_backward(degree_axis, a, cotangents):
 coefficient_moments.defvjp(_coefficient_moments_forward, _coefficient_moments_backward)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def scale_and_shift(a: jax.Array, factor: jax.Array, offset: jax.Array, degree_axis: int) -> jax.Array:
-    """a * factor + offset as a constant function: a_00 += sqrt(4 pi) offset, for
-    coefficients a (degree axis `degree_axis`, orders on axis -3) and factor,
-    offset (S, C). Backward written out: ct_a = ct factor (elementwise),
-    ct_factor = sum of ct a (one reduction), ct_offset = sqrt(4 pi) times the sum
-    of ct at a_00 (a slice), where automatic differentiation would reduce the
-    whole of ct times the a_00 mask for the offset."""
-    constant = constant_coefficient(a.shape[degree_axis] - 1, None, a.shape[-2], a.ndim, degree_axis,
-                                    a.real.dtype)
-    return a * factor + constant * offset
-
-
-def _scale_and_shift_forward(a, factor, offset, degree_axis):
-    return scale_and_shift(a, factor, offset, degree_axis), (a, factor, offset)
-
-
-def _scale_and_shift_backward(degree_axis, residuals, ct):
-    a, factor, offset = residuals
-    ell_max = a.shape[degree_axis] - 1
-    at_constant = jax.lax.index_in_dim(jax.lax.index_in_dim(ct, 0, degree_axis, keepdims=False), ell_max, 1,
-                                       keepdims=False)
-    ct_offset = math.sqrt(4 * math.pi) * jnp.sum(at_constant, axis=0)
-    ct_factor = jnp.sum(ct * a, axis=tuple(range(a.ndim - 2)))
-    return ct * factor, sum_like(ct_factor, factor), sum_like(ct_offset.astype(ct_factor.dtype), offset)
-
-
-scale_and_shift.defvjp(_scale_and_shift_forward, _scale_and_shift_backward)
-
-
 def spectral_moments(a: jax.Array, example_weights=None, axis_name=None, layout: str = "batch_major",
                      moments=None):
     """The same moments from coefficients a (B, L, 2L - 1, S, C) (or degree-major
     (L, B, 2L - 1, S, C)) by Parseval. moments: coefficient_moments(a) when the
-    caller has them already (sphcnn.nn.fused_convolution), else computed here."""
+    caller has them already (sphcnn_kernels.ops.mixing_analysis), else computed here."""
     degree_axis, batch_axis = (0, 1) if layout == "degree_major" else (1, 0)
     constant, energy = coefficient_moments(a, degree_axis) if moments is None else moments
     first = constant / math.sqrt(4 * math.pi)
@@ -315,7 +285,7 @@ class SpinSphericalBatchNorm(_SphericalNorm):
     def __init__(self, spins, channels: int, *, momentum: float = 0.99, epsilon: float = 1e-5,
                  axis_name=None, use_running_average: bool = False, variance: str = "centered"):
         name = type(self).__name__
-        variance = checks.choice(name, "variance", variance, checks.VARIANCES)
+        variance = checks.choice(name, "variance", variance, VARIANCES)
         super().__init__(spins, channels, _spin_centering(name, spins), momentum, epsilon,
                          axis_name, use_running_average, uncentered_variance=variance == "uncentered")
 
@@ -418,9 +388,9 @@ class SpectralBatchNorm(_SphericalNorm):
         """(factor, offset), each (S, C) in a's dtype: __call__(a) is a * factor with
         sqrt(4 pi) offset added to a_00 (scale_and_shift). Statistics and running
         averages as __call__; for applying the map elsewhere (inside a synthesis:
-        sphcnn.nn.fused.affine_inverse). moments: (a_00, sum_lm |a_lm|^2), each
+        sphcnn_kernels.ops.affine_synthesis). moments: (a_00, sum_lm |a_lm|^2), each
         (B, S, C), as coefficient_moments(a) gives them, when the caller computed
-        them with a (sphcnn.nn.fused_convolution); else they are computed here."""
+        them with a (sphcnn_kernels.ops.mixing_analysis); else they are computed here."""
         self._check(a, spins, expect_spectral=True)
         if moments is not None:
             batch = a.shape[1 if self.layout == "degree_major" else 0]

@@ -30,15 +30,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import ops
+from sphcnn_kernels import validation as checks
+from sphcnn.nn.options import BATCH_NORMS, NONLINEARITIES, SHORTCUTS
 from sphcnn.nn import initializers
 from sphcnn.nn.batch_norm import SpectralBatchNorm, SpinSphericalBatchNorm
-from sphcnn.nn.convolution import DTYPE, SpinSphericalConvolution, layer_input, layer_transform
-from sphcnn.nn.fused import activated_forward, affine_inverse
-from sphcnn.nn.fused_convolution import convolved_forward
+from sphcnn.nn.convolution import SpinSphericalConvolution, layer_input, layer_transform
 from sphcnn.nn.nonlinearities import MagnitudeNonlinearity, MagnitudeNonlinearityLeakyRelu, PhaseCollapse
-from sphcnn.nn.placement import constant_coefficient
-from sphcnn.nn.pooling import spatial_pool
 from sphcnn_kernels.precision import matmul_precision
 
 
@@ -100,8 +98,8 @@ class SpinSphericalBlock(nnx.Module):
                  batch_norm_momentum: float = 0.99, axis_name=None, backend: str = "auto", rngs: nnx.Rngs):
         name = type(self).__name__
         halve = _resolutions(name, resolution_in, resolution_out)
-        batch_norm = checks.choice(name, "batch_norm", batch_norm, checks.BATCH_NORMS)
-        nonlinearity = checks.choice(name, "nonlinearity", nonlinearity, checks.NONLINEARITIES)
+        batch_norm = checks.choice(name, "batch_norm", batch_norm, BATCH_NORMS)
+        nonlinearity = checks.choice(name, "nonlinearity", nonlinearity, NONLINEARITIES)
         self.spectral_batch_norm = batch_norm == "spectral"
         self.pool_spatially = halve and not spectral_pooling
         self.conv = SpinSphericalConvolution(
@@ -130,13 +128,15 @@ class SpinSphericalBlock(nnx.Module):
         else:
             self.nonlinearity = MagnitudeNonlinearity(spins_out, out_channels)
 
-    def __call__(self, x: jax.Array, example_weights=None) -> jax.Array:
+    def __call__(self, x: jax.Array, example_weights=None, incoming: ops.Activation | None = None) -> jax.Array:
         """Applies the block.
 
         Args:
           x: spatial input (batch, n_in, n_in, S_in, C_in), real or complex.
           example_weights: None or (batch,) weights of each example in the batch
             norm's statistics (e.g. 0 for padding).
+          incoming: the previous block's magnitude nonlinearity, not yet applied
+            to x (see pre_activation), or None.
 
         Returns:
           (batch, n_out, n_out, S_out, C_out) complex64.
@@ -144,57 +144,44 @@ class SpinSphericalBlock(nnx.Module):
         Raises:
           ValueError: if x's shape does not match the block.
         """
-        return self.nonlinearity(self.pre_activation(x, example_weights))
+        return self.nonlinearity(self.pre_activation(x, example_weights, incoming))
 
-    def pre_activation(self, x: jax.Array, example_weights=None, input_activation=None,
-                       fused: bool = False) -> jax.Array:
-        """The block without its nonlinearity: (batch, n_in, n_in, S_in, C_in) ->
-        (batch, n_out, n_out, S_out, C_out), complex64.
+    def pre_activation(self, x: jax.Array, example_weights=None,
+                       incoming: ops.Activation | None = None) -> jax.Array:
+        """The block without its nonlinearity.
 
-        fused: the convolution's product by the kernel over the orders |m| <= l
-        (sphcnn.nn.mixing), with a spectral batch norm that product and the
-        batch norm's moments as the forward transform's epilogue
-        (sphcnn.nn.fused_convolution) and the batch norm's apply inside the
-        inverse transform (sphcnn.nn.fused.affine_inverse). input_activation (fused only):
-        None, or the previous block's magnitude nonlinearity (a module with
-        activation_arguments()), applied to x inside this block's forward
-        transform with this block's spatial pooling
-        (sphcnn.nn.fused.activated_forward); x is then that block's
-        pre_activation. Either way the function of the unfused layers."""
-        if input_activation is not None and not fused:
-            raise ValueError(f"{type(self).__name__}: input_activation needs fused=True")
-        if not fused:
-            h = self.conv(spatial_pool(x) if self.pool_spatially else x)
-        else:
-            transform = self.conv.input_transform
-            n_in = self.conv.resolution * (2 if self.pool_spatially else 1)
-            checks.spatial_input(type(self).__name__, x, n_in, self.conv.spins_in, self.conv.in_channels)
-            activation = None if input_activation is None else input_activation.activation_arguments()
-            if activation is None:
-                x = layer_input(transform, spatial_pool(x) if self.pool_spatially else x)
-            else:
-                x = x.astype(DTYPE)
-            if self.spectral_batch_norm and self.conv.bias is None:
-                # the product and the batch norm's moments as the transform's epilogue
-                h, moments = convolved_forward(transform, x, self.conv.filters(), activation,
-                                               self.pool_spatially and activation is not None)
-                factor, offset = self.batch_norm.affine(h, example_weights, moments=moments)
-                return affine_inverse(self.output_transform, h, factor, offset)
-            if activation is None:
-                a = transform.forward(x)
-            else:
-                a = activated_forward(transform, x, *activation, self.pool_spatially)
-            h = self.conv.from_coefficients(a, fused=True)
-        if fused and self.spectral_batch_norm:
-            factor, offset = self.batch_norm.affine(h, example_weights)
-            return affine_inverse(self.output_transform, h, factor, offset)
-        y = self.batch_norm(h, example_weights)
-        return self.output_transform.inverse(y) if self.spectral_batch_norm else y
+        The forward transform (sphcnn_kernels.ops.mixing_analysis, or
+        activated_analysis with a spatial batch norm) applies `incoming` and
+        this block's spatial pooling to the rings it reads, and ends with the
+        convolution's mixing and the spectral batch norm's moments; the batch
+        norm's apply runs inside the inverse transform
+        (sphcnn_kernels.ops.affine_synthesis). Which of these are kernels is
+        decided in sphcnn_kernels.ops; the function is the same either way.
 
-    def fusable_activation(self) -> bool:
-        """Whether the nonlinearity can run inside the next block's forward
-        transform (magnitude nonlinearities; not the phase collapse)."""
-        return hasattr(self.nonlinearity, "activation_arguments")
+        Args:
+          x: (batch, n_in, n_in, S_in, C_in), real or complex; with `incoming`,
+            the previous block's pre-activation.
+          example_weights: None or (batch,) weights of the batch norm's
+            statistics.
+          incoming: the previous block's magnitude nonlinearity
+            (nonlinearity.as_activation()), or None.
+
+        Returns:
+          (batch, n_out, n_out, S_out, C_out) complex64.
+
+        Raises:
+          ValueError: if x's shape does not match the block.
+        """
+        transform = self.conv.input_transform
+        n_in = self.conv.resolution * (2 if self.pool_spatially else 1)
+        checks.spatial_input(type(self).__name__, x, n_in, self.conv.spins_in, self.conv.in_channels)
+        x = layer_input(transform, x)
+        if self.spectral_batch_norm:
+            h, moments = ops.mixing_analysis(transform, x, self.conv.filters(), incoming, self.pool_spatially)
+            factor, offset = self.batch_norm.affine(h, example_weights, moments=moments)
+            return ops.affine_synthesis(self.output_transform, h, factor, offset)
+        a = ops.activated_analysis(transform, x, incoming, self.pool_spatially)
+        return self.batch_norm(self.conv.from_coefficients(a), example_weights)
 
 
 class SpectralChannelDense(nnx.Module):
@@ -239,7 +226,7 @@ class SpectralChannelDense(nnx.Module):
         """
         ell_max = a.shape[0] - 1
         b = jnp.matmul(a, self.kernel[...].astype(a.dtype), precision=matmul_precision())
-        constant = constant_coefficient(ell_max, self.spins.index(0), len(self.spins), b.ndim, 0, b.real.dtype)
+        constant = ops.constant_coefficient(ell_max, self.spins.index(0), len(self.spins), b.ndim, 0, b.real.dtype)
         return b + constant * self.bias[...]
 
 
@@ -295,7 +282,7 @@ class SpinSphericalResidualBlock(nnx.Module):
         self.spins_out = checks.spins(name, "spins_out", spins_out)
         if 0 not in self.spins_out:
             raise ValueError(f"{name}: spins_out {self.spins_out} must contain 0 for the phase collapse")
-        shortcut = checks.choice(name, "shortcut", shortcut, checks.SHORTCUTS)
+        shortcut = checks.choice(name, "shortcut", shortcut, SHORTCUTS)
         if shortcut == "dense" and self.spins_in != self.spins_out:
             raise ValueError(f"{name}: shortcut 'dense' maps channels within each spin and needs spins_in == "
                              f"spins_out, got {self.spins_in} and {self.spins_out}; use shortcut 'projection'")

@@ -1,34 +1,12 @@
-"""Device-varying values under jax.shard_map.
-
-Inside shard_map, JAX types every value with the mesh axes it varies over (a
-batch shard varies over the batch axis; a replicated parameter varies over
-none). Automatic differentiation sums the gradient of a replicated input over
-the devices by itself (the transpose of its implicit broadcast); a hand-written
-VJP must do the same to return a cotangent of its input's type, and a training
-step must not sum such a gradient a second time."""
+"""Sums over devices under jax.shard_map that a training step does once: a
+gradient that automatic differentiation already summed is not summed again
+(device-varying types: :mod:`sphcnn_kernels.ops.device_varying`)."""
 
 from __future__ import annotations
 
 import jax
 
-
-def varying_axes(x: jax.Array) -> frozenset | None:
-    """The mesh axes x varies over inside shard_map (empty outside), or None
-    where this JAX does not type values by the axes they vary over."""
-    kind = jax.typeof(x)
-    manual = getattr(kind, "manual_axis_type", None)
-    if manual is not None:
-        return frozenset(manual.varying)
-    vma = getattr(kind, "vma", None)
-    return None if vma is None else frozenset(vma)
-
-
-def sum_like(cotangent: jax.Array, primal: jax.Array) -> jax.Array:
-    """`cotangent` summed over the mesh axes it varies over and `primal` does not:
-    the cotangent of a replicated input computed from device-varying data."""
-    have, want = varying_axes(cotangent), varying_axes(primal)
-    extra = tuple(sorted(have - want)) if have is not None and want is not None else ()
-    return jax.lax.psum(cotangent, extra) if extra else cotangent
+from sphcnn_kernels.ops import varying_axes
 
 
 def sum_over_devices(value: jax.Array, axis_name: str) -> jax.Array:

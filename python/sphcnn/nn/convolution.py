@@ -48,11 +48,11 @@ import numpy as np
 from flax import nnx
 
 import sphcnn_kernels as sk
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import ops
+from sphcnn_kernels import validation as checks
+from sphcnn.nn.options import KERNEL_INITS, REPRESENTATIONS
 from sphcnn_kernels.precision import matmul_precision
 from sphcnn.nn import initializers
-from sphcnn.nn.mixing import degree_mixing
-from sphcnn.nn.placement import constant_coefficient
 
 
 @functools.lru_cache(maxsize=None)
@@ -152,7 +152,7 @@ class SpinSphericalConvolution(nnx.Module):
         'spectral' (batch..., L, 2L - 1, S_out, C_out) with L = n_out/2 (degrees
         above the convolution's ell_max are zero).
       spectral_layout: layout of spectral inputs and outputs, 'batch_major' (as
-        above) or 'degree_major' (L, batch..., 2L - 1, S, C); the product itself
+        above) or 'degree_major' (L, batch..., 2L - 1, S, C); the mixing itself
         is always computed degree-major (no transposition around it).
       use_bias: add a learned complex bias to spin 0 (a constant function);
         spins_out must contain 0.
@@ -196,8 +196,8 @@ class SpinSphericalConvolution(nnx.Module):
         self.spins_in = checks.spins(name, "spins_in", spins_in)
         self.spins_out = checks.spins(name, "spins_out", spins_out)
         self.resolution = checks.grid_size(name, "resolution", resolution)
-        self.input_representation = checks.choice(name, "input_representation", input_representation, checks.REPRESENTATIONS)
-        self.output_representation = checks.choice(name, "output_representation", output_representation, checks.REPRESENTATIONS)
+        self.input_representation = checks.choice(name, "input_representation", input_representation, REPRESENTATIONS)
+        self.output_representation = checks.choice(name, "output_representation", output_representation, REPRESENTATIONS)
         self.spectral_layout = checks.choice(name, "spectral_layout", spectral_layout, checks.LAYOUTS)
         if spectral_pooling and spectral_upsampling:
             raise ValueError(f"{name}: spectral_pooling and spectral_upsampling cannot both be set")
@@ -222,7 +222,7 @@ class SpinSphericalConvolution(nnx.Module):
                 f"{name}: argument 'num_filter_params' must be <= ell_max + 1 = {self.ell_max + 1}, got {anchors}"
             )
         self.num_filter_params = anchors
-        self.kernel_init = checks.choice(name, "kernel_init", kernel_init, checks.KERNEL_INITS)
+        self.kernel_init = checks.choice(name, "kernel_init", kernel_init, KERNEL_INITS)
         variance = kernel_variance(kernel_init, self.ell_max, None if num_filter_params is None else anchors,
                                    len(self.spins_in), len(self.spins_out), self.in_channels, self.out_channels)
         shape = (anchors, len(self.spins_in), len(self.spins_out), self.in_channels, self.out_channels)
@@ -279,22 +279,23 @@ class SpinSphericalConvolution(nnx.Module):
             a = a.astype(DTYPE)
         return self.from_coefficients(a)
 
-    def from_coefficients(self, a: jax.Array, fused: bool = False) -> jax.Array:
-        """The layer after its input transform: a, degree-major complex64 input
-        coefficients (L, batch..., 2L - 1, S_in, C_in) at the layer's ell_max, ->
-        the output of __call__ (spatial, or spectral in spectral_layout). fused:
-        the product by sphcnn.nn.mixing.degree_mixing (on CPUs a kernel over the
-        orders |m| <= l only; a must be zero at |m| > l, as forward transforms
-        write it), else the dense einsum."""
-        filters = self.filters()
-        if fused:
-            b = degree_mixing(a, filters, self.backend, self.resolution)
-        else:
-            # (L, batch..., M, S_in, C_in) x (L, S_in, S_out, C_in, C_out): l is the batch dimension
-            b = jnp.einsum("l...mia,lioab->l...mob", a, filters, precision=matmul_precision())
+    def from_coefficients(self, a: jax.Array) -> jax.Array:
+        """The layer after its input transform.
+
+        Args:
+          a: degree-major complex64 input coefficients (L, batch..., 2L - 1,
+            S_in, C_in) at the layer's ell_max, zero at |m| > l (as forward
+            transforms write them).
+
+        Returns:
+          The output of __call__: spatial, or spectral in spectral_layout. The
+          mixing is sphcnn_kernels.ops.mixing (on CPUs a kernel over the orders
+          |m| <= l only).
+        """
+        b = ops.mixing(a, self.filters(), self.backend, self.resolution)
         if self.bias is not None:
             # a constant c has a_00 = sqrt(4 pi) c
-            b = b + constant_coefficient(self.ell_max, self.spins_out.index(0), len(self.spins_out), b.ndim, 0,
+            b = b + ops.constant_coefficient(self.ell_max, self.spins_out.index(0), len(self.spins_out), b.ndim, 0,
                                          b.real.dtype) * self.bias[...]
         if self.output_representation == "spatial":
             return self.output_transform.inverse(b)

@@ -17,81 +17,14 @@ assert 1.5 times these levels), magnitude biases set to -0.5:
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 from sphcnn.nn import initializers
-from sphcnn.nn.collectives import sum_like
-from sphcnn.nn.placement import spin_mask, spin_rows
+from sphcnn_kernels.ops import LEAKY_SLOPE, Activation, activation, spin_mask, spin_rows
 from sphcnn_kernels.precision import matmul_precision
-
-EPSILON = 1e-6
-LEAKY_SLOPE = 0.01
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def activation(x: jax.Array, bias: jax.Array, leaky_spin: int | None) -> jax.Array:
-    """The magnitude nonlinearity of x (..., S, C), complex: relu(|z| + b) z / (|z| + eps)
-    with b = bias (S, C), real; on spin index `leaky_spin` (None: none)
-    leaky_relu(Re z) instead (its bias row is ignored).
-
-    One elementwise pass forward; the gradient is written out (below) so that
-    the backward pass is one elementwise pass for x and one reduction for the
-    bias, keeping only x and the bias, where automatic differentiation keeps
-    |z| and the gain and makes several passes.
-    """
-    magnitude = jnp.abs(x)
-    y = (jax.nn.relu(magnitude + bias) / (magnitude + EPSILON)).astype(x.dtype) * x
-    if leaky_spin is None:
-        return y
-    leaky = jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
-    return jnp.where(spin_mask(leaky_spin, x.shape[-2]), leaky, y)
-
-
-def _activation_forward(x, bias, leaky_spin):
-    return activation(x, bias, leaky_spin), (x, bias)
-
-
-def _activation_backward(leaky_spin, residuals, ct):
-    x, bias = residuals
-    ct_x, ct_bias = activation_cotangents(leaky_spin, x, bias, ct)
-    return ct_x, sum_like(ct_bias, bias)
-
-
-def activation_cotangents(leaky_spin: int | None, x: jax.Array, bias: jax.Array, ct: jax.Array):
-    """The cotangents (of x, of bias) of activation(x, bias, leaky_spin) for the
-    output cotangent ct, the bias's summed over this device's data only (inside
-    shard_map it still varies over the batch axes).
-
-    JAX's cotangents pair as Re(ct dy). With r = |z| and y = g(r) z, g = relu(r + b) / (r + eps):
-    ct_z = g ct + g'(r) Re(ct z) conj(z) / r, g'(r) = [r + b > 0] (eps - b) / (r + eps)^2
-    (the second term vanishes as r -> 0), ct_b = sum of Re(ct z) [r + b > 0] / (r + eps);
-    leaky spin: ct_z = Re(ct) (1 where Re z >= 0, else the slope), as jax.nn.leaky_relu."""
-    real_dtype = bias.dtype
-    magnitude = jnp.abs(x)
-    shifted = magnitude + bias
-    on = shifted > 0
-    denominator = magnitude + EPSILON
-    gain = jnp.where(on, shifted, 0) / denominator
-    slope = jnp.where(on, EPSILON - bias, 0) / denominator**2
-    projection = jnp.real(ct * x)
-    radial = slope * projection / jnp.where(magnitude > 0, magnitude, 1)
-    ct_x = gain.astype(x.dtype) * ct + radial.astype(x.dtype) * jnp.conj(x)
-    ct_bias = jnp.where(on, projection / denominator, 0)
-    if leaky_spin is not None:
-        mask = spin_mask(leaky_spin, x.shape[-2])
-        leaky = jnp.real(ct) * jnp.where(jnp.real(x) >= 0, 1, LEAKY_SLOPE).astype(real_dtype)
-        ct_x = jnp.where(mask, leaky.astype(x.dtype), ct_x)
-        ct_bias = jnp.where(mask, 0, ct_bias)
-    ct_bias = jnp.sum(ct_bias, axis=tuple(range(x.ndim - bias.ndim)))
-    return ct_x, jnp.broadcast_to(ct_bias, bias.shape).astype(real_dtype)
-
-
-activation.defvjp(_activation_forward, _activation_backward)
 
 
 def _check_input(layer: nnx.Module, x: jax.Array, spins) -> None:
@@ -141,9 +74,10 @@ class MagnitudeNonlinearity(nnx.Module):
         _check_input(self, x, spins)
         return activation(x, self.bias[...], None)
 
-    def activation_arguments(self) -> tuple[jax.Array, None]:
-        """(bias (S, C), leaky spin None): __call__(x) is activation(x, *these)."""
-        return self.bias[...], None
+    def as_activation(self) -> Activation:
+        """This nonlinearity as an activation to apply later (bias (S, C), no
+        leaky spin): its __call__(x) is as_activation()(x)."""
+        return Activation(self.bias[...], None)
 
 
 class MagnitudeNonlinearityLeakyRelu(nnx.Module):
@@ -191,16 +125,17 @@ class MagnitudeNonlinearityLeakyRelu(nnx.Module):
             return jax.nn.leaky_relu(jnp.real(x), LEAKY_SLOPE).astype(x.dtype)
         # one elementwise pass over every spin, selecting per spin (no slicing and
         # re-concatenating); spin 0's bias row is 0 and unused
-        return activation(x, *self.activation_arguments())
+        return self.as_activation()(x)
 
-    def activation_arguments(self) -> tuple[jax.Array, int]:
-        """(bias (S, C) with a zero row for spin 0, the spin index of spin 0):
-        __call__(x) is activation(x, *these) (the leaky ReLU of spin 0 is what
-        activation does on that spin)."""
+    def as_activation(self) -> Activation:
+        """This nonlinearity as an activation to apply later: bias (S, C) with a
+        zero row for spin 0, leaky spin the index of spin 0 (the leaky ReLU of
+        spin 0 is what the activation does on that spin); its __call__(x) is
+        as_activation()(x)."""
         if self.bias is None:
-            return jnp.zeros((len(self.spins), self.channels), jnp.float32), self.spin0
+            return Activation(jnp.zeros((len(self.spins), self.channels), jnp.float32), self.spin0)
         others = tuple(i for i in range(len(self.spins)) if i != self.spin0)
-        return spin_rows(self.bias[...], others, len(self.spins)), self.spin0
+        return Activation(spin_rows(self.bias[...], others, len(self.spins)), self.spin0)
 
 
 class PhaseCollapse(nnx.Module):

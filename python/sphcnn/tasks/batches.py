@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 
 Prepare = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 

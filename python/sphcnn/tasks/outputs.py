@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 
 
 def _format_name(metadata_file: Path) -> str | None:

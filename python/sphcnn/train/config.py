@@ -25,7 +25,7 @@ import json
 import pathlib
 from typing import Any
 
-from sphcnn_kernels import _validation
+from sphcnn.nn.options import KERNEL_INITS
 from sphcnn.tasks import TASK_NAMES, get_task
 
 TASKS = TASK_NAMES
@@ -38,9 +38,10 @@ class TrainConfig:
     batch_norm_momentum: float = 0.99   # of the batch norms' running averages (evaluation uses them)
     kernel_init: str = "original"       # spherical convolutions: 'original' (the original code's He
                                         # initialization) or 'unit_energy'; unused by the planar CNN
-    fused_blocks: bool = True           # spherical MNIST spin models: the fused block kernels (sphcnn.nn.fused,
-                                        # sphcnn.nn.mixing); false: the layer-by-layer path (same parameters
-                                        # and function); unused by the planar CNN and the QM9 models
+    fused_blocks: bool = True           # spherical MNIST spin models: each block's nonlinearity and pooling
+                                        # inside the next forward transform (sphcnn_kernels.ops); false: each
+                                        # block applies its own (same parameters and function); unused by the
+                                        # planar CNN and the QM9 models
     dataset: str = "rotated_s2cnn"      # training data: <data_dir>/<dataset> (named datasets:
                                         # sphcnn.tasks.mnist.commands.NAMED_DATASETS; rotated_s2cnn is the
                                         # published protocol the original trains on)
@@ -84,8 +85,8 @@ class TrainConfig:
                 raise ValueError(f"config: '{key}' = {getattr(self, key)!r} is out of range; expected {expected}")
         if not isinstance(self.fused_blocks, bool):
             raise ValueError(f"config: 'fused_blocks' must be true or false, got {self.fused_blocks!r}")
-        if self.kernel_init not in _validation.KERNEL_INITS:
-            raise ValueError(f"config: 'kernel_init' must be one of {', '.join(map(repr, _validation.KERNEL_INITS))}, "
+        if self.kernel_init not in KERNEL_INITS:
+            raise ValueError(f"config: 'kernel_init' must be one of {', '.join(map(repr, KERNEL_INITS))}, "
                              f"got {self.kernel_init!r}")
         if self.task not in TASKS:
             raise ValueError(f"config: 'task' must be one of {', '.join(map(repr, TASKS))}, got {self.task!r}")

@@ -48,7 +48,7 @@ import numpy as np
 
 import sphcnn_kernels
 from sphcnn.errors import MissingPackage
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 
 PROJECTIONS = ("orthographic", "mollweide")
 VIEWS = ("inside", "outside")

@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sphcnn_kernels
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 
 IMAGE_SIZE = 28
 HALF_WIDTH = 1.5  # the image covers [-HALF_WIDTH, HALF_WIDTH]^2 of the plane z = -1

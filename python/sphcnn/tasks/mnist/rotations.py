@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 
 
 def quaternion_matrices(quaternions: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 from sphcnn.tasks.qm9.data import REPORT_SCALE, REPORT_UNITS, SPLIT_NAMES, SPLIT_SCHEMES, TARGETS, QM9Dataset
 from sphcnn.tasks.qm9.features import QM9_ATOM_TYPES
 

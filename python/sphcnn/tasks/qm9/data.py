@@ -70,7 +70,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 from sphcnn.tasks import outputs
 from sphcnn.tasks.qm9 import source as qm9_source
 from sphcnn.tasks.qm9.source import ATOMIC_NUMBERS, CHARACTERIZED_COUNT, MAX_ATOMS, PROPERTIES, Molecules

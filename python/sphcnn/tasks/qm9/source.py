@@ -67,7 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sphcnn_kernels import _validation as checks
+from sphcnn_kernels import validation as checks
 from sphcnn.tasks import outputs
 from sphcnn.tasks.outputs import sha256_of_file
 

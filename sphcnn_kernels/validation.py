@@ -1,8 +1,9 @@
-"""The one check module of sphcnn: transforms, model layers and data.
+"""The argument checks of sphcnn: transforms, model layers and data.
 
 Every check raises ``ValueError`` naming the function (or module), the argument,
-the value received and what was expected, before any kernel runs. Every option
-list of the project is defined here, once.
+the value received and what was expected, before any kernel runs. The option
+lists of the transforms are defined here, once; those of the model layers in
+:mod:`sphcnn.nn.options`.
 """
 
 from __future__ import annotations
@@ -21,12 +22,6 @@ BACKEND_OPTIONS = ("auto",) + BACKENDS              # what a backend argument ma
 PRECISIONS = ("highest", "fast")                    # matmul precision policies of the transforms
 LAYOUTS = ("batch_major", "degree_major")           # spectral layouts
 LAMBDA_MODES = ("auto", "table", "onthefly")        # where the CUDA kernels get lambda from
-REPRESENTATIONS = ("spatial", "spectral")           # what a layer takes and returns
-KERNEL_INITS = ("unit_energy", "original", "scaling")  # initializations of spherical convolutions
-BATCH_NORMS = ("spectral", "spatial", "spatial_uncentered")  # where (and how) a block normalizes
-VARIANCES = ("centered", "uncentered")              # what a spatial batch norm divides by
-NONLINEARITIES = ("magnitude", "phase_collapse")    # what ends a block
-SHORTCUTS = ("projection", "dense")                 # residual shortcuts
 
 SUPPORTED_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
 REAL_TO_COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): np.dtype(np.complex128)}

@@ -1,5 +1,5 @@
-"""The convolution's per-degree product over the orders |m| <= l
-(sphcnn.nn.mixing.degree_mixing: the C++ kernels sphcnn_degree_mixing and
+"""The convolution's mixing over the orders |m| <= l
+(sphcnn_kernels.ops.mixing: the C++ kernels sphcnn_degree_mixing and
 sphcnn_degree_mixing_weight_gradient on CPUs) against the dense einsum of
 SpinSphericalConvolution, in float32 and float64: values, both gradients, vmap,
 odd widths (tails of the register tiles), and the checks of its arguments."""
@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sphcnn.nn.mixing import degree_mixing
+from sphcnn_kernels.ops import mixing
 from numerics import relative_error
 
 
@@ -44,7 +44,7 @@ def test_product_and_gradients_match_the_einsum(L, batch, s_in, c_in, s_out, c_o
     rng = np.random.default_rng(L)
     a, keep = _triangular((L,) + batch + (2 * L - 1, s_in, c_in), dtype, rng)
     filters = _filters(L, s_in, s_out, c_in, c_out, dtype, rng)
-    got = jax.jit(lambda a, k: degree_mixing(a, k, "ffi", 2 * L))(a, filters)
+    got = jax.jit(lambda a, k: mixing(a, k, "ffi", 2 * L))(a, filters)
     want = _dense(a, filters)
     assert relative_error(got, want) < tolerance
     assert float(jnp.max(jnp.abs(jnp.where(keep, 0, got)))) == 0.0  # rows |m| > l are exact zeros
@@ -53,7 +53,7 @@ def test_product_and_gradients_match_the_einsum(L, batch, s_in, c_in, s_out, c_o
     def loss(f):
         return lambda a, k: jnp.sum(jnp.abs(weights * f(a, k)) ** 2)
 
-    grads = jax.jit(jax.grad(loss(lambda a, k: degree_mixing(a, k, "ffi", 2 * L)), argnums=(0, 1)))(a, filters)
+    grads = jax.jit(jax.grad(loss(lambda a, k: mixing(a, k, "ffi", 2 * L)), argnums=(0, 1)))(a, filters)
     dense = jax.grad(loss(_dense), argnums=(0, 1))(a, filters)
     # the kernel leaves a's cotangent at |m| > l zero (every transform ignores those entries)
     assert relative_error(grads[0], jnp.where(keep, dense[0], 0)) < tolerance
@@ -66,8 +66,8 @@ def test_cpu_lowering_uses_the_kernels_and_the_xla_backend_the_einsum():
     a, _ = _triangular((8, 2, 15, 2, 4), np.complex64, rng)
     filters = _filters(8, 2, 2, 4, 3, np.complex64, rng)
     for backend, calls in (("ffi", 1), ("xla", 0)):
-        loss = lambda a, k: jnp.sum(jnp.abs(degree_mixing(a, k, backend, 16)) ** 2)
-        forward = jax.jit(lambda a, k: degree_mixing(a, k, backend, 16)).lower(a, filters).as_text()
+        loss = lambda a, k: jnp.sum(jnp.abs(mixing(a, k, backend, 16)) ** 2)
+        forward = jax.jit(lambda a, k: mixing(a, k, backend, 16)).lower(a, filters).as_text()
         backward = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(a, filters).as_text()
         assert len(re.findall(r"custom_call @sphcnn_degree_mixing\b", forward)) == calls
         assert len(re.findall(r"custom_call @sphcnn_degree_mixing\b", backward)) == 2 * calls
@@ -78,13 +78,13 @@ def test_vmap():
     rng = np.random.default_rng(1)
     a, _ = _triangular((6, 4, 2, 11, 2, 3), np.complex128, rng)  # vmapped over axis 1
     filters = _filters(6, 2, 1, 3, 5, np.complex128, rng)
-    mapped = jax.vmap(lambda a: degree_mixing(a, filters, "ffi", 12), in_axes=1, out_axes=1)(a)
+    mapped = jax.vmap(lambda a: mixing(a, filters, "ffi", 12), in_axes=1, out_axes=1)(a)
     assert relative_error(mapped, _dense(a, filters)) < 1e-14
     stacked = jnp.stack([filters, 2 * filters])
-    per_filter = jax.vmap(lambda k: degree_mixing(a[:, 0], k, "ffi", 12))(stacked)
+    per_filter = jax.vmap(lambda k: mixing(a[:, 0], k, "ffi", 12))(stacked)
     assert relative_error(per_filter[1], _dense(a[:, 0], 2 * filters)) < 1e-14
-    loss = lambda a: jnp.sum(jnp.abs(degree_mixing(a, filters, "ffi", 12)) ** 2)
-    per_item = jax.vmap(jax.grad(lambda k, a: jnp.sum(jnp.abs(degree_mixing(a, k, "ffi", 12)) ** 2)),
+    loss = lambda a: jnp.sum(jnp.abs(mixing(a, filters, "ffi", 12)) ** 2)
+    per_item = jax.vmap(jax.grad(lambda k, a: jnp.sum(jnp.abs(mixing(a, k, "ffi", 12)) ** 2)),
                         in_axes=(None, 1))(filters, a)
     want = jax.vmap(jax.grad(lambda k, a: jnp.sum(jnp.abs(_dense(a, k)) ** 2)), in_axes=(None, 1))(filters, a)
     assert relative_error(per_item, want) < 1e-13
@@ -95,9 +95,9 @@ def test_bad_arguments_are_named():
     rng = np.random.default_rng(2)
     a, _ = _triangular((6, 2, 11, 2, 3), np.complex64, rng)
     with pytest.raises(ValueError, match=r"argument 'a' has shape \(6, 2, 11, 2, 3\); expected \(5, batch\.\.\., 9, 2, 3\)"):
-        degree_mixing(a, _filters(5, 2, 1, 3, 4, np.complex64, rng), "ffi", 12)
+        mixing(a, _filters(5, 2, 1, 3, 4, np.complex64, rng), "ffi", 12)
     with pytest.raises(ValueError, match=r"a has dtype complex64 and filters complex128"):
-        degree_mixing(a, _filters(6, 2, 1, 3, 4, np.complex128, rng), "ffi", 12)
+        mixing(a, _filters(6, 2, 1, 3, 4, np.complex128, rng), "ffi", 12)
 
 
 def test_the_kernel_checks_its_operands():

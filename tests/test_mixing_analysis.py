@@ -1,5 +1,5 @@
 """The convolution's product and the batch norm's moments as the forward
-transform's epilogue (sphcnn.nn.fused_convolution.convolved_forward) against a
+transform's epilogue (sphcnn_kernels.ops.mixing_analysis) against a
 composition written here on the xla backend: b = einsum(analysis(activation?(
 pool?(x))), filters), b_00 and sum_lm |b|^2, in float32 and float64, with and
 without the previous block's nonlinearity and pooling, real input, vmapped;
@@ -21,7 +21,7 @@ import pytest
 
 import sphcnn_kernels as sk
 from sphcnn.nn import nonlinearities, pooling
-from sphcnn.nn.fused_convolution import convolved_forward
+from sphcnn_kernels import ops
 from numerics import assert_close, relative_error
 
 needs_cuda_module = pytest.mark.skipif(importlib.util.find_spec("sphcnn_kernels._cuda") is None,
@@ -30,6 +30,11 @@ needs_cuda_module = pytest.mark.skipif(importlib.util.find_spec("sphcnn_kernels.
 
 def _transform(n, spins, dtype="complex64", backend="ffi", layout="degree_major", ell_max=None, mode="auto"):
     return sk.SphericalTransform(n, spins, ell_max, dtype, backend=backend, layout=layout, mode=mode)
+
+
+def mixed(transform, x, filters, activation=None, pool=False):
+    """The mixing analysis with the activation given as (bias, leaky spin) or None."""
+    return ops.mixing_analysis(transform, x, filters, None if activation is None else ops.Activation(*activation), pool)
 
 
 def _complex(rng, shape, dtype):
@@ -74,21 +79,21 @@ def _composition(transform, x, filters, activation, pool):
 def test_outputs_match_the_composition(dtype, tolerance, pool, activate):
     spins_in = (0, 1) if activate else (0,)
     transform, x, filters, activation = _case(8, spins_in, (0, 1), 3, 4, dtype, pool, activate)
-    got = jax.jit(lambda x, w: convolved_forward(transform, x, w, activation, pool))(x, filters)
+    got = jax.jit(lambda x, w: mixed(transform, x, w, activation, pool))(x, filters)
     assert_close(got, _composition(transform, x, filters, activation, pool), tolerance)
 
 
 def test_spin_weighted_only_and_a_pooled_band_limit():
     transform, x, filters, activation = _case(16, (1, -2), (1,), 2, 3, "complex128", ell_max=5, seed=3)
-    got = convolved_forward(transform, x, filters, activation)
+    got = mixed(transform, x, filters, activation)
     assert_close(got, _composition(transform, x, filters, activation, False), 1e-12)
 
 
 def test_leading_batch_axes_and_vmap():
     transform, x, filters, activation = _case(8, (0, 1), (0, 1), 2, 3, "complex128", batch=(2, 3), seed=4)
     want = _composition(transform, x, filters, activation, False)
-    assert_close(convolved_forward(transform, x, filters, activation), want, 1e-12)
-    b, (constant, energy) = jax.vmap(lambda u: convolved_forward(transform, u, filters, activation))(x)
+    assert_close(mixed(transform, x, filters, activation), want, 1e-12)
+    b, (constant, energy) = jax.vmap(lambda u: mixed(transform, u, filters, activation))(x)
     # vmap puts the mapped axis first: (2, L, 3, M, S, C)
     assert_close((jnp.moveaxis(b, 0, 1), constant, energy), want, 1e-12)
 
@@ -112,7 +117,7 @@ def test_gradients_match_the_composition(pool, activate):
                     + jnp.sum(weights[2] * energy))
         return value
 
-    fused = loss(lambda x, v, w: convolved_forward(transform, x, w, (v, leaky) if activate else None, pool))
+    fused = loss(lambda x, v, w: mixed(transform, x, w, (v, leaky) if activate else None, pool))
     exact = loss(lambda x, v, w: _composition(transform, x, w, (v, leaky) if activate else None, pool))
     argnums = (0, 1, 2) if activate else (0, 2)
     got = jax.jit(jax.grad(fused, argnums=argnums))(x, bias, filters)
@@ -122,29 +127,36 @@ def test_gradients_match_the_composition(pool, activate):
 
 def test_argument_errors_name_the_argument():
     transform, x, filters, activation = _case(8, (0, 1), (0, 1), 2, 3, "complex64")
-    with pytest.raises(ValueError, match=r"convolved_forward: argument 'filters' has shape \(5, 2, 2, 3, 3\); "
+    with pytest.raises(ValueError, match=r"mixing_analysis: argument 'filters' has shape \(5, 2, 2, 3, 3\); "
                                          r"expected \(L, S, S_out, C, C_out\) = \(4, 2, S_out, 2, C_out\)"):
-        convolved_forward(transform, x, jnp.zeros((5, 2, 2, 3, 3), jnp.complex64), activation)
+        mixed(transform, x, jnp.zeros((5, 2, 2, 3, 3), jnp.complex64), activation)
     with pytest.raises(ValueError, match="argument 'filters' has dtype complex128; expected complex64"):
-        convolved_forward(transform, x, filters.astype(jnp.complex128), activation)
-    with pytest.raises(ValueError, match="argument 'pool' needs an activation"):
-        convolved_forward(transform, x, filters, None, pool=True)
-    with pytest.raises(ValueError, match=r"convolved_forward: argument 'x' has shape \(3, 8, 8, 2, 2\); "
+        mixed(transform, x, filters.astype(jnp.complex128), activation)
+    with pytest.raises(ValueError, match=r"mixing_analysis: argument 'x' has shape \(3, 8, 8, 2, 2\); "
                                          r"expected \(batch..., 16, 16, 2, C\) for a transform of n = 8 after pooling"):
-        convolved_forward(transform, x, filters, activation, pool=True)
+        mixed(transform, x, filters, activation, pool=True)
     batch_major = _transform(8, (0, 1), layout="batch_major")
     with pytest.raises(ValueError, match="argument 'transform' must have layout 'degree_major'"):
-        convolved_forward(batch_major, x, filters, activation)
+        mixed(batch_major, x, filters, activation)
+
+
+def test_pooling_without_an_activation_pools_the_maps_first():
+    transform, x, filters, _ = _case(8, (0, 1), (0, 1), 2, 3, "complex64")
+    rng = np.random.default_rng(4)
+    fine = jnp.asarray(_complex(rng, (3, 16, 16, 2, 2), np.complex64))
+    b, (constant, energy) = mixed(transform, fine, filters, None, pool=True)
+    want, (want_constant, want_energy) = mixed(transform, pooling.spatial_pool(fine), filters)
+    assert_close((b, constant, energy), (want, want_constant, want_energy), 1e-6)
 
 
 def _cuda_text(transform, x, filters, activation, pool=False) -> str:
-    f = jax.jit(lambda x, w: convolved_forward(transform, x, w, activation, pool))
+    f = jax.jit(lambda x, w: mixed(transform, x, w, activation, pool))
     return f.trace(x, filters).lower(lowering_platforms=("cuda",)).as_text()
 
 
 def _cuda_gradient_text(transform, x, filters, activation, pool=False) -> str:
     def loss(x, w):
-        b, (constant, energy) = convolved_forward(transform, x, w, activation, pool)
+        b, (constant, energy) = mixed(transform, x, w, activation, pool)
         return jnp.sum(jnp.abs(b) ** 2) + jnp.sum(energy) + jnp.sum(jnp.abs(constant))
 
     return jax.jit(jax.grad(loss, argnums=(0, 1))).trace(x, filters).lower(lowering_platforms=("cuda",)).as_text()
@@ -160,7 +172,7 @@ def test_cuda_lowering_is_one_custom_call_where_it_applies():
     text = _cuda_gradient_text(transform, x, filters, activation, pool=True)
     assert text.count("custom_call @sphcnn_mixing_gradient") == 1
     assert "sphcnn_activated_gradient" not in text
-    # lambda on the fly: the composition (the activated analysis and the product)
+    # lambda on the fly: the composition (the activated analysis and the mixing)
     transform = _transform(16, (0, 1), mode="onthefly")
     text = _cuda_text(transform, x, filters, activation, pool=True)
     assert "sphcnn_mixing_analysis" not in text and "custom_call @sphcnn_activated_analysis" in text
@@ -183,14 +195,14 @@ def test_cuda_kernel_matches_the_composition(dtype, tolerance, pool, activate):
     transform, x, filters, activation = _case(32, spins_in, (0, 1), 16, 16, dtype, pool, activate, batch=(5,),
                                               seed=9)
     x, filters = jax.device_put(x, gpu), jax.device_put(filters, gpu)
-    f = jax.jit(lambda x, w: convolved_forward(transform, x, w, activation, pool))
+    f = jax.jit(lambda x, w: mixed(transform, x, w, activation, pool))
     assert "sphcnn_mixing_analysis" in f.lower(x, filters).as_text()
     assert_close(f(x, filters), _composition(transform, x, filters, activation, pool), tolerance)
 
     def loss(g):
         return lambda x, w: jnp.sum(g(x, w)[1][1]) + jnp.sum(jnp.abs(g(x, w)[0]) ** 2)
 
-    got = jax.jit(jax.grad(loss(lambda x, w: convolved_forward(transform, x, w, activation, pool)),
+    got = jax.jit(jax.grad(loss(lambda x, w: mixed(transform, x, w, activation, pool)),
                            argnums=(0, 1)))(x, filters)
     want = jax.grad(loss(lambda x, w: _composition(transform, x, w, activation, pool)), argnums=(0, 1))(x, filters)
     assert_close(got, want, 10 * tolerance)
