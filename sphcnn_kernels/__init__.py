@@ -10,11 +10,14 @@ Public API: :class:`SphericalTransform` (validated once, ``.forward`` and
 ``.inverse``), :func:`forward`, :func:`inverse`, :func:`rotate`,
 :func:`equiangular_grid`, :func:`quadrature_weights`, :func:`spherical_mean`,
 :func:`wigner_d`, :func:`wigner_d_half_pi`, :func:`spin_spherical_harmonics`,
-:func:`available_backends`. The kernel ops (the transforms' primitives and the
+:func:`available_backends`; :mod:`sphcnn_kernels.grids` (the grids users
+have: ``SphericalTransform(grids.gauss_legendre(96, 192), ...)``) and
+:mod:`sphcnn_kernels.interop` (healpy, s2fft and torch-harmonics layouts). The kernel ops (the transforms' primitives and the
 fused block ops the layers use) are in :mod:`sphcnn_kernels.ops`, with their
 targets per platform; argument checks in :mod:`sphcnn_kernels.validation`.
 """
 
+from sphcnn_kernels import grids, interop
 from sphcnn_kernels.backends import available_backends
 from sphcnn_kernels.grid import equiangular_grid, quadrature_weights, spherical_mean
 from sphcnn_kernels.harmonics import spin_spherical_harmonics
@@ -30,6 +33,8 @@ __all__ = [
     "equiangular_grid",
     "forward",
     "get_plan",
+    "grids",
+    "interop",
     "inverse",
     "quadrature_weights",
     "rotate",

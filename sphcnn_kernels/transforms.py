@@ -36,9 +36,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sphcnn_kernels import grid_transforms, grids
 from sphcnn_kernels import validation as checks
-from sphcnn_kernels.plan import Plan, get_plan
 from sphcnn_kernels.ops import analysis_p, synthesis_p
+from sphcnn_kernels.plan import Plan, get_plan
 
 
 class SphericalTransform:
@@ -50,11 +51,19 @@ class SphericalTransform:
     configuration. Methods: :meth:`forward` (..., n, n, S, C) -> (..., ell_max +
     1, 2 ell_max + 1, S, C) and :meth:`inverse`, the reverse direction.
 
+    Other grids (:mod:`sphcnn_kernels.grids`: any equiangular nlat x nlon,
+    Gauss-Legendre, Driscoll-Healy, MW, MWSS, HEALPix) run on the xla backend
+    (:mod:`sphcnn_kernels.grid_transforms`); their maps are (..., *grid.shape,
+    S, C). ``real=True`` (spins (0,)) takes real maps and returns the m >= 0
+    coefficients (..., ell_max + 1, ell_max + 1, 1, C), a_lm at [l, m].
+
     Args:
-        n: grid size, even, >= 4.
+        n: grid size of the n x n equiangular grid (even, >= 4), or a
+            :class:`sphcnn_kernels.grids.Grid` (equiangular(n, n) is the same as n).
         spins: the spin of each entry of the spin axis, distinct integers.
-        ell_max: band limit, max|s| <= ell_max <= n/2 - 1 (default n/2 - 1;
-            smaller values pool spectrally).
+        ell_max: band limit, max|s| <= ell_max <= the grid's exact band limit
+            (n/2 - 1 for n; grid.exact_ell_max; HEALPix: any, default 3 nside
+            - 1) (default: that limit; smaller values pool spectrally).
         dtype: 'complex64' or 'complex128' (the latter needs jax_enable_x64).
         backend: 'auto' (the fastest measured backend of the platform a
             computation is compiled for; on CUDA 'xla' until the kernels are
@@ -67,20 +76,44 @@ class SphericalTransform:
             of the plan), 'onthefly' (the recurrence inside the kernel, O(L^2)
             memory) or 'auto' (the table while it takes at most 256 MiB and
             ell_max < 256).
+        real: real spin-0 maps and their m >= 0 coefficients (half the work
+            and bytes; the xla backend).
+        iterations: Jacobi refinements of the approximate HEALPix analysis
+            (healpy's ``iter``); 0 elsewhere.
 
     Raises:
         ValueError: an argument out of range, naming it, its value and what was
             expected.
     """
 
-    def __init__(self, n: int, spins, ell_max: int | None = None, dtype="complex64", backend: str = "auto",
-                 precision: str = "highest", layout: str = "batch_major", mode: str = "auto"):
+    def __init__(self, n, spins, ell_max: int | None = None, dtype="complex64", backend: str = "auto",
+                 precision: str = "highest", layout: str = "batch_major", mode: str = "auto", real: bool = False,
+                 iterations: int = 0):
         name = type(self).__name__
         self.spins = checks.spins(name, "spins", spins)
-        self.n = checks.grid_size(name, "n", n)
-        top = self.n // 2 - 1
-        self.ell_max = checks.ell_max(name, top if ell_max is None else ell_max, self.n, self.spins,
-                                      name="ell_max (default n/2 - 1)" if ell_max is None else "ell_max")
+        self.real = checks.flag(name, "real", real)
+        if self.real and self.spins != (0,):
+            raise ValueError(f"{name}: real=True takes spins (0,) only (real maps), got spins {self.spins}; "
+                             "use real=False for spin-weighted maps")
+        self.iterations = checks.integer(name, "iterations", iterations, minimum=0)
+        if isinstance(n, grids.Grid):
+            self.grid = n
+        else:
+            size = checks.grid_size(name, "n", n)
+            self.grid = grids.equiangular(size, size)
+        kind, params = self.grid.kind, self.grid.params
+        square = kind == "equiangular" and params[0] == params[1] and params[0] >= 4 and params[0] % 2 == 0
+        # the kernels' grid: n x n equiangular with both poles, n even, complex maps
+        self.n = params[0] if square and not self.real else None
+        if self.iterations and kind != "healpix":
+            raise ValueError(f"{name}: iterations = {self.iterations} refine the approximate HEALPix analysis "
+                             f"only; the analysis on {self.grid!r} is exact: pass iterations=0")
+        if self.n is not None:
+            top = self.n // 2 - 1
+            self.ell_max = checks.ell_max(name, top if ell_max is None else ell_max, self.n, self.spins,
+                                          name="ell_max (default n/2 - 1)" if ell_max is None else "ell_max")
+        else:
+            self.ell_max = self._grid_ell_max(name, ell_max)
         try:
             self.dtype = np.dtype(dtype)
         except TypeError:
@@ -92,9 +125,26 @@ class SphericalTransform:
         self.precision = checks.choice(name, "precision", precision, checks.PRECISIONS)
         self.layout = checks.choice(name, "layout", layout, checks.LAYOUTS)
         self.mode = checks.choice(name, "mode", mode, checks.LAMBDA_MODES)
-        self.plan: Plan = get_plan(self.n, self.ell_max, self.spins, self.dtype.name)
+        if self.n is None and self.backend not in ("auto", "xla"):
+            raise ValueError(f"{name}: backend {self.backend!r} runs the n x n equiangular grid with both poles "
+                             f"(n even) and complex maps only; {self.grid!r}"
+                             + (" with real=True" if self.real else "") + " runs on backend 'xla' (or 'auto')")
+        self.plan: Plan | None = (get_plan(self.n, self.ell_max, self.spins, self.dtype.name)
+                                  if self.n is not None else None)
         self._options = dict(backend=self.backend, precision=self.precision, layout=self.layout, mode=self.mode)
         self._frozen = True
+
+    def _grid_ell_max(self, name: str, ell_max) -> int:
+        """The band limit on a grid without kernels: max|s| <= ell_max <= grid.exact_ell_max (HEALPix: any)."""
+        smallest = max(abs(s) for s in self.spins)
+        exact = self.grid.exact_ell_max
+        if ell_max is None:
+            ell_max = max(smallest, 3 * self.grid.params[0] - 1 if exact is None else exact)
+        ell_max = checks.integer(name, "ell_max", ell_max, minimum=smallest)
+        if exact is not None and ell_max > exact:
+            raise ValueError(f"{name}: argument 'ell_max' = {ell_max} exceeds the exact band limit {exact} of "
+                             f"{self.grid!r} (grid.exact_ell_max); pass ell_max <= {exact}")
+        return ell_max
 
     def __setattr__(self, name, value):
         if getattr(self, "_frozen", False):
@@ -108,7 +158,8 @@ class SphericalTransform:
         return self  # immutable: copies of a model share it and its plan's tables
 
     def _key(self) -> tuple:
-        return (self.plan, self.backend, self.precision, self.layout, self.mode)
+        return (self.grid, self.ell_max, self.spins, self.dtype, self.real, self.iterations, self.backend,
+                self.precision, self.layout, self.mode)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, SphericalTransform) and self._key() == other._key()
@@ -117,16 +168,23 @@ class SphericalTransform:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        return (f"SphericalTransform(n={self.n}, spins={self.spins}, ell_max={self.ell_max}, dtype={self.dtype.name!r}, "
-                f"backend={self.backend!r}, precision={self.precision!r}, layout={self.layout!r}, mode={self.mode!r})")
+        where = f"n={self.n}" if self.n is not None else f"grid={self.grid!r}"
+        extra = (", real=True" if self.real else "") + (f", iterations={self.iterations}" if self.iterations else "")
+        return (f"SphericalTransform({where}, spins={self.spins}, ell_max={self.ell_max}, dtype={self.dtype.name!r}, "
+                f"backend={self.backend!r}, precision={self.precision!r}, layout={self.layout!r}, "
+                f"mode={self.mode!r}{extra})")
 
     @property
     def real_dtype(self) -> np.dtype:
-        return self.plan.real_dtype
+        return np.dtype(np.float32) if self.dtype == np.complex64 else np.dtype(np.float64)
 
     def spectral_shape(self, batch: tuple[int, ...], channels: int) -> tuple[int, ...]:
         """Shape of the coefficients of maps with leading axes `batch`."""
-        return self.plan.spectral_shape(tuple(batch), len(self.spins), channels, self.layout)
+        orders = self.ell_max + 1 if self.real else 2 * self.ell_max + 1
+        core = (orders, len(self.spins), channels)
+        if self.layout == "degree_major":
+            return (self.ell_max + 1,) + tuple(batch) + core
+        return tuple(batch) + (self.ell_max + 1,) + core
 
     def forward(self, x) -> jax.Array:
         """Coefficients a_lm = integral f conj(sY_lm) dOmega, exact for band-limited maps.
@@ -142,6 +200,8 @@ class SphericalTransform:
         Raises:
             ValueError: x's shape or dtype does not fit the transform.
         """
+        if self.n is None:
+            return self._grid_forward(x)
         x = jnp.asarray(x)
         func = "SphericalTransform.forward"
         expected = f"(..., {self.n}, {self.n}, {len(self.spins)}, n_channels)"
@@ -167,6 +227,8 @@ class SphericalTransform:
         Raises:
             ValueError: coeffs' shape or dtype does not fit the transform.
         """
+        if self.n is None:
+            return self._grid_inverse(coeffs)
         a = jnp.asarray(coeffs)
         func = "SphericalTransform.inverse"
         degrees, orders = self.plan.spectral_core_shape
@@ -184,6 +246,48 @@ class SphericalTransform:
             raise ValueError(f"{func}: argument 'coeffs' has dtype {a.dtype}; expected {self.dtype.name} "
                              "(the transform's dtype)")
         return synthesis_p.bind(a, plan=self.plan, sign=1, weighted=False, **self._options)
+
+    def _grid_forward(self, x) -> jax.Array:
+        """forward on a grid without kernels (sphcnn_kernels.grid_transforms)."""
+        x = jnp.asarray(x)
+        k = len(self.grid.shape)
+        if x.ndim < k + 2 or tuple(x.shape[-k - 2:-2]) != self.grid.shape or x.shape[-2] != len(self.spins):
+            raise ValueError(f"SphericalTransform.forward: argument 'x' has shape {tuple(x.shape)}; "
+                             f"{grid_transforms.shape_help(self.grid, self.spins)}")
+        if self.real:
+            allowed = (self.real_dtype,)
+        elif all(s == 0 for s in self.spins):
+            allowed = (self.dtype, self.real_dtype)
+        else:
+            allowed = (self.dtype,)
+        if x.dtype not in allowed:
+            raise ValueError(f"SphericalTransform.forward: argument 'x' has dtype {x.dtype}; expected "
+                             f"{' or '.join(d.name for d in allowed)} (the transform's dtype)")
+        a = grid_transforms.forward(x, self.grid, self.spins, self.ell_max, real=self.real,
+                                    iterations=self.iterations)
+        return jnp.moveaxis(a, -4, 0) if self.layout == "degree_major" else a
+
+    def _grid_inverse(self, coeffs) -> jax.Array:
+        """inverse on a grid without kernels (sphcnn_kernels.grid_transforms)."""
+        a = jnp.asarray(coeffs)
+        orders = self.spectral_shape((), 1)[-3]
+        core = (orders, len(self.spins))
+        if self.layout == "degree_major":
+            ok = a.ndim >= 4 and a.shape[0] == self.ell_max + 1 and tuple(a.shape[-3:-1]) == core
+            expected = f"({self.ell_max + 1}, ..., {orders}, {len(self.spins)}, n_channels)"
+        else:
+            ok = a.ndim >= 4 and tuple(a.shape[-4:-1]) == (self.ell_max + 1,) + core
+            expected = f"(..., {self.ell_max + 1}, {orders}, {len(self.spins)}, n_channels)"
+        if not ok:
+            raise ValueError(f"SphericalTransform.inverse: argument 'coeffs' has shape {tuple(a.shape)}; expected "
+                             f"{expected} ({self.layout}, ell_max = {self.ell_max}, spins {self.spins}"
+                             + (", orders m >= 0" if self.real else "") + ")")
+        if a.dtype != self.dtype:
+            raise ValueError(f"SphericalTransform.inverse: argument 'coeffs' has dtype {a.dtype}; expected "
+                             f"{self.dtype.name} (the transform's dtype)")
+        if self.layout == "degree_major":
+            a = jnp.moveaxis(a, 0, -4)
+        return grid_transforms.inverse(a, self.grid, self.spins, real=self.real)
 
 
 @functools.lru_cache(maxsize=None)
