@@ -24,110 +24,114 @@ convolution's product and the batch norm's partial sums as its epilogue, and
 with the transposed product as the prologue of the gradient's synthesis
 (csrc/cuda/mixing_stage.h, emulate_mixing.cc); and the Legendre stage of the affine
 synthesis's transpose with the batch norm's gradient as its epilogue
-(csrc/cuda/affine_stage.h, emulate_affine.cc)."""
+(csrc/cuda/affine_stage.h, emulate_affine.cc).
 
-import pathlib
-import re
-import subprocess
+How the checks are collected and run: the cases are the Python lists of
+tests/emulation_cases.py, so collecting compiles nothing. test_check is
+parametrized over (emulator, case, check), one test id each, e.g.
+test_check[emulate_blocks-synthesis-otf-n16-ell_max7-...-float-gradient]. The
+fixture `emulation`, built once for the whole test run (indirect: its parameter
+is the emulator's name), compiles the emulator once and runs it once over all
+its cases, each case one JSON argument, the emulator printing one JSON record
+per (case, check) (emulation_build.emulation, kept for the test process, so
+that test_cuda_emulation_checks.py reuses the run); each test looks up its
+record, and a missing record fails. The bounds below are the tests' own: a
+record's bound must equal them, and its value be within."""
 
 import pytest
 
-from emulation_build import compile_emulation as _compile
+from emulation_build import emulation as _run
+from emulation_cases import EMULATIONS, TRANSFORMS, argument, case_id, checks
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "tests" / "cuda_emulation" / "emulate_blocks.cc"
-MIXING_SOURCE = ROOT / "tests" / "cuda_emulation" / "emulate_mixing.cc"
-AFFINE_SOURCE = ROOT / "tests" / "cuda_emulation" / "emulate_affine.cc"
+# The relative errors' bounds (float32, float64) against the float64 sums.
+ERROR_BOUNDS = {
+    ("emulate_blocks", "stage"): (1e-6, 1e-12),
+    ("emulate_blocks", "result"): (1e-6, 1e-12),
+    ("emulate_blocks", "gradient"): (2e-6, 1e-12),
+    **{("emulate_mixing", check): (2e-6, 1e-12) for check in ("a", "b", "energy", "ct_a", "rings")},
+    **{("emulate_affine", check): (2e-6, 1e-12) for check in ("ct_a", "products", "constant")},
+}
+# Checks that count what went wrong: elements not written, not zero where they
+# must be, fenced otherwise than needed, or sums whose bits differ on other grids.
+COUNTS = {"written", "zeros_below", "zeros", "fences", "grids", "energy_grids", "products_grids"}
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    return _compile(SOURCE, tmp_path_factory.mktemp("emulator"))
-
-
-def _run(emulator, sizes):
-    result = subprocess.run([str(emulator), *map(str, sizes)], capture_output=True, text=True, timeout=900)
-    lines = result.stdout.splitlines()
-    assert lines, result.stderr
-    worst = dict(re.findall(r"(?<!gradient )(float|double) ([0-9.e+-]+)", lines[-1]))
-    gradient = dict(re.findall(r"gradient (float|double) ([0-9.e+-]+)", lines[-1]))
-    return result, lines, {k: float(v) for k, v in worst.items()}, {k: float(v) for k, v in gradient.items()}
+CHECKS = [pytest.param(name, case, check, id=f"{name}-{case_id(case)}-{check}")
+          for name, cases in EMULATIONS.items() for case in cases for check in checks(name, case)]
 
 
-@pytest.mark.parametrize("sizes", [(4, 8, 16, 32, 64, 70), (128, 256)], ids=["n4-70", "n128-256"])
-def test_k1_and_k2_match_float64_sums(emulator, sizes):
-    result, lines, worst, gradient = _run(emulator, sizes)
-    assert result.returncode == 0, "\n".join(lines[-40:])
-    checks = [line for line in lines[:-1] if "unwritten" in line]
-    # every size, both directions, both lambda sources, both precisions
-    assert len(checks) >= 8 * len(sizes)
-    assert all("unwritten 0 nonzero_below 0 unfenced 0" in line for line in checks)
-    assert worst["float"] <= 1e-6 and worst["double"] <= 1e-12
-    # the fused block boundary: the ring DFT's prologue and the gradient kernels, with and without pooling, and the
-    # gradient store's shares in global scratch (fenced); the gradient against its long double derivative
-    if sizes[0] <= 16:
-        for kind in ("activated ", "activated-pooled", "gradient ", "gradient-pooled", "affine-synthesis"):
-            assert any(line.startswith(kind) for line in checks), kind
-        assert any(line.startswith("gradient ") and "global-ring" in line for line in checks)
-    assert gradient["float"] <= 2e-6 and gradient["double"] <= 1e-12
+@pytest.fixture(scope="session")
+def emulation(request):
+    """The run of the emulator named by the test's parameter over all its cases."""
+    return _run(request.param)
 
 
-def test_bias_sums_match_long_double_sums_on_any_grid(emulator):
-    """The activated gradient's bias sums (column_sum_block in two levels) of
-    random partials against long double sums, within the rounding bound of
-    their longest chain of additions; the same bits on 1 and 5 blocks per level
-    as on the handler's grids; chains of at most 20 + 20 additions where one
-    thread per lane added all 8192 rows (a batch of 128 on a grid of 64 rings)."""
-    result = subprocess.run([str(emulator), "bias-sums"], capture_output=True, text=True, timeout=300)
-    lines = result.stdout.splitlines()
-    assert result.returncode == 0 and lines[-1] == "bias-sums problems 0", result.stdout + result.stderr
-    checks = [line for line in lines if line.startswith("bias-sum ")]
-    assert len(checks) == 12 and all(line.endswith("problems 0") for line in checks)
-    for line in checks:
-        error, bound = map(float, re.search(r"error (\S+) bound (\S+)", line).groups())
-        assert error <= bound
-    mnist = [re.search(r"chain (\d+) -> (\d+) \+ (\d+)", line).groups() for line in checks if "rows=8192" in line]
-    assert mnist and all(int(before) == 8192 and int(first) <= 20 and int(second) <= 20
-                         for before, first, second in mnist)
+@pytest.mark.parametrize("emulation, case, check", CHECKS, indirect=["emulation"])
+def test_check(emulation, case, check):
+    record = emulation.record(case, check)
+    value, bound = record["value"], record["bound"]
+    if (emulation.name, check) in ERROR_BOUNDS:
+        expected = ERROR_BOUNDS[emulation.name, check][case["precision"] == "double"]
+        assert bound == expected and value <= expected, record
+    elif check in COUNTS:
+        assert value == 0 == bound, record
+    elif check == "chain":
+        # chains of at most 20 + 20 additions where one thread per lane added all 8192 rows
+        assert value["before"] == case["rows"] and bound == case["chain_at_most"], record
+        assert value["first"] <= bound and value["second"] <= bound, record
+    else:
+        # the bias sums: within the rounding bound of their longest chain of additions
+        assert check == "error" and value <= bound, record
+    assert record["pass"], record
 
 
-def _run_fused_stage(source: pathlib.Path, directory: pathlib.Path, kind: str) -> list[str]:
-    """Compiles and runs one fused-stage emulator: its `kind` check lines, after
-    asserting a zero exit, 12 checks (6 cases x 2 precisions) without problems and
-    the worst errors float32 <= 2e-6, float64 <= 1e-12."""
-    binary = _compile(source, directory)
-    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=900)
-    lines = result.stdout.splitlines()
-    assert result.returncode == 0, "\n".join(lines[-20:]) + result.stderr
-    checks = [line for line in lines if line.startswith(kind + " ")]
-    assert len(checks) == 12 and all(line.endswith("problems 0") for line in checks)
-    worst = dict(re.findall(r"(float|double) ([0-9.e+-]+)", lines[-1]))
-    assert float(worst["float"]) <= 2e-6 and float(worst["double"]) <= 1e-12
-    return checks
+@pytest.mark.parametrize("emulation", list(EMULATIONS), indirect=True)
+def test_every_record_and_only_those_and_exit_status_0(emulation):
+    cases = EMULATIONS[emulation.name]
+    expected = {(argument(case), check) for case in cases for check in checks(emulation.name, case)}
+    assert set(emulation.records) == expected
+    assert emulation.returncode == 0, emulation.stderr
 
 
-def test_k2_with_the_convolutions_mixing_matches_float64_sums(tmp_path):
-    """The Legendre stage with the convolution's epilogue (analysis_mixing_block and
-    energy_sum_block): the coefficients a, the mixed b (zeros at |m| > l) and the
-    energies against float64 sums, every element written, the energies
-    bit-identical whatever the number of blocks; and the Legendre stage of the gradient's
-    synthesis with the transposed mixing as its prologue
-    (synthesis_mixing_block): ct_a and the rings, padding columns zero; both
-    with every thread's fence before it reads back global memory other threads
-    wrote (counted in the problems)."""
-    checks = _run_fused_stage(MIXING_SOURCE, tmp_path, "mixing")
-    assert all(" ct_a " in line and " rings " in line for line in checks)
-    # both batch-tile regimes (several items a block, several column tiles an item) and two degree tiles
-    assert any("batch_tile=32 degree_tiles=2" in line for line in checks)
-    assert any("C=40" in line and "batch_tile=1" in line for line in checks)
+def _kind(case):
+    analysis = case["direction"] == "analysis"
+    if case.get("affine") and not analysis:
+        return "affine-synthesis"
+    if not case.get("activation"):
+        return case["direction"]
+    return ("activated" if analysis else "gradient") + ("-pooled" if case["activation"] == 2 else "")
 
 
-def test_k2_with_the_batch_norms_gradient_matches_float64_sums(tmp_path):
-    """The Legendre stage of the affine synthesis's transpose with the batch norm's gradient as
-    its epilogue (affine_gradient_block, affine_sum_block): ct_a = factor u, the
-    products' sums and u at a_00 against float64 sums, every tile shape, spin
-    groups, several degree tiles, the sums bit-identical whatever the number of
-    blocks."""
-    checks = _run_fused_stage(AFFINE_SOURCE, tmp_path, "affine-gradient")
-    assert {f"config={c}" for c in range(3)} <= {word for line in checks for word in line.split()}
-    assert any("degree_tiles=2" in line for line in checks)
+@pytest.mark.parametrize("emulation", ["emulate_blocks"], indirect=True)
+def test_the_transforms_cover_every_size_both_ways_and_the_fused_boundary(emulation):
+    """Every n in both directions, lambda sources and precisions; at n <= 16 the
+    fused block boundary: the ring DFT's prologue and the gradient kernels, with
+    and without pooling, the affine synthesis, and the gradient store's shares in
+    global scratch (fenced); 12 checks of the bias sums, the spherical MNIST rows'
+    chain among them."""
+    runs = [case for case in EMULATIONS["emulate_blocks"] if "direction" in case]
+    for n in {case["n"] for case in TRANSFORMS}:
+        assert {(case["direction"], case["lambda"], case["precision"]) for case in runs if case["n"] == n} == {
+            (d, s, p) for d in ("analysis", "synthesis") for s in ("table", "otf") for p in ("float", "double")}, n
+    small = [case for case in runs if case["n"] <= 16]
+    fused = {"activated", "activated-pooled", "gradient", "gradient-pooled", "affine-synthesis"}
+    assert fused <= set(map(_kind, small))
+    assert any(_kind(case) == "gradient" and emulation.record(case, "fences")["plan"]["global_ring"] for case in small)
+    bias_sums = [case for case in EMULATIONS["emulate_blocks"] if case.get("bias_sums")]
+    assert len(bias_sums) == 12 and any(case["rows"] == 8192 and "chain" in checks("emulate_blocks", case)
+                                        for case in bias_sums)
+
+
+@pytest.mark.parametrize("emulation", ["emulate_mixing"], indirect=True)
+def test_the_mixing_reaches_both_batch_tile_regimes_and_two_degree_tiles(emulation):
+    """Several items a block and several column tiles an item, and two degree
+    tiles, as the plans choose them."""
+    plans = [(case, emulation.record(case, "a")["plan"]) for case in EMULATIONS["emulate_mixing"]]
+    assert any(plan["batch_tile"] == 32 and plan["degree_tiles"] == 2 for _, plan in plans)
+    assert any(case["channels"] == 40 and plan["batch_tile"] == 1 for case, plan in plans)
+
+
+@pytest.mark.parametrize("emulation", ["emulate_affine"], indirect=True)
+def test_the_batch_norms_gradient_reaches_every_tile_and_two_degree_tiles(emulation):
+    plans = [emulation.record(case, "ct_a")["plan"] for case in EMULATIONS["emulate_affine"]]
+    assert {plan["config"] for plan in plans} >= {0, 1, 2}
+    assert any(plan["degree_tiles"] == 2 for plan in plans)

@@ -9,22 +9,31 @@ plans make only at sizes too large to emulate:
   destination past the block's shared memory, each end the program with its
   message (refused_launches.cc); launches and copies at the limits run;
 - the emulators' outputs are bit-identical (digests of their bytes, per
-  checked case) when asynchronous copies land when issued and blocks run from the
+  checked case) when asynchronous copies land at once and blocks run from the
   last to the first (SPHCNN_EMULATION_EAGER=1, emulated_schedule.h) as when
   copies land at their wait and blocks run in order: every output element is
   written by one block and every sum has a fixed order;
 - forced at small sizes (emulate_blocks.cc, forced_plan): the ring DFT with its buffers
   in global scratch on one block per work item, and the on-the-fly analysis's
   accumulators in global scratch with each of its three tiles, one block per
-  item or blocks looping over the items, against float64 sums."""
+  item or blocks looping over the items, against float64 sums.
 
-import os
-import re
+The schedule and forced-plan tests are parametrized over the cases of
+tests/emulation_cases.py (one test id per emulator and case, so that collecting
+compiles nothing). The fixtures `deferred` and `eager`, built once for the whole
+test run (indirect: their parameter is the emulator's name), compile each
+emulator once and run it once per schedule: the deferred run over every case
+(the very run test_cuda_blocks_emulated.py checks: emulation_build.emulation
+keeps it for the test process), the eager one over the cases of SCHEDULED. A
+case's records are compared whole, the digest of its outputs among their
+fields."""
+
 import subprocess
 
 import pytest
 
-from emulation_build import EMULATION, compile_emulation
+from emulation_build import EMULATION, compile_emulation, emulation
+from emulation_cases import EMULATIONS, case_id, cases_of, checks
 
 REFUSALS = [
     ("threads-0", "emulated launch refused: threads per block outside [1, 1024]"),
@@ -40,9 +49,6 @@ REFUSALS = [
     ("copy8-source", "emulated cp.async refused: global source not aligned to the copy's size"),
     ("copy-past-shared", "emulated cp.async refused: shared destination outside the block's dynamic shared memory"),
 ]
-
-# The emulators and the grid sizes n of their cases run under both schedules.
-SCHEDULED = {"emulate_blocks": (4, 8), "emulate_mixing": (8, 16, 32), "emulate_affine": (8, 16, 32)}
 
 
 @pytest.fixture(scope="module")
@@ -65,54 +71,73 @@ def test_launches_and_copies_at_the_limits_run(refusals):
     assert result.stdout.strip() == "within-limits: no refusal"
 
 
-@pytest.fixture(scope="module")
-def schedules(tmp_path_factory):
-    """Per emulator: its stdout lines under the deferred and the eager schedule."""
-    directory = tmp_path_factory.mktemp("schedules")
-    runs = {}
-    for name, sizes in SCHEDULED.items():
-        binary = compile_emulation(EMULATION / f"{name}.cc", directory)
-        outputs = []
-        for eager in ("0", "1"):
-            env = dict(os.environ, SPHCNN_EMULATION_EAGER=eager)
-            result = subprocess.run([str(binary), *map(str, sizes)], capture_output=True, text=True, env=env,
-                                    timeout=900)
-            assert result.returncode == 0, f"{name} eager={eager}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-            outputs.append(result.stdout.splitlines())
-        runs[name] = outputs
-    return runs
+# The emulators and the grid sizes n of their cases run under both schedules.
+SCHEDULED = {"emulate_blocks": (4, 8), "emulate_mixing": (8, 16, 32), "emulate_affine": (8, 16, 32)}
 
 
-@pytest.mark.parametrize("name", list(SCHEDULED))
-def test_outputs_are_bit_identical_under_both_schedules(schedules, name):
-    deferred, eager = schedules[name]
-    digests = [line for line in deferred if line.startswith("digest ")]
-    # one digest after every check line, the summary line last
-    assert len(digests) == (len(deferred) - 1) / 2 >= 6
-    assert all(line.startswith("digest ") for line in deferred[1:-1:2])
-    assert [line for line in eager if line.startswith("digest ")] == digests
-    # the errors against float64 sums, computed from the outputs, agree too
-    assert eager == deferred
+@pytest.fixture(scope="session")
+def deferred(request):
+    """The emulator named by the test's parameter over all its cases, deferred."""
+    return emulation(request.param)
 
 
-def _forced(lines, pattern):
-    return [line for line in lines if re.search(pattern, line)]
+@pytest.fixture(scope="session")
+def eager(request):
+    """The emulator named by the test's parameter over its SCHEDULED cases, eager."""
+    return emulation(request.param, SCHEDULED[request.param], eager=True)
 
 
-def test_forced_launch_choices_match_float64_sums(schedules):
-    """The forced cases of emulate_blocks.cc at n = 8 (in the deferred run):
-    every element written, zeros below max(|m|, |s|), float32 <= 1e-6 and
-    float64 <= 1e-12 relative to the largest float64 sum."""
-    lines = schedules["emulate_blocks"][0]
-    many_blocks = _forced(lines, r"n=8 .* ring_blocks=128 global-ring:")
-    # both directions and precisions (the ring DFT is the same for both lambda sources)
-    assert len(many_blocks) == 4
-    accumulators = {config: _forced(lines, rf"^analysis .* otf .* k1k2=global-acc config={config} ")
+@pytest.mark.parametrize("deferred, eager, case",
+                         [pytest.param(name, name, case, id=f"{name}-{case_id(case)}")
+                          for name, sizes in SCHEDULED.items() for case in cases_of(name, sizes)],
+                         indirect=["deferred", "eager"])
+def test_outputs_are_bit_identical_under_both_schedules(deferred, eager, case):
+    # the digests of the outputs, and the errors against float64 sums computed from them, agree
+    records = deferred.of_case(case)
+    assert records and eager.of_case(case) == records
+
+
+def test_at_least_6_cases_of_each_emulator_run_under_both_schedules():
+    assert all(len(cases_of(name, sizes)) >= 6 for name, sizes in SCHEDULED.items())
+
+
+def _forced(case):
+    return case.get("block_per_item") or "accumulator_config" in case
+
+
+FORCED = [case for case in EMULATIONS["emulate_blocks"] if "direction" in case and _forced(case)]
+
+
+@pytest.mark.parametrize("case", FORCED, ids=map(case_id, FORCED))
+@pytest.mark.parametrize("deferred", ["emulate_blocks"], indirect=True)
+def test_forced_launch_choices_match_float64_sums(deferred, case):
+    """The forced cases of emulate_blocks.cc at n = 8 (in the deferred run): the
+    plan's launch as forced, every element written, zeros below max(|m|, |s|),
+    float32 <= 1e-6 and float64 <= 1e-12 relative to the largest float64 sum."""
+    plan = deferred.record(case, "stage")["plan"]
+    if case.get("block_per_item"):
+        # one block per work item: n rings x (batch spins channels) rows of one row a tile
+        assert plan["global_ring"] and plan["ring_rows"] == 1
+        assert plan["ring_blocks"] == case["n"] * case["batch"] * len(case["spins"]) * case["channels"] == 128
+    else:
+        # one block per item (config 0), and fewer blocks than items
+        assert plan["k1k2"] == "global-acc" and plan["config"] == case["accumulator_config"]
+        if "accumulator_blocks" in case:
+            assert plan["gemm_blocks"] == case["accumulator_blocks"]
+    bound = 1e-6 if case["precision"] == "float" else 1e-12
+    for check in ("stage", "result"):
+        assert deferred.record(case, check)["value"] <= bound, check
+    for check in {"written", "zeros_below"} & set(checks("emulate_blocks", case)):
+        assert deferred.record(case, check)["value"] == 0, check
+
+
+def test_the_forced_cases_run_both_ways_in_both_precisions_and_every_tile():
+    """K1 on one block per item in both directions and precisions (the ring DFT
+    is the same for both lambda sources); the global accumulators with each of
+    the three tiles in both precisions, one block per item or 5 or 3 blocks."""
+    per_item = [case for case in FORCED if case.get("block_per_item")]
+    assert len(per_item) == 4 and {case["direction"] for case in per_item} == {"analysis", "synthesis"}
+    accumulators = {config: [case for case in FORCED if case.get("accumulator_config") == config]
                     for config in range(3)}
     assert all(len(found) == 2 for found in accumulators.values())
-    # one block per item (config 0), and fewer blocks than items
-    assert "gemm_blocks=5 " in accumulators[1][0] and "gemm_blocks=3 " in accumulators[2][0]
-    for line in many_blocks + sum(accumulators.values(), []):
-        assert "unwritten 0 nonzero_below 0" in line
-        stage, result = map(float, re.search(r"stage ([0-9.e+-]+) result ([0-9.e+-]+)", line).groups())
-        assert max(stage, result) <= (1e-6 if " float " in line else 1e-12), line
+    assert [accumulators[config][0].get("accumulator_blocks") for config in range(3)] == [None, 5, 3]

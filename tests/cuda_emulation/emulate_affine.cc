@@ -10,13 +10,18 @@
 //   u[b, l, m, s, c]        = sum_j lambda_{l,m,s}(theta_j) F[s, m, j, b C + c]   (0 below max(|m|, |s|)),
 //   ct_a                    = f[s, c] u,
 //   products[b, s, c]       = sum_{l, m} u a,     constant[b, s, c] = u[b, 0, 0, s, c];
-// every element written (outputs start as NaN), and the products bit-identical
-// when 7 blocks loop over the items instead of one block per item. Usage:
-// emulate_affine [n ...] (default: every case). Exit status 0 when float32
-// errors are <= 2e-6 and float64 ones <= 1e-12 relative to the largest
-// reference value and nothing else is wrong; each check line is followed by
-// "digest <hex>" of its outputs (emulated_reference.h), "worst float E double
-// E" last.
+// every element written (outputs start as NaN), exact zeros below
+// max(|m|, |s|), and the products bit-identical when 7 blocks loop over the
+// items instead of one block per item.
+//
+// Usage: emulate_affine CASE ... where each CASE is one JSON object (the
+// fields of AffineCase and "precision", float or double;
+// tests/emulation_cases.py holds them). Prints one JSON line per check of each
+// case (emulated_reference.h, print_records): the relative errors ct_a,
+// products and constant (float32 <= 2e-6, float64 <= 1e-12, relative to the
+// largest reference value), and the counts written, zeros and products_grids
+// that must be 0. Exit status 0 when every check passed, 1 when one failed, 2
+// for a malformed case.
 #if !defined(SPHCNN_EMULATED_ASYNC)
 #error "build with -DSPHCNN_EMULATED_ASYNC -Itests/cuda_emulation (asynchronous copies deferred to their wait)"
 #endif
@@ -42,28 +47,78 @@ using namespace sphcnn::cuda;
 using namespace sphcnn::emulation;
 
 struct AffineCase {
-  int n, ell_max;
+  int n = 0, ell_max = 0;
   std::vector<int> spins;
-  int batch, channels;
-  bool degree_major;
+  int batch = 1, channels = 1;
+  bool degree_major = false;
 };
 
-struct AffineErrors {
-  double ct_a = 0, products = 0, constant = 0;
-  int problems = 0;
-  int config = 0;
+AffineCase affine_case_of(CaseArguments& args) {
+  AffineCase cs;
+  cs.n = static_cast<int>(args.integer("n"));
+  cs.ell_max = static_cast<int>(args.integer("ell_max"));
+  cs.spins = args.integers("spins");
+  cs.batch = static_cast<int>(args.integer("batch"));
+  cs.channels = static_cast<int>(args.integer("channels"));
+  cs.degree_major = args.flag("degree_major");
+  return cs;
+}
+
+// One run of a case in precision T: the launches on 7 blocks, then on one
+// block per item, what they wrote, and the float64 sums the checks compare
+// with.
+template <typename T>
+class AffineRun {
+ public:
+  AffineRun(const AffineCase& cs, std::mt19937& rng);
+
+  std::vector<Record> records() const;
+  // The plan's table tile (config) and degree tiles.
+  std::string plan_json() const;
+  // Of ct_a, the products and the constants.
+  Digest digest() const;
+
+ private:
+  // Each output against its float64 sums (ct_a exactly zero below
+  // max(|m|, |s|)).
+  Check compare_ct_a() const;
+  Check compare_products() const;
+  Check compare_constant() const;
+  // Elements left NaN; not zero where they must be; products whose bits differ
+  // between the two grids.
+  Record written() const;
+  Record zeros() const;
+  Record products_grids() const;
+
+  size_t a_index(int b, int l, int mi, int s, int c) const {
+    return b * spec_batch_stride + l * spec_degree_stride + (static_cast<int64_t>(mi) * S + s) * C + c;
+  }
+
+  const AffineCase cs;
+  const int n, ell, L, M, S, B, C;
+  const int64_t spec_batch_stride, spec_degree_stride;
+  AffineLaunch al{};
+  std::vector<Cpx<T>> ct_a, products, looped_products, constant;
+  // float64 sums: ct_a at a_index, the products and constants at (b, s, c).
+  std::vector<cd> ct_a_ref, products_ref, constant_ref;
 };
 
 template <typename T>
-AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
-  const int n = cs.n, ell = cs.ell_max, L = ell + 1, M = 2 * ell + 1, S = static_cast<int>(cs.spins.size());
-  const int B = cs.batch, C = cs.channels;
+AffineRun<T>::AffineRun(const AffineCase& cs_, std::mt19937& rng)
+    : cs(cs_),
+      n(cs.n),
+      ell(cs.ell_max),
+      L(ell + 1),
+      M(2 * ell + 1),
+      S(static_cast<int>(cs.spins.size())),
+      B(cs.batch),
+      C(cs.channels),
+      spec_batch_stride(cs.degree_major ? static_cast<int64_t>(M) * S * C : L * static_cast<int64_t>(M) * S * C),
+      spec_degree_stride(cs.degree_major ? B * static_cast<int64_t>(M) * S * C : static_cast<int64_t>(M) * S * C) {
   Geometry g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
   g.degree_major = cs.degree_major;
-  const AffineLaunch al = affine_gradient_launch(g, LambdaSource::kTable);
+  al = affine_gradient_launch(g, LambdaSource::kTable);
   const LaunchPlan& plan = al.plan;
-  AffineErrors err;
-  err.config = plan.gemm.config;
   std::vector<T> table(packed_table(n, ell, sizeof(T)).size(S), T(12345));
   build_packed_table<T>(n, ell, cs.spins, table.data(), 2);
   std::vector<unsigned char> scratch = nan_scratch<T>(al.scratch_bytes);
@@ -74,7 +129,9 @@ AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
   fill_normal(a, rng);
   fill_normal(factor, rng);
   const Cpx<T> nan{T(NAN), T(NAN)};
-  std::vector<Cpx<T>> ct_a(spectral, nan), products(static_cast<size_t>(B) * S * C, nan), constant(products);
+  ct_a.assign(spectral, nan);
+  products.assign(static_cast<size_t>(B) * S * C, nan);
+  constant = products;
 
   GemmArgs<T> gemm{};
   gemm.rings_in = rings;
@@ -86,9 +143,8 @@ AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
   gemm.channels = C;
   gemm.maps = static_cast<int64_t>(B) * C;
   gemm.padded_maps = plan.padded_maps;
-  const int64_t row = static_cast<int64_t>(M) * S * C;
-  gemm.spec_batch_stride = cs.degree_major ? row : L * row;
-  gemm.spec_degree_stride = cs.degree_major ? B * row : row;
+  gemm.spec_batch_stride = spec_batch_stride;
+  gemm.spec_degree_stride = spec_degree_stride;
   gemm.tiles = plan.gemm.tiles;
   AffineArgs<T> x{};
   x.input = a.data();
@@ -116,13 +172,14 @@ AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
            [&](const HostCtx& ctx, unsigned char*) { affine_sum_block<T>(ctx, gemm, x); });
   };
   run(true);
-  const std::vector<Cpx<T>> looped = products;
+  looped_products = products;
   std::fill(products.begin(), products.end(), nan);
   run(false);
-  if (std::memcmp(looped.data(), products.data(), products.size() * sizeof(Cpx<T>)) != 0) err.problems++;
 
   const std::vector<double> lam = lambda_reference(n, ell, cs.spins);
-  Check ct_a_check, products_check, constant_check;
+  ct_a_ref.assign(spectral, cd(0.0));
+  products_ref.assign(products.size(), cd(0.0));
+  constant_ref.assign(products.size(), cd(0.0));
   for (int b = 0; b < B; ++b) {
     for (int s = 0; s < S; ++s) {
       for (int c = 0; c < C; ++c) {
@@ -132,58 +189,105 @@ AffineErrors run_affine_case(const AffineCase& cs, std::mt19937& rng) {
           for (int mi = 0; mi < M; ++mi) {
             const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
             const cd u = l >= l0 ? legendre_sum(lam, rings, plan.padded_maps, n, ell, s, mi, l, b * C + c) : cd(0.0);
-            const size_t i = b * gemm.spec_batch_stride + l * gemm.spec_degree_stride + (static_cast<int64_t>(mi) * S + s) * C + c;
+            const size_t i = a_index(b, l, mi, s, c);
             product += u * cd(a[i].re, a[i].im);
             if (l == 0 && mi == ell) u00 = u;
-            ct_a_check.note(ct_a[i], f * u, l < l0);
+            ct_a_ref[i] = f * u;
           }
         }
-        products_check.note(products[(static_cast<size_t>(b) * S + s) * C + c], product);
-        constant_check.note(constant[(static_cast<size_t>(b) * S + s) * C + c], u00);
+        products_ref[(static_cast<size_t>(b) * S + s) * C + c] = product;
+        constant_ref[(static_cast<size_t>(b) * S + s) * C + c] = u00;
       }
     }
   }
-  err.ct_a = ct_a_check.relative();
-  err.products = products_check.relative();
-  err.constant = constant_check.relative();
-  err.problems += ct_a_check.problems + products_check.problems + constant_check.problems;
-  std::string spins;
-  for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
-  std::printf("affine-gradient %-6s n=%d ell_max=%d spins=%s B=%d C=%d %s config=%d degree_tiles=%d: "
-              "ct_a %.2e products %.2e constant %.2e problems %d\n",
-              sizeof(T) == 4 ? "float" : "double", n, ell, spins.c_str(), B, C,
-              cs.degree_major ? "degree_major" : "batch_major", config, al.degree_tiles, err.ct_a, err.products,
-              err.constant, err.problems);
+}
+
+template <typename T>
+std::vector<Record> AffineRun<T>::records() const {
+  const double bound = sizeof(T) == 4 ? 2e-6 : 1e-12;
+  return {at_most("ct_a", compare_ct_a().relative(), bound),
+          at_most("products", compare_products().relative(), bound),
+          at_most("constant", compare_constant().relative(), bound),
+          written(),
+          zeros(),
+          products_grids()};
+}
+
+template <typename T>
+Check AffineRun<T>::compare_ct_a() const {
+  Check check;
+  for (int b = 0; b < B; ++b)
+    for (int l = 0; l < L; ++l)
+      for (int mi = 0; mi < M; ++mi)
+        for (int s = 0; s < S; ++s) {
+          const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
+          for (int c = 0; c < C; ++c) {
+            check.note(ct_a[a_index(b, l, mi, s, c)], ct_a_ref[a_index(b, l, mi, s, c)], l < l0);
+          }
+        }
+  return check;
+}
+
+template <typename T>
+Check AffineRun<T>::compare_products() const {
+  Check check;
+  for (size_t i = 0; i < products.size(); ++i) check.note(products[i], products_ref[i]);
+  return check;
+}
+
+template <typename T>
+Check AffineRun<T>::compare_constant() const {
+  Check check;
+  for (size_t i = 0; i < constant.size(); ++i) check.note(constant[i], constant_ref[i]);
+  return check;
+}
+
+template <typename T>
+Record AffineRun<T>::written() const {
+  return none_found("written", compare_ct_a().unwritten + compare_products().unwritten + compare_constant().unwritten);
+}
+
+template <typename T>
+Record AffineRun<T>::zeros() const {
+  return none_found("zeros", compare_ct_a().nonzero);
+}
+
+template <typename T>
+Record AffineRun<T>::products_grids() const {
+  const bool differ = std::memcmp(looped_products.data(), products.data(), products.size() * sizeof(Cpx<T>)) != 0;
+  return none_found("products_grids", differ ? 1 : 0);
+}
+
+template <typename T>
+std::string AffineRun<T>::plan_json() const {
+  return json_object(
+      {{"config", std::to_string(al.plan.gemm.config)}, {"degree_tiles", std::to_string(al.degree_tiles)}});
+}
+
+template <typename T>
+Digest AffineRun<T>::digest() const {
   Digest digest;
   digest.add(ct_a);
   digest.add(products);
   digest.add(constant);
-  digest.print();
-  return err;
+  return digest;
+}
+
+template <typename T>
+bool affine_records(const CaseArguments& args, const AffineCase& cs, std::mt19937& rng) {
+  const AffineRun<T> run(cs, rng);
+  return print_records(args, run.plan_json(), run.digest(), run.records());
 }
 
 int main(int argc, char** argv) {
-  std::mt19937 rng(13);
-  const std::vector<AffineCase> cases = {
-      {8, 3, {0, 1}, 3, 3, false},
-      {16, 7, {0, 1, -2}, 2, 5, true},   // two spin groups
-      {32, 10, {1, 0}, 2, 40, true},     // pooled band limit, spin 0 second
-      {64, 31, {0, 1}, 3, 20, true},     // a spherical-MNIST block
-      {128, 63, {0}, 1, 2, false},       // few columns: the tall tile, several degree tiles
-      {128, 50, {0, 2}, 40, 4, true},    // many columns: the wide tile
-  };
-  double worst_f = 0, worst_d = 0;
-  int problems = 0;
-  std::vector<int> only;  // grid sizes n to run (default: every case)
-  for (int i = 1; i < argc; ++i) only.push_back(std::atoi(argv[i]));
-  for (const AffineCase& cs : cases) {
-    if (!only.empty() && std::find(only.begin(), only.end(), cs.n) == only.end()) continue;
-    const AffineErrors f = run_affine_case<float>(cs, rng);
-    const AffineErrors d = run_affine_case<double>(cs, rng);
-    worst_f = std::max({worst_f, f.ct_a, f.products, f.constant});
-    worst_d = std::max({worst_d, d.ct_a, d.products, d.constant});
-    problems += f.problems + d.problems;
+  bool passed = true;
+  for (int i = 1; i < argc; ++i) {
+    CaseArguments args(argv[i]);
+    std::mt19937 rng(args.seed());
+    const bool single = args.either("precision", "float", "double");
+    const AffineCase cs = affine_case_of(args);
+    args.done();
+    passed &= single ? affine_records<float>(args, cs, rng) : affine_records<double>(args, cs, rng);
   }
-  std::printf("worst float %.3e double %.3e problems %d\n", worst_f, worst_d, problems);
-  return (worst_f <= 2e-6 && worst_d <= 1e-12 && problems == 0) ? 0 : 1;
+  return passed ? 0 : 1;
 }

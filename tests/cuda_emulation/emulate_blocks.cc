@@ -27,13 +27,19 @@
 // memory) on a grid of 7 blocks looping over the work items or of one block
 // per item, and the on-the-fly analysis's K2 with its accumulators in global
 // scratch (the path of band limits too large for shared memory) with any of
-// its tiles, on grids that loop over the items or not. Usage: emulate_blocks
-// [n ...] (default: every case), or emulate_blocks bias-sums (check_bias_sums
-// alone); prints one line per check, each followed by
-// "digest <hex>" (emulated_reference.h) of the outputs, and "worst float E
-// double E" last; exit status 0 when the float32 errors are <= 1e-6 and the
-// float64 ones <= 1e-12 (relative to the largest reference value) and nothing
-// is left unwritten or unfenced.
+// its tiles, on grids that loop over the items or not. And the bias sums
+// (BiasSums) against long double sums.
+//
+// Usage: emulate_blocks CASE ... where each CASE is one JSON object
+// (tests/emulation_cases.py holds them; case_of reads a transform's, the keys
+// "direction" (analysis, synthesis), "lambda" (table, otf) and "precision"
+// (float, double) pick the run; {"bias_sums": true, "rows", "lanes",
+// "precision", optionally "chain_at_most"} a check of the bias sums). Prints
+// one JSON line per check of each case (emulated_reference.h, print_records):
+// stage, result, gradient (float32 <= 1e-6, 1e-6 and 2e-6; float64 <= 1e-12,
+// relative to the largest reference value), written, zeros_below and fences
+// (counts that must be 0); for the bias sums error, grids and chain. Exit
+// status 0 when every check passed, 1 when one failed, 2 for a malformed case.
 #if !defined(SPHCNN_EMULATED_ASYNC)
 #error "build with -DSPHCNN_EMULATED_ASYNC -Itests/cuda_emulation (asynchronous copies deferred to their wait)"
 #endif
@@ -70,11 +76,11 @@ using namespace sphcnn::emulation;
 constexpr int64_t kLoopingRingBlocks = 7;
 
 struct Case {
-  int n, ell_max;
+  int n = 0, ell_max = 0;
   std::vector<int> spins;
-  int batch, channels;
-  bool degree_major;
-  bool real_input;  // analysis only (needs every spin 0)
+  int batch = 1, channels = 1;
+  bool degree_major = false;
+  bool real_input = false;  // analysis only (needs every spin 0)
   bool global_ring = false;  // K1 buffers in global scratch, as for large n
   // Analysis only: K1 with the prologue of the activated analysis (1: the
   // nonlinearity, 2: the nonlinearity and pooling from the 2n grid) and the spin
@@ -92,6 +98,29 @@ struct Case {
   int accumulator_config = -1;
   int64_t accumulator_blocks = kGlobalAccumulatorBlocks;
 };
+
+// A case from its argument: n, ell_max, spins, batch and channels, and the
+// other fields by name where they differ from the defaults above
+// ("block_per_item": true for ring_blocks = kGlobalRingBlocks, one block per
+// work item up to the plan's limit).
+Case case_of(CaseArguments& args) {
+  Case cs;
+  cs.n = static_cast<int>(args.integer("n"));
+  cs.ell_max = static_cast<int>(args.integer("ell_max"));
+  cs.spins = args.integers("spins");
+  cs.batch = static_cast<int>(args.integer("batch"));
+  cs.channels = static_cast<int>(args.integer("channels"));
+  cs.degree_major = args.flag("degree_major");
+  cs.real_input = args.flag("real_input");
+  cs.global_ring = args.flag("global_ring");
+  cs.activation = static_cast<int>(args.integer("activation", 0));
+  cs.leaky_spin = static_cast<int>(args.integer("leaky_spin", -1));
+  cs.affine = args.flag("affine");
+  cs.ring_blocks = args.flag("block_per_item") ? kGlobalRingBlocks : kLoopingRingBlocks;
+  cs.accumulator_config = static_cast<int>(args.integer("accumulator_config", -1));
+  cs.accumulator_blocks = args.integer("accumulator_blocks", kGlobalAccumulatorBlocks);
+  return cs;
+}
 
 // The plan of the handler with the case's forced choices; their buffers go
 // after the plan's own scratch, sized as launch_plan.h sizes them.
@@ -121,15 +150,6 @@ LaunchPlan forced_plan(LaunchPlan plan, const Case& cs, bool analysis, bool tabl
   }
   plan.scratch_bytes = end;
   return plan;
-}
-
-// Whether a case runs in a mode: the cases that force K2's accumulators only
-// in the on-the-fly analysis, those that force K1 onto one block per item only
-// with the table (K1 is the same for both lambda sources), others in all.
-bool runs_in(const Case& cs, bool analysis, bool table_mode) {
-  if (cs.accumulator_config >= 0) return analysis && !table_mode;
-  if (cs.ring_blocks != kLoopingRingBlocks) return table_mode;
-  return true;
 }
 
 // A long double value and its derivative along one direction: forward-mode
@@ -187,13 +207,6 @@ void activated_cotangent(cd z, cd ct, double bias, bool leaky, double eps, doubl
   ct_b = leaky ? 0.0 : along(2);
 }
 
-struct Errors {
-  double stage = 0, total = 0;  // relative errors of the scratch rings and of the result
-  double gradient = 0;          // of the activated analysis's gradient, against the derivative of its definition
-  int unwritten = 0, nonzero_below = 0;
-  int unfenced = 0;  // (block, thread) pairs whose fences differ from the barriers that need them
-};
-
 // The two levels of the bias sums as the handler launches them, on `blocks`
 // blocks each (default: the handler's grids).
 template <typename T>
@@ -208,17 +221,103 @@ double lambda_at(const std::vector<double>& lam, int L, int M, int s, int j, int
   return lam[((static_cast<size_t>(s) * n + j) * M + mi) * L + l];
 }
 
+// One run of a case in one direction, lambda source and precision T: its
+// inputs, the handler's plan with the case's forced choices, what the emulated
+// kernels wrote, the (block, thread) pairs whose fences differ from the
+// barriers that need them, and the float64 sums the checks compare with.
 template <typename T>
-Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rng) {
-  const int n = cs.n, ell = cs.ell_max, L = ell + 1, M = 2 * ell + 1, S = cs.spins.size();
-  const int B = cs.batch, C = cs.channels, SC = S * C;
+class CaseRun {
+ public:
+  CaseRun(const Case& cs, bool analysis, bool table_mode, std::mt19937& rng);
+
+  // The checks that apply to the run, one record each.
+  std::vector<Record> records() const;
+  // The launch choices: K2's accumulators, tile config and blocks, K1's rows a
+  // tile and blocks, and whether K1's buffers are in global scratch.
+  std::string plan_json() const;
+  // Of every output: the coefficients, maps, scratch rings and gradients.
+  Digest digest() const;
+
+ private:
+  // The relative errors of the scratch rings K1 (analysis) or K2 (synthesis)
+  // leaves, and of the coefficients or maps: float32 <= 1e-6, float64 <= 1e-12.
+  Record stage() const;
+  Record result() const;
+  // The activated analysis's gradient (ct_y, and the bias sums) against the
+  // transposed pooling in double and the derivative of the nonlinearity's
+  // definition in long double: float32 <= 2e-6, float64 <= 1e-12.
+  Record gradient() const;
+  // Output elements left NaN (not written), coefficients not exactly zero below
+  // max(|m|, |s|), (block, thread) pairs fenced otherwise than needed.
+  Record written() const;
+  Record zeros_below() const;
+  Record fences() const;
+
+  size_t x_index(int b, int j, int k, int s, int c) const {
+    return ((static_cast<size_t>(b) * n + j) * n + k) * SC + s * C + c;
+  }
+  size_t a_index(int b, int l, int mi, int s, int c) const {
+    return static_cast<size_t>(b * stride_b + l * stride_l + (static_cast<int64_t>(mi) * S + s) * C + c);
+  }
+  const Cpx<T>* rings() const { return reinterpret_cast<const Cpx<T>*>(scratch.data() + plan.rings_offset); }
+  // The ring value at (s, mi, j) of column (b, c), and its index in rings_ref.
+  Cpx<T> ring_at(int s, int mi, int j, int b, int c) const {
+    return rings()[((static_cast<int64_t>(s) * M + mi) * n + j) * plan.padded_maps + b * C + c];
+  }
+  size_t ring_index(int s, int mi, int j, int b, int c) const {
+    return ((static_cast<size_t>(s) * M + mi) * n + j) * B * C + b * C + c;
+  }
+
+  const Case cs;
+  const bool analysis, table_mode;
+  const int n, ell, L, M, S, B, C, SC;
+  // The activated analysis (and its gradient) and its input grid (2n with
+  // pooling); the gradient without pooling, stored by K1 of the synthesis.
+  const bool activation;
+  const int fine;
+  const bool epilogue;
+  const double eps = 1e-6, slope = 0.01;
+  const int64_t stride_b, stride_l;
+  Geometry g{};
+  LaunchPlan plan{};
+  std::vector<unsigned char> scratch;
+  std::vector<T> x_real, bias_t, taps_t, partials, chunk_sums, ct_bias;
+  std::vector<Cpx<T>> x, a, y, ct_y;
+  // The analysis: the maps K1 must see, activated and pooled in double; the
+  // synthesis: the maps in double (with activation: the cotangent the gradient
+  // kernels take back to y and the bias).
+  std::vector<cd> x_ref;
+  // float64 sums: the scratch rings at ring_index, the analysis's coefficients
+  // at a_index.
+  std::vector<cd> rings_ref, a_ref;
+  int unfenced = 0;
+};
+
+template <typename T>
+CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19937& rng)
+    : cs(cs_),
+      analysis(analysis_),
+      table_mode(table_mode_),
+      n(cs.n),
+      ell(cs.ell_max),
+      L(ell + 1),
+      M(2 * ell + 1),
+      S(static_cast<int>(cs.spins.size())),
+      B(cs.batch),
+      C(cs.channels),
+      SC(S * C),
+      activation(cs.activation > 0),
+      fine(cs.activation == 2 ? 2 * n : n),
+      epilogue(activation && !analysis && cs.activation == 1),
+      stride_b(cs.degree_major ? static_cast<int64_t>(M) * SC : L * static_cast<int64_t>(M) * SC),
+      stride_l(cs.degree_major ? B * static_cast<int64_t>(M) * SC : static_cast<int64_t>(M) * SC) {
   const int sign = analysis ? -1 : 1;
   std::normal_distribution<double> nd;
-  Geometry g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
+  g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
   g.degree_major = cs.degree_major;
   g.real_input = analysis && cs.real_input;
   const LambdaSource source = table_mode ? LambdaSource::kTable : LambdaSource::kOnTheFly;
-  const LaunchPlan plan = forced_plan<T>(launch_plan(g, analysis, source), cs, analysis, table_mode);
+  plan = forced_plan<T>(launch_plan(g, analysis, source), cs, analysis, table_mode);
 
   std::vector<double> w(n);
   for (auto& v : w) v = 0.5 + std::abs(nd(rng));
@@ -229,11 +328,9 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
     table.assign(packed_table(n, ell, sizeof(T)).size(S), T(12345));
     build_packed_table<T>(n, ell, cs.spins, table.data(), 2);
   }
-  std::vector<unsigned char> scratch = nan_scratch<T>(plan.scratch_bytes);
+  scratch = nan_scratch<T>(plan.scratch_bytes);
   const size_t spatial = static_cast<size_t>(B) * n * n * SC, spectral = static_cast<size_t>(B) * L * M * SC;
   // Inputs: maps x (B, n, n, S, C) or coefficients (batch- or degree-major).
-  std::vector<T> x_real;
-  std::vector<Cpx<T>> x, a;
   if (analysis) {
     if (g.real_input) {
       x_real.resize(spatial);
@@ -248,18 +345,9 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
     for (auto& v : a) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
     x.assign(spatial, Cpx<T>{T(NAN), T(NAN)});
   }
-  auto x_index = [&](int b, int j, int k, int s, int c) {
-    return ((static_cast<size_t>(b) * n + j) * n + k) * SC + s * C + c;
-  };
   // The activated analysis: pre-activation maps y on the fine grid, and the maps
   // x the analysis must see computed from them in double (random taps with the
   // rings outside the grid at 0: the kernel applies whatever taps it is given).
-  const bool activation = cs.activation > 0;
-  const int fine = cs.activation == 2 ? 2 * n : n;
-  const double eps = 1e-6, slope = 0.01;
-  std::vector<Cpx<T>> y;
-  std::vector<T> bias_t, taps_t;
-  std::vector<cd> x_ref;
   if (activation) {
     y.resize(static_cast<size_t>(B) * fine * fine * SC);
     for (auto& v : y) v = Cpx<T>{static_cast<T>(nd(rng)), static_cast<T>(nd(rng))};
@@ -309,11 +397,6 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
               x_ref[x_index(b, j, k, s, c)] = v;
             }
   }
-  const int64_t row = static_cast<int64_t>(M) * SC;
-  const int64_t stride_b = cs.degree_major ? row : L * row, stride_l = cs.degree_major ? B * row : row;
-  auto a_index = [&](int b, int l, int mi, int s, int c) {
-    return static_cast<size_t>(b * stride_b + l * stride_l + (static_cast<int64_t>(mi) * S + s) * C + c);
-  };
 
   Cpx<T>* rings = reinterpret_cast<Cpx<T>*>(scratch.data() + plan.rings_offset);
   RingArgs<T> ring{};
@@ -394,11 +477,11 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
   // scratch, those after the load, every FFT stage and the gradient store's
   // shares of each item; with K2's accumulators in global scratch, those after
   // their clearing and their last update; no other.
-  std::atomic<int> unfenced{0};
+  std::atomic<int> unfenced_pairs{0};
   auto fenced = [&](const HostCtx& ctx, int64_t items, int64_t per_item, const std::function<void()>& block) {
     const int64_t before = HostCtx::fences;
     block();
-    if (HostCtx::fences - before != per_item * items_of_block(items, ctx.block(), ctx.blocks())) unfenced++;
+    if (HostCtx::fences - before != per_item * items_of_block(items, ctx.block(), ctx.blocks())) unfenced_pairs++;
   };
   auto run_ring = [&]() {
     if (plan.ring.blocks == 0) return;
@@ -444,17 +527,14 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
       });
     }
   };
-  // The gradient without pooling: K1 of the synthesis differentiates as it
-  // stores (gradient_store), into ct_y, with the bias shares per (ring, row).
-  const bool epilogue = activation && !analysis && cs.activation == 1;
-  std::vector<Cpx<T>> ct_y;
-  std::vector<T> partials, chunk_sums, ct_bias;
   if (activation && !analysis) {
     ct_y.assign(y.size(), Cpx<T>{T(NAN), T(NAN)});
     partials.assign(static_cast<size_t>(B) * fine * SC, T(NAN));
     chunk_sums.assign(static_cast<size_t>(bias_chunks(static_cast<int64_t>(B) * fine, SC)) * SC, T(NAN));
     ct_bias.assign(SC, T(NAN));
   }
+  // The gradient without pooling: K1 of the synthesis differentiates as it
+  // stores (gradient_store), into ct_y, with the bias shares per (ring, row).
   if (epilogue) {
     ring.out = ct_y.data();
     ring.activation_bias = bias_t.data();
@@ -503,20 +583,9 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
   const std::vector<double> lam = lambda_reference(n, ell, cs.spins);
   std::vector<cd> e(n);  // e^{sign 2 pi i k / n}
   for (int k = 0; k < n; ++k) e[k] = std::polar(1.0, sign * 2.0 * M_PI * k / n);
-  auto rings_at = [&](int s, int mi, int j, int b, int c) {
-    const Cpx<T> v = rings[((static_cast<int64_t>(s) * M + mi) * n + j) * plan.padded_maps + b * C + c];
-    return cd(v.re, v.im);
-  };
-  Errors err;
-  double ref_stage = 0, err_stage = 0, ref_total = 0, err_total = 0;
-  auto note = [&](cd got, cd want, double& ref, double& worst) {
-    if (!std::isfinite(got.real()) || !std::isfinite(got.imag())) {
-      err.unwritten++;
-      return;
-    }
-    ref = std::max(ref, std::abs(want));
-    worst = std::max(worst, std::abs(got - want));
-  };
+  rings_ref.assign(static_cast<size_t>(S) * M * n * B * C, cd(0.0, 0.0));
+  if (analysis) a_ref.assign(spectral, cd(0.0, 0.0));
+  else x_ref.assign(spatial, cd(0.0, 0.0));
   for (int b = 0; b < B; ++b) {
     for (int s = 0; s < S; ++s) {
       for (int c = 0; c < C; ++c) {
@@ -533,17 +602,14 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
                 acc += v * e[((static_cast<int64_t>(m) * k) % n + n) % n];
               }
               F[static_cast<size_t>(j) * M + mi] = w[j] * acc;
-              note(rings_at(s, mi, j, b, c), w[j] * acc, ref_stage, err_stage);
+              rings_ref[ring_index(s, mi, j, b, c)] = w[j] * acc;
             }
           }
           for (int mi = 0; mi < M; ++mi) {
-            const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
             for (int l = 0; l < L; ++l) {
               cd acc = 0;
               for (int j = 0; j < n; ++j) acc += lambda_at(lam, L, M, s, j, mi, l, n) * F[static_cast<size_t>(j) * M + mi];
-              const Cpx<T> o = a[a_index(b, l, mi, s, c)];
-              if (l < l0 && (o.re != T(0) || o.im != T(0))) err.nonzero_below++;
-              note(cd(o.re, o.im), acc, ref_total, err_total);
+              a_ref[a_index(b, l, mi, s, c)] = acc;
             }
           }
         } else {
@@ -559,7 +625,7 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
                 if (affine) mapped += lambda_at(lam, L, M, s, j, mi, l, n) * a_mapped[i];
               }
               G[static_cast<size_t>(j) * M + mi] = affine ? mapped : acc;
-              note(rings_at(s, mi, j, b, c), acc, ref_stage, err_stage);
+              rings_ref[ring_index(s, mi, j, b, c)] = acc;
             }
           }
           for (int j = 0; j < n; ++j) {
@@ -569,213 +635,266 @@ Errors run_case(const Case& cs, bool analysis, bool table_mode, std::mt19937& rn
                 const int m = mi - ell;
                 acc += G[static_cast<size_t>(j) * M + mi] * e[((static_cast<int64_t>(m) * k) % n + n) % n];
               }
-              if (activation) x_ref[x_index(b, j, k, s, c)] = w[j] * acc;
-              if (epilogue) continue;  // K1 wrote the gradient instead of the maps
-              const Cpx<T> o = x[x_index(b, j, k, s, c)];
-              note(cd(o.re, o.im), w[j] * acc, ref_total, err_total);
+              x_ref[x_index(b, j, k, s, c)] = w[j] * acc;
             }
           }
         }
       }
     }
   }
-  err.stage = err_stage / (ref_stage > 0 ? ref_stage : 1.0);
-  err.total = err_total / (ref_total > 0 ? ref_total : 1.0);
-  if (activation && !analysis) {
-    // unpooled cotangent in double (the transpose of the pooling, written from
-    // its definition: each fine value's share of every coarse value it feeds)
-    std::vector<cd> fine_ct(y.size(), cd(0.0, 0.0));
-    for (int b = 0; b < B; ++b)
+  unfenced = unfenced_pairs;
+}
+
+template <typename T>
+std::vector<Record> CaseRun<T>::records() const {
+  std::vector<Record> checks = {stage()};
+  if (!epilogue) checks.push_back(result());  // else K1 wrote the gradient instead of the maps
+  if (activation && !analysis) checks.push_back(gradient());
+  checks.push_back(written());
+  if (analysis) checks.push_back(zeros_below());
+  checks.push_back(fences());
+  return checks;
+}
+
+template <typename T>
+Record CaseRun<T>::stage() const {
+  Check check;
+  for (int s = 0; s < S; ++s)
+    for (int mi = 0; mi < M; ++mi)
       for (int j = 0; j < n; ++j)
-        for (int k = 0; k < n; ++k)
-          for (int q = 0; q < SC; ++q) {
-            const cd v = x_ref[x_index(b, j, k, q / C, q % C)];
-            auto at = [&](int row, int lon) { return ((static_cast<size_t>(b) * fine + row) * fine + lon) * SC + q; };
-            if (cs.activation == 1) {
-              fine_ct[at(j, k)] += v;
-              continue;
-            }
-            for (int t = 0; t < 4; ++t) {
-              const int row = 2 * j - 1 + t;
-              if (row < 0 || row >= fine) continue;
-              const double tap = taps_t[4 * j + t];
-              fine_ct[at(row, 2 * k)] += 0.5 * tap * v;
-              fine_ct[at(row, (2 * k - 1 + fine) % fine)] += 0.25 * tap * v;
-              fine_ct[at(row, 2 * k + 1)] += 0.25 * tap * v;
-            }
-          }
-    std::vector<double> bias_ref(SC, 0.0);
-    double ref_y = 0, err_y = 0, ref_b = 0, err_b = 0;
-    for (size_t i = 0; i < y.size(); ++i) {
-      const int q = static_cast<int>(i % SC);
-      cd want;
-      double share;
-      activated_cotangent(cd(y[i].re, y[i].im), fine_ct[i], bias_t[q], q / C == cs.leaky_spin, eps, slope, want,
-                          share);
-      bias_ref[q] += share;
-      note(cd(ct_y[i].re, ct_y[i].im), want, ref_y, err_y);
-    }
-    for (int q = 0; q < SC; ++q) note(cd(ct_bias[q], 0.0), cd(bias_ref[q], 0.0), ref_b, err_b);
-    err.gradient = std::max(err_y / ref_y, err_b / (ref_b > 0 ? ref_b : 1.0));
+        for (int b = 0; b < B; ++b)
+          for (int c = 0; c < C; ++c) check.note(ring_at(s, mi, j, b, c), rings_ref[ring_index(s, mi, j, b, c)]);
+  return at_most("stage", check.relative(), sizeof(T) == 4 ? 1e-6 : 1e-12);
+}
+
+template <typename T>
+Record CaseRun<T>::result() const {
+  Check check;
+  if (analysis) {
+    for (size_t i = 0; i < a.size(); ++i) check.note(a[i], a_ref[i]);
+  } else {
+    for (size_t i = 0; i < x.size(); ++i) check.note(x[i], x_ref[i]);
   }
-  std::string spins;
-  for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
-  const std::string kind = affine ? "affine-synthesis" : !activation ? (analysis ? "analysis" : "synthesis")
-                                        : std::string(analysis ? "activated" : "gradient") +
-                                              (cs.activation == 2 ? "-pooled" : "");
-  err.unfenced = unfenced;
+  return at_most("result", check.relative(), sizeof(T) == 4 ? 1e-6 : 1e-12);
+}
+
+template <typename T>
+Record CaseRun<T>::gradient() const {
+  // unpooled cotangent in double (the transpose of the pooling, written from
+  // its definition: each fine value's share of every coarse value it feeds)
+  std::vector<cd> fine_ct(y.size(), cd(0.0, 0.0));
+  for (int b = 0; b < B; ++b)
+    for (int j = 0; j < n; ++j)
+      for (int k = 0; k < n; ++k)
+        for (int q = 0; q < SC; ++q) {
+          const cd v = x_ref[x_index(b, j, k, q / C, q % C)];
+          auto at = [&](int row, int lon) { return ((static_cast<size_t>(b) * fine + row) * fine + lon) * SC + q; };
+          if (cs.activation == 1) {
+            fine_ct[at(j, k)] += v;
+            continue;
+          }
+          for (int t = 0; t < 4; ++t) {
+            const int row = 2 * j - 1 + t;
+            if (row < 0 || row >= fine) continue;
+            const double tap = taps_t[4 * j + t];
+            fine_ct[at(row, 2 * k)] += 0.5 * tap * v;
+            fine_ct[at(row, (2 * k - 1 + fine) % fine)] += 0.25 * tap * v;
+            fine_ct[at(row, 2 * k + 1)] += 0.25 * tap * v;
+          }
+        }
+  std::vector<double> bias_ref(SC, 0.0);
+  Check maps, bias;
+  for (size_t i = 0; i < y.size(); ++i) {
+    const int q = static_cast<int>(i % SC);
+    cd want;
+    double share;
+    activated_cotangent(cd(y[i].re, y[i].im), fine_ct[i], bias_t[q], q / C == cs.leaky_spin, eps, slope, want,
+                        share);
+    bias_ref[q] += share;
+    maps.note(ct_y[i], want);
+  }
+  for (int q = 0; q < SC; ++q) bias.note(Cpx<T>{ct_bias[q], T(0)}, cd(bias_ref[q], 0.0));
+  return at_most("gradient", std::max(maps.relative(), bias.relative()), sizeof(T) == 4 ? 2e-6 : 1e-12);
+}
+
+template <typename T>
+Record CaseRun<T>::written() const {
+  int64_t unwritten = 0;
+  auto count = [&](const Cpx<T>& v) { unwritten += std::isfinite(v.re) && std::isfinite(v.im) ? 0 : 1; };
+  for (int s = 0; s < S; ++s)
+    for (int mi = 0; mi < M; ++mi)
+      for (int j = 0; j < n; ++j)
+        for (int b = 0; b < B; ++b)
+          for (int c = 0; c < C; ++c) count(ring_at(s, mi, j, b, c));
+  if (analysis) {
+    for (const Cpx<T>& v : a) count(v);
+  } else if (!epilogue) {
+    for (const Cpx<T>& v : x) count(v);
+  }
+  for (const Cpx<T>& v : ct_y) count(v);
+  for (const T v : ct_bias) count(Cpx<T>{v, T(0)});
+  return none_found("written", unwritten);
+}
+
+template <typename T>
+Record CaseRun<T>::zeros_below() const {
+  int64_t nonzero = 0;
+  for (int b = 0; b < B; ++b)
+    for (int l = 0; l < L; ++l)
+      for (int mi = 0; mi < M; ++mi)
+        for (int s = 0; s < S; ++s) {
+          const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
+          for (int c = 0; c < C && l < l0; ++c) {
+            const Cpx<T> o = a[a_index(b, l, mi, s, c)];
+            if (o.re != T(0) || o.im != T(0)) nonzero++;
+          }
+        }
+  return none_found("zeros_below", nonzero);
+}
+
+template <typename T>
+Record CaseRun<T>::fences() const {
+  return none_found("fences", unfenced);
+}
+
+template <typename T>
+std::string CaseRun<T>::plan_json() const {
   const int64_t gemm_blocks = std::min<int64_t>(static_cast<int64_t>(plan.gemm.tiles) * L * std::min(S, 2),
                                                 plan.gemm.max_blocks);
-  std::printf("%-9s %-6s %-5s n=%d ell_max=%d spins=%s B=%d C=%d %s%s k1k2=%s config=%d gemm_blocks=%lld "
-              "ring_rows=%d ring_blocks=%lld%s: stage %.2e result %.2e gradient %.2e unwritten %d nonzero_below %d "
-              "unfenced %d\n",
-              kind.c_str(), sizeof(T) == 4 ? "float" : "double", table_mode ? "table" : "otf", n,
-              ell, spins.c_str(), B, C, cs.degree_major ? "degree_major" : "batch_major", g.real_input ? " real" : "",
-              plan.gemm.global_accumulators ? "global-acc" : "shared", plan.gemm.config,
-              static_cast<long long>(gemm_blocks), plan.ring.tile_rows, static_cast<long long>(plan.ring.blocks),
-              plan.ring.global ? " global-ring" : "", err.stage, err.total, err.gradient, err.unwritten,
-              err.nonzero_below, err.unfenced);
+  return json_object({{"k1k2", json_string(plan.gemm.global_accumulators ? "global-acc" : "shared")},
+                      {"config", std::to_string(plan.gemm.config)},
+                      {"gemm_blocks", std::to_string(gemm_blocks)},
+                      {"ring_rows", std::to_string(plan.ring.tile_rows)},
+                      {"ring_blocks", std::to_string(plan.ring.blocks)},
+                      {"global_ring", json_bool(plan.ring.global)}});
+}
+
+template <typename T>
+Digest CaseRun<T>::digest() const {
   Digest digest;
   digest.add(a);
   digest.add(x);
-  digest.add(rings, sizeof(Cpx<T>) * static_cast<size_t>(S) * M * n * plan.padded_maps);
+  digest.add(rings(), sizeof(Cpx<T>) * static_cast<size_t>(S) * M * n * plan.padded_maps);
   digest.add(ct_y);
   digest.add(ct_bias);
-  digest.print();
-  return err;
+  return digest;
 }
 
 // The bias sums (two levels of column_sum_block) of random partials (rows,
-// lanes) against long double sums: per lane, the error relative to the sum of
-// |partials| within depth eps, a bound of the rounding of `depth` additions in
-// a row (the longest chain of additions of one thread: its rows, then the
-// tree, at each level); and the same bits on 1 and 5 blocks per level as on
-// the handler's grids. Prints the longest chain before (one thread per lane
-// adding every row) and after. Returns the problems.
+// lanes) on the handler's grids, and on 1 and 5 blocks per level.
 template <typename T>
-int check_bias_sums(int64_t rows, int lanes, std::mt19937& rng) {
-  GradientArgs<T> ga{};
-  ga.batch = rows;  // B n_in partial rows
-  ga.n_in = 1;
-  ga.lanes = lanes;
-  const int64_t chunks = bias_chunks(rows, lanes);
-  std::vector<T> partials(static_cast<size_t>(rows) * lanes), chunk_sums, ct_bias;
-  std::normal_distribution<double> nd;
-  for (T& v : partials) v = static_cast<T>(nd(rng));
-  ga.partials = partials.data();
-  auto sums_on = [&](int64_t blocks) {
-    chunk_sums.assign(static_cast<size_t>(chunks) * lanes, T(NAN));
-    ct_bias.assign(lanes, T(NAN));
+class BiasSums {
+ public:
+  BiasSums(int64_t rows, int lanes, std::mt19937& rng)
+      : rows_(rows),
+        lanes_(lanes),
+        chunks_(bias_chunks(rows, lanes)),
+        partials_(static_cast<size_t>(rows) * lanes) {
+    std::normal_distribution<double> nd;
+    for (T& v : partials_) v = static_cast<T>(nd(rng));
+    sums_ = sums_on(0);
+    for (int64_t blocks : {1, 5}) {
+      if (std::memcmp(sums_on(blocks).data(), sums_.data(), sums_.size() * sizeof(T)) != 0) other_bits_++;
+    }
+    const int64_t tree = static_cast<int64_t>(std::ceil(std::log2(column_groups(lanes))));
+    first_ = ceil_div(std::min(rows, bias_chunk_rows(lanes)), column_groups(lanes)) + tree;
+    second_ = ceil_div(chunks_, column_groups(lanes)) + tree;
+  }
+
+  // Per lane, the error relative to the sum of |partials| of long double sums,
+  // within depth eps, a bound of the rounding of `depth` additions in a row
+  // (the longest chain of additions of one thread: its rows, then the tree, at
+  // each level).
+  Record error() const {
+    double worst = 0;
+    for (int q = 0; q < lanes_; ++q) {
+      long double exact = 0, magnitude = 0;
+      for (int64_t r = 0; r < rows_; ++r) {
+        exact += partials_[r * lanes_ + q];
+        magnitude += std::abs(static_cast<long double>(partials_[r * lanes_ + q]));
+      }
+      const double error = static_cast<double>(std::abs(sums_[q] - exact) / magnitude);
+      worst = std::isfinite(error) ? std::max(worst, error) : INFINITY;
+    }
+    return at_most("error", worst, static_cast<double>(first_ + second_) * std::numeric_limits<T>::epsilon());
+  }
+  // The grids of 1 and 5 blocks whose sums differ in a bit from the handler's.
+  Record grids() const { return none_found("grids", other_bits_); }
+  // The longest chains of additions of one thread at each level (where one
+  // thread per lane would add every row), at most `at_most` each.
+  Record chain(int64_t at_most) const {
+    return {"chain",
+            json_object({{"before", std::to_string(rows_)},
+                         {"first", std::to_string(first_)},
+                         {"second", std::to_string(second_)}}),
+            std::to_string(at_most), first_ <= at_most && second_ <= at_most};
+  }
+  std::string plan_json() const {
+    return json_object({{"chunks", std::to_string(chunks_)}, {"groups", std::to_string(column_groups(lanes_))}});
+  }
+  Digest digest() const {
+    Digest digest;
+    digest.add(sums_);
+    return digest;
+  }
+
+ private:
+  std::vector<T> sums_on(int64_t blocks) {
+    GradientArgs<T> ga{};
+    ga.batch = rows_;  // B n_in partial rows
+    ga.n_in = 1;
+    ga.lanes = lanes_;
+    std::vector<T> chunk_sums(static_cast<size_t>(chunks_) * lanes_, T(NAN)), ct_bias(lanes_, T(NAN));
+    ga.partials = partials_.data();
     ga.chunk_sums = chunk_sums.data();
     ga.ct_bias = ct_bias.data();
     run_bias_sums(ga, blocks);
     return ct_bias;
-  };
-  const std::vector<T> sums = sums_on(0);
-  int problems = 0;
-  for (int64_t blocks : {1, 5}) {
-    if (std::memcmp(sums_on(blocks).data(), sums.data(), sums.size() * sizeof(T)) != 0) problems++;
   }
-  const int groups = column_groups(lanes);
-  const int64_t tree = static_cast<int64_t>(std::ceil(std::log2(groups)));
-  const int64_t first = ceil_div(std::min(rows, bias_chunk_rows(lanes)), groups) + tree;
-  const int64_t second = ceil_div(chunks, groups) + tree;
-  const double bound = static_cast<double>(first + second) * std::numeric_limits<T>::epsilon();
-  double worst = 0;
-  for (int q = 0; q < lanes; ++q) {
-    long double exact = 0, magnitude = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      exact += partials[r * lanes + q];
-      magnitude += std::abs(static_cast<long double>(partials[r * lanes + q]));
-    }
-    const double error = static_cast<double>(std::abs(sums[q] - exact) / magnitude);
-    worst = std::isfinite(error) ? std::max(worst, error) : INFINITY;
-  }
-  if (!(worst <= bound)) problems++;
-  std::printf("bias-sum %-6s rows=%lld lanes=%d chunks=%lld: error %.2e bound %.2e chain %lld -> %lld + %lld "
-              "problems %d\n",
-              sizeof(T) == 4 ? "float" : "double", static_cast<long long>(rows), lanes, static_cast<long long>(chunks),
-              worst, bound, static_cast<long long>(rows), static_cast<long long>(first),
-              static_cast<long long>(second), problems);
-  return problems;
+
+  int64_t rows_;
+  int lanes_;
+  int64_t chunks_;
+  std::vector<T> partials_, sums_;
+  int64_t other_bits_ = 0, first_ = 0, second_ = 0;
+};
+
+template <typename T>
+bool transform_records(const CaseArguments& args, const Case& cs, bool analysis, bool table_mode,
+                       std::mt19937& rng) {
+  const CaseRun<T> run(cs, analysis, table_mode, rng);
+  return print_records(args, run.plan_json(), run.digest(), run.records());
+}
+
+template <typename T>
+bool bias_sum_records(const CaseArguments& args, int64_t rows, int lanes, int64_t chain_at_most, std::mt19937& rng) {
+  const BiasSums<T> sums(rows, lanes, rng);
+  std::vector<Record> records = {sums.error(), sums.grids()};
+  if (chain_at_most >= 0) records.push_back(sums.chain(chain_at_most));
+  return print_records(args, sums.plan_json(), sums.digest(), records);
 }
 
 int main(int argc, char** argv) {
-  std::mt19937 rng(7);
-  if (argc == 2 && std::string(argv[1]) == "bias-sums") {
-    // B n_in rows of the spherical MNIST model's activations at batch 128 (S C =
-    // 2 x 16 .. 2 x 32 lanes), a lane count that does not divide the block's
-    // threads, two lane tiles with a partial last chunk, fewer rows than a chunk
-    const std::vector<std::pair<int64_t, int>> shapes = {
-        {128 * 64, 32}, {128 * 32, 48}, {128 * 16, 64}, {128 * 32, 56}, {1000, 300}, {5, 3}};
-    int problems = 0;
-    for (const auto& [rows, lanes] : shapes) {
-      problems += check_bias_sums<float>(rows, lanes, rng);
-      problems += check_bias_sums<double>(rows, lanes, rng);
+  bool passed = true;
+  for (int i = 1; i < argc; ++i) {
+    CaseArguments args(argv[i]);
+    std::mt19937 rng(args.seed());
+    const bool single = args.either("precision", "float", "double");
+    if (args.flag("bias_sums")) {
+      const int64_t rows = args.integer("rows");
+      const int lanes = static_cast<int>(args.integer("lanes"));
+      const int64_t chain_at_most = args.integer("chain_at_most", -1);
+      args.done();
+      passed &= single ? bias_sum_records<float>(args, rows, lanes, chain_at_most, rng)
+                       : bias_sum_records<double>(args, rows, lanes, chain_at_most, rng);
+      continue;
     }
-    std::printf("bias-sums problems %d\n", problems);
-    return problems == 0 ? 0 : 1;
+    const bool analysis = args.either("direction", "analysis", "synthesis");
+    const bool table_mode = args.either("lambda", "table", "otf");
+    const Case cs = case_of(args);
+    args.done();
+    passed &= single ? transform_records<float>(args, cs, analysis, table_mode, rng)
+                     : transform_records<double>(args, cs, analysis, table_mode, rng);
   }
-  std::vector<Case> cases = {
-      {4, 1, {0}, 1, 1, false, false},
-      {4, 1, {0}, 3, 1, false, true},
-      {8, 3, {0, 1}, 2, 3, true, false},
-      {8, 2, {0, 3, -5}, 1, 3, false, false},  // |s| > ell_max: zeros
-      {16, 7, {-2, 1, 3}, 1, 33, false, false},
-      {16, 5, {0, 1, -3}, 3, 1, true, false},  // pooled
-      {32, 15, {0}, 5, 7, false, true},
-      {32, 15, {-1, 2}, 3, 5, true, false},
-      {64, 31, {0, 1}, 3, 3, false, false},
-      {64, 20, {-2, 1, 3}, 1, 5, true, false},  // pooled
-      {70, 20, {2, -1}, 1, 3, false, false},    // n = 2 5 7
-      {64, 31, {0, 2}, 1, 3, false, false, true},
-      {128, 63, {0, -3}, 1, 3, false, false},
-      {256, 127, {0, 1}, 1, 3, false, false},
-      {256, 100, {-3}, 1, 1, true, false},      // pooled
-      // the activated analysis: nonlinearity only, then with pooling from 2n,
-      // a leaky spin or none, a pooled band limit, K1's buffers in global scratch
-      {8, 3, {0, 1}, 2, 3, true, false, false, 1, 0},
-      {16, 7, {0, 1}, 3, 5, true, false, false, 2, 0},
-      {16, 5, {1, -2}, 2, 3, false, false, false, 2, -1},
-      {32, 15, {0, 1}, 2, 4, true, false, true, 2, 1},
-      {64, 31, {0, 1}, 1, 3, true, false, false, 1, 0},
-      {16, 7, {0, 1}, 2, 3, false, false, true, 1, -1},  // the gradient store's shares in global scratch
-      // the affine synthesis (a batch norm's apply): with and without a spin 0,
-      // a pooled band limit, K1's buffers in global scratch
-      {16, 7, {0, 1}, 2, 3, true, false, false, 0, -1, true},
-      {16, 5, {1, -2}, 2, 3, false, false, false, 0, -1, true},
-      {32, 15, {-1, 0, 2}, 1, 5, true, false, true, 0, -1, true},
-      {64, 20, {0, 1}, 2, 3, false, false, false, 0, -1, true},
-      // forced: K1's buffers in global scratch on one block per work item (8
-      // rings x 16 rows: 128 blocks; the plan launches up to kGlobalRingBlocks)
-      {8, 3, {0, 1}, 1, 8, false, false, true, 0, -1, false, kGlobalRingBlocks},
-      // forced: the on-the-fly analysis's accumulators in global scratch at small
-      // band limits, every tile; one block per item, or a few looping over them
-      {8, 3, {0, 1}, 1, 2, true, false, false, 0, -1, false, kLoopingRingBlocks, 0},
-      {8, 2, {1, -2, 0}, 1, 1, false, false, false, 0, -1, false, kLoopingRingBlocks, 1, 5},
-      {8, 3, {0, 2}, 2, 3, false, false, false, 0, -1, false, kLoopingRingBlocks, 2, 3},
-  };
-  std::vector<int> only;
-  for (int i = 1; i < argc; ++i) only.push_back(std::atoi(argv[i]));
-  double worst_f = 0, worst_d = 0, gradient_f = 0, gradient_d = 0;
-  int bad = 0;
-  for (const Case& cs : cases) {
-    if (!only.empty() && std::find(only.begin(), only.end(), cs.n) == only.end()) continue;
-    for (int an = 1; an >= 0; --an) {
-      if (!an && cs.real_input) continue;
-      for (int tm = 1; tm >= 0; --tm) {
-        if (!runs_in(cs, an, tm)) continue;
-        const Errors f = run_case<float>(cs, an, tm, rng);
-        const Errors d = run_case<double>(cs, an, tm, rng);
-        worst_f = std::max({worst_f, f.stage, f.total});
-        worst_d = std::max({worst_d, d.stage, d.total});
-        gradient_f = std::max(gradient_f, f.gradient);
-        gradient_d = std::max(gradient_d, d.gradient);
-        bad += f.unwritten + f.nonzero_below + f.unfenced + d.unwritten + d.nonzero_below + d.unfenced;
-      }
-    }
-  }
-  std::printf("worst float %.3e double %.3e gradient float %.3e gradient double %.3e problems %d\n", worst_f,
-              worst_d, gradient_f, gradient_d, bad);
-  return (worst_f <= 1e-6 && worst_d <= 1e-12 && gradient_f <= 2e-6 && gradient_d <= 1e-12 && bad == 0) ? 0 : 1;
+  return passed ? 0 : 1;
 }

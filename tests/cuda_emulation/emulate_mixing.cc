@@ -18,12 +18,16 @@
 //   G[i, m, j, b C + c] = sum_{l >= max(|m|, |s_i|)} lambda_{l,m,s_i}(theta_j) ct_a[b, l, m, i, c],
 // every ring of every column written, the padding columns zero. Both ways each
 // thread fences once an item, before it reads back the coefficients other
-// threads wrote to global memory (block_common.h). Usage:
-// emulate_mixing [n ...] (default: every case); prints one line per check,
-// each followed by "digest <hex>" of its outputs (emulated_reference.h), and
-// "worst float E double E" last; exit status 0 when float32 errors are <= 2e-6
-// and float64 ones <= 1e-12 relative to the largest reference value, and
-// nothing else is wrong.
+// threads wrote to global memory (block_common.h).
+//
+// Usage: emulate_mixing CASE ... where each CASE is one JSON object (the
+// fields of MixCase and "precision", float or double; tests/emulation_cases.py
+// holds them). Prints one JSON line per check of each case
+// (emulated_reference.h, print_records): the relative errors a, b, energy,
+// ct_a and rings (float32 <= 2e-6, float64 <= 1e-12, relative to the largest
+// reference value), and the counts written, zeros, energy_grids and fences
+// that must be 0. Exit status 0 when every check passed, 1 when one failed or
+// the plan refused a case (on stderr), 2 for a malformed case.
 #if !defined(SPHCNN_EMULATED_ASYNC)
 #error "build with -DSPHCNN_EMULATED_ASYNC -Itests/cuda_emulation (asynchronous copies deferred to their wait)"
 #endif
@@ -51,29 +55,106 @@ using namespace sphcnn::cuda;
 using namespace sphcnn::emulation;
 
 struct MixCase {
-  int n, ell_max;
+  int n = 0, ell_max = 0;
   std::vector<int> spins;
-  int batch, channels, out_spins, out_channels;
-  bool degree_major;
+  int batch = 1, channels = 1, out_spins = 1, out_channels = 1;
+  bool degree_major = false;
 };
 
-struct MixErrors {
-  double a = 0, b = 0, energy = 0, ct_a = 0, rings = 0;
-  int problems = 0;  // unwritten, nonzero where zero, energy not reproducible, fences not where needed
+MixCase mix_case_of(CaseArguments& args) {
+  MixCase cs;
+  cs.n = static_cast<int>(args.integer("n"));
+  cs.ell_max = static_cast<int>(args.integer("ell_max"));
+  cs.spins = args.integers("spins");
+  cs.batch = static_cast<int>(args.integer("batch"));
+  cs.channels = static_cast<int>(args.integer("channels"));
+  cs.out_spins = static_cast<int>(args.integer("out_spins"));
+  cs.out_channels = static_cast<int>(args.integer("out_channels"));
+  cs.degree_major = args.flag("degree_major");
+  return cs;
+}
+
+// One run of a case in precision T: the forward launches (on 7 blocks, then on
+// the plan's grid), the backward ones, what they wrote, the (block, thread)
+// pairs whose fences differ from the items that need them, and the float64
+// sums the checks compare with.
+template <typename T>
+class MixingRun {
+ public:
+  MixingRun(const MixCase& cs, std::mt19937& rng);
+
+  std::vector<Record> records() const;
+  // The forward plan's batch items a block and degree tiles of an |m|.
+  std::string plan_json() const;
+  // Of a, b, the energy, ct_a and the rings.
+  Digest digest() const;
+
+ private:
+  // Each output against its float64 sums, with the elements that must be
+  // exactly zero: a below max(|m|, |s|), b at |m| > l, the padding columns of
+  // the rings.
+  Check compare_a() const;
+  Check compare_b() const;
+  Check compare_energy() const;
+  Check compare_ct_a() const;
+  Check compare_rings() const;
+  // Elements left NaN; not zero where they must be; energies whose bits
+  // differ between the two forward grids; fences not where needed.
+  Record written() const;
+  Record zeros() const;
+  Record energy_grids() const;
+  Record fences() const;
+
+  size_t a_index(int bb, int l, int mi, int s, int c) const {
+    return bb * spec_batch_stride + l * spec_degree_stride + (static_cast<int64_t>(mi) * S + s) * C + c;
+  }
+  size_t b_index(int bb, int l, int mi, int o, int d) const {
+    return bb * mixed_batch_stride + l * mixed_degree_stride + (static_cast<int64_t>(mi) * SO + o) * CO + d;
+  }
+  size_t ring_index(int s, int mi, int j, int64_t p) const {
+    return ((static_cast<int64_t>(s) * M + mi) * n + j) * gl.plan.padded_maps + p;
+  }
+  const Cpx<T>* ct_a() const { return reinterpret_cast<const Cpx<T>*>(back.data() + gl.coefficients_offset); }
+  const Cpx<T>* rings_out() const { return reinterpret_cast<const Cpx<T>*>(back.data() + gl.plan.rings_offset); }
+
+  const MixCase cs;
+  const int n, ell, L, M, S, B, C, SO, CO;
+  const int64_t spec_batch_stride, spec_degree_stride, mixed_batch_stride, mixed_degree_stride;
+  Geometry g{};
+  MixingLaunch ml{};
+  MixingGradientLaunch gl{};
+  std::vector<unsigned char> back;  // the backward scratch: ct_a and the rings
+  std::vector<Cpx<T>> a, b;
+  std::vector<T> energy, looped_energy;
+  // float64 sums: a and ct_a at a_index, b at b_index, the energy, the rings at
+  // ring_index (padding columns 0).
+  std::vector<cd> a_ref, b_ref, energy_ref, ct_a_ref, rings_ref;
+  int unfenced = 0;
 };
 
 template <typename T>
-MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
-  const int n = cs.n, ell = cs.ell_max, L = ell + 1, M = 2 * ell + 1, S = static_cast<int>(cs.spins.size());
-  const int B = cs.batch, C = cs.channels, SO = cs.out_spins, CO = cs.out_channels;
-  Geometry g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
+MixingRun<T>::MixingRun(const MixCase& cs_, std::mt19937& rng)
+    : cs(cs_),
+      n(cs.n),
+      ell(cs.ell_max),
+      L(ell + 1),
+      M(2 * ell + 1),
+      S(static_cast<int>(cs.spins.size())),
+      B(cs.batch),
+      C(cs.channels),
+      SO(cs.out_spins),
+      CO(cs.out_channels),
+      spec_batch_stride(cs.degree_major ? static_cast<int64_t>(M) * S * C : L * static_cast<int64_t>(M) * S * C),
+      spec_degree_stride(cs.degree_major ? B * static_cast<int64_t>(M) * S * C : static_cast<int64_t>(M) * S * C),
+      mixed_batch_stride(cs.degree_major ? static_cast<int64_t>(M) * SO * CO : L * static_cast<int64_t>(M) * SO * CO),
+      mixed_degree_stride(cs.degree_major ? B * static_cast<int64_t>(M) * SO * CO : static_cast<int64_t>(M) * SO * CO) {
+  g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
   g.degree_major = cs.degree_major;
-  const MixingLaunch ml = mixing_launch(g, LambdaSource::kTable, SO, CO);
+  ml = mixing_launch(g, LambdaSource::kTable, SO, CO);
   const LaunchPlan& plan = ml.plan;
-  MixErrors err;
   if (!ml.supported) {
-    err.problems++;
-    return err;
+    std::fprintf(stderr, "mixing_launch refused the case n %d ell_max %d batch %d channels %d\n", n, ell, B, C);
+    std::exit(1);
   }
   std::vector<T> table(packed_table(n, ell, sizeof(T)).size(S), T(12345));
   build_packed_table<T>(n, ell, cs.spins, table.data(), 2);
@@ -83,8 +164,9 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   std::vector<Cpx<T>> w(static_cast<size_t>(L) * S * SO * C * CO);
   fill_normal(w, rng);
   const Cpx<T> nan{T(NAN), T(NAN)};
-  std::vector<Cpx<T>> a(static_cast<size_t>(B) * L * M * S * C, nan), b(static_cast<size_t>(B) * L * M * SO * CO, nan);
-  std::vector<T> energy(static_cast<size_t>(B) * SO * CO, T(NAN));
+  a.assign(static_cast<size_t>(B) * L * M * S * C, nan);
+  b.assign(static_cast<size_t>(B) * L * M * SO * CO, nan);
+  energy.assign(static_cast<size_t>(B) * SO * CO, T(NAN));
 
   GemmArgs<T> gemm{};
   gemm.rings_in = rings;
@@ -96,9 +178,8 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   gemm.channels = C;
   gemm.maps = static_cast<int64_t>(B) * C;
   gemm.padded_maps = plan.padded_maps;
-  const int64_t row = static_cast<int64_t>(M) * S * C;
-  gemm.spec_batch_stride = cs.degree_major ? row : L * row;
-  gemm.spec_degree_stride = cs.degree_major ? B * row : row;
+  gemm.spec_batch_stride = spec_batch_stride;
+  gemm.spec_degree_stride = spec_degree_stride;
   std::vector<int64_t> spin_values(cs.spins.begin(), cs.spins.end());
   gemm.spins = spin_group(spin_values.data(), S, ell, 0);
   MixingArgs<T> mx{};
@@ -111,14 +192,13 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
   mx.batch = B;
   mx.batch_tile = ml.batch_tile;
   mx.degree_tiles = ml.degree_tiles;
-  const int64_t out_row = static_cast<int64_t>(M) * SO * CO;
-  mx.mixed_batch_stride = cs.degree_major ? out_row : L * out_row;
-  mx.mixed_degree_stride = cs.degree_major ? B * out_row : out_row;
+  mx.mixed_batch_stride = mixed_batch_stride;
+  mx.mixed_degree_stride = mixed_degree_stride;
   mx.items = ml.items;
   // Each thread fences once for every item whose coefficients it writes and
   // reads back (none where the |m| has fewer degree tiles), once for every
-  // item of the transposed mixing (block_common.h); problems where not.
-  std::atomic<int> unfenced{0};
+  // item of the transposed mixing (block_common.h).
+  std::atomic<int> unfenced_pairs{0};
   const int64_t batch_tiles = ceil_div(B, ml.batch_tile);
   auto live_items = [&](const HostCtx& ctx) {
     int64_t count = 0;
@@ -132,36 +212,57 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
     launch(kGemmThreads, blocks, ml.shared_bytes, [&](const HostCtx& ctx, unsigned char* smem) {
       const int64_t before = HostCtx::fences;
       analysis_mixing_block<T>(ctx, gemm, mx, smem);
-      if (HostCtx::fences - before != live_items(ctx)) unfenced++;
+      if (HostCtx::fences - before != live_items(ctx)) unfenced_pairs++;
     });
     launch(kEnergyThreads, ml.energy_blocks, 0,
            [&](const HostCtx& ctx, unsigned char*) { energy_sum_block<T>(ctx, mx, ml.shares); });
   };
   run(7);  // fewer blocks than items: each block loops over several
-  const std::vector<T> looped = energy;
+  looped_energy = energy;
   std::fill(energy.begin(), energy.end(), T(NAN));
   run(ml.blocks);
-  if (std::memcmp(looped.data(), energy.data(), energy.size() * sizeof(T)) != 0) err.problems++;
+
+  // Backward: the transposed mixing into ct_a, then the synthesis into the rings.
+  std::vector<Cpx<T>> ct_b(b.size());
+  fill_normal(ct_b, rng);
+  gl = mixing_gradient_launch(g, LambdaSource::kTable, n);
+  back = nan_scratch<T>(gl.scratch_bytes);
+  Cpx<T>* coefficients = reinterpret_cast<Cpx<T>*>(back.data() + gl.coefficients_offset);
+  GemmArgs<T> synth = gemm;
+  synth.rings_in = nullptr;
+  synth.spec_out = nullptr;
+  synth.rings_out = reinterpret_cast<Cpx<T>*>(back.data() + gl.plan.rings_offset);
+  synth.spec_in = coefficients;
+  synth.padded_maps = gl.plan.padded_maps;
+  MixingArgs<T> bx = mx;
+  bx.mixed = nullptr;
+  bx.partials = nullptr;
+  bx.energy = nullptr;
+  bx.mixed_cotangent = ct_b.data();
+  bx.coefficients = coefficients;
+  bx.batch_tile = gl.batch_tile;
+  bx.items = gl.items;
+  launch(kGemmThreads, std::min<int64_t>(gl.blocks, 5), gl.shared_bytes, [&](const HostCtx& ctx, unsigned char* smem) {
+    const int64_t before = HostCtx::fences;
+    synthesis_mixing_block<T>(ctx, synth, bx, smem);
+    if (HostCtx::fences - before != items_of_block(bx.items, ctx.block(), ctx.blocks())) unfenced_pairs++;
+  });
+  unfenced = unfenced_pairs;
 
   // float64 references.
   const std::vector<double> lam = lambda_reference(n, ell, cs.spins);
-  auto a_at = [&](int bb, int l, int mi, int s, int c) {
-    return a[bb * gemm.spec_batch_stride + l * gemm.spec_degree_stride + (static_cast<int64_t>(mi) * S + s) * C + c];
-  };
-  auto b_at = [&](int bb, int l, int mi, int o, int d) {
-    return b[bb * mx.mixed_batch_stride + l * mx.mixed_degree_stride + (static_cast<int64_t>(mi) * SO + o) * CO + d];
-  };
-  Check a_check, b_check, energy_check, ct_a_check, rings_check;
-  std::vector<cd> a_ref(static_cast<size_t>(L) * M * S * C);
+  a_ref.assign(a.size(), cd(0.0));
+  b_ref.assign(b.size(), cd(0.0));
+  energy_ref.assign(energy.size(), cd(0.0));
+  ct_a_ref.assign(a.size(), cd(0.0));
+  rings_ref.assign(static_cast<size_t>(S) * M * n * gl.plan.padded_maps, cd(0.0));
   for (int bb = 0; bb < B; ++bb) {
     for (int l = 0; l < L; ++l) {
       for (int mi = 0; mi < M; ++mi) {
         for (int s = 0; s < S; ++s) {
           const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
-          for (int c = 0; c < C; ++c) {
-            const cd acc = l >= l0 ? legendre_sum(lam, rings, plan.padded_maps, n, ell, s, mi, l, bb * C + c) : cd(0.0);
-            a_ref[((static_cast<size_t>(l) * M + mi) * S + s) * C + c] = acc;
-            a_check.note(a_at(bb, l, mi, s, c), acc, l < l0);
+          for (int c = 0; c < C && l >= l0; ++c) {
+            a_ref[a_index(bb, l, mi, s, c)] = legendre_sum(lam, rings, plan.padded_maps, n, ell, s, mi, l, bb * C + c);
           }
         }
       }
@@ -176,132 +277,175 @@ MixErrors run_mixing_case(const MixCase& cs, std::mt19937& rng) {
               for (int s = 0; s < S; ++s) {
                 for (int c = 0; c < C; ++c) {
                   const Cpx<T> f = w[(((static_cast<size_t>(l) * S + s) * SO + o) * C + c) * CO + d];
-                  acc += a_ref[((static_cast<size_t>(l) * M + mi) * S + s) * C + c] * cd(f.re, f.im);
+                  acc += a_ref[a_index(bb, l, mi, s, c)] * cd(f.re, f.im);
                 }
               }
             }
             e += std::norm(acc);
-            b_check.note(b_at(bb, l, mi, o, d), acc, std::abs(mi - ell) > l);
+            b_ref[b_index(bb, l, mi, o, d)] = acc;
           }
         }
-        energy_check.note(Cpx<T>{energy[(static_cast<size_t>(bb) * SO + o) * CO + d], T(0)}, cd(e, 0.0));
+        energy_ref[(static_cast<size_t>(bb) * SO + o) * CO + d] = e;
       }
     }
   }
-  // Backward: the transposed mixing into ct_a, then the synthesis into the rings.
-  std::vector<Cpx<T>> ct_b(b.size());
-  fill_normal(ct_b, rng);
-  const MixingGradientLaunch gl = mixing_gradient_launch(g, LambdaSource::kTable, n);
-  std::vector<unsigned char> back = nan_scratch<T>(gl.scratch_bytes);
-  Cpx<T>* rings_out = reinterpret_cast<Cpx<T>*>(back.data() + gl.plan.rings_offset);
-  Cpx<T>* ct_a = reinterpret_cast<Cpx<T>*>(back.data() + gl.coefficients_offset);
-  GemmArgs<T> synth = gemm;
-  synth.rings_in = nullptr;
-  synth.spec_out = nullptr;
-  synth.rings_out = rings_out;
-  synth.spec_in = ct_a;
-  synth.padded_maps = gl.plan.padded_maps;
-  MixingArgs<T> bx = mx;
-  bx.mixed = nullptr;
-  bx.partials = nullptr;
-  bx.energy = nullptr;
-  bx.mixed_cotangent = ct_b.data();
-  bx.coefficients = ct_a;
-  bx.batch_tile = gl.batch_tile;
-  bx.items = gl.items;
-  launch(kGemmThreads, std::min<int64_t>(gl.blocks, 5), gl.shared_bytes, [&](const HostCtx& ctx, unsigned char* smem) {
-    const int64_t before = HostCtx::fences;
-    synthesis_mixing_block<T>(ctx, synth, bx, smem);
-    if (HostCtx::fences - before != items_of_block(bx.items, ctx.block(), ctx.blocks())) unfenced++;
-  });
   for (int bb = 0; bb < B; ++bb) {
     for (int mi = 0; mi < M; ++mi) {
       const int am = std::abs(mi - ell);
       for (int s = 0; s < S; ++s) {
         const int l0 = std::max(am, std::abs(cs.spins[s]));
         for (int c = 0; c < C; ++c) {
-          std::vector<cd> column(L, cd(0.0, 0.0));
           for (int l = am; l < L; ++l) {
             cd acc = 0.0;
             for (int o = 0; o < SO; ++o) {
               for (int d = 0; d < CO; ++d) {
-                const Cpx<T> u = ct_b[bb * mx.mixed_batch_stride + l * mx.mixed_degree_stride +
-                                      (static_cast<int64_t>(mi) * SO + o) * CO + d];
+                const Cpx<T> u = ct_b[b_index(bb, l, mi, o, d)];
                 const Cpx<T> v = w[(((static_cast<size_t>(l) * S + s) * SO + o) * C + c) * CO + d];
                 acc += cd(u.re, u.im) * cd(v.re, v.im);
               }
             }
-            column[l] = acc;
-            ct_a_check.note(ct_a[bb * gemm.spec_batch_stride + l * gemm.spec_degree_stride +
-                                 (static_cast<int64_t>(mi) * S + s) * C + c],
-                            acc);
+            ct_a_ref[a_index(bb, l, mi, s, c)] = acc;
           }
           for (int j = 0; j < n; ++j) {
             cd acc = 0.0;
-            for (int l = l0; l < L; ++l) acc += lam[((static_cast<size_t>(s) * n + j) * M + mi) * L + l] * column[l];
-            rings_check.note(rings_out[((static_cast<int64_t>(s) * M + mi) * n + j) * gl.plan.padded_maps + bb * C + c],
-                             acc);
+            for (int l = l0; l < L; ++l) {
+              acc += lam[((static_cast<size_t>(s) * n + j) * M + mi) * L + l] * ct_a_ref[a_index(bb, l, mi, s, c)];
+            }
+            rings_ref[ring_index(s, mi, j, bb * C + c)] = acc;
           }
         }
       }
     }
   }
-  for (int s = 0; s < S; ++s) {  // the padding columns: zeros
-    for (int mi = 0; mi < M; ++mi) {
-      for (int j = 0; j < n; ++j) {
-        for (int64_t p = static_cast<int64_t>(B) * C; p < gl.plan.padded_maps; ++p) {
-          const Cpx<T> got = rings_out[((static_cast<int64_t>(s) * M + mi) * n + j) * gl.plan.padded_maps + p];
-          if (got.re != T(0) || got.im != T(0)) err.problems++;
+}
+
+template <typename T>
+std::vector<Record> MixingRun<T>::records() const {
+  const double bound = sizeof(T) == 4 ? 2e-6 : 1e-12;
+  return {at_most("a", compare_a().relative(), bound),
+          at_most("b", compare_b().relative(), bound),
+          at_most("energy", compare_energy().relative(), bound),
+          at_most("ct_a", compare_ct_a().relative(), bound),
+          at_most("rings", compare_rings().relative(), bound),
+          written(),
+          zeros(),
+          energy_grids(),
+          fences()};
+}
+
+template <typename T>
+Check MixingRun<T>::compare_a() const {
+  Check check;
+  for (int bb = 0; bb < B; ++bb)
+    for (int l = 0; l < L; ++l)
+      for (int mi = 0; mi < M; ++mi)
+        for (int s = 0; s < S; ++s) {
+          const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
+          for (int c = 0; c < C; ++c) check.note(a[a_index(bb, l, mi, s, c)], a_ref[a_index(bb, l, mi, s, c)], l < l0);
         }
-      }
-    }
+  return check;
+}
+
+template <typename T>
+Check MixingRun<T>::compare_b() const {
+  Check check;
+  for (int bb = 0; bb < B; ++bb)
+    for (int l = 0; l < L; ++l)
+      for (int mi = 0; mi < M; ++mi)
+        for (int o = 0; o < SO; ++o)
+          for (int d = 0; d < CO; ++d) {
+            check.note(b[b_index(bb, l, mi, o, d)], b_ref[b_index(bb, l, mi, o, d)], std::abs(mi - ell) > l);
+          }
+  return check;
+}
+
+template <typename T>
+Check MixingRun<T>::compare_energy() const {
+  Check check;
+  for (size_t i = 0; i < energy.size(); ++i) check.note(Cpx<T>{energy[i], T(0)}, energy_ref[i]);
+  return check;
+}
+
+template <typename T>
+Check MixingRun<T>::compare_ct_a() const {
+  Check check;
+  for (int bb = 0; bb < B; ++bb)
+    for (int mi = 0; mi < M; ++mi)
+      for (int l = std::abs(mi - ell); l < L; ++l)
+        for (int s = 0; s < S; ++s)
+          for (int c = 0; c < C; ++c) check.note(ct_a()[a_index(bb, l, mi, s, c)], ct_a_ref[a_index(bb, l, mi, s, c)]);
+  return check;
+}
+
+template <typename T>
+Check MixingRun<T>::compare_rings() const {
+  Check check;
+  for (int s = 0; s < S; ++s)
+    for (int mi = 0; mi < M; ++mi)
+      for (int j = 0; j < n; ++j)
+        for (int64_t p = 0; p < gl.plan.padded_maps; ++p) {
+          check.note(rings_out()[ring_index(s, mi, j, p)], rings_ref[ring_index(s, mi, j, p)], p >= int64_t{B} * C);
+        }
+  return check;
+}
+
+template <typename T>
+Record MixingRun<T>::written() const {
+  int64_t unwritten = 0;
+  for (const Check& check : {compare_a(), compare_b(), compare_energy(), compare_ct_a(), compare_rings()}) {
+    unwritten += check.unwritten;
   }
-  err.a = a_check.relative();
-  err.b = b_check.relative();
-  err.energy = energy_check.relative();
-  err.ct_a = ct_a_check.relative();
-  err.rings = rings_check.relative();
-  for (const Check* check : {&a_check, &b_check, &energy_check, &ct_a_check, &rings_check}) err.problems += check->problems;
-  err.problems += unfenced;
-  std::string spins;
-  for (int s : cs.spins) spins += (spins.empty() ? "" : ",") + std::to_string(s);
-  std::printf("mixing %-6s n=%d ell_max=%d spins=%s B=%d C=%d S_out=%d C_out=%d %s batch_tile=%d degree_tiles=%d: "
-              "a %.2e b %.2e energy %.2e ct_a %.2e rings %.2e problems %d\n",
-              sizeof(T) == 4 ? "float" : "double", n, ell, spins.c_str(), B, C, SO, CO,
-              cs.degree_major ? "degree_major" : "batch_major", ml.batch_tile, ml.degree_tiles, err.a, err.b,
-              err.energy, err.ct_a, err.rings, err.problems);
+  return none_found("written", unwritten);
+}
+
+template <typename T>
+Record MixingRun<T>::zeros() const {
+  return none_found("zeros", compare_a().nonzero + compare_b().nonzero + compare_rings().nonzero);
+}
+
+template <typename T>
+Record MixingRun<T>::energy_grids() const {
+  const bool differ = std::memcmp(looped_energy.data(), energy.data(), energy.size() * sizeof(T)) != 0;
+  return none_found("energy_grids", differ ? 1 : 0);
+}
+
+template <typename T>
+Record MixingRun<T>::fences() const {
+  return none_found("fences", unfenced);
+}
+
+template <typename T>
+std::string MixingRun<T>::plan_json() const {
+  return json_object(
+      {{"batch_tile", std::to_string(ml.batch_tile)}, {"degree_tiles", std::to_string(ml.degree_tiles)}});
+}
+
+template <typename T>
+Digest MixingRun<T>::digest() const {
   Digest digest;
   digest.add(a);
   digest.add(b);
   digest.add(energy);
-  digest.add(ct_a, sizeof(Cpx<T>) * a.size());
-  digest.add(rings_out, sizeof(Cpx<T>) * static_cast<size_t>(S) * M * n * gl.plan.padded_maps);
-  digest.print();
-  return err;
+  digest.add(ct_a(), sizeof(Cpx<T>) * a.size());
+  digest.add(rings_out(), sizeof(Cpx<T>) * static_cast<size_t>(S) * M * n * gl.plan.padded_maps);
+  return digest;
+}
+
+template <typename T>
+bool mixing_records(const CaseArguments& args, const MixCase& cs, std::mt19937& rng) {
+  const MixingRun<T> run(cs, rng);
+  return print_records(args, run.plan_json(), run.digest(), run.records());
 }
 
 int main(int argc, char** argv) {
-  std::mt19937 rng(11);
-  const std::vector<MixCase> cases = {
-      {8, 3, {0, 1}, 3, 3, 2, 5, false},
-      {16, 7, {0, 1}, 5, 16, 2, 16, true},      // two batch items per block
-      {16, 5, {1, -2}, 2, 40, 1, 3, false},     // C > 32: two column tiles per item, pooled band limit
-      {32, 15, {-1, 0, 2}, 2, 7, 3, 4, true},   // three spins, |s| = 2
-      {64, 31, {0, 1}, 3, 20, 2, 24, true},     // a spherical-MNIST block
-      {128, 40, {0}, 70, 1, 2, 3, true},        // two degree tiles; 32 batch items a block, the last tile partial
-  };
-  double worst_f = 0, worst_d = 0;
-  int problems = 0;
-  std::vector<int> only;  // grid sizes n to run (default: every case)
-  for (int i = 1; i < argc; ++i) only.push_back(std::atoi(argv[i]));
-  for (const MixCase& cs : cases) {
-    if (!only.empty() && std::find(only.begin(), only.end(), cs.n) == only.end()) continue;
-    const MixErrors f = run_mixing_case<float>(cs, rng);
-    const MixErrors d = run_mixing_case<double>(cs, rng);
-    worst_f = std::max({worst_f, f.a, f.b, f.energy, f.ct_a, f.rings});
-    worst_d = std::max({worst_d, d.a, d.b, d.energy, d.ct_a, d.rings});
-    problems += f.problems + d.problems;
+  bool passed = true;
+  for (int i = 1; i < argc; ++i) {
+    CaseArguments args(argv[i]);
+    std::mt19937 rng(args.seed());
+    const bool single = args.either("precision", "float", "double");
+    const MixCase cs = mix_case_of(args);
+    args.done();
+    passed &= single ? mixing_records<float>(args, cs, rng) : mixing_records<double>(args, cs, rng);
   }
-  std::printf("worst float %.3e double %.3e problems %d\n", worst_f, worst_d, problems);
-  return (worst_f <= 2e-6 && worst_d <= 1e-12 && problems == 0) ? 0 : 1;
+  return passed ? 0 : 1;
 }

@@ -1,7 +1,12 @@
 // What the CPU emulations of tests/cuda_emulation share besides the launch
 // (emulated_launch.h): scratch that starts as NaN, the float64 lambda of the
-// references, random data, the error bookkeeping of a check, and a digest of
-// a case's outputs.
+// references, random data, the error bookkeeping of a check, a digest of a
+// case's outputs, and their interface to the tests: a case read from one
+// command-line argument, a flat JSON object (CaseArguments; the tests write
+// them, tests/emulation_cases.py), and one JSON line per check (print_records):
+//   {"case": <the argument as given>, "plan": {<the launch choices>},
+//    "digest": "<hex>", "check": "<name>", "value": V, "bound": B, "pass": P}
+// where P is V <= B (V a number, or an object for checks of several numbers).
 #pragma once
 
 #include <algorithm>
@@ -9,8 +14,13 @@
 #include <complex>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <initializer_list>
+#include <map>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "block_common.h"
@@ -79,18 +89,18 @@ inline int64_t items_of_block(int64_t items, int64_t block, int64_t blocks) {
 }
 
 // One output checked against its float64 reference: the largest reference
-// magnitude and error, and problems (values not written, or not exactly zero
-// where they must be).
+// magnitude and error over the values written, the values not written (not
+// finite), and those not exactly zero where they must be.
 struct Check {
   double ref = 0, worst = 0;
-  int problems = 0;
+  int64_t unwritten = 0, nonzero = 0;
   template <typename T>
   void note(cuda::Cpx<T> got, cd want, bool zero = false) {
     if (!std::isfinite(got.re) || !std::isfinite(got.im)) {
-      problems++;
+      unwritten++;
       return;
     }
-    if (zero && (got.re != T(0) || got.im != T(0))) problems++;
+    if (zero && (got.re != T(0) || got.im != T(0))) nonzero++;
     ref = std::max(ref, std::abs(want));
     worst = std::max(worst, std::abs(cd(got.re, got.im) - want));
   }
@@ -98,9 +108,9 @@ struct Check {
   double relative() const { return worst / (ref > 0 ? ref : 1.0); }
 };
 
-// FNV-1a (64-bit) over the bytes of a case's outputs: a bit-exact digest,
-// printed as a line "digest <hex>" after the case's check line, so that runs
-// under the two schedules of emulated_schedule.h can be compared.
+// FNV-1a (64-bit) over the bytes of a case's outputs: a bit-exact digest, in
+// every record of the case, so that runs under the two schedules of
+// emulated_schedule.h can be compared.
 struct Digest {
   uint64_t value = 14695981039346656037ull;
   void add(const void* data, size_t bytes) {
@@ -111,8 +121,160 @@ struct Digest {
   void add(const std::vector<V>& values) {
     add(values.data(), values.size() * sizeof(V));
   }
-  void print() const { std::printf("digest %016llx\n", static_cast<unsigned long long>(value)); }
+  std::string hex() const {
+    char text[17];
+    std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(value));
+    return text;
+  }
 };
+
+// JSON text of a number (Infinity and NaN as Python's json module reads them;
+// 17 digits: the record holds the double exactly), a string without escapes,
+// and an object of fields already written as JSON.
+inline std::string json_number(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.17g", value);
+  return text;
+}
+inline std::string json_string(const std::string& text) { return "\"" + text + "\""; }
+inline std::string json_bool(bool value) { return value ? "true" : "false"; }
+inline std::string json_object(std::initializer_list<std::pair<const char*, std::string>> fields) {
+  std::string text = "{";
+  for (const auto& [key, value] : fields) text += (text.size() > 1 ? "," : "") + json_string(key) + ":" + value;
+  return text + "}";
+}
+
+// One case from its command-line argument, a flat JSON object whose values are
+// integers, booleans, strings or arrays of integers. Each accessor takes its
+// key (a default where the key is optional); done() ends the program when a key
+// was not taken, as do a malformed argument and a missing or mistyped value
+// (exit status 2, the argument on stderr).
+class CaseArguments {
+ public:
+  explicit CaseArguments(std::string text) : text_(std::move(text)) {
+    size_t i = skip(0);
+    if (i >= text_.size() || text_[i] != '{') fail("not a JSON object");
+    i = skip(i + 1);
+    while (i < text_.size() && text_[i] != '}') {
+      if (text_[i] != '"') fail("a key is not a string");
+      const size_t key_end = text_.find('"', i + 1);
+      if (key_end == std::string::npos) fail("an unterminated key");
+      const std::string key = text_.substr(i + 1, key_end - i - 1);
+      i = skip(key_end + 1);
+      if (i >= text_.size() || text_[i] != ':') fail("a key without a value");
+      i = skip(i + 1);
+      const char close = i < text_.size() && text_[i] == '[' ? ']' : i < text_.size() && text_[i] == '"' ? '"' : 0;
+      const size_t end = close ? text_.find(close, i + 1) + 1 : text_.find_first_of(",}", i);
+      if (end == std::string::npos || end == 0) fail("an unterminated value");
+      values_[key] = text_.substr(i, end - i);
+      while (!values_[key].empty() && values_[key].back() == ' ') values_[key].pop_back();
+      i = skip(end);
+      if (i < text_.size() && text_[i] == ',') i = skip(i + 1);
+    }
+    if (i >= text_.size()) fail("an unterminated object");
+  }
+
+  // The argument as given, and a seed of the case's random data from its bytes:
+  // a case draws the same data whichever cases run with it.
+  const std::string& json() const { return text_; }
+  uint32_t seed() const {
+    Digest digest;
+    digest.add(text_.data(), text_.size());
+    return static_cast<uint32_t>(digest.value);
+  }
+
+  int64_t integer(const char* key) { return parse_integer(take(key), key); }
+  int64_t integer(const char* key, int64_t otherwise) { return values_.count(key) ? integer(key) : otherwise; }
+  bool flag(const char* key, bool otherwise = false) {
+    if (!values_.count(key)) return otherwise;
+    const std::string value = take(key);
+    if (value != "true" && value != "false") fail(key);
+    return value == "true";
+  }
+  std::string text(const char* key) {
+    const std::string value = take(key);
+    if (value.size() < 2 || value.front() != '"') fail(key);
+    return value.substr(1, value.size() - 2);
+  }
+  // Whether the string at `key` is `yes` (rather than `no`, anything else fails).
+  bool either(const char* key, const char* yes, const char* no) {
+    const std::string value = text(key);
+    if (value != yes && value != no) fail(key);
+    return value == yes;
+  }
+  std::vector<int> integers(const char* key) {
+    const std::string value = take(key);
+    if (value.size() < 2 || value.front() != '[') fail(key);
+    std::vector<int> items;
+    for (size_t start = 1; start < value.size() - 1;) {
+      const size_t end = std::min(value.find(',', start), value.size() - 1);
+      items.push_back(static_cast<int>(parse_integer(value.substr(start, end - start), key)));
+      start = end + 1;
+    }
+    return items;
+  }
+  void done() const {
+    if (!values_.empty()) fail(("unknown key " + values_.begin()->first).c_str());
+  }
+
+ private:
+  size_t skip(size_t i) const {
+    while (i < text_.size() && text_[i] == ' ') ++i;
+    return i;
+  }
+  std::string take(const char* key) {
+    const auto found = values_.find(key);
+    if (found == values_.end()) fail(("missing " + std::string(key)).c_str());
+    const std::string value = found->second;
+    values_.erase(found);
+    return value;
+  }
+  int64_t parse_integer(const std::string& value, const char* key) const {
+    char* end = nullptr;
+    const long long number = std::strtoll(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0') fail(key);
+    return number;
+  }
+  [[noreturn]] void fail(const char* what) const {
+    std::fprintf(stderr, "bad case (%s): %s\n", what, text_.c_str());
+    std::exit(2);
+  }
+
+  std::string text_;
+  std::map<std::string, std::string> values_;
+};
+
+// One check of a case: its name, the measured value and the bound as JSON, and
+// whether the value is within the bound.
+struct Record {
+  std::string check, value, bound;
+  bool pass;
+};
+
+// A value that must be at most `bound` (NaN fails), and a count that must be 0.
+inline Record at_most(const char* check, double value, double bound) {
+  return {check, json_number(value), json_number(bound), value <= bound};
+}
+inline Record none_found(const char* check, int64_t count) {
+  return {check, std::to_string(count), "0", count == 0};
+}
+
+// Prints the records of a case, one JSON line each (the case as given, its
+// plan and the digest of its outputs first), and returns whether all passed.
+inline bool print_records(const CaseArguments& args, const std::string& plan, const Digest& digest,
+                          const std::vector<Record>& records) {
+  bool passed = true;
+  for (const Record& r : records) {
+    std::printf("{\"case\":%s,\"plan\":%s,\"digest\":\"%s\",\"check\":\"%s\",\"value\":%s,\"bound\":%s,\"pass\":%s}\n",
+                args.json().c_str(), plan.c_str(), digest.hex().c_str(), r.check.c_str(), r.value.c_str(),
+                r.bound.c_str(), json_bool(r.pass).c_str());
+    passed = passed && r.pass;
+  }
+  std::fflush(stdout);
+  return passed;
+}
 
 }  // namespace emulation
 }  // namespace sphcnn
