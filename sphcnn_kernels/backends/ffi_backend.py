@@ -28,9 +28,11 @@ from __future__ import annotations
 import importlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from sphcnn_kernels.backends import cuda_runtime
+from sphcnn_kernels.ops.device_varying import varying_axes
 from sphcnn_kernels.plan import Plan
 
 WRITES_DEGREE_MAJOR = True
@@ -76,6 +78,18 @@ def scratch_bytes(module, plan: Plan, source: str, batch: int, channels: int, an
                                 plan.real_dtype == np.float64, LAMBDA_SOURCES[source])
 
 
+def _varying_alike(operands: tuple) -> tuple:
+    """Inside shard_map, the operands of one call marked as varying over the
+    same mesh axes (a custom call takes operands of one type: the constants
+    and replicated parameters vary over none, a batch shard over its axes)."""
+    axes = [varying_axes(jnp.asarray(o)) or frozenset() for o in operands]
+    union = frozenset().union(*axes)
+    if not union:
+        return operands
+    return tuple(jax.lax.pcast(jnp.asarray(o), tuple(sorted(union - have)), to="varying") if union - have else o
+                 for o, have in zip(operands, axes))
+
+
 def contract_call(target: str, operands: tuple, results: tuple, scratch: int, *, plan: Plan, sign: int,
                    weighted: bool, layout: str, source: str, **attributes) -> list[jax.Array]:
     """One call of a target of the contract: operands, then ring_scale and the
@@ -83,7 +97,8 @@ def contract_call(target: str, operands: tuple, results: tuple, scratch: int, *,
     attributes and `attributes`. Returns the results without the scratch."""
     table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
     call = jax.ffi.ffi_call(target, (*results, jax.ShapeDtypeStruct((scratch,), np.uint8)))
-    *outs, _ = call(*operands, plan.ring_scale(weighted), table, spins=np.asarray(plan.spins, np.int64),
+    *outs, _ = call(*_varying_alike((*operands, plan.ring_scale(weighted), table)),
+                    spins=np.asarray(plan.spins, np.int64),
                     sign=np.int32(sign), degree_major=layout == "degree_major",
                     lambda_source=np.int32(LAMBDA_SOURCES[source]), **attributes)
     return outs

@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from sphcnn_kernels.ops.spec import PRIMITIVES, Op, Target, register
-from sphcnn_kernels.ops.transform_stage import batch_axis, leading_batch, stage
+from sphcnn_kernels.ops.transform_stage import batch_axis, coefficient_batch, leading_batch, stage
 
 
 def _abstract(x, *, plan, layout, **_):
@@ -37,6 +37,8 @@ OP = Op(
     setting=lambda params: (params["backend"], params["plan"].n),
     batch=leading_batch(lambda params: 0, lambda params: batch_axis(params["layout"])),
     others={"xla": stage("xla", "analysis"), "triton": stage("triton", "analysis")},
+    batch_axes=lambda params, operand_rank, result_rank: (tuple(range(operand_rank - 4)),
+                                                           coefficient_batch(params, result_rank)),
     transpose="sphcnn_synthesis",
 )
 register(OP)

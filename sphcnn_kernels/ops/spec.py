@@ -26,6 +26,8 @@ from jax.interpreters import ad, batching, mlir
 
 from sphcnn_kernels.auto import choose_backend
 from sphcnn_kernels.backends import available_backends
+from sphcnn_kernels.ops.device_varying import varying_axes
+from sphcnn_kernels.ops.sharding import batch_partitioned, needs_devices
 
 # Platforms that may have a target; every other platform runs the reference.
 PLATFORMS = ("cpu", "cuda")
@@ -73,6 +75,11 @@ class Op:
             *operands, **params) -> (outputs, residuals), with bind the
             primitive's bind; backward(residuals, cotangents, **params) -> the
             operands' cotangents.
+        batch_axes: for an op of one operand and one result that maps its
+            batch axes independently, fn(params, operand rank, result rank) ->
+            (the operand's batch axes, the result's): under jit with sharded
+            inputs, a batch sharded over devices stays sharded (each device
+            runs the op on its shard; :mod:`sphcnn_kernels.ops.sharding`).
     """
 
     name: str
@@ -86,6 +93,7 @@ class Op:
     multiple_results: bool = False
     transpose: str | None = None
     vjp: tuple[Callable, Callable] | None = None
+    batch_axes: Callable[[dict, int, int], tuple[tuple[int, ...], tuple[int, ...]]] | None = None
 
 
 def transform_setting(params: dict) -> tuple[str, int]:
@@ -201,13 +209,21 @@ def register(op: Op) -> Callable:
     primitive.def_impl(lambda *operands, **params: _compiled(primitive, tuple(sorted(params.items())))(*operands))
     for platform in PLATFORMS + (None,):
         def lower(*operands, _platform=platform, **params):
-            return implementation(op, _platform, operands, params)(*operands, **params)
+            run = functools.partial(implementation(op, _platform, operands, params), **params)
+            # partitioned where several devices may hold the batch, but not inside
+            # shard_map (the operand varies over manual axes: it is a shard already)
+            if op.batch_axes is not None and jax.device_count() > 1 and not varying_axes(operands[0]):
+                rank = len(op.abstract_eval(*(o.aval for o in operands), **params).shape)
+                run = batch_partitioned(run, operands[0].aval, *op.batch_axes(params, operands[0].ndim, rank))
+            return run(*operands)
 
         mlir.register_lowering(primitive, mlir.lower_fun(lower, multiple_results=op.multiple_results),
                                platform=platform)
     batch = op.batch or _vmapped_reference(op)
     batching.primitive_batchers[primitive] = functools.partial(batch, primitive)
     PRIMITIVES[op.name] = primitive
+    if op.batch_axes is not None:
+        needs_devices(primitive)
     if op.transpose is not None:
         ad.deflinear2(primitive, _linear_transpose(op))
     if op.vjp is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from sphcnn_kernels.ops.spec import PRIMITIVES, Op, Target, register
-from sphcnn_kernels.ops.transform_stage import batch_axis, leading_batch, stage
+from sphcnn_kernels.ops.transform_stage import batch_axis, coefficient_batch, leading_batch, stage
 
 
 def _abstract(a, *, plan, layout, **_):
@@ -34,6 +34,8 @@ OP = Op(
     setting=lambda params: (params["backend"], params["plan"].n),
     batch=leading_batch(lambda params: batch_axis(params["layout"]), lambda params: 0),
     others={"xla": stage("xla", "synthesis"), "triton": stage("triton", "synthesis")},
+    batch_axes=lambda params, operand_rank, result_rank: (coefficient_batch(params, operand_rank),
+                                                           tuple(range(result_rank - 4))),
     transpose="sphcnn_analysis",
 )
 register(OP)

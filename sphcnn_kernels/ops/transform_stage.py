@@ -50,6 +50,12 @@ def batch_axis(layout: str) -> int:
     return 1 if layout == "degree_major" else 0
 
 
+def coefficient_batch(params: dict, rank: int) -> tuple[int, ...]:
+    """The batch axes of coefficients of `rank` axes in the layout params['layout']."""
+    start = batch_axis(params["layout"])
+    return tuple(range(start, start + rank - 4))
+
+
 def leading_batch(into: Callable[[dict], int], out: Callable[[dict], int]) -> Callable:
     """The batching rule of a one-operand op that maps a leading batch: the
     vmapped axis moves to `into(params)`, the result's is `out(params)`."""
