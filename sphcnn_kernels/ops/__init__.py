@@ -26,7 +26,8 @@ spatial pool / unpool (pooling.py)    -                                       -
 ====================================  ======================================  ======================================
 
 The transforms also run on the xla backend (their reference) and, on CUDA, the
-triton backend. Public functions: :func:`activated_analysis`,
+triton backend; with several devices a batch sharded over them stays sharded
+through both (:mod:`sphcnn_kernels.ops.sharding`). Public functions: :func:`activated_analysis`,
 :func:`activated_gradient`, :func:`affine_synthesis`, :func:`mixing`,
 :func:`mixing_analysis`, :func:`spatial_pool`, :func:`spatial_unpool`,
 :func:`ring_taps`, :func:`scale_and_shift`, :func:`activation`,
