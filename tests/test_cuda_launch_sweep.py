@@ -6,8 +6,8 @@ pooling, evaluated as the handlers evaluate them; every launch within what the
 hardware accepts (threads per block in [1, 1024], grid in [1, 2^31 - 1],
 dynamic shared memory at most 48 KiB: no kernel opts in to more), every
 scratch region inside the scratch without overflow, every int field of a plan
-holding its value, and every __global__ kernel of transforms_cuda.cu
-launched by some plan."""
+holding its value, and every __global__ kernel of csrc/cuda/*.cu
+(transforms_cuda.cu, fused_cuda.cu) launched by some plan."""
 
 import re
 
@@ -17,7 +17,7 @@ SHARED_WITHOUT_OPT_IN = 48 * 1024
 
 
 def _global_kernels() -> set[str]:
-    source = (ROOT / "csrc" / "cuda" / "transforms_cuda.cu").read_text()
+    source = "".join(path.read_text() for path in sorted((ROOT / "csrc" / "cuda").glob("*.cu")))
     return set(re.findall(r"__global__ void (?:__launch_bounds__\([^)]*\) )?(\w+)\(", source))
 
 

@@ -1,7 +1,7 @@
 """The resources of the CUDA kernels as ptxas allocates them, without a GPU:
-csrc/cuda/transforms_cuda.cu compiled with nvcc for sm_90 and sm_80 (the
-flags and include directories of the _cuda target of CMakeLists.txt) into
-cubins, with ptxas's report of every kernel:
+the CUDA sources csrc/cuda/*.cu (transforms_cuda.cu, fused_cuda.cu) compiled
+with nvcc for sm_90 and sm_80 (the flags and include directories of the _cuda
+target of CMakeLists.txt) into cubins, with ptxas's report of every kernel:
 
 - registers x threads per block (the kernel's __launch_bounds__, the block
   size every launch uses) fit the 65536 registers of a multiprocessor;
@@ -29,6 +29,7 @@ ARCHES = ("sm_90", "sm_80")
 REGISTER_FILE = 65536
 SHARED_WITHOUT_OPT_IN = 48 * 1024
 CUDA = ROOT / "csrc" / "cuda"
+SOURCES = sorted(CUDA.glob("*.cu"))
 REPORT = re.compile(
     r"Function properties for (\S+)\n\s*(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads\n"
     r"ptxas info\s*: Used (\d+) registers(.*)")
@@ -40,7 +41,7 @@ def _launch_bounds() -> dict[str, int]:
     for header in CUDA.glob("*.h"):
         constants.update((name, int(value)) for name, value in
                          re.findall(r"constexpr int (k\w+) = (\d+);", header.read_text()))
-    source = (CUDA / "transforms_cuda.cu").read_text()
+    source = "".join(path.read_text() for path in SOURCES)
     bounds = re.findall(r"__global__ void __launch_bounds__\((\w+)\) (\w+)\(", source)
     assert len(bounds) == len(re.findall(r"__global__ void", source)), "a kernel without __launch_bounds__"
     return {kernel: constants[constant] for constant, kernel in bounds}
@@ -65,8 +66,10 @@ def reports(tmp_path_factory) -> dict[str, dict[str, dict]]:
     directory = tmp_path_factory.mktemp("cubins")
     flags = ["-O3", "--expt-relaxed-constexpr", "-std=c++17", f"-I{ROOT / 'csrc' / 'include'}", f"-I{CUDA}",
              "-isystem", jax.ffi.include_dir(), "-cubin", "-Xptxas", "-v"]
-    compiles = {arch: subprocess.Popen([NVCC, f"-arch={arch}", *flags, str(CUDA / "transforms_cuda.cu"), "-o",
-                                        str(directory / f"transforms_{arch}.cubin")],
+    for arch in ARCHES:
+        (directory / arch).mkdir()
+    compiles = {arch: subprocess.Popen([NVCC, f"-arch={arch}", *flags, *map(str, SOURCES), "--output-directory",
+                                        str(directory / arch)],
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 for arch in ARCHES}
     found = {}

@@ -74,7 +74,7 @@ class FusedActivation {
       const T* east = line + (2 * k + 1) * row;
       const T* west = line + ((2 * k - 1 + n_in_) % n_in_) * row;
       T* dst = out + k * row;
-      for (int64_t q = 0; q < row; ++q) dst[q] = T(0.5) * centre[q] + T(0.25) * (west[q] + east[q]);
+      for (int64_t q = 0; q < row; ++q) dst[q] = pool_stencil<T>(west[q], centre[q], east[q]);
     }
   }
 
@@ -106,8 +106,8 @@ class FusedActivation {
   // The transpose of the pooling at fine ring r of item b: the cotangent of the
   // activated maps there (n_in * lanes complex, into out) from that of the
   // pooled maps, coarse (B, n, n, S, C). Fine ring r takes tap t = r - 2J + 1 of
-  // the coarse rings J it feeds; longitude 2k takes coarse k / 2, 2k + 1 takes
-  // (coarse k + coarse k + 1) / 4.
+  // the coarse rings J it feeds; longitude 2k takes coarse k, 2k + 1 coarse k
+  // and k + 1, through unpool_stencil (sphcnn/activation.h).
   void unpool_ring(const T* coarse, int64_t b, int r, T* out) const {
     const int64_t row = 2 * lanes_;
     std::memset(out, 0, sizeof(T) * line_values());
@@ -122,8 +122,8 @@ class FusedActivation {
         T* even = out + (2 * k) * row;
         T* odd = out + (2 * k + 1) * row;
         for (int64_t q = 0; q < row; ++q) {
-          even[q] += weight * T(0.5) * here[q];
-          odd[q] += weight * T(0.25) * (here[q] + next[q]);
+          even[q] += unpool_stencil(weight, here[q]);
+          odd[q] += unpool_stencil(weight, here[q], next[q]);
         }
       }
     }

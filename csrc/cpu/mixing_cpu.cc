@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "handler_cpu.h"
 #include "parallel_for.h"
 #include "sphcnn/degree_mixing.h"
 #include "transforms_cpu.h"
@@ -112,37 +113,39 @@ void weight_gradient(ffi::ThreadPool& pool, const MixingShape& s, const T* x, co
 ffi::Error mixing_handler(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y) {
   auto s = mixing_shape("sphcnn_degree_mixing", x, w, *y, false);
   if (s.has_error()) return s.error();
-  if (y->element_count() == 0) return ffi::Error::Success();
-  if (s->is_double) {
-    mix<double>(pool, *s, static_cast<const double*>(x.untyped_data()), static_cast<const double*>(w.untyped_data()),
-                static_cast<double*>(y->untyped_data()));
-  } else {
-    mix<float>(pool, *s, static_cast<const float*>(x.untyped_data()), static_cast<const float*>(w.untyped_data()),
-               static_cast<float*>(y->untyped_data()));
-  }
-  return ffi::Error::Success();
+  return cpu::execute(s->is_double, y->element_count() == 0, {}, [&](auto zero) {
+    using T = decltype(zero);
+    mix<T>(pool, *s, static_cast<const T*>(x.untyped_data()), static_cast<const T*>(w.untyped_data()),
+           static_cast<T*>(y->untyped_data()));
+    return ffi::Error::Success();
+  });
 }
 
 ffi::Error weight_gradient_handler(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer ct,
                                    ffi::Result<ffi::AnyBuffer> g) {
   auto s = mixing_shape("sphcnn_degree_mixing_weight_gradient", x, ct, *g, true);
   if (s.has_error()) return s.error();
-  if (g->element_count() == 0) return ffi::Error::Success();
-  if (s->is_double) {
-    weight_gradient<double>(pool, *s, static_cast<const double*>(x.untyped_data()),
-                            static_cast<const double*>(ct.untyped_data()), static_cast<double*>(g->untyped_data()));
-  } else {
-    weight_gradient<float>(pool, *s, static_cast<const float*>(x.untyped_data()),
-                           static_cast<const float*>(ct.untyped_data()), static_cast<float*>(g->untyped_data()));
-  }
-  return ffi::Error::Success();
+  return cpu::execute(s->is_double, g->element_count() == 0, {}, [&](auto zero) {
+    using T = decltype(zero);
+    weight_gradient<T>(pool, *s, static_cast<const T*>(x.untyped_data()), static_cast<const T*>(ct.untyped_data()),
+                       static_cast<T*>(g->untyped_data()));
+    return ffi::Error::Success();
+  });
 }
 
 }  // namespace
 }  // namespace sphcnn
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnDegreeMixingCpu, sphcnn::mixing_handler,
-                              SPHCNN_MIXING_BINDING(xla::ffi::ThreadPool));
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // x
+                                  .Arg<xla::ffi::AnyBuffer>()  // w
+                                  .Ret<xla::ffi::AnyBuffer>());  // y
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnDegreeMixingWeightGradientCpu, sphcnn::weight_gradient_handler,
-                              SPHCNN_MIXING_BINDING(xla::ffi::ThreadPool));
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // x
+                                  .Arg<xla::ffi::AnyBuffer>()  // ct
+                                  .Ret<xla::ffi::AnyBuffer>());  // g

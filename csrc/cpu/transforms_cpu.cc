@@ -17,18 +17,20 @@
 // synthesis(scale = 1, sign = +1). Each handler fuses the FFT over longitude (a
 // vector FFT over the contiguous (spin, channel) lanes of a ring) with the
 // Legendre stage, threaded either over rings then (spin, |m|), or over chunks of
-// the batch (see the two schedules below). Lambda comes from the recurrence
-// (lambda_source on the fly) or from the plan's packed table. The order blocks
-// of the schedule by orders come from a cache of host buffers that stay warm
-// between calls (buffer_cache.h), so the CPU targets need no scratch result
-// (scratch_bytes() is 0): a fresh XLA buffer of that size would be page-faulted
-// on every call.
+// the batch (see the two schedules below, one template for both directions).
+// Lambda comes from the recurrence (lambda_source on the fly) or from the
+// plan's packed table. The order blocks of the schedule by orders come from a
+// cache of host buffers that stay warm between calls (buffer_cache.h), so the
+// CPU targets need no scratch result (scratch_bytes() is 0): a fresh XLA
+// buffer of that size would be page-faulted on every call.
 //
-// The fused block targets reuse both stages: sphcnn_activated_analysis is the
-// analysis reading its rings through the activation prologue
-// (activation_rings.h), sphcnn_activated_gradient the synthesis handing its
-// rings to the activation's gradient, sphcnn_affine_synthesis the synthesis
-// with a batch norm's affine map on its order blocks (contract.h for all three).
+// The fused block targets reuse both stages through the extension points of
+// contract.h: sphcnn_activated_analysis is the analysis whose RingLoad is the
+// activation prologue (activation_rings.h), sphcnn_activated_gradient the
+// synthesis whose RingStore hands its rings to the activation's gradient,
+// sphcnn_affine_synthesis the synthesis whose CoefficientLoad is a batch norm's
+// affine map on its order blocks. Every handler decodes its call and ends with
+// the skeleton of handler_cpu.h.
 #include <algorithm>
 #include <cstdlib>
 #include <cstdint>
@@ -42,6 +44,7 @@
 
 #include "activation_rings.h"
 #include "buffer_cache.h"
+#include "handler_cpu.h"
 #include "legendre_stage.h"
 #include "parallel_for.h"
 #include "sphcnn/contract.h"
@@ -147,12 +150,13 @@ void ring_to_orders(const Stage<T>& st, const T* ring, RingBuffers<T>& rb, T* F,
   }
 }
 
-// A batch norm's affine map of the coefficients a synthesis reads (target
-// sphcnn_affine_synthesis): a -> factor a, plus sqrt(4 pi) offset at a_00, with
-// factor and offset (S, C) complex. The synthesis is linear and factor is one
-// number per (spin, channel), so it acts on the order blocks instead: G_m ->
-// factor G_m, plus w_j offset at m = 0 for spin 0 (lambda_000 = 1 / sqrt(4 pi);
-// the order blocks carry the ring scale w_j; no a_00 exists for spin != 0).
+// A batch norm's affine map of the coefficients a synthesis reads (the
+// CoefficientLoad of target sphcnn_affine_synthesis): a -> factor a, plus
+// sqrt(4 pi) offset at a_00, with factor and offset (S, C) complex. The
+// synthesis is linear and factor is one number per (spin, channel), so it acts
+// on the order blocks instead: G_m -> factor G_m, plus w_j offset at m = 0 for
+// spin 0 (lambda_000 = 1 / sqrt(4 pi); the order blocks carry the ring scale
+// w_j; no a_00 exists for spin != 0).
 template <typename T>
 struct CoefficientAffine {
   const T* factor;  // (S, C) complex, interleaved
@@ -271,15 +275,51 @@ std::vector<ColumnPair<T>> all_tables(const Stage<T>& st, ffi::ThreadPool& pool,
   return tables;
 }
 
-// ring_of(b, j, worker): the T values of ring j of batch item b (st.ring_values()
-// of them), valid until the worker's next call.
-template <typename T, typename RingSource>
-ffi::Error analysis(ffi::ThreadPool& pool, const RingSource& ring_of, const double* scale, const T* table, T* out,
-                    const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
-  const Stage<T> st(g, scale, table, spins, sign);
+// The two phases of a transform, in the order of its direction: the analysis
+// takes rings to order blocks, then order blocks to coefficients; the
+// synthesis the reverse. Both schedules call ring(block, width, b, j, col, rb,
+// worker) for ring j of batch item b at column col of the order blocks, and
+// order(pair, s, am, sgn, block, width, work, b0, nb) for one (s, m = +-am) of
+// the batch items [b0, b0 + nb) held in the order blocks from column 0 (work:
+// the worker's buffer of the Legendre stage).
+template <typename T, typename RingLoad>
+struct AnalysisPhases {
+  static constexpr bool kRingsFirst = true;
+  const Stage<T>& st;
+  const RingLoad& ring_load;
+  T* out;
+  void ring(T* F, int64_t width, int64_t b, int j, int64_t col, RingBuffers<T>& rb, int w) const {
+    ring_to_orders(st, ring_load(b, j, w), rb, F, width, j, col);
+  }
+  void order(const ColumnPair<T>& cp, int s, int am, int sgn, T* F, int64_t width, std::vector<T>& work,
+             int64_t b0, int64_t nb) const {
+    analysis_order(st, cp, s, am, sgn, F, width, work, out, b0, nb);
+  }
+};
+
+template <typename T, typename RingStore>
+struct SynthesisPhases {
+  static constexpr bool kRingsFirst = false;
+  const Stage<T>& st;
+  const T* a;
+  RingStore& ring_store;
+  const CoefficientAffine<T>* affine;
+  void ring(T* G, int64_t width, int64_t b, int j, int64_t col, RingBuffers<T>& rb, int w) const {
+    orders_to_ring(st, G, width, j, col, rb, ring_store.target(b, j, w), affine);
+    ring_store.finish(b, j, w);
+  }
+  void order(const ColumnPair<T>& cp, int s, int am, int sgn, T* G, int64_t width, std::vector<T>& work,
+             int64_t b0, int64_t nb) const {
+    synthesis_order(st, cp, s, am, sgn, a, work, width, G, b0, nb);
+  }
+};
+
+// The schedule of both directions (AnalysisPhases, SynthesisPhases).
+template <typename T, typename Phases>
+ffi::Error schedule(ffi::ThreadPool& pool, const Stage<T>& st, const Phases& phases) {
   const int workers = worker_count(pool);
   std::vector<RingBuffers<T>> rings(workers);
-  std::vector<std::vector<T>> products(workers);
+  std::vector<std::vector<T>> work(workers);
 
   const int64_t chunk = batch_chunk(st, workers);
   if (chunk > 0) {
@@ -290,117 +330,102 @@ ffi::Error analysis(ffi::ThreadPool& pool, const RingSource& ring_of, const doub
       const int64_t b0 = item * chunk;
       const int64_t nb = std::min(chunk, st.B - b0);
       const int64_t width = 2 * nb * st.C;
-      std::vector<T>& F = blocks[w];
-      F.resize(static_cast<size_t>(st.S) * st.M * st.n * width);
-      for (int64_t bl = 0; bl < nb; ++bl) {
-        for (int j = 0; j < st.n; ++j) {
-          ring_to_orders(st, ring_of(b0 + bl, j, w), rings[w], F.data(), width, j, bl * st.C * 2);
+      std::vector<T>& block = blocks[w];
+      block.resize(static_cast<size_t>(st.S) * st.M * st.n * width);
+      auto rings_phase = [&] {
+        for (int64_t bl = 0; bl < nb; ++bl) {
+          for (int j = 0; j < st.n; ++j) phases.ring(block.data(), width, b0 + bl, j, bl * st.C * 2, rings[w], w);
         }
-      }
-      for (int s = 0; s < st.S; ++s) {
-        for (int am = 0; am < st.L; ++am) {
-          for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
-            analysis_order(st, tables[static_cast<size_t>(am) * st.S + s], s, am, sgn, F.data(), width,
-                           products[w], out, b0, nb);
+      };
+      auto orders_phase = [&] {
+        for (int s = 0; s < st.S; ++s) {
+          for (int am = 0; am < st.L; ++am) {
+            for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
+              phases.order(tables[static_cast<size_t>(am) * st.S + s], s, am, sgn, block.data(), width, work[w],
+                           b0, nb);
+            }
           }
         }
+      };
+      if constexpr (Phases::kRingsFirst) {
+        rings_phase();
+        orders_phase();
+      } else {
+        orders_phase();
+        rings_phase();
       }
     });
     return ffi::Error::Success();
   }
 
-  // By orders. F[s][m][j][b][c]: the longitude FFT of every ring.
+  // By orders: one block per (s, m), [s][m][j][b][c], for the whole batch.
   const int64_t width = 2 * st.B * st.C;
-  BufferCache::Handle f_handle =
+  BufferCache::Handle handle =
       BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.n * width * sizeof(T));
-  if (!f_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
-  T* F = static_cast<T*>(f_handle.get());
-  // Rings in (j, b) order: consecutive rings scatter into neighbouring chunks.
-  parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
-    const int j = static_cast<int>(item / st.B);
-    const int64_t b = item % st.B;
-    ring_to_orders(st, ring_of(b, j, w), rings[w], F, width, j, b * st.C * 2);
-  });
-  std::vector<ColumnPair<T>> pairs(workers);
-  parallel_for(pool, static_cast<int64_t>(st.S) * st.L, workers, [&](int64_t item, int w) {
-    const int s = static_cast<int>(item % st.S);
-    const int am = static_cast<int>(item / st.S);
-    st.build(s, am, pairs[w]);
-    for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
-      analysis_order(st, pairs[w], s, am, sgn, F, width, products[w], out, 0, st.B);
-    }
-  });
+  if (!handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
+  T* block = static_cast<T*>(handle.get());
+  // Rings in (j, b) order: consecutive rings scatter into (or gather from) neighbouring chunks.
+  auto rings_phase = [&] {
+    parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
+      const int j = static_cast<int>(item / st.B);
+      const int64_t b = item % st.B;
+      phases.ring(block, width, b, j, b * st.C * 2, rings[w], w);
+    });
+  };
+  auto orders_phase = [&] {
+    std::vector<ColumnPair<T>> pairs(workers);
+    parallel_for(pool, static_cast<int64_t>(st.S) * st.L, workers, [&](int64_t item, int w) {
+      const int s = static_cast<int>(item % st.S);
+      const int am = static_cast<int>(item / st.S);
+      st.build(s, am, pairs[w]);
+      for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
+        phases.order(pairs[w], s, am, sgn, block, width, work[w], 0, st.B);
+      }
+    });
+  };
+  if constexpr (Phases::kRingsFirst) {
+    rings_phase();
+    orders_phase();
+  } else {
+    orders_phase();
+    rings_phase();
+  }
   return ffi::Error::Success();
 }
 
-// sink.target(b, j, worker): where ring j of batch item b goes (n * lanes complex
-// values); sink.finish(b, j, worker) is called once it is written there.
-template <typename T, typename RingSink>
-ffi::Error synthesis(ffi::ThreadPool& pool, const T* a, const double* scale, const T* table, RingSink& sink,
-                     const Geometry& g, ffi::Span<const int64_t> spins, int sign,
+// The analysis of a call: ring_load(b, j, worker) gives the T values of ring j
+// of batch item b (st.ring_values() of them), valid until the worker's next
+// call (the RingLoad of sphcnn/contract.h).
+template <typename T, typename RingLoad>
+ffi::Error analysis(ffi::ThreadPool& pool, const cpu::Call& call, const RingLoad& ring_load, T* out) {
+  const Stage<T> st(call.g, call.scale.data(), call.lambda<T>(), call.spins, call.sign);
+  return schedule(pool, st, AnalysisPhases<T, RingLoad>{st, ring_load, out});
+}
+
+// The synthesis of a call: ring_store.target(b, j, worker) is where ring j of
+// batch item b goes (n * lanes complex values), ring_store.finish(b, j,
+// worker) is called once it is written there (the RingStore of
+// sphcnn/contract.h); `affine`, if any, maps the coefficients on the way (the
+// CoefficientLoad of sphcnn_affine_synthesis).
+template <typename T, typename RingStore>
+ffi::Error synthesis(ffi::ThreadPool& pool, const cpu::Call& call, const T* a, RingStore& ring_store,
                      const CoefficientAffine<T>* affine = nullptr) {
-  const Stage<T> st(g, scale, table, spins, sign);
-  const int workers = worker_count(pool);
-  std::vector<RingBuffers<T>> rings(workers);
-  std::vector<std::vector<T>> gathered(workers);
-
-  const int64_t chunk = batch_chunk(st, workers);
-  if (chunk > 0) {
-    const std::vector<ColumnPair<T>> tables = all_tables(st, pool, workers);
-    const int64_t chunks = (st.B + chunk - 1) / chunk;
-    std::vector<std::vector<T>> blocks(workers);
-    parallel_for(pool, chunks, workers, [&](int64_t item, int w) {
-      const int64_t b0 = item * chunk;
-      const int64_t nb = std::min(chunk, st.B - b0);
-      const int64_t width = 2 * nb * st.C;
-      std::vector<T>& G = blocks[w];
-      G.resize(static_cast<size_t>(st.S) * st.M * st.n * width);
-      for (int s = 0; s < st.S; ++s) {
-        for (int am = 0; am < st.L; ++am) {
-          for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
-            synthesis_order(st, tables[static_cast<size_t>(am) * st.S + s], s, am, sgn, a, gathered[w], width,
-                            G.data(), b0, nb);
-          }
-        }
-      }
-      for (int64_t bl = 0; bl < nb; ++bl) {
-        for (int j = 0; j < st.n; ++j) {
-          orders_to_ring(st, G.data(), width, j, bl * st.C * 2, rings[w], sink.target(b0 + bl, j, w), affine);
-          sink.finish(b0 + bl, j, w);
-        }
-      }
-    });
-    return ffi::Error::Success();
-  }
-
-  // By orders. G[s][m][j][b][c], one contiguous block per (s, m).
-  const int64_t width = 2 * st.B * st.C;
-  BufferCache::Handle g_handle =
-      BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.n * width * sizeof(T));
-  if (!g_handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
-  T* G = static_cast<T*>(g_handle.get());
-  std::vector<ColumnPair<T>> pairs(workers);
-  parallel_for(pool, static_cast<int64_t>(st.S) * st.L, workers, [&](int64_t item, int w) {
-    const int s = static_cast<int>(item % st.S);
-    const int am = static_cast<int>(item / st.S);
-    st.build(s, am, pairs[w]);
-    for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
-      synthesis_order(st, pairs[w], s, am, sgn, a, gathered[w], width, G, 0, st.B);
-    }
-  });
-  // Rings in (j, b) order, as in the analysis: neighbouring gathers.
-  parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
-    const int j = static_cast<int>(item / st.B);
-    const int64_t b = item % st.B;
-    orders_to_ring(st, G, width, j, b * st.C * 2, rings[w], sink.target(b, j, w), affine);
-    sink.finish(b, j, w);
-  });
-  return ffi::Error::Success();
+  const Stage<T> st(call.g, call.scale.data(), call.lambda<T>(), call.spins, call.sign);
+  return schedule(pool, st, SynthesisPhases<T, RingStore>{st, a, ring_store, affine});
 }
 
-// The plain synthesis sink: rings straight into the output maps.
+// The plain RingLoad: rings straight from the input maps.
 template <typename T>
-struct MapSink {
+struct MapLoad {
+  const T* maps;
+  int64_t ring_size;  // T values of one ring
+  int n;
+  const T* operator()(int64_t b, int j, int) const { return maps + (b * n + j) * ring_size; }
+};
+
+// The plain RingStore: rings straight into the output maps.
+template <typename T>
+struct MapStore {
   T* maps;
   int64_t ring_size;  // T values of one ring
   int n;
@@ -408,67 +433,26 @@ struct MapSink {
   void finish(int64_t, int, int) const {}
 };
 
-// The ring scale in double (it comes in the real dtype of the data).
-std::vector<double> ring_scale_values(const ffi::AnyBuffer& scale, const Geometry& g) {
-  std::vector<double> values(g.n);
-  if (g.is_double) {
-    const double* p = reinterpret_cast<const double*>(scale.untyped_data());
-    for (int j = 0; j < g.n; ++j) values[j] = p[j];
-  } else {
-    const float* p = reinterpret_cast<const float*>(scale.untyped_data());
-    for (int j = 0; j < g.n; ++j) values[j] = p[j];
-  }
-  return values;
-}
-
-template <typename T>
-ffi::Error run(bool analysis_direction, ffi::ThreadPool& pool, const void* in, const std::vector<double>& scale,
-               const void* table, void* out, const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
-  const T* src = static_cast<const T*>(in);
-  const T* lambda = static_cast<const T*>(table);
-  T* dst = static_cast<T*>(out);
-  if (!analysis_direction) {
-    MapSink<T> sink{dst, static_cast<int64_t>(g.n) * g.spins * g.channels * 2, g.n};
-    return synthesis<T>(pool, src, scale.data(), lambda, sink, g, spins, sign);
-  }
-  const int64_t ring_size = static_cast<int64_t>(g.n) * g.spins * g.channels * (g.real_input ? 1 : 2);
-  auto ring_of = [&](int64_t b, int j, int) { return src + (b * g.n + j) * ring_size; };
-  return analysis<T>(pool, ring_of, scale.data(), lambda, dst, g, spins, sign);
-}
-
-// The activated analysis: rings made by the prologue in per-worker buffers.
-template <typename T>
-ffi::Error run_activated(ffi::ThreadPool& pool, const FusedActivation<T>& prologue,
-                         const std::vector<double>& scale, const void* table, void* out, const Geometry& g,
-                         ffi::Span<const int64_t> spins, int sign) {
-  const int workers = worker_count(pool);
-  std::vector<std::vector<T>> ring_buffers(workers), lines(workers);
-  auto ring_of = [&](int64_t b, int j, int w) {
-    ring_buffers[w].resize(2 * static_cast<size_t>(g.n) * g.spins * g.channels);
-    lines[w].resize(prologue.line_values());
-    prologue.ring(b, j, ring_buffers[w].data(), lines[w].data());
-    return static_cast<const T*>(ring_buffers[w].data());
-  };
-  return analysis<T>(pool, ring_of, scale.data(), static_cast<const T*>(table), static_cast<T*>(out), g, spins,
-                     sign);
-}
-
 template <bool kAnalysis>
 ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
                              ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> scratch,
                              ffi::Span<const int64_t> spins, Sign sign, bool degree_major, LambdaSource source) {
-  const char* target = kAnalysis ? "sphcnn_analysis" : "sphcnn_synthesis";
-  auto g = contract_geometry(target, kAnalysis, in, scale, table, *out, *scratch, spins, sign, degree_major, source,
-                             [](const Geometry& geometry, LambdaSource) { return cpu::scratch_bytes(geometry); });
-  if (g.has_error()) return g.error();
-  if (out->element_count() == 0) return ffi::Error::Success();
-  const std::vector<double> w = ring_scale_values(scale, *g);
-  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
-  const int sg = static_cast<int>(sign);
-  if (g->is_double) {
-    return run<double>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), *g, spins, sg);
-  }
-  return run<float>(kAnalysis, pool, in.untyped_data(), w, lambda, out->untyped_data(), *g, spins, sg);
+  auto call = cpu::decode_call(kAnalysis ? "sphcnn_analysis" : "sphcnn_synthesis", kAnalysis, in, scale, table,
+                               *out, *scratch, spins, sign, degree_major, source);
+  if (call.has_error()) return call.error();
+  const Geometry& g = call->g;
+  return cpu::execute(g.is_double, out->element_count() == 0, {}, [&](auto zero) {
+    using T = decltype(zero);
+    const T* src = static_cast<const T*>(in.untyped_data());
+    T* dst = static_cast<T*>(out->untyped_data());
+    if constexpr (kAnalysis) {
+      const MapLoad<T> ring_load{src, static_cast<int64_t>(g.n) * g.spins * g.channels * (g.real_input ? 1 : 2), g.n};
+      return analysis<T>(pool, *call, ring_load, dst);
+    } else {
+      MapStore<T> ring_store{dst, static_cast<int64_t>(g.n) * g.spins * g.channels * 2, g.n};
+      return synthesis<T>(pool, *call, src, ring_store);
+    }
+  });
 }
 
 // The activation stage of a call of the fused targets: the maps on the 2n grid
@@ -483,27 +467,36 @@ FusedActivation<T> fused_activation(const ffi::AnyBuffer& maps, const ffi::AnyBu
                             static_cast<T>(slope));
 }
 
+// The activated analysis: the RingLoad makes the rings with the prologue in
+// per-worker buffers.
+template <typename T>
+ffi::Error run_activated(ffi::ThreadPool& pool, const cpu::Call& call, const FusedActivation<T>& prologue, T* out) {
+  const int workers = worker_count(pool);
+  std::vector<std::vector<T>> ring_buffers(workers), lines(workers);
+  auto ring_load = [&](int64_t b, int j, int w) {
+    ring_buffers[w].resize(2 * static_cast<size_t>(call.g.n) * call.g.spins * call.g.channels);
+    lines[w].resize(prologue.line_values());
+    prologue.ring(b, j, ring_buffers[w].data(), lines[w].data());
+    return static_cast<const T*>(ring_buffers[w].data());
+  };
+  return analysis<T>(pool, call, ring_load, out);
+}
+
 ffi::Error activated_handler(ffi::ThreadPool pool, ffi::AnyBuffer maps, ffi::AnyBuffer bias, ffi::AnyBuffer taps,
                              ffi::AnyBuffer scale, ffi::AnyBuffer table, ffi::Result<ffi::AnyBuffer> out,
                              ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
                              bool degree_major, LambdaSource source, int64_t leaky_spin, bool pool_maps,
                              double epsilon, double slope) {
-  const char* target = "sphcnn_activated_analysis";
-  auto g = contract_geometry(target, true, maps, scale, table, *out, *scratch, spins, sign, degree_major, source,
-                             [](const Geometry& geometry, LambdaSource) { return cpu::scratch_bytes(geometry); },
-                             pool_maps ? 2 : 1);
-  if (g.has_error()) return g.error();
-  if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool_maps); e.failure()) return e;
-  if (out->element_count() == 0) return ffi::Error::Success();
-  const std::vector<double> w = ring_scale_values(scale, *g);
-  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
-  const int sg = static_cast<int>(sign);
-  auto run_typed = [&](auto zero) {
+  auto call = cpu::decode_call("sphcnn_activated_analysis", true, maps, scale, table, *out, *scratch, spins, sign,
+                               degree_major, source, pool_maps ? 2 : 1);
+  if (call.has_error()) return call.error();
+  if (ffi::Error e = check_activation(call->target, call->g, bias, taps, leaky_spin, pool_maps); e.failure()) return e;
+  return cpu::execute(call->g.is_double, out->element_count() == 0, {}, [&](auto zero) {
     using T = decltype(zero);
-    return run_activated<T>(pool, fused_activation<T>(maps, bias, taps, *g, pool_maps, leaky_spin, epsilon, slope),
-                            w, lambda, out->untyped_data(), *g, spins, sg);
-  };
-  return g->is_double ? run_typed(0.0) : run_typed(0.0f);
+    return run_activated<T>(pool, *call,
+                            fused_activation<T>(maps, bias, taps, call->g, pool_maps, leaky_spin, epsilon, slope),
+                            static_cast<T*>(out->untyped_data()));
+  });
 }
 
 // The synthesis of affinely mapped coefficients (a batch norm's apply).
@@ -511,25 +504,19 @@ ffi::Error affine_handler(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::AnyBuffer
                           ffi::AnyBuffer scale, ffi::AnyBuffer table, ffi::Result<ffi::AnyBuffer> out,
                           ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
                           bool degree_major, LambdaSource source) {
-  const char* target = "sphcnn_affine_synthesis";
-  auto g = contract_geometry(target, false, a, scale, table, *out, *scratch, spins, sign, degree_major, source,
-                             [](const Geometry& geometry, LambdaSource) { return cpu::scratch_bytes(geometry); });
-  if (g.has_error()) return g.error();
-  if (ffi::Error e = check_affine(target, *g, a, factor, offset); e.failure()) return e;
-  if (out->element_count() == 0) return ffi::Error::Success();
-  const std::vector<double> w = ring_scale_values(scale, *g);
-  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
-  const int sg = static_cast<int>(sign);
-  const int64_t ring_size = static_cast<int64_t>(g->n) * g->spins * g->channels * 2;
-  auto run_typed = [&](auto zero) {
+  auto call = cpu::decode_call("sphcnn_affine_synthesis", false, a, scale, table, *out, *scratch, spins, sign,
+                               degree_major, source);
+  if (call.has_error()) return call.error();
+  const Geometry& g = call->g;
+  if (ffi::Error e = check_affine(call->target, g, a, factor, offset); e.failure()) return e;
+  return cpu::execute(g.is_double, out->element_count() == 0, {}, [&](auto zero) {
     using T = decltype(zero);
     const CoefficientAffine<T> affine{static_cast<const T*>(factor.untyped_data()),
                                       static_cast<const T*>(offset.untyped_data())};
-    MapSink<T> sink{static_cast<T*>(out->untyped_data()), ring_size, g->n};
-    return synthesis<T>(pool, static_cast<const T*>(a.untyped_data()), w.data(), static_cast<const T*>(lambda),
-                        sink, *g, spins, sg, &affine);
-  };
-  return g->is_double ? run_typed(0.0) : run_typed(0.0f);
+    MapStore<T> ring_store{static_cast<T*>(out->untyped_data()), static_cast<int64_t>(g.n) * g.spins * g.channels * 2,
+                           g.n};
+    return synthesis<T>(pool, *call, static_cast<const T*>(a.untyped_data()), ring_store, &affine);
+  });
 }
 
 // The gradient of the activated analysis. Without pooling the transposed
@@ -540,7 +527,7 @@ ffi::Error affine_handler(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::AnyBuffer
 // bias cotangent is kept apart and the shares are added in ring order at the
 // end, so that the result does not depend on which worker took which ring.
 template <typename T>
-struct GradientSink {
+struct GradientStore {
   const FusedActivation<T>& stage;
   T* ct_maps;
   std::vector<std::vector<T>>& rings;  // per worker: one ring of the activated maps' cotangent
@@ -553,26 +540,25 @@ struct GradientSink {
 };
 
 template <typename T>
-ffi::Error run_gradient(ffi::ThreadPool& pool, const FusedActivation<T>& stage, const T* ct,
-                        const std::vector<double>& scale, const void* table, T* ct_maps, T* ct_bias,
-                        const Geometry& g, ffi::Span<const int64_t> spins, int sign) {
+ffi::Error run_gradient(ffi::ThreadPool& pool, const cpu::Call& call, const FusedActivation<T>& stage, const T* ct,
+                        T* ct_maps, T* ct_bias) {
+  const Geometry& g = call.g;
   const int workers = worker_count(pool);
   const int64_t lanes = stage.lanes();
   const int n_in = stage.n_in();
   std::vector<std::vector<T>> rings(workers, std::vector<T>(stage.line_values()));
   std::vector<T> shares(static_cast<size_t>(g.batch) * n_in * lanes);
-  const T* lambda = static_cast<const T*>(table);
   if (n_in == g.n) {
-    GradientSink<T> sink{stage, ct_maps, rings, shares.data(), n_in};
-    if (ffi::Error e = synthesis<T>(pool, ct, scale.data(), lambda, sink, g, spins, sign); e.failure()) return e;
+    GradientStore<T> ring_store{stage, ct_maps, rings, shares.data(), n_in};
+    if (ffi::Error e = synthesis<T>(pool, call, ct, ring_store); e.failure()) return e;
   } else {
     const int64_t ring_size = static_cast<int64_t>(g.n) * lanes * 2;
     BufferCache::Handle handle = BufferCache::instance().take(static_cast<size_t>(g.batch * g.n) * ring_size *
                                                               sizeof(T));
     if (!handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
     T* pooled = static_cast<T*>(handle.get());
-    MapSink<T> sink{pooled, ring_size, g.n};
-    if (ffi::Error e = synthesis<T>(pool, ct, scale.data(), lambda, sink, g, spins, sign); e.failure()) return e;
+    MapStore<T> ring_store{pooled, ring_size, g.n};
+    if (ffi::Error e = synthesis<T>(pool, call, ct, ring_store); e.failure()) return e;
     parallel_for(pool, g.batch * n_in, workers, [&](int64_t item, int w) {
       const int64_t b = item / n_in;
       const int r = static_cast<int>(item % n_in);
@@ -594,28 +580,19 @@ ffi::Error gradient_handler(ffi::ThreadPool pool, ffi::AnyBuffer ct, ffi::AnyBuf
                             ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
                             bool degree_major, LambdaSource source, int64_t leaky_spin, bool pool_maps,
                             double epsilon, double slope) {
-  const char* target = "sphcnn_activated_gradient";
-  auto g = contract_geometry(target, false, ct, scale, table, *ct_maps, *scratch, spins, sign, degree_major, source,
-                             [](const Geometry& geometry, LambdaSource) { return cpu::scratch_bytes(geometry); },
-                             pool_maps ? 2 : 1);
-  if (g.has_error()) return g.error();
-  if (ffi::Error e = check_activation(target, *g, bias, taps, leaky_spin, pool_maps); e.failure()) return e;
-  if (ffi::Error e = check_gradient(target, *g, maps, *ct_maps, bias, *ct_bias); e.failure()) return e;
-  if (ct_maps->element_count() == 0) {  // an empty batch: the bias cotangent sums no terms
-    if (ct_bias->size_bytes() > 0) std::memset(ct_bias->untyped_data(), 0, ct_bias->size_bytes());
-    return ffi::Error::Success();
-  }
-  const std::vector<double> w = ring_scale_values(scale, *g);
-  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
-  const int sg = static_cast<int>(sign);
-  auto run_typed = [&](auto zero) {
+  auto call = cpu::decode_call("sphcnn_activated_gradient", false, ct, scale, table, *ct_maps, *scratch, spins, sign,
+                               degree_major, source, pool_maps ? 2 : 1);
+  if (call.has_error()) return call.error();
+  const Geometry& g = call->g;
+  if (ffi::Error e = check_activation(call->target, g, bias, taps, leaky_spin, pool_maps); e.failure()) return e;
+  if (ffi::Error e = check_gradient(call->target, g, maps, *ct_maps, bias, *ct_bias); e.failure()) return e;
+  // an empty batch: the bias cotangent sums no terms
+  return cpu::execute(g.is_double, ct_maps->element_count() == 0, {*ct_bias}, [&](auto zero) {
     using T = decltype(zero);
-    return run_gradient<T>(pool, fused_activation<T>(maps, bias, taps, *g, pool_maps, leaky_spin, epsilon, slope),
-                           static_cast<const T*>(ct.untyped_data()), w, lambda,
-                           static_cast<T*>(ct_maps->untyped_data()), static_cast<T*>(ct_bias->untyped_data()), *g,
-                           spins, sg);
-  };
-  return g->is_double ? run_typed(0.0) : run_typed(0.0f);
+    return run_gradient<T>(pool, *call, fused_activation<T>(maps, bias, taps, g, pool_maps, leaky_spin, epsilon, slope),
+                           static_cast<const T*>(ct.untyped_data()), static_cast<T*>(ct_maps->untyped_data()),
+                           static_cast<T*>(ct_bias->untyped_data()));
+  });
 }
 
 }  // namespace
@@ -630,16 +607,82 @@ size_t scratch_bytes(const Geometry&) {
 }  // namespace sphcnn
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAnalysisCpu, sphcnn::transform_handler<true>,
-                              SPHCNN_CONTRACT_BINDING(xla::ffi::ThreadPool));
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // maps
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
+                                  .Arg<xla::ffi::AnyBuffer>()  // table
+                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
+                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
+                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
+                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
+                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
+                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCpu, sphcnn::transform_handler<false>,
-                              SPHCNN_CONTRACT_BINDING(xla::ffi::ThreadPool));
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
+                                  .Arg<xla::ffi::AnyBuffer>()  // table
+                                  .Ret<xla::ffi::AnyBuffer>()  // maps
+                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
+                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
+                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
+                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
+                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu, sphcnn::activated_handler,
-                              SPHCNN_ACTIVATED_BINDING(xla::ffi::ThreadPool));
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // maps
+                                  .Arg<xla::ffi::AnyBuffer>()  // bias
+                                  .Arg<xla::ffi::AnyBuffer>()  // taps
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
+                                  .Arg<xla::ffi::AnyBuffer>()  // table
+                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
+                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
+                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
+                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
+                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
+                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // the packed table or the recurrence
+                                  .Attr<int64_t>("leaky_spin")  // the spin index of the leaky ReLU, or -1
+                                  .Attr<bool>("pool")  // maps on the 2n grid, pooled
+                                  .Attr<double>("epsilon")  // of the magnitude nonlinearity
+                                  .Attr<double>("slope"));  // of the leaky ReLU
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCpu, sphcnn::gradient_handler,
-                              SPHCNN_GRADIENT_BINDING(xla::ffi::ThreadPool));
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // ct
+                                  .Arg<xla::ffi::AnyBuffer>()  // maps
+                                  .Arg<xla::ffi::AnyBuffer>()  // bias
+                                  .Arg<xla::ffi::AnyBuffer>()  // taps
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
+                                  .Arg<xla::ffi::AnyBuffer>()  // table
+                                  .Ret<xla::ffi::AnyBuffer>()  // ct_maps
+                                  .Ret<xla::ffi::AnyBuffer>()  // ct_bias
+                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
+                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
+                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
+                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
+                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // the packed table or the recurrence
+                                  .Attr<int64_t>("leaky_spin")  // the spin index of the leaky ReLU, or -1
+                                  .Attr<bool>("pool")  // maps on the 2n grid, pooled
+                                  .Attr<double>("epsilon")  // of the magnitude nonlinearity
+                                  .Attr<double>("slope"));  // of the leaky ReLU
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCpu, sphcnn::affine_handler,
-                              SPHCNN_CONTRACT_AFFINE_BINDING(xla::ffi::ThreadPool));
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
+                                  .Arg<xla::ffi::AnyBuffer>()  // factor
+                                  .Arg<xla::ffi::AnyBuffer>()  // offset
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
+                                  .Arg<xla::ffi::AnyBuffer>()  // table
+                                  .Ret<xla::ffi::AnyBuffer>()  // maps
+                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
+                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
+                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
+                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
+                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence

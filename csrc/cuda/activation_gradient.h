@@ -163,8 +163,8 @@ SPHCNN_HD size_t gradient_shared_bytes() { return sizeof(T) * kGradientThreads; 
 
 // The cotangent of the activated maps at fine ring r, longitude k, lane q of
 // item b: the transpose of the pooling (fine ring r takes tap t = r - 2J + 1 of
-// the coarse rings J it feeds; longitude 2k takes coarse k / 2, 2k + 1 takes
-// (coarse k + coarse k + 1) / 4), or the cotangent itself without pooling.
+// the coarse rings J it feeds; longitude 2k takes coarse k, 2k + 1 coarse k and
+// k + 1, through unpool_stencil), or the cotangent itself without pooling.
 template <typename T>
 SPHCNN_HD Cpx<T> unpooled(const GradientArgs<T>& a, int64_t b, int r, int k, int q) {
   if (a.taps == nullptr) return a.pooled[((b * a.n + r) * a.n + k) * a.lanes + q];
@@ -179,12 +179,12 @@ SPHCNN_HD Cpx<T> unpooled(const GradientArgs<T>& a, int64_t b, int r, int k, int
     const Cpx<T>* ring = a.pooled + (b * a.n + J) * static_cast<int64_t>(a.n) * a.lanes;
     const Cpx<T> here = ring[static_cast<int64_t>(k / 2) * a.lanes + q];
     if (k % 2 == 0) {
-      sum.re += w * T(0.5) * here.re;
-      sum.im += w * T(0.5) * here.im;
+      sum.re += unpool_stencil(w, here.re);
+      sum.im += unpool_stencil(w, here.im);
     } else {
       const Cpx<T> next = ring[static_cast<int64_t>((k / 2 + 1) % a.n) * a.lanes + q];
-      sum.re += w * T(0.25) * (here.re + next.re);
-      sum.im += w * T(0.25) * (here.im + next.im);
+      sum.re += unpool_stencil(w, here.re, next.re);
+      sum.im += unpool_stencil(w, here.im, next.im);
     }
   }
   return sum;

@@ -1,6 +1,6 @@
 // The gradient of the affine synthesis (target sphcnn_affine_gradient,
-// transforms_cuda.cu): the transposed synthesis is an analysis, and K2 of it
-// ends with the batch norm's backward. For the cotangent u of the affinely
+// fused_cuda.cu): the transposed synthesis is an analysis, and K2 of it
+// ends with the batch norm's backward (its CoefficientStore, sphcnn/contract.h). For the cotangent u of the affinely
 // mapped coefficients (what K2 computes), with the batch norm's input a and
 // factor f (S, C):
 //   ct_a[l, m, s, c]    = f[s, c] u[l, m, s, c]                    (written as it is stored),

@@ -4,9 +4,10 @@
 // Every kernel is written as a __host__ __device__ function of one thread block
 // and a context `ctx` with ctx.tid() (thread index), ctx.block() (linear block
 // index), ctx.sync() (__syncthreads) and ctx.fence_block()
-// (__threadfence_block). The __global__ wrappers of transforms_cuda.cu pass the
-// CUDA context; tests/cuda_emulation runs the very same functions on the CPU
-// with one std::thread per CUDA thread and a barrier.
+// (__threadfence_block). The __global__ wrappers of transforms_cuda.cu and
+// fused_cuda.cu pass the CUDA context (DeviceCtx, handler_cuda.h);
+// tests/cuda_emulation runs the very same functions on the CPU with one
+// std::thread per CUDA thread and a barrier.
 //
 // Where threads read global memory that other threads of the block wrote (the
 // mixing stage's coefficients, the gradient's read back with cp.async.cg

@@ -150,12 +150,12 @@ struct AnalysisTile {
   static constexpr size_t kSharedBytes = 2 * kBufferBytes;
 };
 
-// Issues the asynchronous copies of K step `kc` (first north ring) of the tile
+// Starts the asynchronous copies of K step `kc` (first north ring) of the tile
 // into a shared buffer: lam[sg][r][i], f[cb][r][c] (zero outside the rings,
 // degrees and columns that exist).
 template <typename T, typename Tile>
-SPHCNN_HD void analysis_issue(const GemmArgs<T>& a, const PairPosition& at, const T* pair, int64_t row, int lrel,
-                              int64_t col0, int kc, int tid, unsigned char* buffer) {
+SPHCNN_HD void analysis_copy(const GemmArgs<T>& a, const PairPosition& at, const T* pair, int64_t row, int lrel,
+                             int64_t col0, int kc, int tid, unsigned char* buffer) {
   const int half = a.n / 2;
   T* lam = reinterpret_cast<T*>(buffer);
   T* f = reinterpret_cast<T*>(buffer + Tile::kLamBytes);
@@ -197,12 +197,13 @@ SPHCNN_HD void analysis_issue(const GemmArgs<T>& a, const PairPosition& at, cons
 }
 
 // The product of one tile of the pair `at`: TL degrees from lstart times TP
-// columns from col0. Each thread hands its RL x RP outputs to
-// store(l, p, plus, minus) (orders +|m| and -|m|; exact zeros below l0),
-// degrees above ell_max left out; the caller filters the columns.
-template <typename T, typename Tile, typename Ctx, typename Store>
+// columns from col0. Each thread hands its RL x RP outputs to the analysis's
+// CoefficientStore (sphcnn/contract.h), coefficient_store(l, p, plus, minus)
+// (orders +|m| and -|m|; exact zeros below l0), degrees above ell_max left
+// out; the caller filters the columns.
+template <typename T, typename Tile, typename Ctx, typename CoefficientStore>
 SPHCNN_HD void analysis_table_tile(const Ctx& ctx, const GemmArgs<T>& a, const PairPosition& at, int lstart,
-                                   int64_t col0, unsigned char* smem, Store&& store) {
+                                   int64_t col0, unsigned char* smem, CoefficientStore&& coefficient_store) {
   constexpr int TL = Tile::TL, TP = Tile::TP, RL = Tile::RL, RP = Tile::RP, TK = Tile::TK;
   const int tid = ctx.tid();
   const int tg = tid / Tile::kColGroups;  // degree group
@@ -228,12 +229,12 @@ SPHCNN_HD void analysis_table_tile(const Ctx& ctx, const GemmArgs<T>& a, const P
     T par[RL];
     SPHCNN_UNROLL
     for (int i = 0; i < RL; ++i) par[i] = (i & 1) ? -par0 : par0;
-    analysis_issue<T, Tile>(a, at, pair, row, lrel, col0, 0, tid, smem);
+    analysis_copy<T, Tile>(a, at, pair, row, lrel, col0, 0, tid, smem);
     const int steps = static_cast<int>(ceil_div(half, TK));
     for (int k = 0; k < steps; ++k) {
       const bool more = k + 1 < steps;
       if (more) {
-        analysis_issue<T, Tile>(a, at, pair, row, lrel, col0, (k + 1) * TK, tid, smem + ((k + 1) & 1) * Tile::kBufferBytes);
+        analysis_copy<T, Tile>(a, at, pair, row, lrel, col0, (k + 1) * TK, tid, smem + ((k + 1) & 1) * Tile::kBufferBytes);
         async_wait<1>();
       } else {
         async_wait<0>();
@@ -281,8 +282,8 @@ SPHCNN_HD void analysis_table_tile(const Ctx& ctx, const GemmArgs<T>& a, const P
     const bool live = l >= at.l0;
     SPHCNN_UNROLL
     for (int c = 0; c < RP; ++c) {
-      store(l, col0 + pg * RP + c, live ? Cpx<T>{acc[i][c][0], acc[i][c][1]} : zero,
-            live ? Cpx<T>{acc[i][c][2], acc[i][c][3]} : zero);
+      coefficient_store(l, col0 + pg * RP + c, live ? Cpx<T>{acc[i][c][0], acc[i][c][1]} : zero,
+                        live ? Cpx<T>{acc[i][c][2], acc[i][c][3]} : zero);
     }
   }
 }
@@ -520,8 +521,8 @@ SPHCNN_HD CoefficientColumn coefficient_column(const GemmArgs<T>& a, const PairP
 // Copies of the coefficients of K step `lc` (first degree): a[lc + i, +-m] for
 // the tile's columns, zero below l0 and above ell_max.
 template <typename T, typename Tile>
-SPHCNN_HD void synthesis_issue_coefficients(const GemmArgs<T>& a, const PairPosition& at, const CoefficientColumn& column,
-                                            int lc, int tid, Cpx<T>* coef) {
+SPHCNN_HD void synthesis_copy_coefficients(const GemmArgs<T>& a, const PairPosition& at, const CoefficientColumn& column,
+                                           int lc, int tid, Cpx<T>* coef) {
   const int64_t order_stride = static_cast<int64_t>(a.total_spins) * a.channels;
   SPHCNN_UNROLL
   for (int u = 0; u < Tile::kCoefLoads; ++u) {
@@ -540,8 +541,8 @@ SPHCNN_HD void synthesis_issue_coefficients(const GemmArgs<T>& a, const PairPosi
 // Copies of the table lambda of K step `lrel` (degree offset from |m|): runs of
 // Q degrees of one (sign, ring).
 template <typename T, typename Tile>
-SPHCNN_HD void synthesis_issue_table(const GemmArgs<T>& a, const T* pair, int64_t row, int lrel, int j0, int tid,
-                                     T* lam) {
+SPHCNN_HD void synthesis_copy_table(const GemmArgs<T>& a, const T* pair, int64_t row, int lrel, int j0, int tid,
+                                    T* lam) {
   const int half = a.n / 2;
   constexpr int chunks = Tile::TK / Tile::Q;
   SPHCNN_UNROLL
@@ -611,17 +612,17 @@ SPHCNN_HD void synthesis_table_steps(const Ctx& ctx, const GemmArgs<T>& a, const
   const T* pair = a.table + layout.pair_offset(static_cast<int>(at.spin_index), at.am);
   const int64_t row = layout.row(at.am);
   const CoefficientColumn column = coefficient_column<T, Tile>(a, at, col0, tid);
-  auto issue = [&](int k) {
+  auto copy_step = [&](int k) {
     unsigned char* buffer = smem + (k & 1) * Tile::kBufferBytes;
-    synthesis_issue_table<T, Tile>(a, pair, row, k * TK, j0, tid, reinterpret_cast<T*>(buffer));
-    synthesis_issue_coefficients<T, Tile>(a, at, column, at.am + k * TK, tid,
-                                          reinterpret_cast<Cpx<T>*>(buffer + Tile::kLamBytes));
+    synthesis_copy_table<T, Tile>(a, pair, row, k * TK, j0, tid, reinterpret_cast<T*>(buffer));
+    synthesis_copy_coefficients<T, Tile>(a, at, column, at.am + k * TK, tid,
+                                         reinterpret_cast<Cpx<T>*>(buffer + Tile::kLamBytes));
     async_commit();
   };
-  if (steps > 0) issue(0);
+  if (steps > 0) copy_step(0);
   for (int k = 0; k < steps; ++k) {
     if (k + 1 < steps) {
-      issue(k + 1);
+      copy_step(k + 1);
       async_wait<1>();
     } else {
       async_wait<0>();
@@ -721,7 +722,7 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned ch
       const CoefficientColumn column = coefficient_column<T, Tile>(a, at, col0, tid);
       for (int k = 0; k < steps; ++k) {
         const int lc = at.am + k * TK;
-        synthesis_issue_coefficients<T, Tile>(a, at, column, lc, tid, coef);
+        synthesis_copy_coefficients<T, Tile>(a, at, column, lc, tid, coef);
         async_commit();
         if (tid < TK) {
           const int l = lc + tid;

@@ -1,7 +1,9 @@
 // K2 with a spin-weighted convolution's per-degree channel and spin mixing:
 // the epilogue of the analysis, with the batch norm's partial sums (target
-// sphcnn_mixing_analysis), and, transposed, the prologue of the synthesis that
-// carries its gradient (target sphcnn_mixing_gradient; transforms_cuda.cu).
+// sphcnn_mixing_analysis; the analysis's CoefficientStore of
+// sphcnn/contract.h), and, transposed, the prologue of the synthesis that
+// carries its gradient (target sphcnn_mixing_gradient; the synthesis's
+// CoefficientLoad); fused_cuda.cu.
 //
 // Forward (analysis_mixing_block).
 // One block owns one |m|, one tile of TL = 32 degrees from |m| and one tile of

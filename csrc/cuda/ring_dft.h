@@ -251,7 +251,9 @@ SPHCNN_HD void sync_buffers(const Ctx& ctx, const RingArgs<T>& a) {
 // The work loop of both directions: the twiddle tables, then for every work
 // item (ring j, rows q0 .. q0 + rows) load(buffer, j, q0, rows) into the tile
 // buffer (n x R, rows fastest), the FFT, store(result, spare, j, q0, rows) (spare:
-// the other tile buffer, free during the store).
+// the other tile buffer, free during the store). The load of grid_to_orders is
+// the analysis's RingLoad, that of orders_to_grid holds the synthesis's
+// CoefficientLoad and its store is the RingStore (sphcnn/contract.h).
 template <typename T, typename Ctx, typename Load, typename Store>
 SPHCNN_HD void ring_items(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem, Load load, Store store) {
   const int n = a.n, R = a.tile_rows;
@@ -291,7 +293,7 @@ SPHCNN_HD void ring_items(const Ctx& ctx, const RingArgs<T>& a, unsigned char* s
 
 // The prologue's value at ring j, longitude k of row q: the activated maps, or
 // the pooled activated maps (taps of the rings 2j - 1 .. 2j + 2 of the 2n grid,
-// then longitudes 2k - 1, 2k, 2k + 1 with weights 1/4, 1/2, 1/4).
+// then the stencil over longitudes 2k - 1, 2k, 2k + 1: pool_stencil).
 template <typename T>
 SPHCNN_HD Cpx<T> activated_value(const RingArgs<T>& a, int64_t q, int j, int k) {
   const Cpx<T>* x = static_cast<const Cpx<T>*>(a.in);
@@ -312,8 +314,8 @@ SPHCNN_HD Cpx<T> activated_value(const RingArgs<T>& a, int64_t q, int j, int k) 
     const T w = a.pool_taps[4 * j + t];
     if (row < 0 || row >= fine || w == T(0)) continue;
     const Cpx<T> centre = value(row, 2 * k), east = value(row, 2 * k + 1), west = value(row, (2 * k - 1 + fine) % fine);
-    sum.re += w * (T(0.5) * centre.re + T(0.25) * (west.re + east.re));
-    sum.im += w * (T(0.5) * centre.im + T(0.25) * (west.im + east.im));
+    sum.re += w * pool_stencil<T>(west.re, centre.re, east.re);
+    sum.im += w * pool_stencil<T>(west.im, centre.im, east.im);
   }
   return sum;
 }
@@ -321,10 +323,10 @@ SPHCNN_HD Cpx<T> activated_value(const RingArgs<T>& a, int64_t q, int j, int k) 
 template <typename T, typename Ctx>
 SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
   const int n = a.n, M = 2 * a.ell_max + 1, R = a.tile_rows, tid = ctx.tid();
-  // Load: buf[k R + r] = x[b, j, k, lane] (or the prologue's value), rows past the end zero.
+  // The RingLoad: buf[k R + r] = x[b, j, k, lane] (or the prologue's value), rows past the end zero.
   // Element indices are int: n R <= 3072 in shared memory, R = 1 in scratch
   // (64-bit indices here cost the float kernel a register spill).
-  auto load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
+  auto ring_load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
     if (a.activation_bias != nullptr) {
       for (int e = tid; e < n * R; e += kRingThreads) {
         const int r = static_cast<int>(e % R);
@@ -379,7 +381,7 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
       F[rings_offset(a, row_at(a, q0 + r), mi, j)] = Cpx<T>{w * v.re, w * v.im};
     }
   };
-  ring_items<T>(ctx, a, smem, load, store);
+  ring_items<T>(ctx, a, smem, ring_load, store);
 }
 
 // The gradient epilogue of orders_to_grid (sphcnn_activated_gradient without
@@ -421,8 +423,9 @@ SPHCNN_HD void gradient_store(const Ctx& ctx, const RingArgs<T>& a, const Cpx<T>
 template <typename T, typename Ctx>
 SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
   const int n = a.n, R = a.tile_rows, tid = ctx.tid();
-  // Load: buf[k R + r] = F[s, mi(k), j, p] (affinely mapped, if so), zero in bins of no order and past the rows.
-  auto load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
+  // Load with the CoefficientLoad: buf[k R + r] = F[s, mi(k), j, p] (affinely mapped, if so), zero in bins of no
+  // order and past the rows.
+  auto coefficient_load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
     const Cpx<T>* F = static_cast<const Cpx<T>*>(a.in);
     for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
       const int r = static_cast<int>(e % R);
@@ -440,10 +443,10 @@ SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsign
       buf[static_cast<int64_t>(k) * R + r] = v;
     }
   };
-  // Store: x[b, j, k, lane] = w_j result[k R + r]; or, with the gradient
+  // The RingStore: x[b, j, k, lane] = w_j result[k R + r]; or, with the gradient
   // epilogue, that value is the cotangent of the activated maps and the store
   // writes the maps' cotangent instead, with the rows' bias shares.
-  auto store = [&](const Cpx<T>* result, Cpx<T>* spare, int j, int64_t q0, int rows) {
+  auto ring_store = [&](const Cpx<T>* result, Cpx<T>* spare, int j, int64_t q0, int rows) {
     if (a.activation_bias != nullptr) {
       gradient_store(ctx, a, result, reinterpret_cast<T*>(spare), j, q0, rows);
       return;
@@ -476,7 +479,7 @@ SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsign
       x[maps_offset(a, q0 + r, j, k)] = Cpx<T>{w * v.re, w * v.im};
     }
   };
-  ring_items<T>(ctx, a, smem, load, store);
+  ring_items<T>(ctx, a, smem, coefficient_load, ring_store);
 }
 
 }  // namespace cuda

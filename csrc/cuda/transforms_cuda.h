@@ -1,6 +1,7 @@
-// XLA FFI handler symbols of the CUDA transforms (defined in transforms_cuda.cu),
-// with the contract of sphcnn/contract.h. Includes no CUDA header, so that
-// module_cuda.cc is plain C++.
+// XLA FFI handler symbols of the CUDA transforms (defined in transforms_cuda.cu)
+// and fused block targets (fused_cuda.cu), with the contract of
+// sphcnn/contract.h. Includes no CUDA header, so that module_cuda.cc is plain
+// C++.
 #pragma once
 
 #include "xla/ffi/api/ffi.h"

@@ -390,8 +390,8 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
                   const int row = 2 * j - 1 + t;
                   if (row < 0 || row >= fine) continue;
                   v += static_cast<double>(taps_t[4 * j + t]) *
-                       (0.5 * act(b, row, 2 * k, s, c) +
-                        0.25 * (act(b, row, (2 * k - 1 + fine) % fine, s, c) + act(b, row, 2 * k + 1, s, c)));
+                       pool_stencil<double>(act(b, row, (2 * k - 1 + fine) % fine, s, c), act(b, row, 2 * k, s, c),
+                                            act(b, row, 2 * k + 1, s, c));
                 }
               }
               x_ref[x_index(b, j, k, s, c)] = v;
@@ -681,7 +681,8 @@ Record CaseRun<T>::result() const {
 template <typename T>
 Record CaseRun<T>::gradient() const {
   // unpooled cotangent in double (the transpose of the pooling, written from
-  // its definition: each fine value's share of every coarse value it feeds)
+  // its definition: each fine value's share of every coarse value it feeds,
+  // the stencil's weight of that value)
   std::vector<cd> fine_ct(y.size(), cd(0.0, 0.0));
   for (int b = 0; b < B; ++b)
     for (int j = 0; j < n; ++j)
@@ -697,9 +698,9 @@ Record CaseRun<T>::gradient() const {
             const int row = 2 * j - 1 + t;
             if (row < 0 || row >= fine) continue;
             const double tap = taps_t[4 * j + t];
-            fine_ct[at(row, 2 * k)] += 0.5 * tap * v;
-            fine_ct[at(row, (2 * k - 1 + fine) % fine)] += 0.25 * tap * v;
-            fine_ct[at(row, 2 * k + 1)] += 0.25 * tap * v;
+            fine_ct[at(row, 2 * k)] += pool_stencil<double>(0.0, 1.0, 0.0) * tap * v;
+            fine_ct[at(row, (2 * k - 1 + fine) % fine)] += pool_stencil<double>(1.0, 0.0, 0.0) * tap * v;
+            fine_ct[at(row, 2 * k + 1)] += pool_stencil<double>(0.0, 0.0, 1.0) * tap * v;
           }
         }
   std::vector<double> bias_ref(SC, 0.0);

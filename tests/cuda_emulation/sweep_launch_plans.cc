@@ -1,4 +1,4 @@
-// Every launch of the CUDA handlers (csrc/cuda/transforms_cuda.cu) over
+// Every launch of the CUDA handlers (csrc/cuda/transforms_cuda.cu, fused_cuda.cu) over
 // extreme geometries, without a GPU: the plans of csrc/cuda/launch_plan.h and
 // activation_gradient.h evaluated as the handlers evaluate them, and each
 // kernel launch the handlers would make from them (kernel, threads, grid,

@@ -12,7 +12,8 @@
 //   pooling (pooling.spatial_pool), fine grid 2n -> coarse grid n:
 //     line_k' = sum_t taps[J][t] fine ring (2J - 1 + t)_k', t = 0..3 (rings outside
 //     the grid carry weight 0), then coarse_k = line_2k / 2 + (line_2k-1 + line_2k+1) / 4
-//     with the longitude index taken modulo 2n.
+//     with the longitude index taken modulo 2n (pool_stencil below, the one
+//     copy of the stencil: the CPU and CUDA kernels and the CUDA emulators use it).
 #pragma once
 
 #include <cmath>
@@ -60,6 +61,29 @@ SPHCNN_HD void activation_gradient(T re, T im, T cr, T ci, T bias, T leaky, T ep
   ct_re = leaky * (cr * leaky_gain) + off * (gain * cr + radial * re);
   ct_im = off * (gain * ci - radial * im);
   bias_share += off * on * projection / denominator;
+}
+
+// The pooling's stencil along a ring of the fine grid: the coarse value at
+// longitude k from the fine values at longitudes 2k - 1 (west), 2k (centre) and
+// 2k + 1 (east). R is the real type, V that of the values (R, or complex).
+template <typename R, typename V>
+SPHCNN_HD V pool_stencil(const V& west, const V& centre, const V& east) {
+  return R(0.5) * centre + R(0.25) * (west + east);
+}
+
+// Its transpose, times the tap of the coarse ring: the value at fine longitude
+// 2k from coarse longitude k (here), which took it with the centre weight, and
+// at 2k + 1 from coarse k and k + 1 (next), which took it with the east and the
+// west weight (equal). The weights are the stencil at unit values (constants
+// at compile time).
+template <typename R, typename V>
+SPHCNN_HD V unpool_stencil(R tap, const V& here) {
+  return tap * pool_stencil<R>(R(0), R(1), R(0)) * here;
+}
+
+template <typename R, typename V>
+SPHCNN_HD V unpool_stencil(R tap, const V& here, const V& next) {
+  return tap * pool_stencil<R>(R(1), R(0), R(0)) * (here + next);
 }
 
 }  // namespace sphcnn

@@ -47,6 +47,13 @@ struct Geometry {
   int M() const { return 2 * ell_max + 1; }
 };
 
+// body(T()) with T the real type of the data: double for complex128, float for
+// complex64 (the handlers' dispatch on the dtype).
+template <typename Body>
+auto by_precision(bool is_double, Body&& body) {
+  return is_double ? body(0.0) : body(0.0f);
+}
+
 // The geometry of a call from its sizes (for the modules' scratch_bytes).
 inline Geometry geometry_of(int n, int ell_max, int spins, int64_t batch, int64_t channels, bool is_double) {
   Geometry g{};
@@ -336,57 +343,44 @@ inline xla::ffi::Error check_affine_gradient(const char* target, const Geometry&
 //   ct_a[l, m, i, c] = sum_{o, d} ct_b[l, m, o, d] w[l, i, o, c, d].
 // check_filters and check_gradient apply.
 
+// The extension points of the fused path. Each fused target above is a
+// transform of this contract with a stage of its own where the transform moves
+// data between memory and its two stages (the ring FFT and the Legendre
+// stage). There are four such points; the kernels of both platforms take a
+// fused stage under these names:
+//
+//   RingLoad          the analysis reading ring j of batch item b of its maps:
+//                     as they are (real maps promoted to complex), or activated
+//                     and pooled (sphcnn_activated_analysis,
+//                     sphcnn_mixing_analysis; sphcnn/activation.h).
+//                     CPU: ring_load(b, j, worker) -> the ring's values
+//                     (analysis in transforms_cpu.cc); CUDA: the ring_load of
+//                     grid_to_orders_block, with activated_value (ring_dft.h).
+//   RingStore         the synthesis writing ring j of item b: into the maps, or
+//                     through the nonlinearity's gradient
+//                     (sphcnn_activated_gradient, sphcnn_mixing_gradient).
+//                     CPU: ring_store.target(b, j, worker) -> where the ring
+//                     goes, ring_store.finish(b, j, worker) once it is there
+//                     (synthesis in transforms_cpu.cc); CUDA: the ring_store of
+//                     orders_to_grid_block, with gradient_store (ring_dft.h).
+//   CoefficientLoad   the synthesis reading its coefficients: as they are,
+//                     affinely mapped (sphcnn_affine_synthesis; the synthesis
+//                     is linear, so the map acts on the order blocks the
+//                     Legendre stage writes), or as the transposed mixing of
+//                     the mixed coefficients' cotangent (sphcnn_mixing_gradient).
+//                     CPU: the CoefficientAffine of orders_to_ring
+//                     (transforms_cpu.cc); CUDA: the coefficient_load of
+//                     orders_to_grid_block (ring_dft.h), and the prologue of
+//                     synthesis_mixing_block (mixing_stage.h).
+//   CoefficientStore  the analysis writing coefficient (l, +-m) of a column: as
+//                     it is, or into the mixing epilogue (sphcnn_mixing_analysis)
+//                     or the batch norm's backward (sphcnn_affine_gradient).
+//                     CUDA: the coefficient_store of analysis_table_tile
+//                     (legendre_gemm.h), given by analysis_table_block,
+//                     analysis_mixing_block (mixing_stage.h) and
+//                     affine_gradient_block (affine_stage.h); none on the CPU.
+
 }  // namespace sphcnn
 
 XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::Sign);
 XLA_FFI_REGISTER_ENUM_ATTR_DECODING(sphcnn::LambdaSource);
-
-// The attributes of the transform targets, and of the fused boundary's.
-#define SPHCNN_TRANSFORM_ATTRIBUTES                              \
-  .Attr<xla::ffi::Span<const int64_t>>("spins")                  \
-      .Attr<sphcnn::Sign>("sign")                                \
-      .Attr<bool>("degree_major")                                \
-      .Attr<sphcnn::LambdaSource>("lambda_source")
-#define SPHCNN_ACTIVATION_ATTRIBUTES                             \
-  SPHCNN_TRANSFORM_ATTRIBUTES                                    \
-      .Attr<int64_t>("leaky_spin")                               \
-      .Attr<bool>("pool")                                        \
-      .Attr<double>("epsilon")                                   \
-      .Attr<double>("slope")
-#define SPHCNN_ARGS3 .Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>()
-#define SPHCNN_RETS2 .Ret<xla::ffi::AnyBuffer>().Ret<xla::ffi::AnyBuffer>()
-
-// The binding of both transform targets on a platform whose context is `Context`:
-// input, ring_scale, table -> output, scratch.
-#define SPHCNN_CONTRACT_BINDING(Context) \
-  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_RETS2 SPHCNN_TRANSFORM_ATTRIBUTES
-
-// sphcnn_activated_analysis: maps, bias, taps, ring_scale, table -> output, scratch.
-#define SPHCNN_ACTIVATED_BINDING(Context)                                                                  \
-  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3.Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>() \
-      SPHCNN_RETS2 SPHCNN_ACTIVATION_ATTRIBUTES
-
-// sphcnn_activated_gradient: ct, maps, bias, taps, ring_scale, table -> ct_maps, ct_bias, scratch.
-#define SPHCNN_GRADIENT_BINDING(Context) \
-  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_ARGS3 SPHCNN_RETS2.Ret<xla::ffi::AnyBuffer>() \
-      SPHCNN_ACTIVATION_ATTRIBUTES
-
-// sphcnn_mixing_analysis: maps, bias, taps, filters, ring_scale, table -> b, a, energy, scratch.
-#define SPHCNN_MIXING_ANALYSIS_BINDING(Context)                                              \
-  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_ARGS3 SPHCNN_RETS2 SPHCNN_RETS2 \
-      SPHCNN_ACTIVATION_ATTRIBUTES.Attr<bool>("activate")
-
-// sphcnn_mixing_gradient: ct_b, filters, maps, bias, taps, ring_scale, table -> ct_maps, ct_bias, scratch.
-#define SPHCNN_MIXING_GRADIENT_BINDING(Context)                                                      \
-  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3 SPHCNN_ARGS3.Arg<xla::ffi::AnyBuffer>() SPHCNN_RETS2 \
-      .Ret<xla::ffi::AnyBuffer>() SPHCNN_ACTIVATION_ATTRIBUTES
-
-// sphcnn_affine_gradient: ct, a, factor, ring_scale, table -> ct_a, products, constant, scratch.
-#define SPHCNN_AFFINE_GRADIENT_BINDING(Context)                                                            \
-  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3.Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>() \
-      SPHCNN_RETS2 SPHCNN_RETS2 SPHCNN_TRANSFORM_ATTRIBUTES
-
-// sphcnn_affine_synthesis: coefficients, factor, offset, ring_scale, table -> maps, scratch.
-#define SPHCNN_CONTRACT_AFFINE_BINDING(Context)                                                            \
-  xla::ffi::Ffi::Bind().Ctx<Context>() SPHCNN_ARGS3.Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>() \
-      SPHCNN_RETS2 SPHCNN_TRANSFORM_ATTRIBUTES

@@ -165,7 +165,3 @@ inline void accumulate_outer(const T* const* x, const T* ct_re, const T* ct_im, 
 }
 
 }  // namespace sphcnn
-
-// The bindings of the two targets on a platform whose context is `Context`.
-#define SPHCNN_MIXING_BINDING(Context) \
-  xla::ffi::Ffi::Bind().Ctx<Context>().Arg<xla::ffi::AnyBuffer>().Arg<xla::ffi::AnyBuffer>().Ret<xla::ffi::AnyBuffer>()
