@@ -208,8 +208,8 @@ TARGETS: dict[str, dict[str, Callable[[], Check]]] = {
         "sphcnn_activated_analysis": _activated_analysis,
         "sphcnn_activated_gradient": _activated_gradient,
         "sphcnn_affine_synthesis": _affine_synthesis,
-        "sphcnn_degree_mixing": _mixing_check,
-        "sphcnn_degree_mixing_weight_gradient": _mixing_weight_gradient,
+        "sphcnn_mixing": _mixing_check,
+        "sphcnn_mixing_weight_gradient": _mixing_weight_gradient,
     },
     "cuda": {
         "sphcnn_analysis": _forward,

@@ -16,8 +16,8 @@ def test_cpu_extension_registers_its_targets():
     from sphcnn_kernels import _cpu
 
     assert set(_cpu.registrations()) == {"sphcnn_analysis", "sphcnn_synthesis", "sphcnn_activated_analysis",
-                                         "sphcnn_activated_gradient", "sphcnn_affine_synthesis", "sphcnn_degree_mixing",
-                                         "sphcnn_degree_mixing_weight_gradient"}
+                                         "sphcnn_activated_gradient", "sphcnn_affine_synthesis", "sphcnn_mixing",
+                                         "sphcnn_mixing_weight_gradient"}
     assert "ffi" in sk.available_backends("cpu")
 
 

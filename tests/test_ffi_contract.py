@@ -34,7 +34,7 @@ HAS_CUDA_MODULE = importlib.util.find_spec("sphcnn_kernels._cuda") is not None
 # (sphcnn_mixing_analysis, sphcnn_mixing_gradient: sphcnn_kernels.ops.mixing_analysis); the
 # batch norm's gradient is the epilogue of the affine synthesis's transpose on CUDA
 # (sphcnn_affine_gradient); on CPUs these are compositions of the other targets.
-CPU_ONLY = {"sphcnn_degree_mixing", "sphcnn_degree_mixing_weight_gradient"}
+CPU_ONLY = {"sphcnn_mixing", "sphcnn_mixing_weight_gradient"}
 CUDA_ONLY = {"sphcnn_mixing_analysis", "sphcnn_mixing_gradient", "sphcnn_affine_gradient"}
 
 

@@ -53,7 +53,7 @@ def test_failures_are_reported_and_the_others_still_run(monkeypatch, capsys):
 
     monkeypatch.setitem(kernel_smoke.TARGETS, "cpu", {
         "sphcnn_synthesis": scaled("sphcnn_synthesis", 1.001),          # a wrong result
-        "sphcnn_degree_mixing": scaled("sphcnn_degree_mixing", jnp.nan),  # not finite
+        "sphcnn_mixing": scaled("sphcnn_mixing", jnp.nan),  # not finite
         "sphcnn_analysis": raises,
         "sphcnn_affine_synthesis": table["sphcnn_synthesis"],           # does not call its target
         "sphcnn_activated_analysis": table["sphcnn_activated_analysis"],
@@ -62,12 +62,12 @@ def test_failures_are_reported_and_the_others_still_run(monkeypatch, capsys):
     records = _records(capsys)
     wrong = records["sphcnn_synthesis"]
     assert not wrong["ok"] and wrong["rel_err"] > kernel_smoke.TOLERANCE and wrong["reason"].startswith("rel_err")
-    assert records["sphcnn_degree_mixing"]["rel_err"] is None
-    assert records["sphcnn_degree_mixing"]["reason"] == "not finite"
+    assert records["sphcnn_mixing"]["rel_err"] is None
+    assert records["sphcnn_mixing"]["reason"] == "not finite"
     assert records["sphcnn_analysis"]["reason"] == "RuntimeError: kernel failed"
     assert records["sphcnn_affine_synthesis"]["reason"] == "not covered"
     assert records["sphcnn_affine_synthesis"]["calls"] == ["sphcnn_synthesis"]
-    for target in ("sphcnn_activated_gradient", "sphcnn_degree_mixing_weight_gradient"):
+    for target in ("sphcnn_activated_gradient", "sphcnn_mixing_weight_gradient"):
         assert records[target] == {"name": "kernel_smoke", "platform": "cpu", "target": target, "ok": False,
                                    "reason": "not covered", "seconds": 0.0}
     assert records["sphcnn_activated_analysis"]["ok"]

@@ -1,6 +1,6 @@
 """The convolution's mixing over the orders |m| <= l
-(sphcnn_kernels.ops.mixing: the C++ kernels sphcnn_degree_mixing and
-sphcnn_degree_mixing_weight_gradient on CPUs) against the dense einsum of
+(sphcnn_kernels.ops.mixing: the C++ kernels sphcnn_mixing and
+sphcnn_mixing_weight_gradient on CPUs) against the dense einsum of
 SpinSphericalConvolution, in float32 and float64: values, both gradients, vmap,
 odd widths (tails of the register tiles), and the checks of its arguments."""
 
@@ -69,9 +69,9 @@ def test_cpu_lowering_uses_the_kernels_and_the_xla_backend_the_einsum():
         loss = lambda a, k: jnp.sum(jnp.abs(mixing(a, k, backend, 16)) ** 2)
         forward = jax.jit(lambda a, k: mixing(a, k, backend, 16)).lower(a, filters).as_text()
         backward = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(a, filters).as_text()
-        assert len(re.findall(r"custom_call @sphcnn_degree_mixing\b", forward)) == calls
-        assert len(re.findall(r"custom_call @sphcnn_degree_mixing\b", backward)) == 2 * calls
-        assert len(re.findall(r"custom_call @sphcnn_degree_mixing_weight_gradient\b", backward)) == calls
+        assert len(re.findall(r"custom_call @sphcnn_mixing\b", forward)) == calls
+        assert len(re.findall(r"custom_call @sphcnn_mixing\b", backward)) == 2 * calls
+        assert len(re.findall(r"custom_call @sphcnn_mixing_weight_gradient\b", backward)) == calls
 
 
 def test_vmap():
@@ -105,9 +105,9 @@ def test_the_kernel_checks_its_operands():
 
     ffi_backend.extension("cpu")
     x = jnp.zeros((4, 2, 7, 6), jnp.complex64)
-    call = jax.ffi.ffi_call("sphcnn_degree_mixing", jax.ShapeDtypeStruct((4, 2, 7, 5), jnp.complex64))
-    with pytest.raises(Exception, match=r"sphcnn_degree_mixing: w has shape \(4, 6, 3\); expected \(L, K_in, K_out\) = \(4, 6, 5\)"):
+    call = jax.ffi.ffi_call("sphcnn_mixing", jax.ShapeDtypeStruct((4, 2, 7, 5), jnp.complex64))
+    with pytest.raises(Exception, match=r"sphcnn_mixing: w has shape \(4, 6, 3\); expected \(L, K_in, K_out\) = \(4, 6, 5\)"):
         jax.jit(call)(x, jnp.zeros((4, 6, 3), jnp.complex64)).block_until_ready()
-    bad = jax.ffi.ffi_call("sphcnn_degree_mixing", jax.ShapeDtypeStruct((4, 2, 5, 5), jnp.complex64))
+    bad = jax.ffi.ffi_call("sphcnn_mixing", jax.ShapeDtypeStruct((4, 2, 5, 5), jnp.complex64))
     with pytest.raises(Exception, match=r"expected degree-major \(L, batch\.\.\., 2L - 1, K_in\)"):
         jax.jit(bad)(jnp.zeros((4, 2, 5, 6), jnp.complex64), jnp.zeros((4, 6, 5), jnp.complex64)).block_until_ready()

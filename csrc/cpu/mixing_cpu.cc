@@ -1,4 +1,4 @@
-// XLA FFI handlers of the per-degree mixing on the CPU (sphcnn/degree_mixing.h):
+// XLA FFI handlers of the per-degree mixing on the CPU (sphcnn/mixing.h):
 // the product of a spherical convolution and its weight gradient, over the
 // orders |m| <= l only. Threaded over (degree, batch row) blocks for the
 // product, over degrees (largest first) for the weight gradient, on XLA's
@@ -10,7 +10,8 @@
 
 #include "handler_cpu.h"
 #include "parallel_for.h"
-#include "sphcnn/degree_mixing.h"
+#include "sphcnn/mixing.h"
+#include "sphcnn/targets.h"
 #include "transforms_cpu.h"
 #include "xla/ffi/api/ffi.h"
 
@@ -111,7 +112,7 @@ void weight_gradient(ffi::ThreadPool& pool, const MixingShape& s, const T* x, co
 }
 
 ffi::Error mixing_handler(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y) {
-  auto s = mixing_shape("sphcnn_degree_mixing", x, w, *y, false);
+  auto s = mixing_shape("sphcnn_mixing", x, w, *y, false);
   if (s.has_error()) return s.error();
   return cpu::execute(s->is_double, y->element_count() == 0, {}, [&](auto zero) {
     using T = decltype(zero);
@@ -123,7 +124,7 @@ ffi::Error mixing_handler(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer
 
 ffi::Error weight_gradient_handler(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer ct,
                                    ffi::Result<ffi::AnyBuffer> g) {
-  auto s = mixing_shape("sphcnn_degree_mixing_weight_gradient", x, ct, *g, true);
+  auto s = mixing_shape("sphcnn_mixing_weight_gradient", x, ct, *g, true);
   if (s.has_error()) return s.error();
   return cpu::execute(s->is_double, g->element_count() == 0, {}, [&](auto zero) {
     using T = decltype(zero);
@@ -136,16 +137,18 @@ ffi::Error weight_gradient_handler(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::
 }  // namespace
 }  // namespace sphcnn
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnDegreeMixingCpu, sphcnn::mixing_handler,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingCpu, sphcnn::mixing_handler,
                               xla::ffi::Ffi::Bind()
                                   .Ctx<xla::ffi::ThreadPool>()
                                   .Arg<xla::ffi::AnyBuffer>()  // x
                                   .Arg<xla::ffi::AnyBuffer>()  // w
                                   .Ret<xla::ffi::AnyBuffer>());  // y
+SPHCNN_TARGET("sphcnn_mixing", SphcnnMixingCpu);
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnDegreeMixingWeightGradientCpu, sphcnn::weight_gradient_handler,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingWeightGradientCpu, sphcnn::weight_gradient_handler,
                               xla::ffi::Ffi::Bind()
                                   .Ctx<xla::ffi::ThreadPool>()
                                   .Arg<xla::ffi::AnyBuffer>()  // x
                                   .Arg<xla::ffi::AnyBuffer>()  // ct
                                   .Ret<xla::ffi::AnyBuffer>());  // g
+SPHCNN_TARGET("sphcnn_mixing_weight_gradient", SphcnnMixingWeightGradientCpu);

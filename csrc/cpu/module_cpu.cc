@@ -18,6 +18,7 @@
 #include "sphcnn/contract.h"
 #include "sphcnn/packed_table.h"
 #include "sphcnn/recurrences.h"
+#include "sphcnn/targets.h"
 #include "transforms_cpu.h"
 
 namespace py = pybind11;
@@ -66,14 +67,7 @@ PYBIND11_MODULE(_cpu, m) {
 
   m.def("registrations", []() {
     py::dict d;
-    d["sphcnn_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnAnalysisCpu));
-    d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCpu));
-    d["sphcnn_activated_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedAnalysisCpu));
-    d["sphcnn_activated_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedGradientCpu));
-    d["sphcnn_affine_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnAffineSynthesisCpu));
-    d["sphcnn_degree_mixing"] = py::capsule(reinterpret_cast<void*>(SphcnnDegreeMixingCpu));
-    d["sphcnn_degree_mixing_weight_gradient"] =
-        py::capsule(reinterpret_cast<void*>(SphcnnDegreeMixingWeightGradientCpu));
+    for (const auto& [name, handler] : sphcnn::registered_targets()) d[name] = py::capsule(handler);
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='cpu').");
 

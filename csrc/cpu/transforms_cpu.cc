@@ -48,6 +48,7 @@
 #include "legendre_stage.h"
 #include "parallel_for.h"
 #include "sphcnn/contract.h"
+#include "sphcnn/targets.h"
 #include "sphcnn/vector_fft.h"
 #include "transforms_cpu.h"
 #include "xla/ffi/api/ffi.h"
@@ -618,6 +619,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAnalysisCpu, sphcnn::transform_handler<true>
                                   .Attr<sphcnn::Sign>("sign")  // -1 or +1
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
                                   .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence
+SPHCNN_TARGET("sphcnn_analysis", SphcnnAnalysisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCpu, sphcnn::transform_handler<false>,
                               xla::ffi::Ffi::Bind()
@@ -631,6 +633,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCpu, sphcnn::transform_handler<fals
                                   .Attr<sphcnn::Sign>("sign")  // -1 or +1
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
                                   .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence
+SPHCNN_TARGET("sphcnn_synthesis", SphcnnSynthesisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu, sphcnn::activated_handler,
                               xla::ffi::Ffi::Bind()
@@ -650,6 +653,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu, sphcnn::activated_hand
                                   .Attr<bool>("pool")  // maps on the 2n grid, pooled
                                   .Attr<double>("epsilon")  // of the magnitude nonlinearity
                                   .Attr<double>("slope"));  // of the leaky ReLU
+SPHCNN_TARGET("sphcnn_activated_analysis", SphcnnActivatedAnalysisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCpu, sphcnn::gradient_handler,
                               xla::ffi::Ffi::Bind()
@@ -671,6 +675,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCpu, sphcnn::gradient_handl
                                   .Attr<bool>("pool")  // maps on the 2n grid, pooled
                                   .Attr<double>("epsilon")  // of the magnitude nonlinearity
                                   .Attr<double>("slope"));  // of the leaky ReLU
+SPHCNN_TARGET("sphcnn_activated_gradient", SphcnnActivatedGradientCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCpu, sphcnn::affine_handler,
                               xla::ffi::Ffi::Bind()
@@ -686,3 +691,4 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCpu, sphcnn::affine_handler,
                                   .Attr<sphcnn::Sign>("sign")  // -1 or +1
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
                                   .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence
+SPHCNN_TARGET("sphcnn_affine_synthesis", SphcnnAffineSynthesisCpu);

@@ -30,7 +30,7 @@
 #include "legendre_gemm.h"
 #include "mixing_stage.h"
 #include "sphcnn/contract.h"
-#include "transforms_cuda.h"
+#include "sphcnn/targets.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -455,6 +455,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCuda, sphcnn::cuda::activat
                                   .Attr<double>("epsilon")  // of the magnitude nonlinearity
                                   .Attr<double>("slope"),  // of the leaky ReLU
                               {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_activated_analysis", SphcnnActivatedAnalysisCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda, sphcnn::cuda::gradient_handler,
                               xla::ffi::Ffi::Bind()
@@ -477,6 +478,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda, sphcnn::cuda::gradien
                                   .Attr<double>("epsilon")  // of the magnitude nonlinearity
                                   .Attr<double>("slope"),  // of the leaky ReLU
                               {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_activated_gradient", SphcnnActivatedGradientCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingAnalysisCuda, sphcnn::cuda::mixing_handler,
                               xla::ffi::Ffi::Bind()
@@ -501,6 +503,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingAnalysisCuda, sphcnn::cuda::mixing_han
                                   .Attr<double>("slope")  // of the leaky ReLU
                                   .Attr<bool>("activate"),  // with the prologue of the activated analysis
                               {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_mixing_analysis", SphcnnMixingAnalysisCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingGradientCuda, sphcnn::cuda::mixing_gradient_handler,
                               xla::ffi::Ffi::Bind()
@@ -524,6 +527,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingGradientCuda, sphcnn::cuda::mixing_gra
                                   .Attr<double>("epsilon")  // of the magnitude nonlinearity
                                   .Attr<double>("slope"),  // of the leaky ReLU
                               {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_mixing_gradient", SphcnnMixingGradientCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineGradientCuda, sphcnn::cuda::affine_gradient_handler,
                               xla::ffi::Ffi::Bind()
@@ -542,6 +546,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineGradientCuda, sphcnn::cuda::affine_gra
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
                                   .Attr<sphcnn::LambdaSource>("lambda_source"),  // the packed table or the recurrence
                               {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_affine_gradient", SphcnnAffineGradientCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda, sphcnn::cuda::affine_handler,
                               xla::ffi::Ffi::Bind()
@@ -558,3 +563,4 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda, sphcnn::cuda::affine_ha
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
                                   .Attr<sphcnn::LambdaSource>("lambda_source"),  // the packed table or the recurrence
                               {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_affine_synthesis", SphcnnAffineSynthesisCuda);

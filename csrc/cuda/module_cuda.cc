@@ -11,7 +11,7 @@
 #include "launch_plan.h"
 #include "sphcnn/contract.h"
 #include "activation_gradient.h"
-#include "transforms_cuda.h"
+#include "sphcnn/targets.h"
 
 namespace py = pybind11;
 
@@ -20,14 +20,7 @@ PYBIND11_MODULE(_cuda, m) {
 
   m.def("registrations", []() {
     py::dict d;
-    d["sphcnn_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnAnalysisCuda));
-    d["sphcnn_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnSynthesisCuda));
-    d["sphcnn_activated_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedAnalysisCuda));
-    d["sphcnn_activated_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnActivatedGradientCuda));
-    d["sphcnn_mixing_analysis"] = py::capsule(reinterpret_cast<void*>(SphcnnMixingAnalysisCuda));
-    d["sphcnn_mixing_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnMixingGradientCuda));
-    d["sphcnn_affine_gradient"] = py::capsule(reinterpret_cast<void*>(SphcnnAffineGradientCuda));
-    d["sphcnn_affine_synthesis"] = py::capsule(reinterpret_cast<void*>(SphcnnAffineSynthesisCuda));
+    for (const auto& [name, handler] : sphcnn::registered_targets()) d[name] = py::capsule(handler);
     return d;
   }, "FFI target name -> handler capsule, for jax.ffi.register_ffi_target(platform='CUDA').");
 

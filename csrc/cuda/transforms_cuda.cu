@@ -21,7 +21,7 @@
 #include "legendre_gemm.h"
 #include "ring_dft.h"
 #include "sphcnn/contract.h"
-#include "transforms_cuda.h"
+#include "sphcnn/targets.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -187,6 +187,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAnalysisCuda, sphcnn::cuda::transform_handle
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
                                   .Attr<sphcnn::LambdaSource>("lambda_source"),  // the packed table or the recurrence
                               {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_analysis", SphcnnAnalysisCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCuda, sphcnn::cuda::transform_handler<false>,
                               xla::ffi::Ffi::Bind()
@@ -201,3 +202,4 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCuda, sphcnn::cuda::transform_handl
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
                                   .Attr<sphcnn::LambdaSource>("lambda_source"),  // the packed table or the recurrence
                               {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_synthesis", SphcnnSynthesisCuda);

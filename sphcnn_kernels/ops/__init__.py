@@ -18,8 +18,8 @@ activated analysis                    sphcnn_activated_analysis               sp
   its VJP (activated_analysis.py)     sphcnn_activated_gradient               sphcnn_activated_gradient
 affine synthesis                      sphcnn_affine_synthesis                 sphcnn_affine_synthesis
   its VJP (affine_synthesis.py)       -                                       sphcnn_affine_gradient
-mixing                                sphcnn_degree_mixing                    -
-  its weight gradient (mixing.py)     sphcnn_degree_mixing_weight_gradient    -
+mixing                                sphcnn_mixing                    -
+  its weight gradient (mixing.py)     sphcnn_mixing_weight_gradient    -
 mixing analysis                       -                                       sphcnn_mixing_analysis
   its VJP (mixing_analysis.py)        -                                       sphcnn_mixing_gradient
 spatial pool / unpool (pooling.py)    -                                       -

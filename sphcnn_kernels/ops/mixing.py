@@ -1,4 +1,4 @@
-"""sphcnn_degree_mixing: the mixing, the per-degree product of a spin-weighted
+"""sphcnn_mixing: the mixing, the per-degree product of a spin-weighted
 spherical convolution, as a kernel that skips the orders that hold no
 coefficient.
 
@@ -8,11 +8,11 @@ mixing(a, filters, backend, n) equals
 
 for degree-major coefficients a (L, batch..., 2L - 1, S_in, C_in) whose entries
 with |m| > l are zero, as every forward transform writes them (then so are
-b's). On CPUs with the ffi backend it is one custom call, sphcnn_degree_mixing,
+b's). On CPUs with the ffi backend it is one custom call, sphcnn_mixing,
 that computes only the rows |m| <= l (about half of the dense rows), writes
 zeros in the others, and needs no transposition of a; its VJP is the same
 kernel with the transposed filters for a, and
-sphcnn_degree_mixing_weight_gradient (the sum over the rows |m| <= l of a^T ct)
+sphcnn_mixing_weight_gradient (the sum over the rows |m| <= l of a^T ct)
 for the filters. Elsewhere it is the dense einsum, the reference. The rows
 |m| > l of a's cotangent are zero from the kernel where the einsum would fill
 them; every transform ignores them.
@@ -49,11 +49,11 @@ def _call(target: str, out_shape, x, other):
 
 
 def _kernel(x, w, *, backend, n, platform):
-    return _call("sphcnn_degree_mixing", x.shape[:-1] + w.shape[-1:], x, w)
+    return _call("sphcnn_mixing", x.shape[:-1] + w.shape[-1:], x, w)
 
 
 def _weight_gradient_kernel(x, ct, *, backend, n, platform):
-    return _call("sphcnn_degree_mixing_weight_gradient", (x.shape[0], x.shape[-1], ct.shape[-1]), x, ct)
+    return _call("sphcnn_mixing_weight_gradient", (x.shape[0], x.shape[-1], ct.shape[-1]), x, ct)
 
 
 def _batch(primitive, args, dims, **params):
@@ -70,11 +70,11 @@ def _setting(params: dict) -> tuple[str, int]:
 
 
 WEIGHT_GRADIENT = Op(
-    name="sphcnn_degree_mixing_weight_gradient",
+    name="sphcnn_mixing_weight_gradient",
     # update() keeps x's type otherwise: inside shard_map, the mesh axes it varies over
     abstract_eval=lambda x, ct, **_: x.update(shape=(x.shape[0], x.shape[-1], ct.shape[-1])),
     reference=_dense_weight_gradient,
-    targets={"cpu": Target("sphcnn_degree_mixing_weight_gradient", _weight_gradient_kernel)},
+    targets={"cpu": Target("sphcnn_mixing_weight_gradient", _weight_gradient_kernel)},
     direction="analysis",
     setting=_setting,
 )
@@ -93,10 +93,10 @@ def _backward(residuals, ct, **params):
 
 
 OP = Op(
-    name="sphcnn_degree_mixing",
+    name="sphcnn_mixing",
     abstract_eval=lambda x, w, **_: x.update(shape=x.shape[:-1] + w.shape[-1:]),
     reference=_dense,
-    targets={"cpu": Target("sphcnn_degree_mixing", _kernel)},
+    targets={"cpu": Target("sphcnn_mixing", _kernel)},
     direction="analysis",
     setting=_setting,
     batch=_batch,

@@ -1,16 +1,16 @@
 // The per-degree channel and spin mixing of a spin-weighted spherical
-// convolution on degree-major coefficients (targets sphcnn_degree_mixing and
-// sphcnn_degree_mixing_weight_gradient), skipping the orders |m| > l that hold
+// convolution on degree-major coefficients (targets sphcnn_mixing and
+// sphcnn_mixing_weight_gradient), skipping the orders |m| > l that hold
 // no coefficient: half of the dense (L, 2L - 1) rows.
 //
-//   sphcnn_degree_mixing:  operands x (L, R, M, K_in), w (L, K_in, K_out); result
+//   sphcnn_mixing:  operands x (L, R, M, K_in), w (L, K_in, K_out); result
 //     y (L, R, M, K_out), complex (both complex64 or both complex128), M = 2L - 1:
 //     y[l, r, mi] = x[l, r, mi] w[l] for |mi - (L - 1)| <= l, 0 elsewhere.
-//   sphcnn_degree_mixing_weight_gradient: operands x (L, R, M, K_in), ct (L, R,
+//   sphcnn_mixing_weight_gradient: operands x (L, R, M, K_in), ct (L, R,
 //     M, K_out); result g (L, K_in, K_out): g[l] = sum over r and |mi - (L - 1)| <= l
 //     of x[l, r, mi]^T ct[l, r, mi] (no conjugation: the linear transpose).
 //
-// The cotangent of x is sphcnn_degree_mixing of ct with w[l]^T. R is the product
+// The cotangent of x is sphcnn_mixing of ct with w[l]^T. R is the product
 // of the batch axes, K = S C the (spin, channel) lanes.
 #pragma once
 
