@@ -15,7 +15,7 @@ Reported errors are MAEs of denormalized predictions in REPORT_UNITS: the eight
 energies (HOMO, LUMO, gap, ZPVE, U0, U, H, G) in meV (x HARTREE_TO_MEV), the
 others in their stored units (:func:`reported_mae`).
 
-Splits (SPLIT_SCHEMES, named by where they come from; the issue's "split 1" and
+Splits (SPLIT_SCHEMES, named by where they come from; what the task calls "split 1" and
 "split 2"): ``ids = numpy.random.RandomState(seed).permutation(sorted(QM9 indices))``,
 train = the first part of ids, validation the next, test the rest:
 
