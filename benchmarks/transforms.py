@@ -13,7 +13,7 @@ inverse_grad (likewise for inverse); the gradient of each direction should
 cost no more than the other direction. Fields of these lines:
 
   ms, min_ms, max_ms   device time per call: median (min, max) over runs of K
-                       calls issued back to back and waited for once, time / K
+                       calls made back to back and waited for once, time / K
                        (calls_per_run = K, runs = number of runs; see
                        benchmarks.measure.back_to_back). Calls cycle through
                        input_sets = 4 distinct inputs (at n = 64 maps of 16.8 MB
@@ -40,6 +40,29 @@ inputs and results), constants_bytes (the dense table the xla and triton
 backends embed, the packed table of the ffi kernels on CUDA in table mode,
 else 0). A case that fails or runs past --time-limit gives an op "failed" line,
 one not run an op "skipped" line.
+
+    python -m benchmarks.transforms --peers-python /work/peers/bin/python --table
+
+compares the ffi backend with peer libraries run by another interpreter (one
+with ducc0 and/or s2fft; it needs neither JAX nor sphcnn of this one): by
+default the cases n64, n256x4, n1024x4 and n2048x1. Each round runs ours, then
+every peer, each in a fresh process that times forward and inverse as the
+minimum of --runs synchronized calls after a warm-up; the figures are the
+minima over --peer-rounds rounds, so that ours and the peers see the same
+machine load. Lines: {"name", "backend", "op", "min_ms", "cpu_ms", "rounds"}
+per backend and op (cpu_ms: the minimum CPU time of the process, all threads,
+per call: the work done, which a loaded machine disturbs less than the wall
+time; ours with "peak_bytes", the growth of the peak resident set over the
+first calls), {"name", "op": "ratio", "peer", "forward", "inverse",
+"forward_cpu", "inverse_cpu"} with ours / peer, or {"name", "backend", "op":
+"skipped", "reason"}. The same maps for
+everyone: a complex map of spin 0 is two real maps for ducc0 (geometry "CC", the
+n x n grid with both poles, ell_max = n/2 - 1), a complex map of spin s != 0 one
+spin-|s| pair (Q, U); ducc0 runs them one call after another with all cores per
+call, and again spread over one thread per core with one core per call, and the
+faster of the two counts. s2fft runs each spin's maps as one jitted, vmapped
+call with precomputed recursion coefficients (method "jax"), on its equiangular
+grid with both poles ("mwss", band limit L = n/2: n/2 + 1 rings of n points).
 """
 
 from __future__ import annotations
@@ -58,8 +81,18 @@ CASES = {
     "n128": dict(n=128, batch=8, spins=(0, 1), channels=32),
     "n256": dict(n=256, batch=8, spins=(0, 1), channels=16),
     "n2048": dict(n=2048, batch=1, spins=(0, 1), channels=2, mode="onthefly"),
+    # Few large maps, for the comparison with peers (not in the default list).
+    "n256x4": dict(n=256, batch=1, spins=(0, 1), channels=2),
+    "n1024x4": dict(n=1024, batch=1, spins=(0, 1), channels=2, mode="onthefly"),
+    "n2048x1": dict(n=2048, batch=1, spins=(0,), channels=1, mode="onthefly"),
 }
+DEFAULT_CASES = ("n64", "n128", "n256", "n2048")
 QUICK = ("n64", "n128")
+# --peers-python: the default cases, the peers (modules of the other interpreter),
+# and the seconds one peer process may take before it is stopped.
+PEER_CASES = ("n64", "n256x4", "n1024x4", "n2048x1")
+PEERS = ("ducc0", "s2fft")
+PEER_TIMEOUT_S = 600
 OPS = ("forward", "inverse", "forward_grad", "inverse_grad")
 # The auto table's direction of each timed op (the transform primitive it runs).
 AUTO_DIRECTIONS = {"forward": "analysis", "inverse": "synthesis"}
@@ -173,6 +206,218 @@ def run_case(name: str, backend: str, runs: int, budget_s: float) -> None:
               "bw_fraction": traffic / (timing["ms"] * 1e-3) / bandwidth, "bandwidth_source": bandwidth_source})
     emit({**base, "op": "summary", "compile_s": compile_s, "roundtrip_err": roundtrip, "peak_bytes": peak,
           "constants_bytes": _constants_bytes(t, backend, platform)})
+
+
+def _min_ms(call, repeats: int) -> dict:
+    """{"ms", "cpu_ms"}: the minimum wall time and the minimum CPU time of this
+    process (all its threads) in ms over `repeats` calls of call() (each returns
+    once its work is done), after one warm-up call."""
+    call()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        call()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return {"ms": min(wall) * 1e3, "cpu_ms": min(cpu) * 1e3}
+
+
+def _faster(*timings: dict) -> dict:
+    """The minimum of each field over several _min_ms results."""
+    return {key: min(t[key] for t in timings) for key in timings[0]}
+
+
+def run_timing(name: str, repeats: int) -> None:
+    """Forward and inverse of one case on the ffi backend (--peers-python): one
+    JSON line with the minimum ms of each and the peak memory the first calls added."""
+    import jax
+    import numpy as np
+
+    import sphcnn_kernels as sk
+    from benchmarks.measure import emit, peak_memory_bytes
+
+    case = CASES[name]
+    n, spins = case["n"], tuple(case["spins"])
+    rng = np.random.default_rng(0)
+    shape = (case["batch"], n, n, len(spins), case["channels"])
+    x = jax.device_put((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64))
+    baseline = peak_memory_bytes()
+    t = sk.SphericalTransform(n, spins, backend="ffi", mode=case.get("mode", "auto"))
+    forward, inverse = jax.jit(t.forward), jax.jit(t.inverse)
+    a = _band_limited(forward(x), t.ell_max, spins)
+    jax.block_until_ready(inverse(a))
+    peak = peak_memory_bytes() - baseline
+    emit({"name": name, "backend": "ffi", "forward": _min_ms(lambda: jax.block_until_ready(forward(x)), repeats),
+          "inverse": _min_ms(lambda: jax.block_until_ready(inverse(a)), repeats), "peak_bytes": peak})
+
+
+def _ducc0_timing(case: dict, repeats: int) -> dict:
+    """ms of the case's maps through ducc0 (see the module docstring)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ducc0
+    import numpy as np
+
+    n = case["n"]
+    ell_max = n // 2 - 1
+    threads = os.cpu_count() or 1
+    rng = np.random.default_rng(0)
+    jobs = []  # (spin, maps (components, n, n))
+    for spin in case["spins"]:
+        for _ in range(case["batch"] * case["channels"]):
+            if spin == 0:
+                jobs += [(0, rng.standard_normal((1, n, n)).astype(np.float32)) for _ in range(2)]
+            else:
+                jobs.append((abs(spin), rng.standard_normal((2, n, n)).astype(np.float32)))
+    sht = ducc0.sht.experimental
+
+    def analysis(job, nthreads):
+        return sht.analysis_2d(map=job[1], spin=job[0], lmax=ell_max, geometry="CC", nthreads=nthreads)
+
+    coefficients = [(spin, analysis((spin, maps), threads)) for spin, maps in jobs]
+
+    def synthesis(job, nthreads):
+        return sht.synthesis_2d(alm=job[1], spin=job[0], lmax=ell_max, geometry="CC", ntheta=n, nphi=n,
+                                nthreads=nthreads)
+
+    result = {}
+    with ThreadPoolExecutor(threads) as pool:
+        for op, fn, inputs in (("forward", analysis, jobs), ("inverse", synthesis, coefficients)):
+            serial = _min_ms(lambda: [fn(job, threads) for job in inputs], repeats)
+            spread = _min_ms(lambda: list(pool.map(lambda job: fn(job, 1), inputs)), repeats)
+            result[op] = _faster(serial, spread)
+    return result
+
+
+def _s2fft_timing(case: dict, repeats: int) -> dict:
+    """ms of the case's maps through s2fft (see the module docstring)."""
+    import jax
+    import numpy as np
+    import s2fft
+
+    L = case["n"] // 2
+    maps = case["batch"] * case["channels"]
+    rng = np.random.default_rng(0)
+    calls = {"forward": [], "inverse": []}
+    for spin in case["spins"]:
+        shape = (maps, L + 1, 2 * L)
+        f = jax.device_put((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64))
+        for op, forward in (("forward", True), ("inverse", False)):
+            precomps = s2fft.generate_precomputes_jax(L, spin, sampling="mwss", forward=forward)
+            transform = s2fft.forward if forward else s2fft.inverse
+            fn = jax.jit(jax.vmap(lambda v, transform=transform, precomps=precomps, spin=spin: transform(
+                v, L, spin=spin, sampling="mwss", method="jax", precomps=precomps)))
+            calls[op].append((fn, f))
+            if forward:
+                f = jax.block_until_ready(fn(f))
+    return {op: _min_ms(lambda pairs=pairs: [jax.block_until_ready(fn(v)) for fn, v in pairs], repeats)
+            for op, pairs in calls.items()}
+
+
+def run_peer(name: str, peer: str, repeats: int) -> None:
+    """Forward and inverse of one case through a peer library (--peers-python; this
+    process runs in the peers' interpreter): one JSON line, or exit status 3 with the
+    reason on stderr when the peer cannot be imported."""
+    import importlib
+
+    try:
+        importlib.import_module(peer)
+    except ImportError as error:
+        sys.stderr.write(f"{peer} cannot be imported: {error}\n")
+        raise SystemExit(3)
+    timing = {"ducc0": _ducc0_timing, "s2fft": _s2fft_timing}[peer](CASES[name], repeats)
+    print(json.dumps({"name": name, "backend": peer, **timing}), flush=True)
+
+
+def _timing_child(interpreter: str, name: str, backend: str, runs: int) -> dict:
+    """One round of one backend (ours: 'ffi') on a case in a fresh process: its
+    record, or {'skipped': reason}."""
+    command = [interpreter, "-m", "benchmarks.transforms", "--timing", name, "--backend", backend, "--runs", str(runs)]
+    root = pathlib.Path(__file__).resolve().parents[1]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, cwd=root, env=os.environ.copy(),
+                                timeout=PEER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"ran past {PEER_TIMEOUT_S} s"}
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not records:
+        tail = result.stderr.strip().splitlines()[-1:] or [""]
+        return {"skipped": f"exit status {result.returncode}: {tail[0]}"}
+    return records[-1]
+
+
+def compare_peers(args, runs: int) -> list[dict]:
+    """Ours against the peers of args.peers_python, alternating by round (module docstring)."""
+    names = args.cases.split(",") if args.cases else list(PEER_CASES)
+    unknown = [name for name in names if name not in CASES]
+    if unknown:
+        raise SystemExit(f"benchmarks.transforms: unknown case(s) {unknown}; cases: {', '.join(CASES)}")
+    peers = [peer for peer in args.peers.split(",") if peer in PEERS]
+    records = []
+    for name in names:
+        case = CASES[name]
+        best, skipped = {}, {}
+        for _ in range(args.peer_rounds):
+            for backend in ("ffi", *peers):
+                if backend in skipped:
+                    continue
+                interpreter = sys.executable if backend == "ffi" else args.peers_python
+                found = _timing_child(interpreter, name, backend, runs)
+                if "skipped" in found:
+                    skipped[backend] = found["skipped"]
+                    continue
+                kept = best.setdefault(backend, dict(found))
+                for op in AUTO_DIRECTIONS:
+                    kept[op] = _faster(kept[op], found[op])
+        base = {"name": name, "n": case["n"], "ell_max": case["n"] // 2 - 1, "spins": list(case["spins"]),
+                "maps": _maps(case), "dtype": "complex64"}
+        found = []
+        for backend, timing in best.items():
+            extra = {"peak_bytes": timing["peak_bytes"]} if "peak_bytes" in timing else {}
+            found += [{**base, "backend": backend, "op": op, "min_ms": timing[op]["ms"],
+                       "cpu_ms": timing[op]["cpu_ms"], "rounds": args.peer_rounds, **extra} for op in AUTO_DIRECTIONS]
+        for backend, reason in skipped.items():
+            found.append({**base, "backend": backend, "op": "skipped", "reason": reason})
+        for peer in peers:
+            if "ffi" in best and peer in best:
+                ratio = {f"{op}{suffix}": best["ffi"][op][key] / best[peer][op][key]
+                         for op in AUTO_DIRECTIONS for key, suffix in (("ms", ""), ("cpu_ms", "_cpu"))}
+                found.append({**base, "op": "ratio", "peer": peer, **ratio})
+        for record in found:
+            print(json.dumps(record), flush=True)
+        records += found
+    if args.table:
+        print_peer_table(records)
+    return records
+
+
+def print_peer_table(records: list[dict]) -> None:
+    """forward / inverse min ms (wall and CPU) per case and backend, and ours / peer."""
+    print()
+    header = (f"{'case':>8} {'maps':>5} {'backend':>7} {'fwd ms':>9} {'inv ms':>9} {'fwd cpu':>9} {'inv cpu':>9}"
+              f" {'ours/peer: fwd':>15} {'inv':>5} {'fwd cpu':>8} {'inv cpu':>8}")
+    print(header)
+    print("-" * len(header))
+    rows = {}
+    for r in records:
+        rows.setdefault(r["name"], []).append(r)
+    for name, found in rows.items():
+        times = {}
+        for r in found:
+            if r["op"] in AUTO_DIRECTIONS:
+                times.setdefault(r["backend"], {})[r["op"]] = r
+        ratios = {r["peer"]: r for r in found if r["op"] == "ratio"}
+        for backend, ops in times.items():
+            cells = " ".join(f"{ops[op][key]:>9.2f}" for key in ("min_ms", "cpu_ms") for op in AUTO_DIRECTIONS)
+            ratio = ratios.get(backend)
+            if ratio:
+                cells += (f" {ratio['forward']:>15.2f} {ratio['inverse']:>5.2f} {ratio['forward_cpu']:>8.2f}"
+                          f" {ratio['inverse_cpu']:>8.2f}")
+            print(f"{name:>8} {found[0]['maps']:>5} {backend:>7} {cells}")
+        for r in found:
+            if r["op"] == "skipped":
+                print(f"{name:>8} {r['maps']:>5} {r['backend']:>7}  skipped: {r['reason']}")
+    print()
 
 
 def probe() -> None:
@@ -322,7 +567,7 @@ def _backends(requested: str | None, available: list[str]) -> list[str]:
 def run_all(args, runs: int) -> list[dict]:
     """Run the selected cases, each in a fresh process, printing their JSON lines."""
     deadline = None if args.time_limit is None else time.monotonic() + args.time_limit
-    names = args.cases.split(",") if args.cases else list(QUICK if args.quick else CASES)
+    names = args.cases.split(",") if args.cases else list(QUICK if args.quick else DEFAULT_CASES)
     unknown = [name for name in names if name not in CASES]
     if unknown:
         raise SystemExit(f"benchmarks.transforms: unknown case(s) {unknown}; cases: {', '.join(CASES)}")
@@ -360,12 +605,24 @@ def main(argv=None) -> None:
                         help="seconds for all cases: cases not started by then are skipped, a running one is stopped")
     parser.add_argument("--update-auto", action="store_true", help="write the medians into the auto table")
     parser.add_argument("--auto-file", help="the auto table to update (default sphcnn_kernels/auto_backend.json)")
+    parser.add_argument("--peers-python", help="an interpreter with ducc0 and/or s2fft: compare the ffi backend "
+                        "with them instead (see above; --runs calls per process, default 5)")
+    parser.add_argument("--peer-rounds", type=int, default=3, help="alternating rounds of --peers-python (default 3)")
+    parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {', '.join(PEERS)}")
+    parser.add_argument("--timing", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     runs = args.runs or (5 if args.quick else 20)
-    if args.probe:
+    if args.timing:
+        if args.backend == "ffi":
+            run_timing(args.timing, args.runs or 5)
+        else:
+            run_peer(args.timing, args.backend, args.runs or 5)
+    elif args.peers_python:
+        compare_peers(args, args.runs or 5)
+    elif args.probe:
         probe()
     elif args.case:
         run_case(args.case, args.backend, runs, args.budget)

@@ -47,9 +47,9 @@
 #include "handler_cpu.h"
 #include "legendre_stage.h"
 #include "parallel_for.h"
+#include "ring_fft.h"
 #include "sphcnn/contract.h"
 #include "sphcnn/targets.h"
-#include "sphcnn/vector_fft.h"
 #include "transforms_cpu.h"
 #include "xla/ffi/api/ffi.h"
 
@@ -60,14 +60,14 @@ namespace {
 
 // FFT plans are cached per (n, sign); building one costs O(n) sin/cos.
 template <typename T>
-std::shared_ptr<const VectorFft<T>> fft_plan(int n, int sign) {
+std::shared_ptr<const RingFft<T>> fft_plan(int n, int sign) {
   static std::mutex mu;
-  static std::map<std::pair<int, int>, std::shared_ptr<const VectorFft<T>>> plans;
+  static std::map<std::pair<int, int>, std::shared_ptr<const RingFft<T>>> plans;
   std::lock_guard<std::mutex> lock(mu);
   auto key = std::make_pair(n, sign);
   auto it = plans.find(key);
   if (it != plans.end()) return it->second;
-  auto plan = std::make_shared<const VectorFft<T>>(n, sign);
+  auto plan = std::make_shared<const RingFft<T>>(n, sign);
   plans.emplace(key, plan);
   return plan;
 }
@@ -104,7 +104,7 @@ struct Stage {
   int n, L, M, S;
   int64_t B, C, lanes;
   int64_t batch_stride, degree_stride;  // of the spectral array, in T values
-  std::shared_ptr<const VectorFft<T>> fft;
+  std::shared_ptr<const RingFft<T>> fft;
 
   int64_t block(int s, int mi, int64_t width) const {
     return (static_cast<int64_t>(s) * M + mi) * n * width;
@@ -115,9 +115,9 @@ struct Stage {
   }
   void build(int s, int am, ColumnPair<T>& cp) const {
     if (table != nullptr) {
-      column_pair_from_table(am, static_cast<int>(spins[s]), s, g.ell_max, n, scale, table, cp);
+      column_pair_from_table(am, static_cast<int>(spins[s]), s, g.ell_max, n, table, cp);
     } else {
-      build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, n, scale, cp);
+      build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, n, cp);
     }
   }
   // T values of one ring of the maps (real maps have no imaginary parts).
@@ -130,7 +130,7 @@ struct RingBuffers {
   std::vector<T> ring, work;
   void size_for(int n, int64_t lanes) {
     ring.resize(2 * n * lanes);
-    work.resize(VectorFft<T>::work_size(n, lanes));
+    work.resize(RingFft<T>::work_size(n, lanes));
   }
 };
 
@@ -144,9 +144,8 @@ void ring_to_orders(const Stage<T>& st, const T* ring, RingBuffers<T>& rb, T* F,
   for (int mi = 0; mi < st.M; ++mi) {
     const int bin = (mi - st.g.ell_max + st.n) % st.n;
     for (int s = 0; s < st.S; ++s) {
-      std::memcpy(F + st.block(s, mi, width) + static_cast<int64_t>(j) * width + col,
-                  rb.ring.data() + (static_cast<int64_t>(bin) * st.lanes + s * st.C) * 2,
-                  sizeof(T) * 2 * st.C);
+      copy_run(F + st.block(s, mi, width) + static_cast<int64_t>(j) * width + col,
+               rb.ring.data() + (static_cast<int64_t>(bin) * st.lanes + s * st.C) * 2, 2 * st.C);
     }
   }
 }
@@ -176,7 +175,7 @@ void orders_to_ring(const Stage<T>& st, const T* G, int64_t width, int j, int64_
       T* dst = rb.ring.data() + (static_cast<int64_t>(bin) * st.lanes + s * st.C) * 2;
       const T* src = G + st.block(s, mi, width) + static_cast<int64_t>(j) * width + col;
       if (affine == nullptr) {
-        std::memcpy(dst, src, sizeof(T) * 2 * st.C);
+        copy_run(dst, src, 2 * st.C);
         continue;
       }
       const T* f = affine->factor + s * st.C * 2;
@@ -197,51 +196,54 @@ void orders_to_ring(const Stage<T>& st, const T* G, int64_t width, int j, int64_
   st.fft->execute(rb.ring.data(), ring_out, rb.work.data(), st.lanes);
 }
 
-// Analysis of one (s, m = +-am): coefficients = lambda^T F_m for the batch items
-// [b0, b0 + nb) held in the order block (columns from 0), written to `out`
-// (zeros for l < l0).
+// Analysis of one (s, |m|): the coefficients of m = +am and -am (one when am = 0)
+// for the batch items [b0, b0 + nb) held in the order blocks (columns from 0),
+// written to `out` (zeros for l < l0).
 template <typename T>
-void analysis_order(const Stage<T>& st, const ColumnPair<T>& cp, int s, int am, int sgn, const T* F,
-                    int64_t width, std::vector<T>& prod, T* out, int64_t b0, int64_t nb) {
-  const int mi = (sgn == 0 ? am : -am) + st.g.ell_max;
+void analysis_order(const Stage<T>& st, const ColumnPair<T>& cp, int s, int am, const T* F, int64_t width,
+                    std::vector<T>& prod, T* out, int64_t b0, int64_t nb) {
+  const int mi[2] = {am + st.g.ell_max, -am + st.g.ell_max};
+  const T* rows = nullptr;
   if (cp.count > 0) {
-    prod.resize(static_cast<size_t>(cp.count) * width);
-    const T* table = sgn == 0 ? cp.pos.data() : cp.neg.data();
-    gemm<T>(st.n, cp.count, width, table, cp.stride, 1, F + st.block(s, mi, width), width, prod.data(), width);
+    rows = analysis_pair(cp, st.n, st.scale, F + st.block(s, mi[0], width),
+                         am > 0 ? F + st.block(s, mi[1], width) : nullptr, width, prod);
   }
-  for (int64_t bl = 0; bl < nb; ++bl) {
-    for (int l = 0; l < st.L; ++l) {
-      T* dst = out + st.coefficient(b0 + bl, l, mi, s);
-      if (l < cp.l0 || cp.count == 0) {
-        std::memset(dst, 0, sizeof(T) * 2 * st.C);
-      } else {
-        std::memcpy(dst, prod.data() + static_cast<int64_t>(l - cp.l0) * width + bl * st.C * 2,
-                    sizeof(T) * 2 * st.C);
+  const int64_t stride = pair_row_stride(cp, width);
+  for (int sg = 0; sg < (am == 0 ? 1 : 2); ++sg) {
+    for (int64_t bl = 0; bl < nb; ++bl) {
+      for (int l = 0; l < st.L; ++l) {
+        const bool zero = l < cp.l0 || cp.count == 0;
+        copy_run(out + st.coefficient(b0 + bl, l, mi[sg], s),
+                 zero ? nullptr : rows + (l - cp.l0) * stride + sg * width + bl * st.C * 2, 2 * st.C);
       }
     }
   }
 }
 
-// Synthesis of one (s, m = +-am): G_m = lambda a_m for the batch items
-// [b0, b0 + nb), into the order block (columns from 0).
+// Synthesis of one (s, |m|): G_m for m = +am and -am (one when am = 0) from the
+// coefficients of the batch items [b0, b0 + nb), into the order blocks (columns from 0).
 template <typename T>
-void synthesis_order(const Stage<T>& st, const ColumnPair<T>& cp, int s, int am, int sgn, const T* a,
+void synthesis_order(const Stage<T>& st, const ColumnPair<T>& cp, int s, int am, const T* a,
                      std::vector<T>& gathered, int64_t width, T* G, int64_t b0, int64_t nb) {
-  const int mi = (sgn == 0 ? am : -am) + st.g.ell_max;
-  T* Gm = G + st.block(s, mi, width);
+  const int mi[2] = {am + st.g.ell_max, -am + st.g.ell_max};
+  T* g_pos = G + st.block(s, mi[0], width);
+  T* g_neg = am > 0 ? G + st.block(s, mi[1], width) : nullptr;
   if (cp.count == 0) {
-    std::memset(Gm, 0, sizeof(T) * st.n * width);
+    std::memset(g_pos, 0, sizeof(T) * st.n * width);
+    if (g_neg != nullptr) std::memset(g_neg, 0, sizeof(T) * st.n * width);
     return;
   }
-  gathered.resize(static_cast<size_t>(cp.count) * width);
-  for (int l = cp.l0; l <= st.g.ell_max; ++l) {
-    for (int64_t bl = 0; bl < nb; ++bl) {
-      std::memcpy(gathered.data() + static_cast<int64_t>(l - cp.l0) * width + bl * st.C * 2,
-                  a + st.coefficient(b0 + bl, l, mi, s), sizeof(T) * 2 * st.C);
+  T* rows = synthesis_rows(cp, width, gathered);
+  const int64_t stride = pair_row_stride(cp, width);
+  for (int sg = 0; sg < (am == 0 ? 1 : 2); ++sg) {
+    for (int l = cp.l0; l <= st.g.ell_max; ++l) {
+      for (int64_t bl = 0; bl < nb; ++bl) {
+        copy_run(rows + (l - cp.l0) * stride + sg * width + bl * st.C * 2, a + st.coefficient(b0 + bl, l, mi[sg], s),
+                 2 * st.C);
+      }
     }
   }
-  const T* table = sgn == 0 ? cp.pos.data() : cp.neg.data();
-  gemm<T>(cp.count, st.n, width, table, 1, cp.stride, gathered.data(), width, Gm, width);
+  synthesis_pair(cp, st.n, st.scale, width, gathered, g_pos, g_neg);
 }
 
 // Two schedules. By orders (any batch): FFT all rings into one set of order
@@ -280,8 +282,8 @@ std::vector<ColumnPair<T>> all_tables(const Stage<T>& st, ffi::ThreadPool& pool,
 // takes rings to order blocks, then order blocks to coefficients; the
 // synthesis the reverse. Both schedules call ring(block, width, b, j, col, rb,
 // worker) for ring j of batch item b at column col of the order blocks, and
-// order(pair, s, am, sgn, block, width, work, b0, nb) for one (s, m = +-am) of
-// the batch items [b0, b0 + nb) held in the order blocks from column 0 (work:
+// order(pair, s, am, block, width, work, b0, nb) for one (s, |m| = am), both
+// signs of m, of the batch items [b0, b0 + nb) held in the order blocks from column 0 (work:
 // the worker's buffer of the Legendre stage).
 template <typename T, typename RingLoad>
 struct AnalysisPhases {
@@ -292,9 +294,9 @@ struct AnalysisPhases {
   void ring(T* F, int64_t width, int64_t b, int j, int64_t col, RingBuffers<T>& rb, int w) const {
     ring_to_orders(st, ring_load(b, j, w), rb, F, width, j, col);
   }
-  void order(const ColumnPair<T>& cp, int s, int am, int sgn, T* F, int64_t width, std::vector<T>& work,
-             int64_t b0, int64_t nb) const {
-    analysis_order(st, cp, s, am, sgn, F, width, work, out, b0, nb);
+  void order(const ColumnPair<T>& cp, int s, int am, T* F, int64_t width, std::vector<T>& work, int64_t b0,
+             int64_t nb) const {
+    analysis_order(st, cp, s, am, F, width, work, out, b0, nb);
   }
 };
 
@@ -309,9 +311,9 @@ struct SynthesisPhases {
     orders_to_ring(st, G, width, j, col, rb, ring_store.target(b, j, w), affine);
     ring_store.finish(b, j, w);
   }
-  void order(const ColumnPair<T>& cp, int s, int am, int sgn, T* G, int64_t width, std::vector<T>& work,
-             int64_t b0, int64_t nb) const {
-    synthesis_order(st, cp, s, am, sgn, a, work, width, G, b0, nb);
+  void order(const ColumnPair<T>& cp, int s, int am, T* G, int64_t width, std::vector<T>& work, int64_t b0,
+             int64_t nb) const {
+    synthesis_order(st, cp, s, am, a, work, width, G, b0, nb);
   }
 };
 
@@ -341,10 +343,7 @@ ffi::Error schedule(ffi::ThreadPool& pool, const Stage<T>& st, const Phases& pha
       auto orders_phase = [&] {
         for (int s = 0; s < st.S; ++s) {
           for (int am = 0; am < st.L; ++am) {
-            for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
-              phases.order(tables[static_cast<size_t>(am) * st.S + s], s, am, sgn, block.data(), width, work[w],
-                           b0, nb);
-            }
+            phases.order(tables[static_cast<size_t>(am) * st.S + s], s, am, block.data(), width, work[w], b0, nb);
           }
         }
       };
@@ -379,9 +378,7 @@ ffi::Error schedule(ffi::ThreadPool& pool, const Stage<T>& st, const Phases& pha
       const int s = static_cast<int>(item % st.S);
       const int am = static_cast<int>(item / st.S);
       st.build(s, am, pairs[w]);
-      for (int sgn = 0; sgn < (am == 0 ? 1 : 2); ++sgn) {
-        phases.order(pairs[w], s, am, sgn, block, width, work[w], 0, st.B);
-      }
+      phases.order(pairs[w], s, am, block, width, work[w], 0, st.B);
     });
   };
   if constexpr (Phases::kRingsFirst) {
