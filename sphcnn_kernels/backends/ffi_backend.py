@@ -82,7 +82,7 @@ def _varying_alike(operands: tuple) -> tuple:
     """Inside shard_map, the operands of one call marked as varying over the
     same mesh axes (a custom call takes operands of one type: the constants
     and replicated parameters vary over none, a batch shard over its axes)."""
-    axes = [varying_axes(jnp.asarray(o)) or frozenset() for o in operands]
+    axes = [varying_axes(o) or frozenset() for o in operands]  # a NumPy constant varies over none
     union = frozenset().union(*axes)
     if not union:
         return operands

@@ -15,12 +15,12 @@ import jax
 import jax.numpy as jnp
 
 
-def stage(backend: str, direction: str) -> Callable:
+def stage(name: str, direction: str) -> Callable:
     """fn(operand, platform=..., **params): `direction` ('analysis' or
     'synthesis') on `backend` ('xla', 'ffi', 'triton') in the requested layout.
 
     Args:
-        backend: the backend module's name.
+        name: the backend module's name.
         direction: the stage.
 
     Returns:
@@ -30,7 +30,7 @@ def stage(backend: str, direction: str) -> Callable:
 
     def run(operand: jax.Array, *, plan, sign, weighted, backend: str, precision, layout, mode,
             platform: str = "other") -> jax.Array:
-        module = importlib.import_module(f"sphcnn_kernels.backends.{backend_name}_backend")
+        module = importlib.import_module(f"sphcnn_kernels.backends.{name}_backend")
         native = layout == "batch_major" or module.WRITES_DEGREE_MAJOR
         stage_layout = layout if native else "batch_major"
         if not native and direction == "synthesis":
@@ -41,7 +41,6 @@ def stage(backend: str, direction: str) -> Callable:
             out = jnp.moveaxis(out, -4, 0)
         return out
 
-    backend_name = backend
     return run
 
 
