@@ -34,7 +34,9 @@ HAS_CUDA_MODULE = importlib.util.find_spec("sphcnn_kernels._cuda") is not None
 # (sphcnn_mixing_analysis, sphcnn_mixing_gradient: sphcnn_kernels.ops.mixing_analysis); the
 # batch norm's gradient is the epilogue of the affine synthesis's transpose on CUDA
 # (sphcnn_affine_gradient); on CPUs these are compositions of the other targets.
-CPU_ONLY = {"sphcnn_mixing", "sphcnn_mixing_weight_gradient"}
+# The grid targets (any nlat x nlon grid) run on CPUs only; CUDA GPUs run the
+# xla reference on those grids.
+CPU_ONLY = {"sphcnn_mixing", "sphcnn_mixing_weight_gradient", "sphcnn_grid_analysis", "sphcnn_grid_synthesis"}
 CUDA_ONLY = {"sphcnn_mixing_analysis", "sphcnn_mixing_gradient", "sphcnn_affine_gradient"}
 
 
@@ -150,7 +152,7 @@ def _cpu_call(target, operand, out, scale, table, *, spins=(0,), sign=-1, source
     (dict(source=2), r"lambda_source must be 0 \(table\) or 1 \(on the fly\)"),
     (dict(source=0), r"the lambda table must hold \d+ entries"),
     (dict(spins=(0, 1)), r"inconsistent shapes"),
-    (dict(scale=np.ones(10, np.float64)), r"ring_scale must be a real vector of n = 8 entries"),
+    (dict(scale=np.ones(10, np.float64)), r"ring_scale must be a real vector of nlat = 8 entries"),
     (dict(scale=np.ones(8, np.float32)), r"ring_scale must be a real vector"),
     (dict(operand=np.zeros((2, 8, 8, 1, 3), np.float64), spins=(1,)), r"real maps need every spin to be 0"),
     (dict(operand=np.zeros((3, 8, 8, 1, 3), np.complex128)), r"batch axes of \(3, 8, 8, 1, 3\) and \(2, 4, 7, 1, 3\) differ"),

@@ -14,9 +14,11 @@
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
 #include <utility>
 #include <vector>
 
+#include "lambda_blocks.h"
 #include "sphcnn/contract.h"
 #include "transforms_cpu.h"
 #include "xla/ffi/api/ffi.h"
@@ -30,6 +32,7 @@ struct Call {
   Geometry g;
   std::vector<double> scale;  // the ring scale in double (it comes in the real dtype of the data)
   const void* table;          // the packed lambda table, or null: the recurrence
+  std::shared_ptr<const RingTrig> rings;  // the rings the recurrence runs over
   xla::ffi::Span<const int64_t> spins;
   int sign;
   template <typename T>
@@ -38,29 +41,55 @@ struct Call {
   }
 };
 
+namespace detail {
+
+// The call of a geometry the contract accepted, its rings given.
+inline Call make_call(const char* target, const Geometry& g, const xla::ffi::AnyBuffer& scale,
+                      const xla::ffi::AnyBuffer& table, xla::ffi::Span<const int64_t> spins, Sign sign,
+                      LambdaSource source, std::shared_ptr<const RingTrig> rings) {
+  std::vector<double> values(g.nlat);
+  if (g.is_double) {
+    const double* p = reinterpret_cast<const double*>(scale.untyped_data());
+    for (int j = 0; j < g.nlat; ++j) values[j] = p[j];
+  } else {
+    const float* p = reinterpret_cast<const float*>(scale.untyped_data());
+    for (int j = 0; j < g.nlat; ++j) values[j] = p[j];
+  }
+  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
+  return Call{target, g, std::move(values), lambda, std::move(rings), spins, static_cast<int>(sign)};
+}
+
+inline size_t no_scratch(const Geometry& geometry, LambdaSource) { return scratch_bytes(geometry); }
+
+}  // namespace detail
+
 // The call-context builder: the contract's checks of the call (with their
-// error messages), then its geometry, ring scale, lambda source, spins and
-// sign. pool_factor: the spatial operand's grid over the transform's (2 for
-// the fused targets reading or writing maps on the 2n grid).
+// error messages), then its geometry, ring scale, lambda source, rings, spins
+// and sign. pool_factor: the spatial operand's grid over the transform's (2
+// for the fused targets reading or writing maps on the 2n grid).
 inline xla::ffi::ErrorOr<Call> decode_call(const char* target, bool analysis, const xla::ffi::AnyBuffer& in,
                                            const xla::ffi::AnyBuffer& scale, const xla::ffi::AnyBuffer& table,
                                            const xla::ffi::AnyBuffer& out, const xla::ffi::AnyBuffer& scratch,
                                            xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
                                            LambdaSource source, int pool_factor = 1) {
   auto g = contract_geometry(target, analysis, in, scale, table, out, scratch, spins, sign, degree_major, source,
-                             [](const Geometry& geometry, LambdaSource) { return scratch_bytes(geometry); },
-                             pool_factor);
+                             detail::no_scratch, pool_factor);
   if (g.has_error()) return xla::ffi::Unexpected(g.error());
-  std::vector<double> values(g->n);
-  if (g->is_double) {
-    const double* p = reinterpret_cast<const double*>(scale.untyped_data());
-    for (int j = 0; j < g->n; ++j) values[j] = p[j];
-  } else {
-    const float* p = reinterpret_cast<const float*>(scale.untyped_data());
-    for (int j = 0; j < g->n; ++j) values[j] = p[j];
-  }
-  const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
-  return Call{target, *g, std::move(values), lambda, spins, static_cast<int>(sign)};
+  return detail::make_call(target, *g, scale, table, spins, sign, source, ring_trig(g->n));
+}
+
+// The same for the grid targets: any nlat x nlon grid at the colatitudes ring_theta.
+inline xla::ffi::ErrorOr<Call> decode_grid_call(const char* target, bool analysis, const xla::ffi::AnyBuffer& in,
+                                                const xla::ffi::AnyBuffer& scale, const xla::ffi::AnyBuffer& table,
+                                                const xla::ffi::AnyBuffer& out, const xla::ffi::AnyBuffer& scratch,
+                                                xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
+                                                LambdaSource source, xla::ffi::Span<const double> ring_theta) {
+  auto g = contract_geometry(target, analysis, in, scale, table, out, scratch, spins, sign, degree_major, source,
+                             detail::no_scratch, 1, {-1, -1}, true);
+  if (g.has_error()) return xla::ffi::Unexpected(g.error());
+  if (xla::ffi::Error e = check_ring_theta(target, *g, ring_theta); e.failure()) return xla::ffi::Unexpected(e);
+  return detail::make_call(target, *g, scale, table, spins, sign, source,
+                           ring_trig(std::vector<double>(ring_theta.begin(), ring_theta.end())));
 }
 
 // The skeleton every CPU handler ends with, once its operands passed the

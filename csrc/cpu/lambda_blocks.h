@@ -56,34 +56,66 @@ inline void store_lanes(float* dst, const Lanes& v) {
   std::memcpy(dst, &f, sizeof f);
 }
 
-// cos(theta_j) and log2 cos(theta_j / 2), log2 sin(theta_j / 2) of the north rings
-// j < n / 2, padded to whole blocks with lanes whose columns vanish (logs -inf).
+// The rings whose lambda columns the recurrence generates ("slots"): on a grid
+// symmetric about the equator, the north ring of each pair j, nlat - 1 - j
+// (theta_j + theta_{nlat-1-j} = pi), whose south partner follows from the
+// parity of lambda, and the equator ring of an odd grid; on any other grid,
+// every ring. Slot i is ring north[i], partnered with ring south[i] (-1: none).
+// Per slot: cos(theta) and log2 cos(theta / 2), log2 sin(theta / 2), padded to
+// whole blocks with lanes whose columns vanish (logs -inf).
 struct RingTrig {
   int blocks = 0;
+  int slots = 0;
+  std::vector<int> north, south;
   std::vector<double> x, log_cos, log_sin;
 };
 
-// Cached per n (O(n) transcendentals, shared by every (s, m) and call).
-inline std::shared_ptr<const RingTrig> ring_trig(int n) {
-  static std::mutex mu;
-  static std::map<int, std::shared_ptr<const RingTrig>> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(n);
-  if (it != cache.end()) return it->second;
+// Rings whose colatitudes sum to pi within this are mirror images.
+constexpr double kMirrorTolerance = 1e-13;
+
+inline std::shared_ptr<const RingTrig> make_ring_trig(const std::vector<double>& theta) {
+  const double pi = 3.14159265358979323846;
+  const int nlat = static_cast<int>(theta.size());
+  bool mirrored = true;
+  for (int j = 0; j < nlat / 2 && mirrored; ++j) {
+    mirrored = std::abs(theta[j] + theta[nlat - 1 - j] - pi) <= kMirrorTolerance && theta[j] < 0.5 * pi;
+  }
   auto rt = std::make_shared<RingTrig>();
-  const int half = n / 2;
-  rt->blocks = (half + kBlockRings - 1) / kBlockRings;
+  for (int j = 0; j < (mirrored ? (nlat + 1) / 2 : nlat); ++j) {
+    rt->north.push_back(j);
+    rt->south.push_back(mirrored && nlat - 1 - j != j ? nlat - 1 - j : -1);
+  }
+  rt->slots = static_cast<int>(rt->north.size());
+  rt->blocks = (rt->slots + kBlockRings - 1) / kBlockRings;
   const size_t size = static_cast<size_t>(rt->blocks) * kBlockRings;
   rt->x.assign(size, 0.0);
   rt->log_cos.assign(size, -INFINITY);
   rt->log_sin.assign(size, -INFINITY);
-  for (int j = 0; j < half; ++j) {
-    const double theta = ring_theta(j, n);
-    rt->x[j] = std::cos(theta);
-    half_angle_logs(theta, &rt->log_cos[j], &rt->log_sin[j]);
+  for (int i = 0; i < rt->slots; ++i) {
+    const double t = theta[rt->north[i]];
+    rt->x[i] = std::cos(t);
+    half_angle_logs(t, &rt->log_cos[i], &rt->log_sin[i]);
   }
-  cache.emplace(n, rt);
   return rt;
+}
+
+// Cached per ring colatitudes (O(nlat) transcendentals, shared by every (s, m) and call).
+inline std::shared_ptr<const RingTrig> ring_trig(const std::vector<double>& theta) {
+  static std::mutex mu;
+  static std::map<std::vector<double>, std::shared_ptr<const RingTrig>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(theta);
+  if (it != cache.end()) return it->second;
+  auto rt = make_ring_trig(theta);
+  cache.emplace(theta, rt);
+  return rt;
+}
+
+// The rings of the n x n grid with both poles, theta_j = pi j / (n - 1).
+inline std::shared_ptr<const RingTrig> ring_trig(int n) {
+  std::vector<double> theta(n);
+  for (int j = 0; j < n; ++j) theta[j] = ring_theta(j, n);
+  return ring_trig(theta);
 }
 
 // Step coefficients of the kCols columns of a pair: column c goes from row i to

@@ -1,6 +1,7 @@
 // The Legendre stage on the CPU, one (spin s, order |m|) pair at a time: both
-// orders m = +|m| and -|m| in one pass over the n / 2 north rings. The south half
-// follows from lambda_{l,m,s}(pi - theta) = (-1)^(l+s) lambda_{l,-m,s}(theta), so
+// orders m = +|m| and -|m| in one pass over the ring slots of the grid (RingTrig:
+// the north rings of a grid symmetric about the equator, else every ring). The
+// south half follows from lambda_{l,m,s}(pi - theta) = (-1)^(l+s) lambda_{l,-m,s}(theta), so
 // only the north columns lambda_{l,+m,s} and lambda_{l,-m,s} are needed; for spin 0
 // or m = 0 they are one column up to the sign sigma = (-1)^m, and the degrees of
 // each parity of l + s see the north and south rings either added or subtracted,
@@ -60,7 +61,7 @@ struct ColumnPair {
 };
 
 template <typename T>
-bool prepare_column_pair(int m, int s, int ell_max, int n, ColumnPair<T>& cp) {
+bool prepare_column_pair(int m, int s, int ell_max, std::shared_ptr<const RingTrig> rings, ColumnPair<T>& cp) {
   cp.m = m;
   cp.s = s;
   cp.starts[0] = column_start(m, s);
@@ -69,7 +70,7 @@ bool prepare_column_pair(int m, int s, int ell_max, int n, ColumnPair<T>& cp) {
   cp.count = cp.l0 <= ell_max ? ell_max - cp.l0 + 1 : 0;
   cp.single = s == 0 || m == 0;
   cp.sigma = (m & 1) ? -1.0 : 1.0;
-  cp.rings = ring_trig(n);
+  cp.rings = std::move(rings);
   cp.kept.clear();
   cp.first.clear();
   cp.offset.clear();
@@ -137,8 +138,8 @@ inline void column_steps(int l0, int m, int s, int steps, double* alpha, double*
 // The recurrence coefficients of one (s, |m|) pair; the columns themselves are
 // kept only when they take at most kKeepBytes.
 template <typename T>
-void build_column_pair(int m, int s, int ell_max, int n, ColumnPair<T>& cp) {
-  if (!prepare_column_pair(m, s, ell_max, n, cp)) return;
+void build_column_pair(int m, int s, int ell_max, std::shared_ptr<const RingTrig> rings, ColumnPair<T>& cp) {
+  if (!prepare_column_pair(m, s, ell_max, std::move(rings), cp)) return;
   const int steps = cp.count - 1;
   cp.alpha.resize(steps);
   cp.beta_pos.resize(steps);
@@ -153,10 +154,10 @@ void build_column_pair(int m, int s, int ell_max, int n, ColumnPair<T>& cp) {
 }
 
 // The same columns read from the packed table (sphcnn/packed_table.h) of spin
-// index `spin_index` instead of the recurrence.
+// index `spin_index` instead of the recurrence (the n x n grid: slot j is ring j).
 template <typename T>
 void column_pair_from_table(int m, int s, int spin_index, int ell_max, int n, const T* table, ColumnPair<T>& cp) {
-  if (!prepare_column_pair(m, s, ell_max, n, cp)) return;
+  if (!prepare_column_pair(m, s, ell_max, ring_trig(n), cp)) return;
   const PackedTable layout = packed_table(n, ell_max, sizeof(T));
   const T* pair = table + layout.pair_offset(spin_index, m);
   const int half = n / 2;
@@ -333,23 +334,24 @@ int64_t pair_row_stride(const ColumnPair<T>& cp, int64_t width) {
   return (values + E - 1) / E * E;
 }
 
-// Calls body(j, south, w_north, w_south, r) for the north rings j = b kBlockRings +
-// r < n / 2 of block b, with the south partner n - 1 - j and the two ring scales.
+// Calls body(j, south, w_north, w_south, r) for the slots b kBlockRings + r of
+// block b: ring j, its south partner (-1: none) and the two ring scales (0 for none).
 template <typename Body>
-void for_each_ring(int n, int b, const double* ring_scale, Body&& body) {
+void for_each_ring(const RingTrig& rings, int b, const double* ring_scale, Body&& body) {
   for (int r = 0; r < kBlockRings; ++r) {
-    const int j = b * kBlockRings + r;
-    if (j >= n / 2) return;
-    body(j, n - 1 - j, ring_scale[j], ring_scale[n - 1 - j], r);
+    const int slot = b * kBlockRings + r;
+    if (slot >= rings.slots) return;
+    const int j = rings.north[slot], south = rings.south[slot];
+    body(j, south, ring_scale[j], south < 0 ? 0.0 : ring_scale[south], r);
   }
 }
 
 // Analysis of one pair: for every row i (l = l0 + i),
 //   a_{l,+m} = sum_j w_j lambda_{l,+m,s}(theta_j) F_{+m}(j), a_{l,-m} likewise,
-// over all n rings, F_{+m} at f_pos[j width], F_{-m} at f_neg (m > 0). Returns the
+// over all rings, F_{+m} at f_pos[j width], F_{-m} at f_neg (m > 0). Returns the
 // rows [a_{l,+m} | a_{l,-m}] (pair_row_stride apart) in scratch.
 template <typename T>
-const T* analysis_pair(const ColumnPair<T>& cp, int n, const double* ring_scale, const T* f_pos, const T* f_neg,
+const T* analysis_pair(const ColumnPair<T>& cp, const double* ring_scale, const T* f_pos, const T* f_neg,
                        int64_t width, std::vector<T>& scratch) {
   constexpr int E = Simd<T>::kWidth;
   const int64_t stride = pair_row_stride(cp, width);
@@ -372,9 +374,11 @@ const T* analysis_pair(const ColumnPair<T>& cp, int n, const double* ring_scale,
   const int64_t depth = kBlockRings / pack;
   for (int b = 0; b < cp.rings->blocks; ++b) {
     // single: in[0] for the rows of parity +1, in[1] for -1; else in[0] for
-    // lambda_{+m}, in[1] for lambda_{-m}. Rings past n / 2 stay zero.
-    if (b > 0 && (b + 1) * kBlockRings > n / 2) std::fill(in[0], in[0] + 2 * rhs, T(0));
-    for_each_ring(n, b, ring_scale, [&](int j, int south, double w_north, double w_south, int r) {
+    // lambda_{+m}, in[1] for lambda_{-m}. Slots past the last stay zero; a ring
+    // without a partner reads itself as its south ring, with scale 0.
+    if (b > 0 && (b + 1) * kBlockRings > cp.rings->slots) std::fill(in[0], in[0] + 2 * rhs, T(0));
+    for_each_ring(*cp.rings, b, ring_scale, [&](int j, int partner, double w_north, double w_south, int r) {
+      const int south = partner < 0 ? j : partner;
       T* x = in[0] + r / pack * stride + r % pack;
       T* y = in[1] + r / pack * stride + r % pack;
       const T wn = static_cast<T>(w_north), ws = static_cast<T>(w_south);
@@ -515,9 +519,10 @@ T* synthesis_rows(const ColumnPair<T>& cp, int64_t width, std::vector<T>& scratc
   return scratch.data();
 }
 
-// The rings j (north) and south = n - 1 - j of G_{+m} (pn, ps) and G_{-m} (nn, ns,
-// null when m = 0) from the accumulators of ring j, column c at e[c kStep] and
-// o[c kStep]: single: the rows of parity +1 and -1, else lambda+ and lambda-.
+// The rings j (north) and its south partner of G_{+m} (pn, ps) and G_{-m} (nn, ns,
+// null when m = 0; ps and ns null when j has no partner) from the accumulators
+// of ring j, column c at e[c kStep] and o[c kStep]: single: the rows of parity
+// +1 and -1, else lambda+ and lambda-.
 template <int kStep, typename T>
 inline void write_rings(const ColumnPair<T>& cp, int64_t width, const T* e, const T* o, double w_north,
                         double w_south, T* pn, T* ps, T* nn, T* ns) {
@@ -526,35 +531,35 @@ inline void write_rings(const ColumnPair<T>& cp, int64_t width, const T* e, cons
   const T* e1 = e + width * kStep;
   const T* o1 = o + width * kStep;
   if (cp.single) {
-    for (int64_t c = 0; c < width; ++c) {
-      pn[c] = wn * (e[c * kStep] + o[c * kStep]);
-      ps[c] = sws * (e[c * kStep] - o[c * kStep]);
+    for (int64_t c = 0; c < width; ++c) pn[c] = wn * (e[c * kStep] + o[c * kStep]);
+    if (ps != nullptr) {
+      for (int64_t c = 0; c < width; ++c) ps[c] = sws * (e[c * kStep] - o[c * kStep]);
     }
     if (nn == nullptr) return;
-    for (int64_t c = 0; c < width; ++c) {
-      nn[c] = swn * (e1[c * kStep] + o1[c * kStep]);
-      ns[c] = ws * (e1[c * kStep] - o1[c * kStep]);
+    for (int64_t c = 0; c < width; ++c) nn[c] = swn * (e1[c * kStep] + o1[c * kStep]);
+    if (ns != nullptr) {
+      for (int64_t c = 0; c < width; ++c) ns[c] = ws * (e1[c * kStep] - o1[c * kStep]);
     }
   } else {
-    for (int64_t c = 0; c < width; ++c) {
-      pn[c] = wn * e[c * kStep];
-      ps[c] = ws * o[c * kStep];
+    for (int64_t c = 0; c < width; ++c) pn[c] = wn * e[c * kStep];
+    if (ps != nullptr) {
+      for (int64_t c = 0; c < width; ++c) ps[c] = ws * o[c * kStep];
     }
     if (nn == nullptr) return;
-    for (int64_t c = 0; c < width; ++c) {
-      nn[c] = wn * o1[c * kStep];
-      ns[c] = ws * e1[c * kStep];
+    for (int64_t c = 0; c < width; ++c) nn[c] = wn * o1[c * kStep];
+    if (ns != nullptr) {
+      for (int64_t c = 0; c < width; ++c) ns[c] = ws * e1[c * kStep];
     }
   }
 }
 
 // Synthesis of one pair from the rows synthesis_rows handed out:
 //   G_{+m}(j) = w_j sum_l lambda_{l,+m,s}(theta_j) a_{l,+m}, G_{-m}(j) likewise,
-// at all n rings, into g_pos[j width] and g_neg (m > 0). Fewer than
+// at all rings, into g_pos[j width] and g_neg (m > 0). Fewer than
 // kRingTileColumns columns go through ring-vector tiles (acc[column][ring]),
 // more through column tiles (acc[ring][column]), whose results need no transpose.
 template <typename T>
-void synthesis_pair(const ColumnPair<T>& cp, int n, const double* ring_scale, int64_t width,
+void synthesis_pair(const ColumnPair<T>& cp, const double* ring_scale, int64_t width,
                     std::vector<T>& scratch, T* g_pos, T* g_neg) {
   const int64_t stride = pair_row_stride(cp, width);
   const int64_t columns = cp.m > 0 ? 2 * width : width;
@@ -603,17 +608,18 @@ void synthesis_pair(const ColumnPair<T>& cp, int n, const double* ring_scale, in
         accumulate(count, minus, kBlockRings, in[1] + row0 * stride, stride, acc[1]);
       }
     });
+    // ring j of G at g + j width; its south partner's, null when it has none
+    auto ring = [width](T* g, int j) { return g == nullptr || j < 0 ? nullptr : g + j * width; };
+    T* neg = both ? g_neg : nullptr;
     if (ring_tiles) {
-      for_each_ring(n, b, ring_scale, [&](int j, int south, double w_north, double w_south, int r) {
-        write_rings<kBlockRings>(cp, width, acc[0] + r, acc[1] + r, w_north, w_south, g_pos + j * width,
-                                 g_pos + south * width, both ? g_neg + j * width : nullptr,
-                                 both ? g_neg + south * width : nullptr);
+      for_each_ring(*cp.rings, b, ring_scale, [&](int j, int south, double w_north, double w_south, int r) {
+        write_rings<kBlockRings>(cp, width, acc[0] + r, acc[1] + r, w_north, w_south, ring(g_pos, j),
+                                 ring(g_pos, south), ring(neg, j), ring(neg, south));
       });
     } else {
-      for_each_ring(n, b, ring_scale, [&](int j, int south, double w_north, double w_south, int r) {
-        write_rings<1>(cp, width, acc[0] + r * stride, acc[1] + r * stride, w_north, w_south, g_pos + j * width,
-                       g_pos + south * width, both ? g_neg + j * width : nullptr,
-                       both ? g_neg + south * width : nullptr);
+      for_each_ring(*cp.rings, b, ring_scale, [&](int j, int south, double w_north, double w_south, int r) {
+        write_rings<1>(cp, width, acc[0] + r * stride, acc[1] + r * stride, w_north, w_south, ring(g_pos, j),
+                       ring(g_pos, south), ring(neg, j), ring(neg, south));
       });
     }
   }

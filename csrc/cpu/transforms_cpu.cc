@@ -84,30 +84,30 @@ int64_t spectral_degree_stride(const Geometry& g) {
 }
 
 // What every phase of a transform needs, derived from the geometry. "Order
-// blocks" hold, for one (spin s, order index mi), the n rings times `width`
+// blocks" hold, for one (spin s, order index mi), the nlat rings times `width`
 // columns of T values: F[s][mi][j][column] (Fourier coefficients of the rings,
 // analysis) or G[s][mi][j][column] (their synthesis counterpart); batch item b
 // sits at columns [b_local 2C, (b_local + 1) 2C) of its block.
 template <typename T>
 struct Stage {
-  Stage(const Geometry& geometry, const double* ring_scale, const T* lambda_table,
-        ffi::Span<const int64_t> spin_values, int sign)
-      : g(geometry), scale(ring_scale), table(lambda_table), spins(spin_values), n(g.n), L(g.L()),
-        M(g.M()), S(g.spins), B(g.batch), C(g.channels), lanes(S * C),
+  Stage(const cpu::Call& call)
+      : g(call.g), scale(call.scale.data()), table(call.lambda<T>()), spins(call.spins), rings(call.rings),
+        nlat(g.nlat), nlon(g.nlon), L(g.L()), M(g.M()), S(g.spins), B(g.batch), C(g.channels), lanes(S * C),
         batch_stride(spectral_batch_stride(g)), degree_stride(spectral_degree_stride(g)),
-        fft(fft_plan<T>(g.n, sign)) {}
+        fft(fft_plan<T>(g.nlon, call.sign)) {}
 
   const Geometry& g;
   const double* scale;
   const T* table;  // packed lambda table, or null: the recurrence
   ffi::Span<const int64_t> spins;
-  int n, L, M, S;
+  std::shared_ptr<const RingTrig> rings;
+  int nlat, nlon, L, M, S;
   int64_t B, C, lanes;
   int64_t batch_stride, degree_stride;  // of the spectral array, in T values
   std::shared_ptr<const RingFft<T>> fft;
 
   int64_t block(int s, int mi, int64_t width) const {
-    return (static_cast<int64_t>(s) * M + mi) * n * width;
+    return (static_cast<int64_t>(s) * M + mi) * nlat * width;
   }
   // Offset of coefficient row (b, l, mi, s) in the spectral array.
   int64_t coefficient(int64_t b, int l, int mi, int s) const {
@@ -115,13 +115,13 @@ struct Stage {
   }
   void build(int s, int am, ColumnPair<T>& cp) const {
     if (table != nullptr) {
-      column_pair_from_table(am, static_cast<int>(spins[s]), s, g.ell_max, n, table, cp);
+      column_pair_from_table(am, static_cast<int>(spins[s]), s, g.ell_max, g.n, table, cp);
     } else {
-      build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, n, cp);
+      build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, rings, cp);
     }
   }
   // T values of one ring of the maps (real maps have no imaginary parts).
-  int64_t ring_values() const { return n * lanes * (g.real_input ? 1 : 2); }
+  int64_t ring_values() const { return nlon * lanes * (g.real_input ? 1 : 2); }
 };
 
 // Per-worker buffers of one ring.
@@ -139,10 +139,10 @@ struct RingBuffers {
 template <typename T>
 void ring_to_orders(const Stage<T>& st, const T* ring, RingBuffers<T>& rb, T* F, int64_t width, int j,
                     int64_t col) {
-  rb.size_for(st.n, st.lanes);
+  rb.size_for(st.nlon, st.lanes);
   st.fft->execute(ring, rb.ring.data(), rb.work.data(), st.lanes, st.g.real_input);
   for (int mi = 0; mi < st.M; ++mi) {
-    const int bin = (mi - st.g.ell_max + st.n) % st.n;
+    const int bin = (mi - st.g.ell_max + st.nlon) % st.nlon;
     for (int s = 0; s < st.S; ++s) {
       copy_run(F + st.block(s, mi, width) + static_cast<int64_t>(j) * width + col,
                rb.ring.data() + (static_cast<int64_t>(bin) * st.lanes + s * st.C) * 2, 2 * st.C);
@@ -168,9 +168,9 @@ struct CoefficientAffine {
 template <typename T>
 void orders_to_ring(const Stage<T>& st, const T* G, int64_t width, int j, int64_t col, RingBuffers<T>& rb,
                     T* ring_out, const CoefficientAffine<T>* affine) {
-  rb.size_for(st.n, st.lanes);
+  rb.size_for(st.nlon, st.lanes);
   for (int mi = 0; mi < st.M; ++mi) {
-    const int bin = (mi - st.g.ell_max + st.n) % st.n;
+    const int bin = (mi - st.g.ell_max + st.nlon) % st.nlon;
     for (int s = 0; s < st.S; ++s) {
       T* dst = rb.ring.data() + (static_cast<int64_t>(bin) * st.lanes + s * st.C) * 2;
       const T* src = G + st.block(s, mi, width) + static_cast<int64_t>(j) * width + col;
@@ -189,8 +189,8 @@ void orders_to_ring(const Stage<T>& st, const T* G, int64_t width, int j, int64_
       }
     }
   }
-  const int first_unused = st.g.ell_max + 1;     // bins ell_max + 1 .. n - ell_max - 1
-  const int unused = st.n - 2 * st.g.ell_max - 1;  // hold no order |m| <= ell_max
+  const int first_unused = st.g.ell_max + 1;        // bins ell_max + 1 .. nlon - ell_max - 1
+  const int unused = st.nlon - 2 * st.g.ell_max - 1;  // hold no order |m| <= ell_max
   std::memset(rb.ring.data() + static_cast<int64_t>(first_unused) * st.lanes * 2, 0,
               sizeof(T) * 2 * st.lanes * unused);
   st.fft->execute(rb.ring.data(), ring_out, rb.work.data(), st.lanes);
@@ -205,7 +205,7 @@ void analysis_order(const Stage<T>& st, const ColumnPair<T>& cp, int s, int am, 
   const int mi[2] = {am + st.g.ell_max, -am + st.g.ell_max};
   const T* rows = nullptr;
   if (cp.count > 0) {
-    rows = analysis_pair(cp, st.n, st.scale, F + st.block(s, mi[0], width),
+    rows = analysis_pair(cp, st.scale, F + st.block(s, mi[0], width),
                          am > 0 ? F + st.block(s, mi[1], width) : nullptr, width, prod);
   }
   const int64_t stride = pair_row_stride(cp, width);
@@ -229,8 +229,8 @@ void synthesis_order(const Stage<T>& st, const ColumnPair<T>& cp, int s, int am,
   T* g_pos = G + st.block(s, mi[0], width);
   T* g_neg = am > 0 ? G + st.block(s, mi[1], width) : nullptr;
   if (cp.count == 0) {
-    std::memset(g_pos, 0, sizeof(T) * st.n * width);
-    if (g_neg != nullptr) std::memset(g_neg, 0, sizeof(T) * st.n * width);
+    std::memset(g_pos, 0, sizeof(T) * st.nlat * width);
+    if (g_neg != nullptr) std::memset(g_neg, 0, sizeof(T) * st.nlat * width);
     return;
   }
   T* rows = synthesis_rows(cp, width, gathered);
@@ -243,7 +243,7 @@ void synthesis_order(const Stage<T>& st, const ColumnPair<T>& cp, int s, int am,
       }
     }
   }
-  synthesis_pair(cp, st.n, st.scale, width, gathered, g_pos, g_neg);
+  synthesis_pair(cp, st.scale, width, gathered, g_pos, g_neg);
 }
 
 // Two schedules. By orders (any batch): FFT all rings into one set of order
@@ -256,15 +256,15 @@ constexpr size_t kChunkBytes = size_t(2) << 20;
 
 template <typename T>
 int64_t batch_chunk(const Stage<T>& st, int workers) {
-  size_t tables = 0;  // sum over (s, |m|) of 2 n (L - max(|m|, |s|))
+  size_t tables = 0;  // sum over (s, |m|) of 2 nlat (L - max(|m|, |s|))
   for (int s = 0; s < st.S; ++s) {
     for (int am = 0; am < st.L; ++am) {
       const int l0 = std::max<int>(am, std::abs(static_cast<int>(st.spins[s])));
-      tables += l0 < st.L ? size_t(2) * st.n * (st.L - l0) * sizeof(T) : 0;
+      tables += l0 < st.L ? size_t(2) * st.nlat * (st.L - l0) * sizeof(T) : 0;
     }
   }
   if (tables > kTableBudget || st.B < 2 * workers) return 0;
-  const size_t per_item = static_cast<size_t>(st.S) * st.M * st.n * st.C * 2 * sizeof(T);
+  const size_t per_item = static_cast<size_t>(st.S) * st.M * st.nlat * st.C * 2 * sizeof(T);
   const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / per_item));
   return std::min<int64_t>(fit, (st.B + 2 * workers - 1) / (2 * workers));
 }
@@ -334,10 +334,10 @@ ffi::Error schedule(ffi::ThreadPool& pool, const Stage<T>& st, const Phases& pha
       const int64_t nb = std::min(chunk, st.B - b0);
       const int64_t width = 2 * nb * st.C;
       std::vector<T>& block = blocks[w];
-      block.resize(static_cast<size_t>(st.S) * st.M * st.n * width);
+      block.resize(static_cast<size_t>(st.S) * st.M * st.nlat * width);
       auto rings_phase = [&] {
         for (int64_t bl = 0; bl < nb; ++bl) {
-          for (int j = 0; j < st.n; ++j) phases.ring(block.data(), width, b0 + bl, j, bl * st.C * 2, rings[w], w);
+          for (int j = 0; j < st.nlat; ++j) phases.ring(block.data(), width, b0 + bl, j, bl * st.C * 2, rings[w], w);
         }
       };
       auto orders_phase = [&] {
@@ -361,12 +361,12 @@ ffi::Error schedule(ffi::ThreadPool& pool, const Stage<T>& st, const Phases& pha
   // By orders: one block per (s, m), [s][m][j][b][c], for the whole batch.
   const int64_t width = 2 * st.B * st.C;
   BufferCache::Handle handle =
-      BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.n * width * sizeof(T));
+      BufferCache::instance().take(static_cast<size_t>(st.S) * st.M * st.nlat * width * sizeof(T));
   if (!handle) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "sphcnn: out of memory");
   T* block = static_cast<T*>(handle.get());
   // Rings in (j, b) order: consecutive rings scatter into (or gather from) neighbouring chunks.
   auto rings_phase = [&] {
-    parallel_for(pool, st.B * st.n, workers, [&](int64_t item, int w) {
+    parallel_for(pool, st.B * st.nlat, workers, [&](int64_t item, int w) {
       const int j = static_cast<int>(item / st.B);
       const int64_t b = item % st.B;
       phases.ring(block, width, b, j, b * st.C * 2, rings[w], w);
@@ -396,19 +396,19 @@ ffi::Error schedule(ffi::ThreadPool& pool, const Stage<T>& st, const Phases& pha
 // call (the RingLoad of sphcnn/contract.h).
 template <typename T, typename RingLoad>
 ffi::Error analysis(ffi::ThreadPool& pool, const cpu::Call& call, const RingLoad& ring_load, T* out) {
-  const Stage<T> st(call.g, call.scale.data(), call.lambda<T>(), call.spins, call.sign);
+  const Stage<T> st(call);
   return schedule(pool, st, AnalysisPhases<T, RingLoad>{st, ring_load, out});
 }
 
 // The synthesis of a call: ring_store.target(b, j, worker) is where ring j of
-// batch item b goes (n * lanes complex values), ring_store.finish(b, j,
+// batch item b goes (nlon * lanes complex values), ring_store.finish(b, j,
 // worker) is called once it is written there (the RingStore of
 // sphcnn/contract.h); `affine`, if any, maps the coefficients on the way (the
 // CoefficientLoad of sphcnn_affine_synthesis).
 template <typename T, typename RingStore>
 ffi::Error synthesis(ffi::ThreadPool& pool, const cpu::Call& call, const T* a, RingStore& ring_store,
                      const CoefficientAffine<T>* affine = nullptr) {
-  const Stage<T> st(call.g, call.scale.data(), call.lambda<T>(), call.spins, call.sign);
+  const Stage<T> st(call);
   return schedule(pool, st, SynthesisPhases<T, RingStore>{st, a, ring_store, affine});
 }
 
@@ -417,8 +417,8 @@ template <typename T>
 struct MapLoad {
   const T* maps;
   int64_t ring_size;  // T values of one ring
-  int n;
-  const T* operator()(int64_t b, int j, int) const { return maps + (b * n + j) * ring_size; }
+  int rings;          // per map
+  const T* operator()(int64_t b, int j, int) const { return maps + (b * rings + j) * ring_size; }
 };
 
 // The plain RingStore: rings straight into the output maps.
@@ -426,10 +426,29 @@ template <typename T>
 struct MapStore {
   T* maps;
   int64_t ring_size;  // T values of one ring
-  int n;
-  T* target(int64_t b, int j, int) const { return maps + (b * n + j) * ring_size; }
+  int rings;          // per map
+  T* target(int64_t b, int j, int) const { return maps + (b * rings + j) * ring_size; }
   void finish(int64_t, int, int) const {}
 };
+
+// The plain transform of a decoded call, from `in` into `out`.
+template <bool kAnalysis>
+ffi::Error transform(ffi::ThreadPool& pool, const cpu::Call& call, const ffi::AnyBuffer& in, ffi::AnyBuffer& out) {
+  const Geometry& g = call.g;
+  return cpu::execute(g.is_double, out.element_count() == 0, {}, [&](auto zero) {
+    using T = decltype(zero);
+    const T* src = static_cast<const T*>(in.untyped_data());
+    T* dst = static_cast<T*>(out.untyped_data());
+    const int64_t lanes = static_cast<int64_t>(g.spins) * g.channels;
+    if constexpr (kAnalysis) {
+      const MapLoad<T> ring_load{src, g.nlon * lanes * (g.real_input ? 1 : 2), g.nlat};
+      return analysis<T>(pool, call, ring_load, dst);
+    } else {
+      MapStore<T> ring_store{dst, g.nlon * lanes * 2, g.nlat};
+      return synthesis<T>(pool, call, src, ring_store);
+    }
+  });
+}
 
 template <bool kAnalysis>
 ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
@@ -438,19 +457,20 @@ ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBu
   auto call = cpu::decode_call(kAnalysis ? "sphcnn_analysis" : "sphcnn_synthesis", kAnalysis, in, scale, table,
                                *out, *scratch, spins, sign, degree_major, source);
   if (call.has_error()) return call.error();
-  const Geometry& g = call->g;
-  return cpu::execute(g.is_double, out->element_count() == 0, {}, [&](auto zero) {
-    using T = decltype(zero);
-    const T* src = static_cast<const T*>(in.untyped_data());
-    T* dst = static_cast<T*>(out->untyped_data());
-    if constexpr (kAnalysis) {
-      const MapLoad<T> ring_load{src, static_cast<int64_t>(g.n) * g.spins * g.channels * (g.real_input ? 1 : 2), g.n};
-      return analysis<T>(pool, *call, ring_load, dst);
-    } else {
-      MapStore<T> ring_store{dst, static_cast<int64_t>(g.n) * g.spins * g.channels * 2, g.n};
-      return synthesis<T>(pool, *call, src, ring_store);
-    }
-  });
+  return transform<kAnalysis>(pool, *call, in, *out);
+}
+
+// The same transforms on any grid of nlat rings of nlon points at the
+// colatitudes ring_theta (the grid targets of sphcnn/contract.h).
+template <bool kAnalysis>
+ffi::Error grid_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
+                        ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> scratch,
+                        ffi::Span<const int64_t> spins, Sign sign, bool degree_major, LambdaSource source,
+                        ffi::Span<const double> ring_theta) {
+  auto call = cpu::decode_grid_call(kAnalysis ? "sphcnn_grid_analysis" : "sphcnn_grid_synthesis", kAnalysis, in,
+                                    scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta);
+  if (call.has_error()) return call.error();
+  return transform<kAnalysis>(pool, *call, in, *out);
 }
 
 // The activation stage of a call of the fused targets: the maps on the 2n grid
@@ -631,6 +651,36 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCpu, sphcnn::transform_handler<fals
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
                                   .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence
 SPHCNN_TARGET("sphcnn_synthesis", SphcnnSynthesisCpu);
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridAnalysisCpu, sphcnn::grid_handler<true>,
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // table: empty
+                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
+                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
+                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
+                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
+                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
+                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // on the fly
+                                  .Attr<xla::ffi::Span<const double>>("ring_theta"));  // float64[nlat]
+SPHCNN_TARGET("sphcnn_grid_analysis", SphcnnGridAnalysisCpu);
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCpu, sphcnn::grid_handler<false>,
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::ThreadPool>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // table: empty
+                                  .Ret<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
+                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
+                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
+                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
+                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
+                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // on the fly
+                                  .Attr<xla::ffi::Span<const double>>("ring_theta"));  // float64[nlat]
+SPHCNN_TARGET("sphcnn_grid_synthesis", SphcnnGridSynthesisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu, sphcnn::activated_handler,
                               xla::ffi::Ffi::Bind()

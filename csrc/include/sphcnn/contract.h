@@ -18,6 +18,14 @@
 //   analysis:  a_lm = sum_j w_j lambda_{l,m,s}(theta_j) sum_k x_jk e^{sigma i m phi_k},
 //              exactly 0 for l < max(|m|, |s|);
 //   synthesis: x_jk = w_j sum_m e^{sigma i m phi_k} sum_{l >= max(|m|,|s|)} lambda_{l,m,s}(theta_j) a_lm.
+//
+// The grid targets sphcnn_grid_analysis and sphcnn_grid_synthesis (CPU) take
+// the same operands, results and attributes on any grid of nlat rings of nlon
+// points, maps (B..., nlat, nlon, S, C) with phi_k = 2 pi k / nlon, ring_scale
+// (nlat,), no table (lambda_source = on the fly), nlon >= 2L - 1, and one more
+// attribute, ring_theta (float64[nlat]): the colatitude theta_j of every ring in
+// [0, pi] (check_ring_theta). Rings j and nlat - 1 - j with theta summing to pi
+// share one lambda column (the north/south pairing of the n x n grid).
 #pragma once
 
 #include <algorithm>
@@ -36,7 +44,9 @@ enum class LambdaSource : int32_t { kTable = 0, kOnTheFly = 1 };
 
 struct Geometry {
   int64_t batch;      // B: product of the leading axes
-  int n;              // grid size
+  int n;              // grid size of the n x n grid (the grid targets: nlat)
+  int nlat;           // rings (n on the n x n grid)
+  int nlon;           // points per ring (n on the n x n grid)
   int ell_max;        // L - 1
   int spins;          // S
   int64_t channels;   // C
@@ -59,6 +69,8 @@ inline Geometry geometry_of(int n, int ell_max, int spins, int64_t batch, int64_
   Geometry g{};
   g.batch = batch;
   g.n = n;
+  g.nlat = n;
+  g.nlon = n;
   g.ell_max = ell_max;
   g.spins = spins;
   g.channels = channels;
@@ -113,7 +125,8 @@ xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis,
                                               xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
                                               LambdaSource source, ScratchBytes scratch_needed,
                                               int pool_factor = 1,
-                                              std::array<int64_t, 2> spectral_widths = {-1, -1}) {
+                                              std::array<int64_t, 2> spectral_widths = {-1, -1},
+                                              bool ring_grid = false) {
   namespace ffi = xla::ffi;
   using contract_detail::invalid;
   const auto spatial = analysis ? in.dimensions() : out.dimensions();
@@ -137,22 +150,39 @@ xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis,
     }
     g.batch *= spatial[i];
   }
-  const int64_t n = spatial[r - 4] / pool_factor;
   const int64_t L = spectral[degree_axis];
-  const bool ok = spatial[r - 4] == pool_factor * n && spatial[r - 3] == spatial[r - 4] && n >= 4 && n % 2 == 0 && n <= (int64_t{1} << 24) && L >= 1 &&
-                  L <= n / 2 && spectral[r - 3] == 2 * L - 1 &&
-                  spectral[r - 2] == (spectral_widths[0] < 0 ? spatial[r - 2] : spectral_widths[0]) &&
-                  spatial[r - 2] == static_cast<int64_t>(spins.size()) &&
-                  spectral[r - 1] == (spectral_widths[1] < 0 ? spatial[r - 1] : spectral_widths[1]);
-  if (!ok) {
-    return ffi::Unexpected(invalid(
-        target, "inconsistent shapes: spatial " + shape_string(spatial) + ", spectral " + shape_string(spectral) +
-                    ", " + std::to_string(spins.size()) +
-                    " spins; expected (..., p n, p n, S, C) and (..., L, 2L-1, S, C) (or (L, ..., 2L-1, S, C) "
-                    "degree-major) with n even >= 4, L <= n/2, S the number of spins and p = " +
-                    std::to_string(pool_factor) + " the pooling factor"));
+  const bool lanes_ok = spectral[r - 3] == 2 * L - 1 &&
+                        spectral[r - 2] == (spectral_widths[0] < 0 ? spatial[r - 2] : spectral_widths[0]) &&
+                        spatial[r - 2] == static_cast<int64_t>(spins.size()) &&
+                        spectral[r - 1] == (spectral_widths[1] < 0 ? spatial[r - 1] : spectral_widths[1]);
+  if (ring_grid) {
+    const int64_t nlat = spatial[r - 4], nlon = spatial[r - 3];
+    const int64_t limit = int64_t{1} << 24;
+    if (!(lanes_ok && L >= 1 && nlat >= 1 && nlat <= limit && nlon >= 2 * L - 1 && nlon <= limit)) {
+      return ffi::Unexpected(invalid(
+          target, "inconsistent shapes: spatial " + shape_string(spatial) + ", spectral " + shape_string(spectral) +
+                      ", " + std::to_string(spins.size()) +
+                      " spins; expected (..., nlat, nlon, S, C) and (..., L, 2L-1, S, C) (or (L, ..., 2L-1, S, C) "
+                      "degree-major) with nlon >= 2L - 1 and S the number of spins"));
+    }
+    g.nlat = static_cast<int>(nlat);
+    g.nlon = static_cast<int>(nlon);
+  } else {
+    const int64_t n = spatial[r - 4] / pool_factor;
+    const bool ok = lanes_ok && spatial[r - 4] == pool_factor * n && spatial[r - 3] == spatial[r - 4] && n >= 4 &&
+                    n % 2 == 0 && n <= (int64_t{1} << 24) && L >= 1 && L <= n / 2;
+    if (!ok) {
+      return ffi::Unexpected(invalid(
+          target, "inconsistent shapes: spatial " + shape_string(spatial) + ", spectral " + shape_string(spectral) +
+                      ", " + std::to_string(spins.size()) +
+                      " spins; expected (..., p n, p n, S, C) and (..., L, 2L-1, S, C) (or (L, ..., 2L-1, S, C) "
+                      "degree-major) with n even >= 4, L <= n/2, S the number of spins and p = " +
+                      std::to_string(pool_factor) + " the pooling factor"));
+    }
+    g.nlat = static_cast<int>(n);
+    g.nlon = static_cast<int>(n);
   }
-  g.n = static_cast<int>(n);
+  g.n = g.nlat;
   g.ell_max = static_cast<int>(L) - 1;
   g.spins = static_cast<int>(spins.size());
   g.channels = spatial[r - 1];
@@ -175,9 +205,12 @@ xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis,
       if (s != 0) return ffi::Unexpected(invalid(target, "real maps need every spin to be 0"));
     }
   }
-  if (scale.element_type() != real || scale.element_count() != static_cast<size_t>(g.n)) {
-    return ffi::Unexpected(invalid(target, "ring_scale must be a real vector of n = " + std::to_string(g.n) +
-                                               " entries in the data's precision"));
+  if (scale.element_type() != real || scale.element_count() != static_cast<size_t>(g.nlat)) {
+    return ffi::Unexpected(invalid(target, "ring_scale must be a real vector of nlat = " + std::to_string(g.nlat) +
+                                               " entries (one per ring) in the data's precision"));
+  }
+  if (ring_grid && source != LambdaSource::kOnTheFly) {
+    return ffi::Unexpected(invalid(target, "lambda_source must be 1 (on the fly): the grid targets have no table"));
   }
   const PackedTable layout = packed_table(g.n, g.ell_max, g.is_double ? 8 : 4);
   const size_t table_entries = source == LambdaSource::kTable ? static_cast<size_t>(layout.size(g.spins)) : 0;
@@ -196,6 +229,19 @@ xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis,
                                                " bytes, the call needs " + std::to_string(needed)));
   }
   return g;
+}
+
+// The ring colatitudes of a grid target: one per ring, each in [0, pi].
+inline xla::ffi::Error check_ring_theta(const char* target, const Geometry& g, xla::ffi::Span<const double> theta) {
+  const double pi = 3.14159265358979323846;
+  bool ok = theta.size() == static_cast<size_t>(g.nlat);
+  for (size_t j = 0; ok && j < theta.size(); ++j) ok = theta[j] >= 0.0 && theta[j] <= pi;
+  if (!ok) {
+    return contract_detail::invalid(target, "ring_theta must hold the colatitude in [0, pi] of each of the " +
+                                                std::to_string(g.nlat) + " rings, got " +
+                                                std::to_string(theta.size()) + " values");
+  }
+  return xla::ffi::Error::Success();
 }
 
 // The activated analysis (target sphcnn_activated_analysis): the analysis of
