@@ -83,13 +83,16 @@ inline xla::ffi::ErrorOr<Call> decode_grid_call(const char* target, bool analysi
                                                 const xla::ffi::AnyBuffer& scale, const xla::ffi::AnyBuffer& table,
                                                 const xla::ffi::AnyBuffer& out, const xla::ffi::AnyBuffer& scratch,
                                                 xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
-                                                LambdaSource source, xla::ffi::Span<const double> ring_theta) {
+                                                LambdaSource source, const xla::ffi::AnyBuffer& ring_theta) {
   auto g = contract_geometry(target, analysis, in, scale, table, out, scratch, spins, sign, degree_major, source,
                              detail::no_scratch, 1, {-1, -1}, true);
   if (g.has_error()) return xla::ffi::Unexpected(g.error());
-  if (xla::ffi::Error e = check_ring_theta(target, *g, ring_theta); e.failure()) return xla::ffi::Unexpected(e);
+  const double* theta = static_cast<const double*>(ring_theta.untyped_data());
+  if (xla::ffi::Error e = check_ring_theta(target, *g, ring_theta, theta); e.failure()) {
+    return xla::ffi::Unexpected(e);
+  }
   return detail::make_call(target, *g, scale, table, spins, sign, source,
-                           ring_trig(std::vector<double>(ring_theta.begin(), ring_theta.end())));
+                           ring_trig(std::vector<double>(theta, theta + g->nlat)));
 }
 
 // The skeleton every CPU handler ends with, once its operands passed the

@@ -464,9 +464,9 @@ ffi::Error transform_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBu
 // colatitudes ring_theta (the grid targets of sphcnn/contract.h).
 template <bool kAnalysis>
 ffi::Error grid_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
-                        ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> scratch,
-                        ffi::Span<const int64_t> spins, Sign sign, bool degree_major, LambdaSource source,
-                        ffi::Span<const double> ring_theta) {
+                        ffi::AnyBuffer ring_theta, ffi::Result<ffi::AnyBuffer> out,
+                        ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
+                        bool degree_major, LambdaSource source) {
   auto call = cpu::decode_grid_call(kAnalysis ? "sphcnn_grid_analysis" : "sphcnn_grid_synthesis", kAnalysis, in,
                                     scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta);
   if (call.has_error()) return call.error();
@@ -658,13 +658,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridAnalysisCpu, sphcnn::grid_handler<true>,
                                   .Arg<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
                                   .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
                                   .Arg<xla::ffi::AnyBuffer>()  // table: empty
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
                                   .Ret<xla::ffi::AnyBuffer>()  // coefficients
                                   .Ret<xla::ffi::AnyBuffer>()  // scratch
                                   .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
                                   .Attr<sphcnn::Sign>("sign")  // -1 or +1
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // on the fly
-                                  .Attr<xla::ffi::Span<const double>>("ring_theta"));  // float64[nlat]
+                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // on the fly
 SPHCNN_TARGET("sphcnn_grid_analysis", SphcnnGridAnalysisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCpu, sphcnn::grid_handler<false>,
@@ -673,13 +673,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCpu, sphcnn::grid_handler<false
                                   .Arg<xla::ffi::AnyBuffer>()  // coefficients
                                   .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
                                   .Arg<xla::ffi::AnyBuffer>()  // table: empty
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
                                   .Ret<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
                                   .Ret<xla::ffi::AnyBuffer>()  // scratch
                                   .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
                                   .Attr<sphcnn::Sign>("sign")  // -1 or +1
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // on the fly
-                                  .Attr<xla::ffi::Span<const double>>("ring_theta"));  // float64[nlat]
+                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // on the fly
 SPHCNN_TARGET("sphcnn_grid_synthesis", SphcnnGridSynthesisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu, sphcnn::activated_handler,

@@ -23,9 +23,9 @@
 // the same operands, results and attributes on any grid of nlat rings of nlon
 // points, maps (B..., nlat, nlon, S, C) with phi_k = 2 pi k / nlon, ring_scale
 // (nlat,), no table (lambda_source = on the fly), nlon >= 2L - 1, and one more
-// attribute, ring_theta (float64[nlat]): the colatitude theta_j of every ring in
-// [0, pi] (check_ring_theta). Rings j and nlat - 1 - j with theta summing to pi
-// share one lambda column (the north/south pairing of the n x n grid).
+// operand after the table, ring_theta (nlat,) float64: the colatitude theta_j of
+// every ring, in [0, pi] (check_ring_theta). Rings j and nlat - 1 - j with theta
+// summing to pi share one lambda column (the north/south pairing of the n x n grid).
 #pragma once
 
 #include <algorithm>
@@ -231,15 +231,18 @@ xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis,
   return g;
 }
 
-// The ring colatitudes of a grid target: one per ring, each in [0, pi].
-inline xla::ffi::Error check_ring_theta(const char* target, const Geometry& g, xla::ffi::Span<const double> theta) {
+// The ring colatitudes of a grid target: float64, one per ring, each in [0, pi]
+// (`values`: the host copy of the operand, where the platform has one; null:
+// only its type and size are checked).
+inline xla::ffi::Error check_ring_theta(const char* target, const Geometry& g, const xla::ffi::AnyBuffer& theta,
+                                        const double* values) {
   const double pi = 3.14159265358979323846;
-  bool ok = theta.size() == static_cast<size_t>(g.nlat);
-  for (size_t j = 0; ok && j < theta.size(); ++j) ok = theta[j] >= 0.0 && theta[j] <= pi;
+  bool ok = theta.element_type() == xla::ffi::F64 && theta.element_count() == static_cast<size_t>(g.nlat);
+  for (int j = 0; ok && values != nullptr && j < g.nlat; ++j) ok = values[j] >= 0.0 && values[j] <= pi;
   if (!ok) {
     return contract_detail::invalid(target, "ring_theta must hold the colatitude in [0, pi] of each of the " +
-                                                std::to_string(g.nlat) + " rings, got " +
-                                                std::to_string(theta.size()) + " values");
+                                                std::to_string(g.nlat) + " rings as float64, got " +
+                                                std::to_string(theta.element_count()) + " values");
   }
   return xla::ffi::Error::Success();
 }
