@@ -7,8 +7,9 @@ The platform defaults to that of JAX's default device. For each target that the
 platform's module registers (``sphcnn_kernels._cpu`` or ``_cuda``,
 ``registrations()``) one check runs the public function that reaches it with a
 transform on backend="ffi" in complex64 (n = 16, two batch items, three
-channels) and the same function with a transform on backend="xla" in
-complex128 as the reference, on a device of that platform. A check passes when
+channels; the grid targets: equiangular(9, 20)) and the same function with a
+transform on backend="xla" in complex128 as the reference, on a device of
+that platform. A check passes when
 the kernel side's result is finite, its error max |got - want| / max |want|
 (the largest over the result's arrays) is at most 1e-4, and the lowering of the
 kernel side holds a custom call of the target (regex ``custom_call
@@ -38,10 +39,12 @@ import numpy as np
 
 import sphcnn_kernels as sk
 from benchmarks.measure import emit
+from sphcnn_kernels import grids
 from sphcnn_kernels.ops import Activation, activated_analysis, affine_synthesis, mixing, mixing_analysis
 from sphcnn_kernels.backends import current_platform, ffi_backend
 
 N = 16
+GRID = grids.equiangular(9, 20)  # the grid targets': an odd number of rings, nlon > 2 ell_max + 1
 SPINS = (0, 1)
 BATCH = 2
 CHANNELS = 3
@@ -107,6 +110,24 @@ def _inverse() -> Check:
     t, r = _transforms()
     return Check("transform.inverse", t.inverse, r.inverse,
                  (_complex(np.random.default_rng(2), t.spectral_shape((BATCH,), CHANNELS)),))
+
+
+def _grid_transforms() -> tuple[sk.SphericalTransform, sk.SphericalTransform]:
+    """(kernel side: ffi, complex64; reference: xla, complex128) on GRID."""
+    return (sk.SphericalTransform(GRID, SPINS, dtype="complex64", backend="ffi"),
+            sk.SphericalTransform(GRID, SPINS, dtype="complex128", backend="xla"))
+
+
+def _grid_forward() -> Check:
+    t, r = _grid_transforms()
+    maps = _complex(np.random.default_rng(11), (BATCH, *GRID.shape, len(SPINS), CHANNELS))
+    return Check(f"transform.forward on {GRID!r}", t.forward, r.forward, (maps,))
+
+
+def _grid_inverse() -> Check:
+    t, r = _grid_transforms()
+    return Check(f"transform.inverse on {GRID!r}", t.inverse, r.inverse,
+                 (_complex(np.random.default_rng(12), t.spectral_shape((BATCH,), CHANNELS)),))
 
 
 def _activated(t: sk.SphericalTransform) -> Callable:
@@ -210,6 +231,8 @@ TARGETS: dict[str, dict[str, Callable[[], Check]]] = {
         "sphcnn_affine_synthesis": _affine_synthesis,
         "sphcnn_mixing": _mixing_check,
         "sphcnn_mixing_weight_gradient": _mixing_weight_gradient,
+        "sphcnn_grid_analysis": _grid_forward,
+        "sphcnn_grid_synthesis": _grid_inverse,
     },
     "cuda": {
         "sphcnn_analysis": _forward,

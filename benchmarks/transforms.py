@@ -45,7 +45,8 @@ one not run an op "skipped" line.
 
 compares the ffi backend with peer libraries run by another interpreter (one
 with ducc0 and/or s2fft; it needs neither JAX nor sphcnn of this one): by
-default the cases n64, n256x4, n1024x4 and n2048x1. Each round runs ours, then
+default the cases n64, n256x4, n1024x4, n2048x1 and era5 (four real maps on
+ERA5's 721 x 1440 grid at ell_max 359, --peers-python only). Each round runs ours, then
 every peer, each in a fresh process that times forward and inverse as the
 minimum of --runs synchronized calls after a warm-up; the figures are the
 minima over --peer-rounds rounds, so that ours and the peers see the same
@@ -58,7 +59,8 @@ first calls), {"name", "op": "ratio", "peer", "forward", "inverse",
 "skipped", "reason"}. The same maps for
 everyone: a complex map of spin 0 is two real maps for ducc0 (geometry "CC", the
 n x n grid with both poles, ell_max = n/2 - 1), a complex map of spin s != 0 one
-spin-|s| pair (Q, U); ducc0 runs them one call after another with all cores per
+spin-|s| pair (Q, U) (a real map of era5 is one real map, on ducc0's "CC" grid
+of 721 x 1440 points); ducc0 runs them one call after another with all cores per
 call, and again spread over one thread per core with one core per call, and the
 faster of the two counts. s2fft runs each spin's maps as one jitted, vmapped
 call with precomputed recursion coefficients (method "jax"), on its equiangular
@@ -85,12 +87,14 @@ CASES = {
     "n256x4": dict(n=256, batch=1, spins=(0, 1), channels=2),
     "n1024x4": dict(n=1024, batch=1, spins=(0, 1), channels=2, mode="onthefly"),
     "n2048x1": dict(n=2048, batch=1, spins=(0,), channels=1, mode="onthefly"),
+    # ERA5's 0.25 degree grid, 721 x 1440 with both poles, at ell_max 359: four real maps.
+    "era5": dict(grid=(721, 1440), ell_max=359, batch=4, spins=(0,), channels=1, real=True),
 }
 DEFAULT_CASES = ("n64", "n128", "n256", "n2048")
 QUICK = ("n64", "n128")
 # --peers-python: the default cases, the peers (modules of the other interpreter),
 # and the seconds one peer process may take before it is stopped.
-PEER_CASES = ("n64", "n256x4", "n1024x4", "n2048x1")
+PEER_CASES = ("n64", "n256x4", "n1024x4", "n2048x1", "era5")
 PEERS = ("ducc0", "s2fft")
 PEER_TIMEOUT_S = 600
 OPS = ("forward", "inverse", "forward_grad", "inverse_grad")
@@ -237,18 +241,34 @@ def run_timing(name: str, repeats: int) -> None:
     from benchmarks.measure import emit, peak_memory_bytes
 
     case = CASES[name]
-    n, spins = case["n"], tuple(case["spins"])
+    spins = tuple(case["spins"])
     rng = np.random.default_rng(0)
-    shape = (case["batch"], n, n, len(spins), case["channels"])
-    x = jax.device_put((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64))
+    shape = (case["batch"], *_grid_shape(case), len(spins), case["channels"])
+    if case.get("real"):
+        x = jax.device_put(rng.standard_normal(shape).astype(np.float32))
+    else:
+        x = jax.device_put((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64))
     baseline = peak_memory_bytes()
-    t = sk.SphericalTransform(n, spins, backend="ffi", mode=case.get("mode", "auto"))
+    if "grid" in case:
+        t = sk.SphericalTransform(sk.grids.equiangular(*case["grid"]), spins, ell_max=case["ell_max"], backend="ffi",
+                                  real=bool(case.get("real")))
+    else:
+        t = sk.SphericalTransform(case["n"], spins, backend="ffi", mode=case.get("mode", "auto"))
     forward, inverse = jax.jit(t.forward), jax.jit(t.inverse)
-    a = _band_limited(forward(x), t.ell_max, spins)
+    a = forward(x) if case.get("real") else _band_limited(forward(x), t.ell_max, spins)
     jax.block_until_ready(inverse(a))
     peak = peak_memory_bytes() - baseline
     emit({"name": name, "backend": "ffi", "forward": _min_ms(lambda: jax.block_until_ready(forward(x)), repeats),
           "inverse": _min_ms(lambda: jax.block_until_ready(inverse(a)), repeats), "peak_bytes": peak})
+
+
+def _grid_shape(case: dict) -> tuple[int, int]:
+    """(nlat, nlon) of a case's maps: its grid, or n x n."""
+    return tuple(case["grid"]) if "grid" in case else (case["n"], case["n"])
+
+
+def _ell_max(case: dict) -> int:
+    return case["ell_max"] if "ell_max" in case else case["n"] // 2 - 1
 
 
 def _ducc0_timing(case: dict, repeats: int) -> dict:
@@ -258,17 +278,18 @@ def _ducc0_timing(case: dict, repeats: int) -> dict:
     import ducc0
     import numpy as np
 
-    n = case["n"]
-    ell_max = n // 2 - 1
+    nlat, nlon = _grid_shape(case)
+    ell_max = _ell_max(case)
     threads = os.cpu_count() or 1
     rng = np.random.default_rng(0)
-    jobs = []  # (spin, maps (components, n, n))
+    jobs = []  # (spin, maps (components, nlat, nlon))
     for spin in case["spins"]:
         for _ in range(case["batch"] * case["channels"]):
             if spin == 0:
-                jobs += [(0, rng.standard_normal((1, n, n)).astype(np.float32)) for _ in range(2)]
+                real_maps = 1 if case.get("real") else 2
+                jobs += [(0, rng.standard_normal((1, nlat, nlon)).astype(np.float32)) for _ in range(real_maps)]
             else:
-                jobs.append((abs(spin), rng.standard_normal((2, n, n)).astype(np.float32)))
+                jobs.append((abs(spin), rng.standard_normal((2, nlat, nlon)).astype(np.float32)))
     sht = ducc0.sht.experimental
 
     def analysis(job, nthreads):
@@ -277,7 +298,7 @@ def _ducc0_timing(case: dict, repeats: int) -> dict:
     coefficients = [(spin, analysis((spin, maps), threads)) for spin, maps in jobs]
 
     def synthesis(job, nthreads):
-        return sht.synthesis_2d(alm=job[1], spin=job[0], lmax=ell_max, geometry="CC", ntheta=n, nphi=n,
+        return sht.synthesis_2d(alm=job[1], spin=job[0], lmax=ell_max, geometry="CC", ntheta=nlat, nphi=nlon,
                                 nthreads=nthreads)
 
     result = {}
@@ -320,6 +341,10 @@ def run_peer(name: str, peer: str, repeats: int) -> None:
     reason on stderr when the peer cannot be imported."""
     import importlib
 
+    if peer == "s2fft" and "grid" in CASES[name]:
+        sys.stderr.write("s2fft has no grid of these points at this band limit (its mwss grid of 721 x 1440 points "
+                         "has L = 720)\n")
+        raise SystemExit(3)
     try:
         importlib.import_module(peer)
     except ImportError as error:
@@ -369,8 +394,9 @@ def compare_peers(args, runs: int) -> list[dict]:
                 kept = best.setdefault(backend, dict(found))
                 for op in AUTO_DIRECTIONS:
                     kept[op] = _faster(kept[op], found[op])
-        base = {"name": name, "n": case["n"], "ell_max": case["n"] // 2 - 1, "spins": list(case["spins"]),
-                "maps": _maps(case), "dtype": "complex64"}
+        base = {"name": name, "grid": list(_grid_shape(case)), "ell_max": _ell_max(case),
+                "spins": list(case["spins"]), "maps": _maps(case),
+                "dtype": "float32" if case.get("real") else "complex64"}
         found = []
         for backend, timing in best.items():
             extra = {"peak_bytes": timing["peak_bytes"]} if "peak_bytes" in timing else {}
@@ -571,6 +597,10 @@ def run_all(args, runs: int) -> list[dict]:
     unknown = [name for name in names if name not in CASES]
     if unknown:
         raise SystemExit(f"benchmarks.transforms: unknown case(s) {unknown}; cases: {', '.join(CASES)}")
+    gridded = [name for name in names if "grid" in CASES[name]]
+    if gridded:
+        raise SystemExit(f"benchmarks.transforms: case(s) {gridded} run with --peers-python only (the backend "
+                         "sweep times the n x n grid); add --peers-python PYTHON")
     machine = _probe_machine()
     records = []
     for name in names:

@@ -44,6 +44,12 @@ Jacobi iterations a <- a + forward(f - inverse(a)), as healpy's map2alm ``iter``
 Everything is jnp: differentiable with jax.grad, batched with jax.vmap; each
 call runs a jitted program (one per grid, ell_max and options) that takes the
 cached tables as operands.
+
+:func:`ring_analysis` and :func:`ring_synthesis` are the same stages on the
+quadrature latitude-longitude grids with a sign of the longitude exponent and a
+ring scale of choice: the references of the grid ops
+(:mod:`sphcnn_kernels.ops.grid_analysis`, :mod:`sphcnn_kernels.ops.grid_synthesis`)
+through which :class:`sphcnn_kernels.SphericalTransform` runs those grids.
 """
 
 from __future__ import annotations
@@ -55,9 +61,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sphcnn_kernels.backends.fourier import longitude_dft, orders_to_bins
 from sphcnn_kernels.grids import Grid, sampling_theorem_resampling
 
-__all__ = ["analysis_table", "chirp_constants", "forward", "inverse", "shape_help", "synthesis_table"]
+__all__ = ["analysis_table", "chirp_constants", "forward", "inverse", "ring_analysis", "ring_scale", "ring_synthesis",
+           "shape_help", "synthesis_table"]
 
 _COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): np.dtype(np.complex128),
             np.dtype(np.complex64): np.dtype(np.complex64), np.dtype(np.complex128): np.dtype(np.complex128)}
@@ -254,7 +262,7 @@ def _ring_means(x: jax.Array, grid: Grid, ell_max: int, real: bool, chirp: tuple
     n = grid.shape[1]
     if real:
         return jnp.fft.rfft(x, axis=-3)[..., : ell_max + 1, :, :] / n
-    return jnp.take(jnp.fft.fft(x, axis=-3) / n, orders % n, axis=-3)
+    return _rings_to_orders(x, ell_max, -1) / n
 
 
 def _rings_to_maps(g: jax.Array, grid: Grid, real: bool, chirp: tuple | None) -> jax.Array:
@@ -272,26 +280,57 @@ def _rings_to_maps(g: jax.Array, grid: Grid, real: bool, chirp: tuple | None) ->
         maps = jnp.take(rings.reshape(rings.shape[:-4] + (-1,) + rings.shape[-2:]), flat, axis=-3)
         return maps.real if real else maps
     n = grid.shape[1]  # latitude-longitude: order m adds to bin m mod n of one inverse FFT
-    bins = orders % n
+    if not real:
+        return _orders_to_rings(g, n, 1)
     if 2 * ell_max + 1 <= n:  # every order has a bin of its own: padding, no scatter
-        widths = [(0, 0)] * (g.ndim - 3) + [(0, n // 2 + 1 - n_orders if real else n - n_orders), (0, 0), (0, 0)]
-        spectrum = jnp.pad(g, widths)
-        if real:
-            return jnp.fft.irfft(spectrum, n, axis=-3) * n
-        return jnp.fft.ifft(jnp.roll(spectrum, -ell_max, axis=-3), axis=-3) * n
-    if real:
-        # Hermitian bins 0 .. n // 2 of the full spectrum: order m adds g_m to bin m mod n,
-        # and its mirror -m adds conj(g_m) to bin -m mod n; bins past n // 2 go to a
-        # discarded slot n // 2 + 1.
-        mirror = (-orders) % n
-        dump = n // 2 + 1
-        up = np.where(bins <= n // 2, bins, dump)
-        down = np.where((orders > 0) & (mirror <= n // 2), mirror, dump)
-        spectrum = jnp.zeros(g.shape[:-3] + (dump + 1,) + g.shape[-2:], g.dtype)
-        spectrum = spectrum.at[..., up, :, :].add(g).at[..., down, :, :].add(jnp.conj(g))
-        return jnp.fft.irfft(spectrum[..., :dump, :, :], n, axis=-3) * n
+        widths = [(0, 0)] * (g.ndim - 3) + [(0, n // 2 + 1 - n_orders), (0, 0), (0, 0)]
+        return jnp.fft.irfft(jnp.pad(g, widths), n, axis=-3) * n
+    # Hermitian bins 0 .. n // 2 of the full spectrum: order m adds g_m to bin m mod n,
+    # and its mirror -m adds conj(g_m) to bin -m mod n; bins past n // 2 go to a
+    # discarded slot n // 2 + 1.
+    bins, mirror = orders % n, (-orders) % n
+    dump = n // 2 + 1
+    up = np.where(bins <= n // 2, bins, dump)
+    down = np.where((orders > 0) & (mirror <= n // 2), mirror, dump)
+    spectrum = jnp.zeros(g.shape[:-3] + (dump + 1,) + g.shape[-2:], g.dtype)
+    spectrum = spectrum.at[..., up, :, :].add(g).at[..., down, :, :].add(jnp.conj(g))
+    return jnp.fft.irfft(spectrum[..., :dump, :, :], n, axis=-3) * n
+
+
+def _rings_to_orders(x: jax.Array, ell_max: int, sign: int) -> jax.Array:
+    """sum_k x_jk e^{sign i m phi_k} on latitude-longitude rings (phi_k = 2 pi k / n).
+
+    Args:
+        x: complex maps (..., n_rings, n, S, C).
+        ell_max: the largest order.
+        sign: -1 or +1, the sign of the exponent.
+
+    Returns:
+        (..., n_rings, 2 ell_max + 1, S, C), orders -ell_max .. ell_max, order m
+        read from frequency bin m mod n (aliased where n < 2 ell_max + 1).
+    """
+    n = x.shape[-3]
+    return jnp.take(longitude_dft(x, sign, n), np.arange(-ell_max, ell_max + 1) % n, axis=-3)
+
+
+def _orders_to_rings(g: jax.Array, n: int, sign: int) -> jax.Array:
+    """sum_m g_jm e^{sign i m phi_k} on latitude-longitude rings of n points (phi_k = 2 pi k / n).
+
+    Args:
+        g: complex (..., n_rings, 2 ell_max + 1, S, C), orders -ell_max .. ell_max.
+        n: points per ring.
+        sign: -1 or +1, the sign of the exponent.
+
+    Returns:
+        (..., n_rings, n, S, C): order m adds to frequency bin m mod n, so the
+        sum is exact at the points also where n < 2 ell_max + 1.
+    """
+    ell_max = (g.shape[-3] - 1) // 2
+    if 2 * ell_max + 1 <= n:  # every order has a bin of its own: no scatter
+        return longitude_dft(orders_to_bins(g, n), sign, n)
+    bins = np.arange(-ell_max, ell_max + 1) % n
     spectrum = jnp.zeros(g.shape[:-3] + (n,) + g.shape[-2:], g.dtype).at[..., bins, :, :].add(g)
-    return jnp.fft.ifft(spectrum, axis=-3) * n
+    return longitude_dft(spectrum, sign, n)
 
 
 # --- the Legendre stage ---------------------------------------------------------------------
@@ -330,6 +369,85 @@ def _forward(x: jax.Array, analysis: tuple, synthesis: tuple | None, grid: Grid,
 
 
 _inverse = jax.jit(_synthesis, static_argnames=("grid", "real"))
+
+
+# --- the signed ring transforms of the grid ops ---------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def ring_scale(grid: Grid, weighted: bool, dtype: str) -> np.ndarray:
+    """The per-ring factor w_j of :func:`ring_analysis` and :func:`ring_synthesis`.
+
+    Args:
+        grid: a latitude-longitude grid.
+        weighted: w_j = grid.weights[j] / nlon (steradians per point of ring j)
+            if True, else 1.
+        dtype: 'complex64' or 'complex128': w is of its real dtype.
+
+    Returns:
+        Read-only (nlat,) array.
+    """
+    nlat, nlon = grid.shape
+    scale = (grid.weights / nlon if weighted else np.ones(nlat)).astype(_real_dtype(dtype))
+    scale.setflags(write=False)
+    return scale
+
+
+def ring_analysis(x: jax.Array, *, grid: Grid, ell_max: int, spins: tuple[int, ...], dtype: str, sign: int,
+                  weighted: bool) -> jax.Array:
+    """a_lm = sum_j w_j lambda_{l,m,s}(theta_j) sum_k x_jk e^{sign i m phi_k} on a
+    latitude-longitude grid (phi_k = 2 pi k / nlon), with lambda_{l,m,s}(theta) =
+    sY_lm(theta, 0) and w = :func:`ring_scale`; zero where l < max(|m|, |s|).
+    The forward transform on a quadrature grid is (sign -1, weighted); the
+    transpose of :func:`ring_synthesis` with the same arguments. Order m reads
+    frequency bin m mod nlon, also where nlon < 2 ell_max + 1.
+
+    Args:
+        x: maps (..., nlat, nlon, S, C), complex, or real when every spin is 0.
+        grid: the grid of the maps (equiangular, gauss_legendre, driscoll_healy).
+        ell_max: band limit of the result.
+        spins: the spin of each entry of the spin axis.
+        dtype: 'complex64' or 'complex128', of the computation and the result.
+        sign: -1 or +1, the sign of the longitude exponent.
+        weighted: w_j = grid.weights[j] / nlon if True, else 1.
+
+    Returns:
+        (..., ell_max + 1, 2 ell_max + 1, S, C) of dtype, a_lm at [l, ell_max + m]
+        (x's units times steradians when weighted).
+    """
+    table, _ = analysis_table(grid, ell_max, spins, dtype, False)
+    sums = _rings_to_orders(x.astype(dtype), ell_max, sign)
+    if weighted:
+        sums = sums * ring_scale(grid, True, dtype)[:, None, None, None]
+    return _product("...jmscr,smlj->...lmscr", sums, table)
+
+
+def ring_synthesis(a: jax.Array, *, grid: Grid, ell_max: int, spins: tuple[int, ...], dtype: str, sign: int,
+                   weighted: bool) -> jax.Array:
+    """x_jk = w_j sum_m e^{sign i m phi_k} sum_l lambda_{l,m,s}(theta_j) a_lm on a
+    latitude-longitude grid, with lambda and w as in :func:`ring_analysis`
+    (entries with l < max(|m|, |s|) are ignored). The inverse transform is
+    (sign +1, unweighted); the transpose of :func:`ring_analysis` with the same
+    arguments. Order m adds to frequency bin m mod nlon.
+
+    Args:
+        a: coefficients (..., ell_max + 1, 2 ell_max + 1, S, C), a_lm at
+            [l, ell_max + m].
+        grid: the grid of the result (equiangular, gauss_legendre, driscoll_healy).
+        ell_max: band limit of a.
+        spins: the spin of each entry of the spin axis.
+        dtype: 'complex64' or 'complex128', of the computation and the result.
+        sign: -1 or +1, the sign of the longitude exponent.
+        weighted: w_j = grid.weights[j] / nlon if True, else 1.
+
+    Returns:
+        Maps (..., nlat, nlon, S, C) of dtype.
+    """
+    table = synthesis_table(grid, ell_max, spins, dtype, False)
+    maps = _orders_to_rings(_product("...lmscr,smjl->...jmscr", a.astype(dtype), table), grid.shape[1], sign)
+    if weighted:
+        maps = maps * ring_scale(grid, True, dtype)[:, None, None, None]
+    return maps
 
 
 # --- validation and the public functions ----------------------------------------------------------

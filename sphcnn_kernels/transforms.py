@@ -24,13 +24,17 @@ through one call.
 :class:`SphericalTransform` validates everything once and holds the plan of
 constants; :func:`forward` and :func:`inverse` are cached wrappers around it.
 Both directions are linear JAX primitives (:mod:`sphcnn_kernels.ops.analysis`,
-:mod:`sphcnn_kernels.ops.synthesis`):
-they work under jit, vmap, grad, jvp and their compositions on every backend.
+:mod:`sphcnn_kernels.ops.synthesis`; on the other quadrature latitude-longitude
+grids :mod:`sphcnn_kernels.ops.grid_analysis` and
+:mod:`sphcnn_kernels.ops.grid_synthesis`): they work under jit, vmap, grad,
+jvp and their compositions on every backend.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +42,7 @@ import numpy as np
 
 from sphcnn_kernels import grid_transforms, grids
 from sphcnn_kernels import validation as checks
-from sphcnn_kernels.ops import analysis_p, synthesis_p
+from sphcnn_kernels.ops import analysis_p, grid_analysis_p, grid_synthesis_p, synthesis_p
 from sphcnn_kernels.plan import Plan, get_plan
 
 
@@ -51,11 +55,16 @@ class SphericalTransform:
     configuration. Methods: :meth:`forward` (..., n, n, S, C) -> (..., ell_max +
     1, 2 ell_max + 1, S, C) and :meth:`inverse`, the reverse direction.
 
-    Other grids (:mod:`sphcnn_kernels.grids`: any equiangular nlat x nlon,
-    Gauss-Legendre, Driscoll-Healy, MW, MWSS, HEALPix) run on the xla backend
-    (:mod:`sphcnn_kernels.grid_transforms`); their maps are (..., *grid.shape,
-    S, C). ``real=True`` (spins (0,)) takes real maps and returns the m >= 0
-    coefficients (..., ell_max + 1, ell_max + 1, 1, C), a_lm at [l, m].
+    Other grids (:mod:`sphcnn_kernels.grids`) take maps (..., *grid.shape, S,
+    C). The quadrature latitude-longitude grids (any other equiangular nlat x
+    nlon, Gauss-Legendre, Driscoll-Healy) run the grid ops
+    (:mod:`sphcnn_kernels.ops.grid_analysis`, ``grid_synthesis``: the CPU
+    kernels on backend 'ffi' or 'auto', their jnp reference on 'xla' and on
+    GPUs); MW, MWSS and HEALPix run on the xla backend
+    (:mod:`sphcnn_kernels.grid_transforms`). ``real=True`` (spins (0,)) takes
+    real maps and returns the m >= 0 coefficients (..., ell_max + 1, ell_max +
+    1, 1, C), a_lm at [l, m]; on the quadrature grids two real maps f, g share
+    one complex transform of f + i g.
 
     Args:
         n: grid size of the n x n equiangular grid (even, >= 4), or a
@@ -67,7 +76,9 @@ class SphericalTransform:
         dtype: 'complex64' or 'complex128' (the latter needs jax_enable_x64).
         backend: 'auto' (the fastest measured backend of the platform a
             computation is compiled for; on CUDA 'xla' until the kernels are
-            measured, see :mod:`sphcnn_kernels.auto`), 'xla', 'ffi' or 'triton'.
+            measured, see :mod:`sphcnn_kernels.auto`), 'xla', 'ffi' or 'triton'
+            ('auto', 'xla' or 'ffi' on the other quadrature grids and with
+            real=True, 'auto' or 'xla' on MW, MWSS and HEALPix).
         precision: 'highest' (fp32 results to ~1e-6) or 'fast' (lets the xla and
             triton backends use TF32 matmuls on GPUs, ~4e-4).
         layout: of the coefficients, 'batch_major' (..., L, 2L - 1, S, C) or
@@ -77,7 +88,7 @@ class SphericalTransform:
             memory) or 'auto' (the table while it takes at most 256 MiB and
             ell_max < 256).
         real: real spin-0 maps and their m >= 0 coefficients (half the work
-            and bytes; the xla backend).
+            and bytes).
         iterations: Jacobi refinements of the approximate HEALPix analysis
             (healpy's ``iter``); 0 elsewhere.
 
@@ -105,6 +116,8 @@ class SphericalTransform:
         square = kind == "equiangular" and params[0] == params[1] and params[0] >= 4 and params[0] % 2 == 0
         # the kernels' grid: n x n equiangular with both poles, n even, complex maps
         self.n = params[0] if square and not self.real else None
+        # the other quadrature latitude-longitude grids, and real maps on any, run the grid ops
+        self._rings = self.n is None and self.grid.analysis_method == "quadrature"
         if self.iterations and kind != "healpix":
             raise ValueError(f"{name}: iterations = {self.iterations} refine the approximate HEALPix analysis "
                              f"only; the analysis on {self.grid!r} is exact: pass iterations=0")
@@ -125,10 +138,14 @@ class SphericalTransform:
         self.precision = checks.choice(name, "precision", precision, checks.PRECISIONS)
         self.layout = checks.choice(name, "layout", layout, checks.LAYOUTS)
         self.mode = checks.choice(name, "mode", mode, checks.LAMBDA_MODES)
-        if self.n is None and self.backend not in ("auto", "xla"):
+        allowed = ("auto", "xla", "ffi") if self._rings else ("auto", "xla")
+        if self.n is None and self.backend not in allowed:
             raise ValueError(f"{name}: backend {self.backend!r} runs the n x n equiangular grid with both poles "
-                             f"(n even) and complex maps only; {self.grid!r}"
-                             + (" with real=True" if self.real else "") + " runs on backend 'xla' (or 'auto')")
+                             "(n even) and complex maps"
+                             + (", and the other equiangular, gauss_legendre and driscoll_healy grids"
+                                if self.backend == "ffi" else "")
+                             + f" only; {self.grid!r}" + (" with real=True" if self.real else "")
+                             + f" runs on backend {' or '.join(repr(b) for b in allowed[1:])} (or 'auto')")
         self.plan: Plan | None = (get_plan(self.n, self.ell_max, self.spins, self.dtype.name)
                                   if self.n is not None else None)
         self._options = dict(backend=self.backend, precision=self.precision, layout=self.layout, mode=self.mode)
@@ -247,8 +264,14 @@ class SphericalTransform:
                              "(the transform's dtype)")
         return synthesis_p.bind(a, plan=self.plan, sign=1, weighted=False, **self._options)
 
+    def _ring_parameters(self, sign: int, weighted: bool) -> dict:
+        """The parameters of the grid ops (sphcnn_kernels.ops.grid_analysis) on this transform's grid."""
+        return dict(grid=self.grid, ell_max=self.ell_max, spins=self.spins, dtype=self.dtype.name, sign=sign,
+                    weighted=weighted, backend=self.backend)
+
     def _grid_forward(self, x) -> jax.Array:
-        """forward on a grid without kernels (sphcnn_kernels.grid_transforms)."""
+        """forward on a grid other than the kernels' n x n grid: the grid ops on the quadrature
+        grids, sphcnn_kernels.grid_transforms elsewhere."""
         x = jnp.asarray(x)
         k = len(self.grid.shape)
         if x.ndim < k + 2 or tuple(x.shape[-k - 2:-2]) != self.grid.shape or x.shape[-2] != len(self.spins):
@@ -263,12 +286,17 @@ class SphericalTransform:
         if x.dtype not in allowed:
             raise ValueError(f"SphericalTransform.forward: argument 'x' has dtype {x.dtype}; expected "
                              f"{' or '.join(d.name for d in allowed)} (the transform's dtype)")
-        a = grid_transforms.forward(x, self.grid, self.spins, self.ell_max, real=self.real,
-                                    iterations=self.iterations)
+        if not self._rings:
+            a = grid_transforms.forward(x, self.grid, self.spins, self.ell_max, real=self.real,
+                                        iterations=self.iterations)
+        elif self.real:
+            a = _paired_analysis(x, functools.partial(grid_analysis_p.bind, **self._ring_parameters(-1, True)))
+        else:
+            a = grid_analysis_p.bind(x, **self._ring_parameters(-1, True))
         return jnp.moveaxis(a, -4, 0) if self.layout == "degree_major" else a
 
     def _grid_inverse(self, coeffs) -> jax.Array:
-        """inverse on a grid without kernels (sphcnn_kernels.grid_transforms)."""
+        """inverse on a grid other than the kernels' n x n grid (as :meth:`_grid_forward`)."""
         a = jnp.asarray(coeffs)
         orders = self.spectral_shape((), 1)[-3]
         core = (orders, len(self.spins))
@@ -287,7 +315,81 @@ class SphericalTransform:
                              f"{self.dtype.name} (the transform's dtype)")
         if self.layout == "degree_major":
             a = jnp.moveaxis(a, 0, -4)
-        return grid_transforms.inverse(a, self.grid, self.spins, real=self.real)
+        if not self._rings:
+            return grid_transforms.inverse(a, self.grid, self.spins, real=self.real)
+        if self.real:
+            return _paired_synthesis(a, functools.partial(grid_synthesis_p.bind, **self._ring_parameters(1, False)))
+        return grid_synthesis_p.bind(a, **self._ring_parameters(1, False))
+
+
+def _parity(degrees: int, dtype) -> np.ndarray:
+    """(-1)^m for m = 0 .. degrees - 1, of the real `dtype`."""
+    return (1 - 2 * (np.arange(degrees) % 2)).astype(dtype)
+
+
+def _paired_analysis(x: jax.Array, analysis: Callable[[jax.Array], jax.Array]) -> jax.Array:
+    """The m >= 0 coefficients of real spin-0 maps, two maps per complex analysis.
+
+    For real maps f and g, h = f + i g has h_lm = a^f_lm + i a^g_lm, and the
+    coefficients of a real map satisfy a_{l,-m} = (-1)^m conj(a_lm), so
+
+        a^f_lm = (h_lm + (-1)^m conj(h_{l,-m})) / 2,
+        a^g_lm = (h_lm - (-1)^m conj(h_{l,-m})) / (2i).
+
+    The N maps (N = the product of the batch axes and the channels) are
+    paired in order, with one zero map after an odd N: N/2 complex analyses,
+    rounded up.
+
+    Args:
+        x: real maps (..., nlat, nlon, 1, C).
+        analysis: complex maps (P, nlat, nlon, 1, 1) -> their coefficients
+            (P, L, 2L - 1, 1, 1), a_lm at [l, L - 1 + m].
+
+    Returns:
+        (..., L, L, 1, C), a_lm at [l, m] for m >= 0, complex.
+    """
+    batch, (nlat, nlon), channels = x.shape[:-4], x.shape[-4:-2], x.shape[-1]
+    count = math.prod(batch) * channels
+    maps = jnp.moveaxis(x[..., 0, :], -1, -3).reshape(count, nlat, nlon)
+    if count % 2:
+        maps = jnp.concatenate([maps, jnp.zeros((1, nlat, nlon), maps.dtype)])
+    h = analysis(jax.lax.complex(maps[0::2], maps[1::2])[..., None, None])[..., 0, 0]  # (P, L, 2L - 1)
+    degrees = h.shape[-2]
+    positive = h[..., degrees - 1:]  # h_lm, m >= 0
+    mirrored = jnp.conj(h[..., degrees - 1::-1]) * _parity(degrees, x.dtype)  # (-1)^m conj(h_{l,-m})
+    a = jnp.stack([(positive + mirrored) / 2, (positive - mirrored) / 2j], axis=1)
+    a = a.reshape(-1, degrees, degrees)[:count].reshape(batch + (channels, degrees, degrees))
+    return jnp.moveaxis(a, -3, -1)[..., None, :]
+
+
+def _paired_synthesis(a: jax.Array, synthesis: Callable[[jax.Array], jax.Array]) -> jax.Array:
+    """Real spin-0 maps from their m >= 0 coefficients, two maps per complex synthesis.
+
+    The maps f and g of a pair are the real and imaginary parts of the
+    synthesis of h_lm = a^f_lm + i a^g_lm over all orders, with
+    a_{l,-m} = (-1)^m conj(a_lm) (the imaginary part of a_l0 is ignored):
+    the inverse of :func:`_paired_analysis`, paired the same way.
+
+    Args:
+        a: (..., L, L, 1, C) complex, a_lm at [l, m] for m >= 0.
+        synthesis: coefficients (P, L, 2L - 1, 1, 1) -> complex maps
+            (P, nlat, nlon, 1, 1).
+
+    Returns:
+        Real maps (..., nlat, nlon, 1, C) of a's real precision.
+    """
+    batch, degrees, channels = a.shape[:-4], a.shape[-4], a.shape[-1]
+    count = math.prod(batch) * channels
+    half = jnp.moveaxis(a[..., 0, :], -1, -3).reshape(count, degrees, degrees)
+    half = half.at[..., 0].set(jnp.real(half[..., 0]))
+    mirrored = jnp.conj(half[..., :0:-1]) * _parity(degrees, jnp.real(half).dtype)[:0:-1]  # m = -(L - 1) .. -1
+    full = jnp.concatenate([mirrored, half], axis=-1)  # (N, L, 2L - 1)
+    if count % 2:
+        full = jnp.concatenate([full, jnp.zeros((1,) + full.shape[1:], full.dtype)])
+    h = synthesis((full[0::2] + 1j * full[1::2])[..., None, None])[..., 0, 0]  # (P, nlat, nlon)
+    nlat, nlon = h.shape[-2:]
+    maps = jnp.stack([h.real, h.imag], axis=1).reshape(-1, nlat, nlon)[:count]
+    return jnp.moveaxis(maps.reshape(batch + (channels, nlat, nlon)), -3, -1)[..., None, :]
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,6 +1,8 @@
 """Run by tests/test_sharding.py in a process of its own with 4 CPU devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=4 must be set before JAX
-starts): prints one JSON line per case with what the test asserts."""
+starts): prints one JSON line per case with what the test asserts, the n x n
+grid's cases (kind "square") for each backend and layout, then the grid ops'
+(kind "grid", equiangular(9, 20)) for each backend."""
 
 import json
 import os
@@ -12,6 +14,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import sphcnn_kernels as sk
+from sphcnn_kernels import grids
 
 jax.config.update("jax_enable_x64", True)
 assert jax.device_count() == 4, os.environ.get("XLA_FLAGS")
@@ -32,7 +35,7 @@ def case(backend: str, layout: str) -> dict:
     texts = [f.lower(sharded).compile().as_text() for f in (roundtrip, forward, grad)]
     single = np.asarray(jax.jit(lambda v: t.inverse(t.forward(v)))(np.asarray(x)))
     return dict(
-        backend=backend, layout=layout,
+        kind="square", backend=backend, layout=layout,
         gathers=sum(text.count("all-gather") for text in texts),
         custom_calls=sum(text.count("custom-call") for text in texts),
         roundtrip_spec=str(roundtrip(sharded).sharding.spec), forward_spec=str(forward(sharded).sharding.spec),
@@ -45,5 +48,29 @@ def case(backend: str, layout: str) -> dict:
     )
 
 
+def grid_case(backend: str) -> dict:
+    """forward, inverse and the gradient of forward on equiangular(9, 20) (the grid ops)."""
+    t = sk.SphericalTransform(grids.equiangular(9, 20), (0, 1), dtype="complex128", backend=backend)
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(8, 9, 20, 2, 3)) + 1j * rng.normal(size=(8, 9, 20, 2, 3)))
+    forward, inverse = jax.jit(t.forward), jax.jit(t.inverse)
+    grad = jax.jit(jax.grad(lambda v: jnp.sum(jnp.abs(t.forward(v)) ** 2)))
+    a = forward(np.asarray(x))
+    maps, coefficients = (jax.device_put(v, NamedSharding(mesh, P("b"))) for v in (x, a))
+    texts = [f.lower(v).compile().as_text() for f, v in ((forward, maps), (inverse, coefficients), (grad, maps))]
+    return dict(
+        kind="grid", backend=backend,
+        gathers=sum(text.count("all-gather") for text in texts),
+        custom_calls=sum(text.count("sphcnn_grid_") for text in texts),
+        forward_spec=str(forward(maps).sharding.spec), inverse_spec=str(inverse(coefficients).sharding.spec),
+        grad_spec=str(grad(maps).sharding.spec),
+        forward_error=float(np.max(np.abs(np.asarray(forward(maps)) - np.asarray(a)))),
+        inverse_error=float(np.max(np.abs(np.asarray(inverse(coefficients)) - np.asarray(inverse(np.asarray(a)))))),
+        grad_error=float(np.max(np.abs(np.asarray(grad(maps)) - np.asarray(grad(np.asarray(x)))))),
+    )
+
+
 for backend, layout in [(b, l) for b in sys.argv[1:] for l in ("batch_major", "degree_major")]:
     print(json.dumps(case(backend, layout)), flush=True)
+for backend in sys.argv[1:]:
+    print(json.dumps(grid_case(backend)), flush=True)

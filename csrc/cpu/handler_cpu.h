@@ -87,12 +87,15 @@ inline xla::ffi::ErrorOr<Call> decode_grid_call(const char* target, bool analysi
   auto g = contract_geometry(target, analysis, in, scale, table, out, scratch, spins, sign, degree_major, source,
                              detail::no_scratch, 1, {-1, -1}, true);
   if (g.has_error()) return xla::ffi::Unexpected(g.error());
-  const double* theta = static_cast<const double*>(ring_theta.untyped_data());
-  if (xla::ffi::Error e = check_ring_theta(target, *g, ring_theta, theta); e.failure()) {
+  if (xla::ffi::Error e = check_ring_theta(target, *g, ring_theta, ring_theta.untyped_data()); e.failure()) {
     return xla::ffi::Unexpected(e);
   }
-  return detail::make_call(target, *g, scale, table, spins, sign, source,
-                           ring_trig(std::vector<double>(theta, theta + g->nlat)));
+  std::vector<double> theta(g->nlat);
+  for (int j = 0; j < g->nlat; ++j) {
+    theta[j] = g->is_double ? ring_colatitude(static_cast<const double*>(ring_theta.untyped_data()), g->nlat, j)
+                            : ring_colatitude(static_cast<const float*>(ring_theta.untyped_data()), g->nlat, j);
+  }
+  return detail::make_call(target, *g, scale, table, spins, sign, source, ring_trig(theta));
 }
 
 // The skeleton every CPU handler ends with, once its operands passed the

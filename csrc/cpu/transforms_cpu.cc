@@ -658,7 +658,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridAnalysisCpu, sphcnn::grid_handler<true>,
                                   .Arg<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
                                   .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
                                   .Arg<xla::ffi::AnyBuffer>()  // table: empty
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (2, nlat): hi + lo colatitudes
                                   .Ret<xla::ffi::AnyBuffer>()  // coefficients
                                   .Ret<xla::ffi::AnyBuffer>()  // scratch
                                   .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
@@ -673,7 +673,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCpu, sphcnn::grid_handler<false
                                   .Arg<xla::ffi::AnyBuffer>()  // coefficients
                                   .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
                                   .Arg<xla::ffi::AnyBuffer>()  // table: empty
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (2, nlat): hi + lo colatitudes
                                   .Ret<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
                                   .Ret<xla::ffi::AnyBuffer>()  // scratch
                                   .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins

@@ -12,6 +12,16 @@ Targets ``sphcnn_analysis`` and ``sphcnn_synthesis``:
   attributes spins (int64[S]), sign (int32 enum, -1 or +1), degree_major (bool),
              lambda_source (int32 enum: 0 table, 1 on the fly).
 
+Targets ``sphcnn_grid_analysis`` and ``sphcnn_grid_synthesis`` (CPU) take the
+same operands, results and attributes on the nlat x nlon rings of a quadrature
+grid (``grids.equiangular``, ``gauss_legendre``, ``driscoll_healy``): maps
+(B..., nlat, nlon, S, C), batch-major coefficients, ring_scale (nlat,), always
+the empty table (lambda_source 1: on the fly), a scratch of 0 bytes, and one
+more operand after the table, ring_theta ((2, nlat) in the real dtype: each
+ring's colatitude in radians as the sum of the two entries of its column,
+:func:`ring_theta`); they require nlon >= 2 ell_max + 1 (:func:`grid_analysis`,
+:func:`grid_synthesis`).
+
 The fused targets (activated analysis and its gradient, affine synthesis and
 its gradient, mixing analysis and its gradient) take the same trailing
 operands and attributes; each is described, and called, in its op
@@ -25,6 +35,7 @@ machine that does not lower for CUDA.
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 import jax
@@ -32,6 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from sphcnn_kernels.backends import cuda_runtime
+from sphcnn_kernels.grid_transforms import ring_scale
+from sphcnn_kernels.grids import Grid
 from sphcnn_kernels.ops.device_varying import varying_axes
 from sphcnn_kernels.plan import Plan
 
@@ -90,18 +103,44 @@ def _varying_alike(operands: tuple) -> tuple:
                  for o, have in zip(operands, axes))
 
 
-def contract_call(target: str, operands: tuple, results: tuple, scratch: int, *, plan: Plan, sign: int,
-                   weighted: bool, layout: str, source: str, **attributes) -> list[jax.Array]:
-    """One call of a target of the contract: operands, then ring_scale and the
-    table; results (ShapeDtypeStructs), then the scratch; the transform
-    attributes and `attributes`. Returns the results without the scratch."""
-    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
+def ring_call(target: str, operands: tuple, results: tuple, scratch: int, *, ring_scale: np.ndarray,
+              table: np.ndarray, spins: tuple[int, ...], sign: int, layout: str, source: str, trailing: tuple = (),
+              **attributes) -> list[jax.Array]:
+    """One call of a target of the contract with its trailing operands given.
+
+    Args:
+        target: the FFI target's name.
+        operands: the leading operands (arrays).
+        results: the results before the scratch (ShapeDtypeStructs).
+        scratch: bytes of the scratch result.
+        ring_scale: the ring_scale operand (n_rings,), the data's real dtype.
+        table: the packed lambda table, or an empty array of the real dtype.
+        spins: the spins attribute.
+        sign: the sign attribute, -1 or +1.
+        layout: 'batch_major' or 'degree_major' (the degree_major attribute).
+        source: 'table' or 'onthefly' (the lambda_source attribute).
+        trailing: operands after the table (the grid targets' ring_theta).
+        attributes: the target's further attributes.
+
+    Returns:
+        The results without the scratch.
+    """
     call = jax.ffi.ffi_call(target, (*results, jax.ShapeDtypeStruct((scratch,), np.uint8)))
-    *outs, _ = call(*_varying_alike((*operands, plan.ring_scale(weighted), table)),
-                    spins=np.asarray(plan.spins, np.int64),
+    *outs, _ = call(*_varying_alike((*operands, ring_scale, table, *trailing)), spins=np.asarray(spins, np.int64),
                     sign=np.int32(sign), degree_major=layout == "degree_major",
                     lambda_source=np.int32(LAMBDA_SOURCES[source]), **attributes)
     return outs
+
+
+def contract_call(target: str, operands: tuple, results: tuple, scratch: int, *, plan: Plan, sign: int,
+                   weighted: bool, layout: str, source: str, **attributes) -> list[jax.Array]:
+    """One call of a target of the contract on the plan's grid: operands, then
+    the plan's ring_scale and table; results (ShapeDtypeStructs), then the
+    scratch; the transform attributes and `attributes`. Returns the results
+    without the scratch."""
+    table = plan.packed_table if source == "table" else np.zeros((0,), plan.real_dtype)
+    return ring_call(target, operands, results, scratch, ring_scale=plan.ring_scale(weighted), table=table,
+                     spins=plan.spins, sign=sign, layout=layout, source=source, **attributes)
 
 
 def activation_attributes(plan: Plan, bias: jax.Array, taps: np.ndarray, leaky_spin: int, pool: bool,
@@ -135,3 +174,82 @@ def synthesis(a: jax.Array, *, plan: Plan, sign: int, weighted: bool, layout: st
     out_shape = leading + plan.spatial_core_shape + a.shape[-2:]
     return _call("synthesis", a, out_shape, int(np.prod(leading)), a.shape[-1], plan=plan, sign=sign,
                  weighted=weighted, layout=layout, mode=mode, platform=platform)
+
+
+@functools.lru_cache(maxsize=None)
+def ring_theta(grid: Grid, dtype: str) -> np.ndarray:
+    """The ring_theta operand of the grid targets: the float64 colatitudes as the
+    sum of two values of the data's precision, so that complex64 data needs no
+    float64 operand (which JAX narrows to float32 when jax_enable_x64 is off).
+
+    Args:
+        grid: the grid.
+        dtype: 'complex64' or 'complex128'.
+
+    Returns:
+        Read-only (2, nlat) of the real dtype: row 0 the colatitudes rounded to
+        it, row 1 what that rounding dropped (zeros for float64); radians.
+    """
+    real = np.finfo(dtype).dtype
+    high = grid.theta.astype(real)
+    out = np.stack([high, (grid.theta - high.astype(np.float64)).astype(real)])
+    out.setflags(write=False)
+    return out
+
+
+def _grid_call(direction: str, operand: jax.Array, out_shape: tuple[int, ...], *, grid: Grid,
+               spins: tuple[int, ...], dtype: str, sign: int, weighted: bool, platform: str) -> jax.Array:
+    extension(platform)
+    (out,) = ring_call(f"sphcnn_grid_{direction}", (operand,), (jax.ShapeDtypeStruct(out_shape, dtype),), 0,
+                       ring_scale=ring_scale(grid, weighted, dtype), table=np.zeros((0,), np.finfo(dtype).dtype),
+                       spins=spins, sign=sign, layout="batch_major", source="onthefly",
+                       trailing=(ring_theta(grid, dtype),))
+    return out
+
+
+def grid_analysis(x: jax.Array, *, grid: Grid, ell_max: int, spins: tuple[int, ...], dtype: str, sign: int,
+                  weighted: bool, platform: str, **_) -> jax.Array:
+    """sphcnn_grid_analysis: :func:`sphcnn_kernels.grid_transforms.ring_analysis`
+    in one call (CPU; requires nlon >= 2 ell_max + 1).
+
+    Args:
+        x: maps (..., nlat, nlon, S, C), complex, or real when every spin is 0.
+        grid: their equiangular, gauss_legendre or driscoll_healy grid.
+        ell_max: band limit of the result.
+        spins: the spin of each entry of the spin axis.
+        dtype: 'complex64' or 'complex128'.
+        sign: -1 or +1.
+        weighted: ring scale grid.weights / nlon if True, else 1.
+        platform: the platform lowered for.
+
+    Returns:
+        Batch-major coefficients (..., ell_max + 1, 2 ell_max + 1, S, C) of dtype.
+    """
+    real = not jnp.iscomplexobj(x) and not any(spins)
+    x = x.astype(np.finfo(dtype).dtype if real else dtype)
+    out_shape = x.shape[:-4] + (ell_max + 1, 2 * ell_max + 1) + x.shape[-2:]
+    return _grid_call("analysis", x, out_shape, grid=grid, spins=spins, dtype=dtype, sign=sign, weighted=weighted,
+                      platform=platform)
+
+
+def grid_synthesis(a: jax.Array, *, grid: Grid, ell_max: int, spins: tuple[int, ...], dtype: str, sign: int,
+                   weighted: bool, platform: str, **_) -> jax.Array:
+    """sphcnn_grid_synthesis: :func:`sphcnn_kernels.grid_transforms.ring_synthesis`
+    in one call (CPU; requires nlon >= 2 ell_max + 1).
+
+    Args:
+        a: batch-major coefficients (..., ell_max + 1, 2 ell_max + 1, S, C).
+        grid: the equiangular, gauss_legendre or driscoll_healy grid of the result.
+        ell_max: band limit of a.
+        spins: the spin of each entry of the spin axis.
+        dtype: 'complex64' or 'complex128'.
+        sign: -1 or +1.
+        weighted: ring scale grid.weights / nlon if True, else 1.
+        platform: the platform lowered for.
+
+    Returns:
+        Maps (..., nlat, nlon, S, C) of dtype.
+    """
+    out_shape = a.shape[:-4] + grid.shape + a.shape[-2:]
+    return _grid_call("synthesis", a.astype(dtype), out_shape, grid=grid, spins=spins, dtype=dtype, sign=sign,
+                      weighted=weighted, platform=platform)

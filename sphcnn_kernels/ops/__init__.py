@@ -14,25 +14,31 @@ op (file)                             CPU target                              CU
 ====================================  ======================================  ======================================
 analysis (analysis.py)                sphcnn_analysis                         sphcnn_analysis
 synthesis (synthesis.py)              sphcnn_synthesis                        sphcnn_synthesis
+grid analysis (grid_analysis.py)      sphcnn_grid_analysis                    -
+grid synthesis (grid_synthesis.py)    sphcnn_grid_synthesis                   -
 activated analysis                    sphcnn_activated_analysis               sphcnn_activated_analysis
   its VJP (activated_analysis.py)     sphcnn_activated_gradient               sphcnn_activated_gradient
 affine synthesis                      sphcnn_affine_synthesis                 sphcnn_affine_synthesis
   its VJP (affine_synthesis.py)       -                                       sphcnn_affine_gradient
-mixing                                sphcnn_mixing                    -
-  its weight gradient (mixing.py)     sphcnn_mixing_weight_gradient    -
+mixing                                sphcnn_mixing                           -
+  its weight gradient (mixing.py)     sphcnn_mixing_weight_gradient           -
 mixing analysis                       -                                       sphcnn_mixing_analysis
   its VJP (mixing_analysis.py)        -                                       sphcnn_mixing_gradient
 spatial pool / unpool (pooling.py)    -                                       -
 ====================================  ======================================  ======================================
 
-The transforms also run on the xla backend (their reference) and, on CUDA, the
-triton backend; with several devices a batch sharded over them stays sharded
-through both (:mod:`sphcnn_kernels.ops.sharding`). Public functions: :func:`activated_analysis`,
-:func:`activated_gradient`, :func:`affine_synthesis`, :func:`mixing`,
-:func:`mixing_analysis`, :func:`spatial_pool`, :func:`spatial_unpool`,
-:func:`ring_taps`, :func:`scale_and_shift`, :func:`activation`,
-:func:`activation_cotangents` and :class:`Activation` (the magnitude
-nonlinearity), the transform primitives ``analysis_p`` and ``synthesis_p``,
+The grid ops are the transforms on the other quadrature latitude-longitude
+grids (equiangular nlat x nlon, Gauss-Legendre, Driscoll-Healy), their kernels
+where every order has a longitude bin of its own (nlon >= 2 ell_max + 1). The
+transforms also run on the xla backend (their reference) and, on CUDA, the
+square grid's on the triton backend; with several devices a batch sharded over
+them stays sharded through both (:mod:`sphcnn_kernels.ops.sharding`). Public
+functions: :func:`activated_analysis`, :func:`activated_gradient`,
+:func:`affine_synthesis`, :func:`mixing`, :func:`mixing_analysis`,
+:func:`spatial_pool`, :func:`spatial_unpool`, :func:`ring_taps`,
+:func:`scale_and_shift`, :func:`activation`, :func:`activation_cotangents` and
+:class:`Activation` (the magnitude nonlinearity), the transform primitives
+``analysis_p``, ``synthesis_p``, ``grid_analysis_p`` and ``grid_synthesis_p``,
 and the helpers :func:`constant_coefficient`, :func:`spin_rows`,
 :func:`spin_mask` (static placement), :func:`sum_like` and
 :func:`varying_axes` (device-varying values under shard_map).
@@ -42,6 +48,8 @@ from sphcnn_kernels.ops.activated_analysis import activated_analysis, activated_
 from sphcnn_kernels.ops.affine_synthesis import affine_synthesis, scale_and_shift
 from sphcnn_kernels.ops.analysis import analysis_p
 from sphcnn_kernels.ops.device_varying import sum_like, varying_axes
+from sphcnn_kernels.ops.grid_analysis import grid_analysis_p
+from sphcnn_kernels.ops.grid_synthesis import grid_synthesis_p
 from sphcnn_kernels.ops.magnitude import EPSILON, LEAKY_SLOPE, Activation, activation, activation_cotangents
 from sphcnn_kernels.ops.mixing import mixing
 from sphcnn_kernels.ops.mixing_analysis import mixing_analysis
@@ -63,6 +71,8 @@ __all__ = [
     "affine_synthesis",
     "analysis_p",
     "constant_coefficient",
+    "grid_analysis_p",
+    "grid_synthesis_p",
     "mixing",
     "mixing_analysis",
     "register",

@@ -23,9 +23,13 @@
 // the same operands, results and attributes on any grid of nlat rings of nlon
 // points, maps (B..., nlat, nlon, S, C) with phi_k = 2 pi k / nlon, ring_scale
 // (nlat,), no table (lambda_source = on the fly), nlon >= 2L - 1, and one more
-// operand after the table, ring_theta (nlat,) float64: the colatitude theta_j of
-// every ring, in [0, pi] (check_ring_theta). Rings j and nlat - 1 - j with theta
-// summing to pi share one lambda column (the north/south pairing of the n x n grid).
+// operand after the table, ring_theta (2, nlat) in the real dtype of the data:
+// the colatitude of ring j, in [0, pi], is theta_j = ring_theta[0, j] +
+// ring_theta[1, j] summed in double precision (a float64 value split into two
+// of the data's precision: float32 data carries its rings' colatitudes to
+// ~4e-15 without a float64 operand, which JAX narrows when 64-bit types are
+// off; check_ring_theta). Rings j and nlat - 1 - j with theta summing to pi
+// share one lambda column (the north/south pairing of the n x n grid).
 #pragma once
 
 #include <algorithm>
@@ -34,6 +38,7 @@
 #include <string>
 
 #include "sphcnn/packed_table.h"
+#include "sphcnn/recurrences.h"
 #include "sphcnn/shape_string.h"
 #include "xla/ffi/api/ffi.h"
 
@@ -231,17 +236,24 @@ xla::ffi::ErrorOr<Geometry> contract_geometry(const char* target, bool analysis,
   return g;
 }
 
-// The ring colatitudes of a grid target: float64, one per ring, each in [0, pi]
-// (`values`: the host copy of the operand, where the platform has one; null:
-// only its type and size are checked).
+// The ring colatitudes of a grid target: (2, nlat) in the real dtype of the
+// data, each theta_j in [0, pi]. `values`: the operand in host memory, where
+// the platform has it (the CPU), else null: only its type and size are checked.
 inline xla::ffi::Error check_ring_theta(const char* target, const Geometry& g, const xla::ffi::AnyBuffer& theta,
-                                        const double* values) {
+                                        const void* values) {
   const double pi = 3.14159265358979323846;
-  bool ok = theta.element_type() == xla::ffi::F64 && theta.element_count() == static_cast<size_t>(g.nlat);
-  for (int j = 0; ok && values != nullptr && j < g.nlat; ++j) ok = values[j] >= 0.0 && values[j] <= pi;
+  const xla::ffi::DataType real = g.is_double ? xla::ffi::F64 : xla::ffi::F32;
+  bool ok = theta.element_type() == real && theta.element_count() == 2 * static_cast<size_t>(g.nlat);
+  const double slack = 1e-12;  // the two parts of a pole's colatitude may sum to an ulp past it
+  for (int j = 0; ok && values != nullptr && j < g.nlat; ++j) {
+    const double t = g.is_double ? ring_colatitude_sum(static_cast<const double*>(values), g.nlat, j)
+                                 : ring_colatitude_sum(static_cast<const float*>(values), g.nlat, j);
+    ok = t >= -slack && t <= pi + slack;
+  }
   if (!ok) {
-    return contract_detail::invalid(target, "ring_theta must hold the colatitude in [0, pi] of each of the " +
-                                                std::to_string(g.nlat) + " rings as float64, got " +
+    return contract_detail::invalid(target, "ring_theta must be (2, nlat) = (2, " + std::to_string(g.nlat) +
+                                                ") in the data's real precision, the colatitude in [0, pi] of ring "
+                                                "j being the sum of column j; got " +
                                                 std::to_string(theta.element_count()) + " values");
   }
   return xla::ffi::Error::Success();

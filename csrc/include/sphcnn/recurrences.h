@@ -201,6 +201,22 @@ SPHCNN_HD double ring_theta(int j, int n) {
   return pi * static_cast<double>(j) / static_cast<double>(n - 1);
 }
 
+// Colatitude of ring j of a grid target from its ring_theta operand (2, nlat)
+// of the data's real type T (sphcnn/contract.h): the sum of column j in double,
+// kept in [0, pi] (the sum for a pole may land an ulp outside).
+template <typename T>
+SPHCNN_HD double ring_colatitude(const T* ring_theta, int nlat, int j) {
+  const double pi = 3.14159265358979323846;
+  const double theta = static_cast<double>(ring_theta[j]) + static_cast<double>(ring_theta[nlat + j]);
+  return theta < 0.0 ? 0.0 : (theta > pi ? pi : theta);
+}
+
+// The raw sum, for the contract's check of the operand.
+template <typename T>
+SPHCNN_HD double ring_colatitude_sum(const T* ring_theta, int nlat, int j) {
+  return static_cast<double>(ring_theta[j]) + static_cast<double>(ring_theta[nlat + j]);
+}
+
 #if !defined(__CUDA_ARCH__)
 // Risbo's recurrence for d^l_{m,m'}(beta), all l in [ell_min, ell_max].
 //
