@@ -65,7 +65,7 @@ from sphcnn_kernels.backends.fourier import longitude_dft, orders_to_bins
 from sphcnn_kernels.grids import Grid, sampling_theorem_resampling
 
 __all__ = ["analysis_table", "chirp_constants", "forward", "inverse", "ring_analysis", "ring_scale", "ring_synthesis",
-           "shape_help", "synthesis_table"]
+           "shape_help", "synthesis_table", "transform_forward", "transform_inverse"]
 
 _COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): np.dtype(np.complex128),
             np.dtype(np.complex64): np.dtype(np.complex64), np.dtype(np.complex128): np.dtype(np.complex128)}
@@ -450,6 +450,43 @@ def ring_synthesis(a: jax.Array, *, grid: Grid, ell_max: int, spins: tuple[int, 
     return maps
 
 
+# --- the transforms of checked arguments -----------------------------------------------------------
+
+
+def transform_forward(x: jax.Array, *, grid: Grid, spins: tuple[int, ...], ell_max: int, real: bool,
+                      iterations: int) -> jax.Array:
+    """:func:`forward` of arguments already checked (the reference of
+    :mod:`sphcnn_kernels.ops.grid_forward`).
+
+    Args:
+        x: maps (..., *grid.shape, S, C): complex64/complex128, float32/float64
+            when every spin is 0 or real.
+        grid, spins, ell_max, real, iterations: as :func:`forward`'s, checked.
+
+    Returns:
+        The coefficients of :func:`forward`, of x's complex precision.
+    """
+    key = (grid, ell_max, spins, _COMPLEX[np.dtype(x.dtype)].name, real)
+    synthesis = _device_constants(*key, "synthesis") if iterations else None
+    return _forward(x, _device_constants(*key, "analysis"), synthesis, grid, ell_max, real, iterations)
+
+
+def transform_inverse(a: jax.Array, *, grid: Grid, spins: tuple[int, ...], real: bool) -> jax.Array:
+    """:func:`inverse` of arguments already checked (the reference of
+    :mod:`sphcnn_kernels.ops.grid_inverse`).
+
+    Args:
+        a: coefficients (..., ell_max + 1, 2 ell_max + 1, S, C) (real: (...,
+            ell_max + 1, ell_max + 1, 1, C)), complex64/complex128.
+        grid, spins, real: as :func:`inverse`'s, checked.
+
+    Returns:
+        The maps of :func:`inverse`.
+    """
+    constants = _device_constants(grid, a.shape[-4] - 1, spins, np.dtype(a.dtype).name, real, "synthesis")
+    return _inverse(a, constants, grid, real)
+
+
 # --- validation and the public functions ----------------------------------------------------------
 
 
@@ -566,9 +603,7 @@ def forward(x, grid: Grid, spins=(0,), ell_max: int | None = None, *, real: bool
     if iterations and grid.kind != "healpix":
         raise ValueError(f"{func}: iterations = {iterations} refine the approximate HEALPix analysis only; "
                          f"the analysis on {grid!r} is exact: pass iterations=0")
-    key = (grid, ell_max, spins, _COMPLEX[dtype].name, real)
-    synthesis = _device_constants(*key, "synthesis") if iterations else None
-    return _forward(x, _device_constants(*key, "analysis"), synthesis, grid, ell_max, real, int(iterations))
+    return transform_forward(x, grid=grid, spins=spins, ell_max=ell_max, real=real, iterations=int(iterations))
 
 
 def inverse(coeffs, grid: Grid, spins=(0,), *, real: bool = False) -> jax.Array:
@@ -613,4 +648,4 @@ def inverse(coeffs, grid: Grid, spins=(0,), *, real: bool = False) -> jax.Array:
     if degrees - 1 < smallest:
         raise ValueError(f"{func}: argument 'coeffs' has ell_max = {degrees - 1} < max|s| = {smallest}; "
                          f"a spin-{smallest} field needs ell_max >= {smallest}")
-    return _inverse(coeffs, _device_constants(grid, degrees - 1, spins, dtype.name, real, "synthesis"), grid, real)
+    return transform_inverse(coeffs, grid=grid, spins=spins, real=real)

@@ -42,7 +42,7 @@ import numpy as np
 
 from sphcnn_kernels import grid_transforms, grids
 from sphcnn_kernels import validation as checks
-from sphcnn_kernels.ops import analysis_p, grid_analysis_p, grid_synthesis_p, synthesis_p
+from sphcnn_kernels.ops import analysis_p, grid_analysis_p, grid_forward, grid_inverse, grid_synthesis_p, synthesis_p
 from sphcnn_kernels.plan import Plan, get_plan
 
 
@@ -287,8 +287,8 @@ class SphericalTransform:
             raise ValueError(f"SphericalTransform.forward: argument 'x' has dtype {x.dtype}; expected "
                              f"{' or '.join(d.name for d in allowed)} (the transform's dtype)")
         if not self._rings:
-            a = grid_transforms.forward(x, self.grid, self.spins, self.ell_max, real=self.real,
-                                        iterations=self.iterations)
+            a = grid_forward(x, grid=self.grid, spins=self.spins, ell_max=self.ell_max, real=self.real,
+                             iterations=self.iterations)
         elif self.real:
             a = _paired_analysis(x, functools.partial(grid_analysis_p.bind, **self._ring_parameters(-1, True)))
         else:
@@ -316,7 +316,7 @@ class SphericalTransform:
         if self.layout == "degree_major":
             a = jnp.moveaxis(a, 0, -4)
         if not self._rings:
-            return grid_transforms.inverse(a, self.grid, self.spins, real=self.real)
+            return grid_inverse(a, grid=self.grid, ell_max=self.ell_max, spins=self.spins, real=self.real)
         if self.real:
             return _paired_synthesis(a, functools.partial(grid_synthesis_p.bind, **self._ring_parameters(1, False)))
         return grid_synthesis_p.bind(a, **self._ring_parameters(1, False))

@@ -2,7 +2,9 @@
 (XLA_FLAGS=--xla_force_host_platform_device_count=4 must be set before JAX
 starts): prints one JSON line per case with what the test asserts, the n x n
 grid's cases (kind "square") for each backend and layout, then the grid ops'
-(kind "grid", equiangular(9, 20)) for each backend."""
+(kind "grid", equiangular(9, 20)) for each backend, then (kind "grid", backend
+"xla") the grids without kernels: healpix(4) with one Jacobi iteration, mw(6)
+and mwss(6)."""
 
 import json
 import os
@@ -48,29 +50,37 @@ def case(backend: str, layout: str) -> dict:
     )
 
 
-def grid_case(backend: str) -> dict:
-    """forward, inverse and the gradient of forward on equiangular(9, 20) (the grid ops)."""
-    t = sk.SphericalTransform(grids.equiangular(9, 20), (0, 1), dtype="complex128", backend=backend)
+def grid_case(backend: str, grid: grids.Grid, iterations: int = 0) -> dict:
+    """forward, inverse and the gradients of both on `grid`."""
+    t = sk.SphericalTransform(grid, (0, 1), dtype="complex128", backend=backend, iterations=iterations,
+                              ell_max=5 if grid.kind == "healpix" else None)
     rng = np.random.default_rng(1)
-    x = jnp.asarray(rng.normal(size=(8, 9, 20, 2, 3)) + 1j * rng.normal(size=(8, 9, 20, 2, 3)))
+    shape = (8, *grid.shape, 2, 3)
+    x = jnp.asarray(rng.normal(size=shape) + 1j * rng.normal(size=shape))
     forward, inverse = jax.jit(t.forward), jax.jit(t.inverse)
     grad = jax.jit(jax.grad(lambda v: jnp.sum(jnp.abs(t.forward(v)) ** 2)))
+    inverse_grad = jax.jit(jax.grad(lambda c: jnp.sum(jnp.abs(t.inverse(c)) ** 2)))
     a = forward(np.asarray(x))
     maps, coefficients = (jax.device_put(v, NamedSharding(mesh, P("b"))) for v in (x, a))
-    texts = [f.lower(v).compile().as_text() for f, v in ((forward, maps), (inverse, coefficients), (grad, maps))]
+    texts = [f.lower(v).compile().as_text() for f, v in ((forward, maps), (inverse, coefficients), (grad, maps),
+                                                          (inverse_grad, coefficients))]
     return dict(
-        kind="grid", backend=backend,
-        gathers=sum(text.count("all-gather") for text in texts),
+        kind="grid", backend=backend, grid=repr(grid),
+        gathers=[text.count("all-gather") for text in texts],  # forward, inverse, their gradients
         custom_calls=sum(text.count("sphcnn_grid_") for text in texts),
         forward_spec=str(forward(maps).sharding.spec), inverse_spec=str(inverse(coefficients).sharding.spec),
-        grad_spec=str(grad(maps).sharding.spec),
+        grad_spec=str(grad(maps).sharding.spec), inverse_grad_spec=str(inverse_grad(coefficients).sharding.spec),
         forward_error=float(np.max(np.abs(np.asarray(forward(maps)) - np.asarray(a)))),
         inverse_error=float(np.max(np.abs(np.asarray(inverse(coefficients)) - np.asarray(inverse(np.asarray(a)))))),
         grad_error=float(np.max(np.abs(np.asarray(grad(maps)) - np.asarray(grad(np.asarray(x)))))),
+        inverse_grad_error=float(np.max(np.abs(np.asarray(inverse_grad(coefficients))
+                                               - np.asarray(inverse_grad(np.asarray(a)))))),
     )
 
 
 for backend, layout in [(b, l) for b in sys.argv[1:] for l in ("batch_major", "degree_major")]:
     print(json.dumps(case(backend, layout)), flush=True)
 for backend in sys.argv[1:]:
-    print(json.dumps(grid_case(backend)), flush=True)
+    print(json.dumps(grid_case(backend, grids.equiangular(9, 20))), flush=True)
+for grid, iterations in ((grids.healpix(4), 1), (grids.mw(6), 0), (grids.mwss(6), 0)):
+    print(json.dumps(grid_case("xla", grid, iterations)), flush=True)

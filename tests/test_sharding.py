@@ -1,9 +1,10 @@
 """A batch of maps sharded over 4 CPU devices stays sharded through forward
 and inverse (no all-gather in the compiled program, outputs sharded like the
 input), under jit with sharded arguments, with in_shardings and inside
-shard_map, with results equal to one device's (float64), on the n x n grid
-and through the grid ops (equiangular(9, 20)); the cases run in a process of
-their own (tests/sharded_transforms.py), which has 4 devices."""
+shard_map, with results equal to one device's (float64), on the n x n grid,
+through the grid ops (equiangular(9, 20)) and on the grids without kernels
+(healpix, mw, mwss); the cases run in a process of their own
+(tests/sharded_transforms.py), which has 4 devices."""
 
 import json
 import os
@@ -29,7 +30,9 @@ def cases() -> list[dict]:
 def test_every_backend_and_layout_ran(cases):
     assert {(c["backend"], c["layout"]) for c in cases if c["kind"] == "square"} == {
         (b, l) for b in ("ffi", "xla") for l in ("batch_major", "degree_major")}
-    assert {c["backend"] for c in cases if c["kind"] == "grid"} == {"ffi", "xla"}
+    assert {(c["backend"], c["grid"]) for c in cases if c["kind"] == "grid"} == {
+        ("ffi", "equiangular(nlat=9, nlon=20)"), ("xla", "equiangular(nlat=9, nlon=20)"), ("xla", "healpix(nside=4)"),
+        ("xla", "mw(L=6)"), ("xla", "mwss(L=6)")}
 
 
 @pytest.mark.parametrize("index", range(4))
@@ -43,11 +46,13 @@ def test_batch_stays_sharded_and_results_equal_one_device(cases, index):
         assert c[key] < 1e-12, (key, c)
 
 
-@pytest.mark.parametrize("backend", ["ffi", "xla"])
-def test_grid_ops_keep_the_batch_sharded(cases, backend):
-    (c,) = [c for c in cases if c["kind"] == "grid" and c["backend"] == backend]
-    assert c["gathers"] == 0, c
-    assert c["forward_spec"] == c["inverse_spec"] == c["grad_spec"] == str(P("b")), c
+@pytest.mark.parametrize("backend,grid", [("ffi", "equiangular(nlat=9, nlon=20)"),
+                                          ("xla", "equiangular(nlat=9, nlon=20)"), ("xla", "healpix(nside=4)"),
+                                          ("xla", "mw(L=6)"), ("xla", "mwss(L=6)")])
+def test_grid_ops_keep_the_batch_sharded(cases, backend, grid):
+    (c,) = [c for c in cases if c["kind"] == "grid" and c["backend"] == backend and c["grid"] == grid]
+    assert c["gathers"] == [0, 0, 0, 0], c  # forward, inverse, their gradients
+    assert c["forward_spec"] == c["inverse_spec"] == c["grad_spec"] == c["inverse_grad_spec"] == str(P("b")), c
     assert (c["custom_calls"] > 0) == (backend == "ffi"), c
-    for key in ("forward_error", "inverse_error", "grad_error"):
+    for key in ("forward_error", "inverse_error", "grad_error", "inverse_grad_error"):
         assert c[key] < 1e-12, (key, c)

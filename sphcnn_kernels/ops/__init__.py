@@ -16,6 +16,8 @@ analysis (analysis.py)                sphcnn_analysis                         sp
 synthesis (synthesis.py)              sphcnn_synthesis                        sphcnn_synthesis
 grid analysis (grid_analysis.py)      sphcnn_grid_analysis                    -
 grid synthesis (grid_synthesis.py)    sphcnn_grid_synthesis                   -
+grid forward (grid_forward.py)        -                                       -
+grid inverse (grid_inverse.py)        -                                       -
 activated analysis                    sphcnn_activated_analysis               sphcnn_activated_analysis
   its VJP (activated_analysis.py)     sphcnn_activated_gradient               sphcnn_activated_gradient
 affine synthesis                      sphcnn_affine_synthesis                 sphcnn_affine_synthesis
@@ -29,13 +31,15 @@ spatial pool / unpool (pooling.py)    -                                       -
 
 The grid ops are the transforms on the other quadrature latitude-longitude
 grids (equiangular nlat x nlon, Gauss-Legendre, Driscoll-Healy), their kernels
-where every order has a longitude bin of its own (nlon >= 2 ell_max + 1). The
+where every order has a longitude bin of its own (nlon >= 2 ell_max + 1); grid
+forward and grid inverse are the whole transforms on MW, MWSS and HEALPix. The
 transforms also run on the xla backend (their reference) and, on CUDA, the
 square grid's on the triton backend; with several devices a batch sharded over
 them stays sharded through both (:mod:`sphcnn_kernels.ops.sharding`). Public
 functions: :func:`activated_analysis`, :func:`activated_gradient`,
 :func:`affine_synthesis`, :func:`mixing`, :func:`mixing_analysis`,
 :func:`spatial_pool`, :func:`spatial_unpool`, :func:`ring_taps`,
+:func:`grid_forward`, :func:`grid_inverse`,
 :func:`scale_and_shift`, :func:`activation`, :func:`activation_cotangents` and
 :class:`Activation` (the magnitude nonlinearity), the transform primitives
 ``analysis_p``, ``synthesis_p``, ``grid_analysis_p`` and ``grid_synthesis_p``,
@@ -49,6 +53,8 @@ from sphcnn_kernels.ops.affine_synthesis import affine_synthesis, scale_and_shif
 from sphcnn_kernels.ops.analysis import analysis_p
 from sphcnn_kernels.ops.device_varying import sum_like, varying_axes
 from sphcnn_kernels.ops.grid_analysis import grid_analysis_p
+from sphcnn_kernels.ops.grid_forward import grid_forward
+from sphcnn_kernels.ops.grid_inverse import grid_inverse
 from sphcnn_kernels.ops.grid_synthesis import grid_synthesis_p
 from sphcnn_kernels.ops.magnitude import EPSILON, LEAKY_SLOPE, Activation, activation, activation_cotangents
 from sphcnn_kernels.ops.mixing import mixing
@@ -72,6 +78,8 @@ __all__ = [
     "analysis_p",
     "constant_coefficient",
     "grid_analysis_p",
+    "grid_forward",
+    "grid_inverse",
     "grid_synthesis_p",
     "mixing",
     "mixing_analysis",

@@ -23,12 +23,41 @@ from jax.experimental.custom_partitioning import custom_partitioning
 from jax.extend.core import Primitive
 from jax.sharding import NamedSharding, PartitionSpec
 
+from sphcnn_kernels.ops.device_varying import varying_axes
+
 
 def needs_devices(primitive: Primitive) -> None:
     """Lets the lowering of `primitive` see the computation's devices, which a
     partitioned lowering needs (JAX passes them only to the primitives it lists
     in dispatch.prim_requires_devices_during_lowering)."""
     dispatch.prim_requires_devices_during_lowering.add(primitive)
+
+
+def partitioned(operand) -> bool:
+    """Whether a computation on `operand` is wrapped by :func:`batch_partitioned`:
+    where several devices may hold its batch, but not inside shard_map (an
+    operand varying over manual axes is a shard already)."""
+    return jax.device_count() > 1 and not varying_axes(operand)
+
+
+def over_batch(run: Callable, operand: jax.Array, operand_axes: tuple[int, ...],
+               result_axes: tuple[int, ...]) -> jax.Array:
+    """run(operand), partitioned over the batch axes where :func:`partitioned` says
+    so (for a function traced outside an op's lowering, e.g. a VJP's backward).
+
+    Args:
+        run: fn(operand) -> result, mapping its batch axes independently.
+        operand: the operand.
+        operand_axes: the operand's batch axes.
+        result_axes: the result's batch axes, as many, in the same order.
+
+    Returns:
+        run's result.
+    """
+    if not partitioned(operand):
+        return run(operand)
+    aval = jax.ShapeDtypeStruct(operand.shape, operand.dtype)
+    return batch_partitioned(run, aval, operand_axes, result_axes)(operand)
 
 
 def _spec(rank: int, batch_axes: tuple[int, ...], batch_specs: tuple) -> PartitionSpec:

@@ -26,8 +26,7 @@ from jax.interpreters import ad, batching, mlir
 
 from sphcnn_kernels.auto import choose_backend
 from sphcnn_kernels.backends import available_backends
-from sphcnn_kernels.ops.device_varying import varying_axes
-from sphcnn_kernels.ops.sharding import batch_partitioned, needs_devices
+from sphcnn_kernels.ops.sharding import batch_partitioned, needs_devices, partitioned
 
 # Platforms that may have a target; every other platform runs the reference.
 PLATFORMS = ("cpu", "cuda")
@@ -210,9 +209,7 @@ def register(op: Op) -> Callable:
     for platform in PLATFORMS + (None,):
         def lower(*operands, _platform=platform, **params):
             run = functools.partial(implementation(op, _platform, operands, params), **params)
-            # partitioned where several devices may hold the batch, but not inside
-            # shard_map (the operand varies over manual axes: it is a shard already)
-            if op.batch_axes is not None and jax.device_count() > 1 and not varying_axes(operands[0]):
+            if op.batch_axes is not None and partitioned(operands[0]):
                 rank = len(op.abstract_eval(*(o.aval for o in operands), **params).shape)
                 run = batch_partitioned(run, operands[0].aval, *op.batch_axes(params, operands[0].ndim, rank))
             return run(*operands)
