@@ -17,7 +17,8 @@ def test_cpu_extension_registers_its_targets():
 
     assert set(_cpu.registrations()) == {"sphcnn_analysis", "sphcnn_synthesis", "sphcnn_activated_analysis",
                                          "sphcnn_activated_gradient", "sphcnn_affine_synthesis", "sphcnn_mixing",
-                                         "sphcnn_mixing_weight_gradient"}
+                                         "sphcnn_mixing_weight_gradient", "sphcnn_grid_analysis",
+                                         "sphcnn_grid_synthesis"}
     assert "ffi" in sk.available_backends("cpu")
 
 

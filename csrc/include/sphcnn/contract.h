@@ -19,13 +19,15 @@
 //              exactly 0 for l < max(|m|, |s|);
 //   synthesis: x_jk = w_j sum_m e^{sigma i m phi_k} sum_{l >= max(|m|,|s|)} lambda_{l,m,s}(theta_j) a_lm.
 //
-// The grid targets sphcnn_grid_analysis and sphcnn_grid_synthesis (CPU) take
+// The grid targets sphcnn_grid_analysis and sphcnn_grid_synthesis (CPU, CUDA) take
 // the same operands, results and attributes on any grid of nlat rings of nlon
 // points, maps (B..., nlat, nlon, S, C) with phi_k = 2 pi k / nlon, ring_scale
 // (nlat,), no table (lambda_source = on the fly), nlon >= 2L - 1, and one more
 // operand after the table, ring_theta (nlat,) float64: the colatitude theta_j of
-// every ring, in [0, pi] (check_ring_theta). Rings j and nlat - 1 - j with theta
-// summing to pi share one lambda column (the north/south pairing of the n x n grid).
+// every ring, in [0, pi] (check_ring_theta). On the CPU, rings j and nlat - 1 - j
+// with theta summing to pi share one lambda column (the north/south pairing of
+// the n x n grid); the CUDA kernels, which cannot read ring_theta on the host,
+// take every ring alone (cuda/legendre_gemm.h).
 #pragma once
 
 #include <algorithm>
@@ -75,6 +77,14 @@ inline Geometry geometry_of(int n, int ell_max, int spins, int64_t batch, int64_
   g.spins = spins;
   g.channels = channels;
   g.is_double = is_double;
+  return g;
+}
+
+// The same for a grid target's nlat x nlon grid (for the modules' grid_scratch_bytes).
+inline Geometry grid_geometry_of(int nlat, int nlon, int ell_max, int spins, int64_t batch, int64_t channels,
+                                 bool is_double) {
+  Geometry g = geometry_of(nlat, ell_max, spins, batch, channels, is_double);
+  g.nlon = nlon;
   return g;
 }
 
