@@ -243,6 +243,8 @@ TARGETS: dict[str, dict[str, Callable[[], Check]]] = {
         "sphcnn_affine_gradient": _affine_gradient,
         "sphcnn_mixing_analysis": _mixing_analysis,
         "sphcnn_mixing_gradient": _mixing_gradient,
+        "sphcnn_grid_analysis": _grid_forward,
+        "sphcnn_grid_synthesis": _grid_inverse,
     },
 }
 

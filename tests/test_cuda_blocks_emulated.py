@@ -24,7 +24,11 @@ convolution's product and the batch norm's partial sums as its epilogue, and
 with the transposed product as the prologue of the gradient's synthesis
 (csrc/cuda/mixing_stage.h, emulate_mixing.cc); and the Legendre stage of the affine
 synthesis's transpose with the batch norm's gradient as its epilogue
-(csrc/cuda/affine_stage.h, emulate_affine.cc).
+(csrc/cuda/affine_stage.h, emulate_affine.cc). And the kernels of the grid targets
+(sphcnn_grid_analysis / sphcnn_grid_synthesis: nlat x nlon grids, lambda on the fly at
+colatitudes read from device memory) on equiangular 7 x 16 and 10 x 24, Gauss-Legendre
+8 x 17, McEwen-Wiaux-like 5 x 9 and ERA5's 721 x 1440 rings, against the same float64
+sums at those colatitudes.
 
 How the checks are collected and run: the cases are the Python lists of
 tests/emulation_cases.py, so collecting compiles nothing. test_check is
@@ -41,7 +45,7 @@ record's bound must equal them, and its value be within."""
 import pytest
 
 from emulation_build import emulation as _run
-from emulation_cases import EMULATIONS, TRANSFORMS, argument, case_id, checks
+from emulation_cases import EMULATIONS, GRID_SPINS, GRIDS, TRANSFORMS, argument, case_id, checks
 
 # The relative errors' bounds (float32, float64) against the float64 sums.
 ERROR_BOUNDS = {
@@ -108,7 +112,7 @@ def test_the_transforms_cover_every_size_both_ways_and_the_fused_boundary(emulat
     and without pooling, the affine synthesis, and the gradient store's shares in
     global scratch (fenced); 12 checks of the bias sums, the spherical MNIST rows'
     chain among them."""
-    runs = [case for case in EMULATIONS["emulate_blocks"] if "direction" in case]
+    runs = [case for case in EMULATIONS["emulate_blocks"] if "direction" in case and not case.get("grid")]
     for n in {case["n"] for case in TRANSFORMS}:
         assert {(case["direction"], case["lambda"], case["precision"]) for case in runs if case["n"] == n} == {
             (d, s, p) for d in ("analysis", "synthesis") for s in ("table", "otf") for p in ("float", "double")}, n
@@ -119,6 +123,24 @@ def test_the_transforms_cover_every_size_both_ways_and_the_fused_boundary(emulat
     bias_sums = [case for case in EMULATIONS["emulate_blocks"] if case.get("bias_sums")]
     assert len(bias_sums) == 12 and any(case["rows"] == 8192 and "chain" in checks("emulate_blocks", case)
                                         for case in bias_sums)
+
+
+@pytest.mark.parametrize("emulation", ["emulate_blocks"], indirect=True)
+def test_the_grid_targets_cover_every_grid_both_ways_signs_and_precisions(emulation):
+    """Each grid of GRIDS in both directions, signs and precisions with each of
+    GRID_SPINS, on the kernels of the grid targets (K2 over every ring: one
+    slot per ring); ERA5's 721 x 1440 in both directions, precisions and signs."""
+    runs = [case for case in EMULATIONS["emulate_blocks"] if case.get("grid")]
+    for grid in GRIDS:
+        got = {(case["direction"], tuple(case["spins"]), case["sign"], case["precision"]) for case in runs
+               if (case["rings"], case["nlat"], case["nlon"]) == (grid["rings"], grid["nlat"], grid["nlon"])}
+        assert got == {(d, tuple(s), sign, p) for d in ("analysis", "synthesis") for s in GRID_SPINS
+                       for sign in (-1, 1) for p in ("float", "double")}, grid
+    era5 = [case for case in runs if case["nlat"] == 721]
+    assert {case["direction"] for case in era5} == {"analysis", "synthesis"}
+    assert {case["sign"] for case in era5} == {-1, 1} and {case["precision"] for case in era5} == {"float", "double"}
+    assert all(case["lambda"] == "otf" and case["nlon"] >= 2 * case["ell_max"] + 1 for case in runs)
+    assert all(emulation.record(case, "result")["pass"] for case in runs)
 
 
 @pytest.mark.parametrize("emulation", ["emulate_mixing"], indirect=True)

@@ -34,9 +34,8 @@ HAS_CUDA_MODULE = importlib.util.find_spec("sphcnn_kernels._cuda") is not None
 # (sphcnn_mixing_analysis, sphcnn_mixing_gradient: sphcnn_kernels.ops.mixing_analysis); the
 # batch norm's gradient is the epilogue of the affine synthesis's transpose on CUDA
 # (sphcnn_affine_gradient); on CPUs these are compositions of the other targets.
-# The grid targets (any nlat x nlon grid) run on CPUs only; CUDA GPUs run the
-# xla reference on those grids.
-CPU_ONLY = {"sphcnn_mixing", "sphcnn_mixing_weight_gradient", "sphcnn_grid_analysis", "sphcnn_grid_synthesis"}
+# The grid targets (any nlat x nlon grid) run on both platforms.
+CPU_ONLY = {"sphcnn_mixing", "sphcnn_mixing_weight_gradient"}
 CUDA_ONLY = {"sphcnn_mixing_analysis", "sphcnn_mixing_gradient", "sphcnn_affine_gradient"}
 
 
@@ -66,7 +65,8 @@ def _metadata(probe, capsule) -> tuple[int, int, int]:
 def test_cpu_handlers_report_their_metadata(probe):
     registrations = _cpu.registrations()
     assert set(registrations) == {"sphcnn_analysis", "sphcnn_synthesis", "sphcnn_activated_analysis",
-                                  "sphcnn_activated_gradient", "sphcnn_affine_synthesis"} | CPU_ONLY
+                                  "sphcnn_activated_gradient", "sphcnn_affine_synthesis", "sphcnn_grid_analysis",
+                                  "sphcnn_grid_synthesis"} | CPU_ONLY
     for capsule in registrations.values():
         _, major, minor = _metadata(probe, capsule)
         assert (major, minor) >= (0, 1)

@@ -1,7 +1,8 @@
-"""The xla path of the grid transforms on a CUDA GPU (the default of every grid
-but n x n there): synthesis against the direct harmonic sum in float64, and
-analysis inverting it to the grid's exact band limit, in complex64 and
-complex128, the real path included. Skipped without a GPU (conftest.py)."""
+"""The grid transforms on a CUDA GPU, the xla path (the default of every grid
+but n x n there) and the CUDA grid kernels (backend 'ffi'): synthesis against
+the direct harmonic sum in float64, and analysis inverting it to the grid's
+exact band limit, in complex64 and complex128, the real path included.
+Skipped without a GPU (conftest.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -38,3 +39,24 @@ def test_real_path_on_the_gpu_is_the_m_nonnegative_half():
     half = sk.SphericalTransform(grid, (0,), dtype="complex128", real=True).forward(x)
     ell_max = half.shape[-4] - 1
     assert relative_error(half, full[..., ell_max:, :, :]) < 1e-12
+
+
+KERNEL_GRIDS = [grids.equiangular(31, 64), grids.equiangular(721, 1440), grids.gauss_legendre(16, 31),
+                grids.driscoll_healy(8)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("grid", KERNEL_GRIDS, ids=repr)
+@pytest.mark.parametrize("dtype,tolerance", [(np.complex64, 2e-5), (np.complex128, 1e-12)])
+def test_grid_kernels_on_the_gpu(grid, dtype, tolerance):
+    """The CUDA grid targets (backend 'ffi') against the float64 direct sum, and their round trip."""
+    spins, ell_max = (0, 2), 7
+    t = sk.SphericalTransform(grid, spins, ell_max=ell_max, dtype=dtype, backend="ffi")
+    a = random_coefficients(np.random.default_rng(9), ell_max, spins, batch=(2,), channels=3)
+    inverse, forward = jax.jit(t.inverse), jax.jit(t.forward)
+    assert "sphcnn_grid_synthesis" in inverse.lower(jnp.asarray(a, dtype)).as_text()
+    maps = inverse(jnp.asarray(a, dtype))
+    assert next(iter(maps.devices())).platform == "gpu"
+    assert relative_error(maps, direct_synthesis(a, grid, spins)) < tolerance
+    assert "sphcnn_grid_analysis" in forward.lower(maps).as_text()
+    assert relative_error(forward(maps), a) < tolerance

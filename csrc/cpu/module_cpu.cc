@@ -80,6 +80,16 @@ PYBIND11_MODULE(_cpu, m) {
   py::arg("channels"), py::arg("is_double"), py::arg("lambda_source"),
   "Bytes of the scratch result of one call of the CPU targets (none).");
 
+  m.def("grid_scratch_bytes", [](bool analysis, int nlat, int nlon, int ell_max, int spins, int64_t batch,
+                                 int64_t channels, bool is_double) {
+    (void)analysis;
+    return sphcnn::cpu::scratch_bytes(
+        sphcnn::grid_geometry_of(nlat, nlon, ell_max, spins, batch, channels, is_double));
+  }, py::arg("analysis"), py::arg("nlat"), py::arg("nlon"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"),
+  py::arg("channels"), py::arg("is_double"),
+  "Bytes of the scratch result of one call of sphcnn_grid_analysis or sphcnn_grid_synthesis on a grid of nlat "
+  "rings of nlon points (none on the CPU; the CUDA module's grid_scratch_bytes has the same arguments).");
+
   m.def("activated_gradient_scratch_bytes", [](int, int, int, int64_t, int64_t, bool, int, bool) {
     return static_cast<size_t>(0);
   }, py::arg("n"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"), py::arg("channels"),

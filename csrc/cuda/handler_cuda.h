@@ -4,8 +4,9 @@
 // (legendre_gemm.h), that the fused targets reuse with their own stages at the
 // extension points of sphcnn/contract.h. A handler decodes its call with
 // decode_call (the contract's checks and what every launch takes from the
-// call), runs its target's own checks, and ends with execute (an empty output,
-// or the target's launches in the data's precision).
+// call; decode_grid_call for the grid targets), runs its target's own checks,
+// and ends with execute (an empty output, or the target's launches in the
+// data's precision).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -46,11 +47,13 @@ struct Call {
   Geometry g;
   cudaStream_t stream;         // XLA's
   LambdaSource source;
-  const void* scale;           // the ring scale (n,) in the real dtype of the data
+  const void* scale;           // the ring scale (nlat,) in the real dtype of the data
   const void* table;           // the packed lambda table, or null: the recurrence
   unsigned char* scratch;      // the scratch result
   xla::ffi::Span<const int64_t> spins;
   int sign;
+  const void* theta = nullptr;  // a grid target's ring_theta (2, nlat) on the device, the data's real dtype;
+                                // null: the n x n grid
 };
 
 // The call-context builder: the contract's checks of the call (with their
@@ -70,6 +73,29 @@ xla::ffi::ErrorOr<Call> decode_call(const char* target, bool analysis, cudaStrea
   const void* lambda = source == LambdaSource::kTable ? table.untyped_data() : nullptr;
   return Call{target, *g, stream, source, scale.untyped_data(), lambda,
               static_cast<unsigned char*>(scratch.untyped_data()), spins, static_cast<int>(sign)};
+}
+
+// The same for the grid targets (sphcnn/contract.h): any nlat x nlon grid, lambda
+// on the fly, the ring colatitudes in the device operand ring_theta (checked for
+// its dtype and size only: its values stay on the device), the scratch of
+// grid_launch_plan.
+inline xla::ffi::ErrorOr<Call> decode_grid_call(const char* target, bool analysis, cudaStream_t stream,
+                                                const xla::ffi::AnyBuffer& in, const xla::ffi::AnyBuffer& scale,
+                                                const xla::ffi::AnyBuffer& table, const xla::ffi::AnyBuffer& out,
+                                                const xla::ffi::AnyBuffer& scratch,
+                                                xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
+                                                LambdaSource source, const xla::ffi::AnyBuffer& ring_theta) {
+  auto g = contract_geometry(
+      target, analysis, in, scale, table, out, scratch, spins, sign, degree_major, source,
+      [analysis](const Geometry& geometry, LambdaSource) { return grid_launch_plan(geometry, analysis).scratch_bytes; },
+      1, {-1, -1}, true);
+  if (g.has_error()) return xla::ffi::Unexpected(g.error());
+  if (xla::ffi::Error e = check_ring_theta(target, *g, ring_theta, nullptr); e.failure()) {
+    return xla::ffi::Unexpected(e);
+  }
+  return Call{target, *g, stream, source, scale.untyped_data(), nullptr,
+              static_cast<unsigned char*>(scratch.untyped_data()), spins, static_cast<int>(sign),
+              ring_theta.untyped_data()};
 }
 
 // Zeros in `out` on XLA's stream: the outputs of a call that are sums without
@@ -145,7 +171,7 @@ StageArgs<T> stage_args(const Call& call, bool analysis, const LaunchPlan& plan,
   ring.out = analysis ? static_cast<void*>(rings) : out;
   ring.ring_scale = static_cast<const T*>(call.scale);
   ring.global_buffers = plan.ring.global ? reinterpret_cast<Cpx<T>*>(base + plan.ring_buffers_offset) : nullptr;
-  ring.n = g.n;
+  ring.nlat = g.nlat;
   ring.ell_max = g.ell_max;
   ring.lanes = g.spins * static_cast<int>(g.channels);
   ring.channels = g.channels;
@@ -155,7 +181,7 @@ StageArgs<T> stage_args(const Call& call, bool analysis, const LaunchPlan& plan,
   ring.row_tiles = plan.ring.row_tiles;
   ring.sign = call.sign;
   ring.real_input = g.real_input;
-  ring.plan = ring_plan(g.n);
+  ring.plan = ring_plan(g.nlon);
   ring.activation_bias = static_cast<const T*>(prologue.bias);
   ring.pool_taps = static_cast<const T*>(prologue.taps);
   ring.leaky_spin = prologue.leaky_spin;
@@ -174,7 +200,8 @@ StageArgs<T> stage_args(const Call& call, bool analysis, const LaunchPlan& plan,
   gemm.spec_out = analysis ? static_cast<Cpx<T>*>(out) : nullptr;
   gemm.table = static_cast<const T*>(call.table);
   gemm.accumulators = plan.gemm.global_accumulators ? reinterpret_cast<Cpx<T>*>(base + plan.accumulators_offset) : nullptr;
-  gemm.n = g.n;
+  gemm.n = g.nlat;
+  gemm.theta = static_cast<const T*>(call.theta);
   gemm.ell_max = g.ell_max;
   gemm.total_spins = g.spins;
   gemm.channels = g.channels;

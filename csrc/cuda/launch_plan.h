@@ -2,7 +2,10 @@
 // alone: the tile configuration of K2 (chosen from n, ell_max and the number of
 // maps so that small grids do not compute padding), the rows per block of K1,
 // where their buffers live (shared memory, or slices of the scratch result when
-// they do not fit 48 KiB), and the layout and size of the scratch result.
+// they do not fit 48 KiB), and the layout and size of the scratch result; for
+// the n x n grid (launch_plan) and for the grid targets' nlat x nlon grids
+// (grid_launch_plan: K1 over nlat rings of length nlon, K2 on the fly over
+// nlat ring slots without partners, legendre_gemm.h).
 // Plain C++ (no CUDA headers): the Python module asks it for scratch sizes and
 // the CPU emulation of the blocks makes the same decisions.
 #pragma once
@@ -44,6 +47,7 @@ struct GemmLaunch {
 struct LaunchPlan {
   Geometry geometry;
   LambdaSource source;
+  int slots = 0;             // K2's ring slots (legendre_gemm.h ring_slots)
   int64_t padded_maps = 0;
   RingLaunch ring;
   GemmLaunch gemm;
@@ -94,10 +98,12 @@ size_t analysis_otf_fixed(int config) {
 }
 constexpr int kOtfColumns[3] = {2, 2, 4};
 
+// K2's tile and blocks over `slots` ring slots (n / 2 on the n x n grid, nlat
+// on a grid target's).
 template <typename T>
-GemmLaunch gemm_launch(const Geometry& g, bool analysis, LambdaSource source) {
+GemmLaunch gemm_launch(const Geometry& g, bool analysis, LambdaSource source, int slots) {
   GemmLaunch gl;
-  const int L = g.L(), half = g.n / 2;
+  const int L = g.L();
   const int64_t P = g.batch * g.channels;
   if (analysis && source == LambdaSource::kOnTheFly) {
     const int candidates[2] = {P <= 2 ? 0 : 2, P <= 2 ? 1 : 2};
@@ -124,7 +130,7 @@ GemmLaunch gemm_launch(const Geometry& g, bool analysis, LambdaSource source) {
     if (analysis) {
       for (int am = 0; am < L; ++am) cost += padded(L - am, rows, P, cols);
     } else {
-      cost = padded(half, rows, P, cols) * L;
+      cost = padded(slots, rows, P, cols) * L;
     }
     if (best < 0 || cost < best) {
       best = cost;
@@ -132,7 +138,7 @@ GemmLaunch gemm_launch(const Geometry& g, bool analysis, LambdaSource source) {
     }
   }
   const int rows = kTableShapes[gl.config][0], cols = kTableShapes[gl.config][1];
-  gl.tiles = static_cast<int>(ceil_div(analysis ? L : half, rows) * ceil_div(P, cols));
+  gl.tiles = static_cast<int>(ceil_div(analysis ? L : slots, rows) * ceil_div(P, cols));
   gl.shared_bytes = analysis ? analysis_table_shared<T>(gl.config)
                              : synthesis_shared<T>(gl.config, source == LambdaSource::kTable);
   return gl;
@@ -142,35 +148,36 @@ template <typename T>
 RingLaunch ring_launch(const Geometry& g) {
   RingLaunch rl;
   const int64_t rows = g.batch * g.spins * g.channels;
-  const RingPlan plan = ring_plan(g.n);
+  const RingPlan plan = ring_plan(g.nlon);
   const size_t tables = ring_shared_bytes<T>(plan, 0, true);
-  const size_t per_row = 2 * sizeof(Cpx<T>) * static_cast<size_t>(g.n);
+  const size_t per_row = 2 * sizeof(Cpx<T>) * static_cast<size_t>(g.nlon);
   const int64_t fit = tables < kSharedBudget ? static_cast<int64_t>((kSharedBudget - tables) / per_row) : 0;
   rl.global = fit < 1;
   int64_t R = rl.global ? 1 : std::min<int64_t>({kMaxRingRows, std::max<int64_t>(rows, 1), fit});
   if (R >= 2) R -= R % 2;
   rl.tile_rows = static_cast<int>(R);
   rl.row_tiles = ceil_div(rows, R);
-  const int64_t items = static_cast<int64_t>(g.n) * rl.row_tiles;
+  const int64_t items = static_cast<int64_t>(g.nlat) * rl.row_tiles;
   rl.blocks = std::min<int64_t>(items, rl.global ? kGlobalRingBlocks : INT_MAX);
   rl.shared_bytes = ring_shared_bytes<T>(plan, rl.tile_rows, rl.global);
   return rl;
 }
 
 template <typename T>
-LaunchPlan typed_launch_plan(const Geometry& g, bool analysis, LambdaSource source) {
+LaunchPlan typed_launch_plan(const Geometry& g, bool analysis, LambdaSource source, bool ring_grid) {
   LaunchPlan p;
   p.geometry = g;
   p.source = source;
+  p.slots = ring_grid ? g.nlat : g.n / 2;
   constexpr int64_t V = 16 / sizeof(Cpx<T>);
   p.padded_maps = ceil_div(g.batch * g.channels, V) * V;
   p.ring = ring_launch<T>(g);
-  p.gemm = gemm_launch<T>(g, analysis, source);
+  p.gemm = gemm_launch<T>(g, analysis, source, p.slots);
   size_t offset = 0;
   p.rings_offset = offset;
-  offset += align256(sizeof(Cpx<T>) * static_cast<size_t>(g.spins) * g.M() * g.n * static_cast<size_t>(p.padded_maps));
+  offset += align256(sizeof(Cpx<T>) * static_cast<size_t>(g.spins) * g.M() * g.nlat * static_cast<size_t>(p.padded_maps));
   p.ring_buffers_offset = offset;
-  if (p.ring.global) offset += align256(sizeof(Cpx<T>) * 2 * static_cast<size_t>(p.ring.tile_rows) * g.n * p.ring.blocks);
+  if (p.ring.global) offset += align256(sizeof(Cpx<T>) * 2 * static_cast<size_t>(p.ring.tile_rows) * g.nlon * p.ring.blocks);
   p.accumulators_offset = offset;
   if (p.gemm.global_accumulators) {
     offset += align256(sizeof(Cpx<T>) * 2 * static_cast<size_t>(g.L()) * kOtfColumns[p.gemm.config] *
@@ -181,7 +188,15 @@ LaunchPlan typed_launch_plan(const Geometry& g, bool analysis, LambdaSource sour
 }
 
 inline LaunchPlan launch_plan(const Geometry& g, bool analysis, LambdaSource source) {
-  return g.is_double ? typed_launch_plan<double>(g, analysis, source) : typed_launch_plan<float>(g, analysis, source);
+  return g.is_double ? typed_launch_plan<double>(g, analysis, source, false)
+                     : typed_launch_plan<float>(g, analysis, source, false);
+}
+
+// The plan of sphcnn_grid_analysis / sphcnn_grid_synthesis (lambda on the fly)
+// on the geometry's nlat x nlon grid.
+inline LaunchPlan grid_launch_plan(const Geometry& g, bool analysis) {
+  return g.is_double ? typed_launch_plan<double>(g, analysis, LambdaSource::kOnTheFly, true)
+                     : typed_launch_plan<float>(g, analysis, LambdaSource::kOnTheFly, true);
 }
 
 // sphcnn_mixing_analysis: K1 of the analysis plan, then one launch of

@@ -3,7 +3,8 @@
 // (ring_dft.h) and the coefficients in either spectral layout.
 //
 // Layouts (complex values as interleaved (re, im)):
-//   rings F, G  (S, M, n, Pp): order index mi = m + ell_max, ring j, column p = b C + c
+//   rings F, G  (S, M, n, Pp): order index mi = m + ell_max, ring j < n (the nlat
+//               rings of a grid target), column p = b C + c
 //               (Pp = P = B C rounded up to 16 bytes of complex values);
 //   spectral a  at a + b stride_b + l stride_l + (mi S + s) C + c (batch-major:
 //               stride_b = L M S C, stride_l = M S C; degree-major: stride_b = M S C,
@@ -12,7 +13,8 @@
 // Real and imaginary parts are two real columns of the same product: lambda is real.
 //
 // One block owns one (spin, |m|) pair and computes both orders +|m| and -|m|
-// from the north rings j < n/2, with the south rings through
+// over ring slots (ring_slots): on the n x n grid the north rings j < n/2,
+// with the south rings through
 //   lambda_{l,m,s}(pi - theta) = (-1)^(l+s) lambda_{l,-m,s}(theta):
 //   analysis:  a[l, +m] = sum_j lam+[l, j] F+[j] + par(l) lam-[l, j] F+[n-1-j]
 //              a[l, -m] = sum_j lam-[l, j] F-[j] + par(l) lam+[l, j] F-[n-1-j]
@@ -21,6 +23,16 @@
 // with par(l) = (-1)^(l+s). Degree runs start at |m| plus an even offset, so
 // par(l) = par0 (-1)^i with par0 = (-1)^(|m|+s) folded into the staged south
 // values and (-1)^i known at compile time.
+//
+// The grid targets (any nlat x nlon grid, theta_j read from the ring_theta
+// operand on the device; kernels instantiated with kGrid, a compile-time grid
+// kind, so that those of the n x n grid stay as they are) run on the fly with
+// every ring a slot without a partner: the analysis leaves out the south
+// terms above, the synthesis computes and drops them (skipping them made the
+// float kernels spill). The host would have to read ring_theta to find mirror
+// pairs, which the capture-safe execute path cannot; unpaired, a grid
+// symmetric about the equator costs K2 twice the recurrence of the paired
+// n x n grid per ring, and the synthesis twice its products (K1 is unchanged).
 //
 // Table mode: lambda tiles are read from the table with 16-byte loads, staged
 // in registers one step ahead and double-buffered in shared memory (one barrier
@@ -58,7 +70,7 @@ struct GemmArgs {
   Cpx<T>* spec_out;         // analysis: a
   const T* table;           // table mode: the packed table; else null
   Cpx<T>* accumulators;     // analysis on the fly: per-block accumulators in global scratch, or null (shared)
-  int n;
+  int n;                    // rings (nlat on a grid target)
   int ell_max;
   int total_spins;          // S
   int64_t channels;         // C
@@ -69,6 +81,7 @@ struct GemmArgs {
   int tiles;                // tiles per pair (see each block)
   int64_t items;            // tiles * L * spins.count
   SpinGroup spins;
+  const T* theta;           // a grid target's ring_theta (2, n) on the device (the kGrid kernels only)
 };
 
 // Where a block stands: its pair, tile and the facts of its columns.
@@ -117,6 +130,25 @@ SPHCNN_HD int64_t ring_row(const GemmArgs<T>& a, int64_t spin_index, int mi, int
 
 template <typename T>
 SPHCNN_HD T parity(int k) { return (k & 1) ? T(-1) : T(1); }
+
+// The ring slots the on-the-fly kernels run over: slot j is ring j, with the
+// south partner n - 1 - j for j < pairs. The n x n grid: n / 2 slots, all
+// paired; a grid target (kGrid, a compile-time grid kind so that the n x n
+// kernels stay as they are): every ring a slot, none paired.
+struct RingSlots {
+  int slots, pairs;
+};
+
+template <bool kGrid, typename T>
+SPHCNN_HD RingSlots ring_slots(const GemmArgs<T>& a) {
+  return kGrid ? RingSlots{a.n, 0} : RingSlots{a.n / 2, a.n / 2};
+}
+
+// The colatitude of ring j (a slot's north ring).
+template <bool kGrid, typename T>
+SPHCNN_HD double slot_theta(const GemmArgs<T>& a, int j) {
+  return kGrid ? ring_colatitude(a.theta, a.n, j) : ring_theta(j, a.n);
+}
 
 // The largest step count (of 16, 8, 4, 2) whose two staged buffers of
 // `bytes_per_step` fit the stage budget.
@@ -325,7 +357,7 @@ SPHCNN_HD void analysis_table_block(const Ctx& ctx, const GemmArgs<T>& a, unsign
 
 // ---------------------------------------------------------------------------
 // Analysis on the fly. One block per (pair, column tile) walks over chunks of
-// TK = 64 north rings; its 128 threads are the 2 x 64 (sign, ring) columns of the
+// TK = 64 ring slots; its 128 threads are the 2 x 64 (sign, ring) columns of the
 // recurrence, which runs through all degrees of the chunk in steps of TL,
 // writing lambda to shared memory, where the block adds the step's products to
 // accumulators for every degree (in shared memory, or in a per-block slice of
@@ -347,11 +379,12 @@ struct AnalysisOtfTile {
   static constexpr size_t accumulator_bytes(int L) { return sizeof(Cpx<T>) * 2 * static_cast<size_t>(L) * TP; }
 };
 
-template <typename T, typename Tile, typename Ctx>
+template <typename T, typename Tile, bool kGrid = false, typename Ctx>
 SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned char* smem) {
   constexpr int TL = Tile::TL, TP = Tile::TP, TK = Tile::TK, TKS = Tile::TKS;
   const int tid = ctx.tid();
-  const int L = a.ell_max + 1, half = a.n / 2;
+  const int L = a.ell_max + 1;
+  const RingSlots rs = ring_slots<kGrid>(a);
   const Cpx<T> zero{T(0), T(0)};
   T* lam = reinterpret_cast<T*>(smem);
   Cpx<T>* f = reinterpret_cast<Cpx<T>*>(smem + Tile::kLamBytes);
@@ -370,15 +403,16 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
     if (tid < 2) starts[tid] = column_start(tid == 0 ? at.am : -at.am, at.spin);
     if (a.accumulators != nullptr) ctx.fence_block();  // acc in global scratch, cleared by other threads
     ctx.sync();
-    for (int kc = 0; live && kc < half; kc += TK) {
-      // F of the chunk: f[cb][r][c], south values times par0.
-      for (int e = tid; e < 4 * TK * TP; e += kGemmThreads) {
+    for (int kc = 0; live && kc < rs.slots; kc += TK) {
+      // F of the chunk: f[cb][r][c], south values times par0 (none on a grid
+      // target's unpaired slots: cb < 2 only, and no south products below).
+      for (int e = tid; e < (kGrid ? 2 : 4) * TK * TP; e += kGemmThreads) {
         const int c = e % TP;
         const int r = (e / TP) % TK;
         const int cb = e / (TP * TK);
         const int j = kc + r;
         Cpx<T> v = zero;
-        if (j < half && col0 + c < a.maps) {
+        if (j < rs.slots && col0 + c < a.maps) {
           const int mi = (cb & 1) ? at.mi_n : at.mi_p;
           const int ring = cb < 2 ? j : a.n - 1 - j;
           v = a.rings_in[ring_row(a, at.spin_index, mi, ring) + col0 + c];
@@ -389,7 +423,7 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
       // This thread's recurrence column: sign tid / TK, ring kc + tid % TK.
       const int gsg = tid / TK;
       const int gr = tid % TK;
-      const bool ring_ok = kc + gr < half;
+      const bool ring_ok = kc + gr < rs.slots;
       ColumnState st;
       st.prev = 0.0;
       st.cur = 0.0;
@@ -397,7 +431,7 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
       st.zero = true;
       double x = 0.0;
       if (ring_ok) {
-        const double theta = ring_theta(kc + gr, a.n);
+        const double theta = slot_theta<kGrid>(a, kc + gr);
         double lcos, lsin;
         half_angle_logs(theta, &lcos, &lsin);
         st = column_begin(starts[gsg], lcos, lsin);
@@ -442,8 +476,10 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
           for (int r = 0; r < TK; ++r) {
             re += own[r] * fn[r * TP].re;
             im += own[r] * fn[r * TP].im;
-            sre += other[r] * fs[r * TP].re;
-            sim += other[r] * fs[r * TP].im;
+            if (!kGrid) {
+              sre += other[r] * fs[r * TP].re;
+              sim += other[r] * fs[r * TP].im;
+            }
           }
           const T sigma = parity<T>(i);
           Cpx<T>& out = acc[(sg * L + l) * TP + c];
@@ -468,7 +504,7 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
 }
 
 // ---------------------------------------------------------------------------
-// Synthesis, both modes. Tile: TJ north rings x TP columns; thread: RJ = 4
+// Synthesis, both modes. Tile: TJ ring slots x TP columns; thread: RJ = 4
 // rings x RP = 2 columns, accumulators for the four (north/south, +m/-m)
 // outputs; K steps of TK degrees from |m|. tiles = ring tiles x column tiles.
 // Shared buffer of a step: lam[sg][r][i] (rows of TKS, degrees contiguous, as
@@ -635,20 +671,21 @@ SPHCNN_HD void synthesis_table_steps(const Ctx& ctx, const GemmArgs<T>& a, const
   }
 }
 
-// The tile's G rows: its north rings and their south partners, columns below col_end.
-template <typename T, typename Tile, typename Ctx>
+// The tile's G rows: its slots' rings and their south partners, columns below col_end.
+template <typename T, typename Tile, bool kGrid = false, typename Ctx>
 SPHCNN_HD void synthesis_store(const Ctx& ctx, const GemmArgs<T>& a, const PairPosition& at, int j0, int64_t col0,
                                int64_t col_end, const Cpx<T> (&acc)[Tile::RJ][Tile::RP][4]) {
   constexpr int RJ = Tile::RJ, RP = Tile::RP;
   const int tid = ctx.tid();
   const int jg = tid / Tile::kColGroups;
   const int pg = tid % Tile::kColGroups;
-  const int half = a.n / 2;
+  const RingSlots rs = ring_slots<kGrid>(a);
   const T par0 = parity<T>(at.am + at.spin);
   SPHCNN_UNROLL
   for (int k = 0; k < RJ; ++k) {
     const int j = j0 + jg * RJ + k;
-    if (j >= half) continue;
+    if (j >= rs.slots) continue;
+    const bool paired = !kGrid || j < rs.pairs;
     const int64_t c0 = col0 + pg * RP;
     if (c0 >= col_end) continue;
     Cpx<T>* np = a.rings_out + ring_row(a, at.spin_index, at.mi_p, j) + c0;
@@ -659,23 +696,24 @@ SPHCNN_HD void synthesis_store(const Ctx& ctx, const GemmArgs<T>& a, const PairP
     for (int c = 0; c < RP; ++c) {
       if (c0 + c >= col_end) continue;
       np[c] = acc[k][c][0];
-      sp[c] = Cpx<T>{par0 * acc[k][c][1].re, par0 * acc[k][c][1].im};
+      if (paired) sp[c] = Cpx<T>{par0 * acc[k][c][1].re, par0 * acc[k][c][1].im};
       if (at.am != 0) {
         nn[c] = acc[k][c][2];
-        sn[c] = Cpx<T>{par0 * acc[k][c][3].re, par0 * acc[k][c][3].im};
+        if (paired) sn[c] = Cpx<T>{par0 * acc[k][c][3].re, par0 * acc[k][c][3].im};
       }
     }
   }
 }
 
-template <typename T, typename Tile, bool kTable, typename Ctx>
+template <typename T, typename Tile, bool kTable, bool kGrid = false, typename Ctx>
 SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned char* smem) {
   constexpr int TJ = Tile::TJ, TP = Tile::TP, RJ = Tile::RJ, RP = Tile::RP, TK = Tile::TK, TKS = Tile::TKS;
   const int tid = ctx.tid();
   const int jg = tid / Tile::kColGroups;
   const int pg = tid % Tile::kColGroups;
-  const int half = a.n / 2;
-  const int ring_tiles = static_cast<int>(ceil_div(half, TJ));
+  static_assert(!(kTable && kGrid), "the grid targets have no table");
+  const int slots = ring_slots<kGrid>(a).slots;
+  const int ring_tiles = static_cast<int>(ceil_div(slots, TJ));
   const Cpx<T> zero{T(0), T(0)};
   double* cf = reinterpret_cast<double*>(smem + Tile::kBufferBytes);  // on the fly: [alpha, beta, gamma][TK]
   ColumnStart* starts = reinterpret_cast<ColumnStart*>(smem + Tile::kBufferBytes + align16(sizeof(double) * 3 * TK));
@@ -709,8 +747,8 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned ch
         gen[u].scale = 0;
         gen[u].zero = true;
         gx[u] = 0.0;
-        if (g < Tile::kGenerators && j0 + g % TJ < half && steps > 0) {
-          const double theta = ring_theta(j0 + g % TJ, a.n);
+        if (g < Tile::kGenerators && j0 + g % TJ < slots && steps > 0) {
+          const double theta = slot_theta<kGrid>(a, j0 + g % TJ);
           double lcos, lsin;
           half_angle_logs(theta, &lcos, &lsin);
           gen[u] = column_begin(starts[g / TJ], lcos, lsin);
@@ -760,7 +798,7 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned ch
         ctx.sync();  // lam, coef and cf are refilled by the next step
       }
     }
-    synthesis_store<T, Tile>(ctx, a, at, j0, col0, a.padded_maps, acc);
+    synthesis_store<T, Tile, kGrid>(ctx, a, at, j0, col0, a.padded_maps, acc);
   }
 }
 

@@ -45,6 +45,16 @@ PYBIND11_MODULE(_cuda, m) {
   "Bytes of the scratch result of one call of the CUDA targets (Fourier rings, and buffers of the "
   "kernels that do not fit shared memory).");
 
+  m.def("grid_scratch_bytes", [](bool analysis, int nlat, int nlon, int ell_max, int spins, int64_t batch,
+                                 int64_t channels, bool is_double) {
+    const sphcnn::Geometry g = sphcnn::grid_geometry_of(nlat, nlon, ell_max, spins, batch, channels, is_double);
+    return sphcnn::cuda::grid_launch_plan(g, analysis).scratch_bytes;
+  }, py::arg("analysis"), py::arg("nlat"), py::arg("nlon"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"),
+  py::arg("channels"), py::arg("is_double"),
+  "Bytes of the scratch result of one call of sphcnn_grid_analysis (analysis true) or sphcnn_grid_synthesis on "
+  "a grid of nlat rings of nlon points (Fourier rings, and buffers of the kernels that do not fit shared "
+  "memory); lambda is on the fly.");
+
   m.def("mixing_analysis_scratch_bytes", [](int n, int ell_max, int spins, int64_t batch, int64_t channels,
                                             int out_spins, int64_t out_channels, bool is_double, int lambda_source) {
     const sphcnn::Geometry g = sphcnn::geometry_of(n, ell_max, spins, batch, channels, is_double);

@@ -4,22 +4,25 @@
 //
 // Layouts (complex values as interleaved (re, im); B maps batches, S spins, C
 // channels, P = B C, Pp = P rounded up to 16 bytes of complex values):
-//   maps x  (B, n, n, S, C): ring j, longitude k, lane (s, c); real (T) or complex;
-//   rings F (S, M, n, Pp):   order index mi = m + ell_max, M = 2 ell_max + 1,
-//                            column p = b C + c.
-// A row is one (b, s, c) of the Q = B S C maps of a ring.
-//   grid_to_orders (analysis): F[s, mi, j, p] = w_j sum_k x[b, j, k, s, c] e^{sigma 2 pi i m k / n},
+//   maps x  (B, nlat, nlon, S, C): ring j, longitude k, lane (s, c); real (T) or complex;
+//   rings F (S, M, nlat, Pp):      order index mi = m + ell_max, M = 2 ell_max + 1,
+//                                  column p = b C + c.
+// nlat = nlon = n on the n x n grid; the grid targets (sphcnn/contract.h) take
+// any nlat rings of nlon >= 2 ell_max + 1 points (so that no two orders share
+// a bin). A row is one (b, s, c) of the Q = B S C maps of a ring.
+//   grid_to_orders (analysis): F[s, mi, j, p] = w_j sum_k x[b, j, k, s, c] e^{sigma 2 pi i m k / nlon},
 //     |m| <= ell_max only (real maps are promoted to complex as they are read);
-//   orders_to_grid (synthesis): x[b, j, k, s, c] = w_j sum_{|m| <= ell_max} F[s, mi, j, p] e^{sigma 2 pi i m k / n}.
+//   orders_to_grid (synthesis): x[b, j, k, s, c] = w_j sum_{|m| <= ell_max} F[s, mi, j, p] e^{sigma 2 pi i m k / nlon}.
 //
 // One work item is (ring j, tile of R rows); a block loads the tile into shared
-// memory (n x R, rows fastest so that consecutive threads touch consecutive
+// memory (nlon x R, rows fastest so that consecutive threads touch consecutive
 // lanes), runs a Stockham autosort FFT over it (radices 4 and 2 in registers,
 // any other prime factor by direct sums; Van Loan, "Computational Frameworks
 // for the FFT", 1992, sec. 1.7, in its decimation-in-frequency form) and writes
-// the tile back in the other layout. Twiddles e^{sigma 2 pi i t / n} are the
-// product of two small tables of unit roots computed in double at block start
-// (t = t_hi B + t_lo, B ~ sqrt(n)), rounded once to T. Rings that do not fit
+// the tile back in the other layout: any nlon (1440 = 4 4 2 3 3 5; a prime
+// nlon is one stage of direct sums, O(nlon^2) per ring). Twiddles
+// e^{sigma 2 pi i t / nlon} are the product of two small tables of unit roots
+// computed in double at block start (t = t_hi B + t_lo, B ~ sqrt(nlon)), rounded once to T. Rings that do not fit
 // shared memory use two buffers per block in global scratch instead, with the
 // grid looping over the work items.
 #pragma once
@@ -40,14 +43,14 @@ constexpr int kMaxRingRows = 64;
 constexpr int64_t kGlobalRingBlocks = 512;
 
 struct RingPlan {
-  int n;
+  int n;                    // the DFT length: nlon
   int stages;
   int radices[kMaxStages];  // 4s first, then 2, then odd factors ascending
   int tw_base;              // B: entries of the low table
   int tw_high;              // entries of the high table, ceil(n / B)
 };
 
-// The FFT plan of a grid size (host).
+// The FFT plan of a ring length (host).
 inline RingPlan ring_plan(int n) {
   RingPlan p{};
   p.n = n;
@@ -66,9 +69,9 @@ template <typename T>
 struct RingArgs {
   const void* in;          // grid_to_orders: maps (T if real_input, else Cpx<T>); orders_to_grid: F
   void* out;               // grid_to_orders: F; orders_to_grid: maps (Cpx<T>)
-  const T* ring_scale;     // (n,)
-  Cpx<T>* global_buffers;  // 2 R n per block when the tile does not fit shared memory, else null
-  int n;
+  const T* ring_scale;     // (nlat,)
+  Cpx<T>* global_buffers;  // 2 R nlon per block when the tile does not fit shared memory, else null
+  int nlat;                // rings (their length nlon is plan.n)
   int ell_max;
   int lanes;               // S C
   int64_t channels;        // C
@@ -82,7 +85,7 @@ struct RingArgs {
   // The prologue of the activated analysis (sphcnn/activation.h), grid_to_orders
   // only: with activation_bias set, `in` holds pre-activation maps (complex), on
   // the 2n grid when pool_taps is set, and the rings are those of the activated
-  // (and pooled) maps.
+  // (and pooled) maps. The fused stages are those of the n x n grid only.
   const T* activation_bias;  // (S, C), or null
   const T* pool_taps;        // (n, 4), or null
   int leaky_spin;            // spin index of the leaky ReLU, or -1
@@ -230,14 +233,22 @@ SPHCNN_HD RowAt row_at(const RingArgs<T>& a, int64_t q) {
 // Offset of F[s, mi, j, p] for the map of a row.
 template <typename T>
 SPHCNN_HD int64_t rings_offset(const RingArgs<T>& a, const RowAt& at, int mi, int j) {
-  return ((static_cast<int64_t>(at.spin) * (2 * a.ell_max + 1) + mi) * a.n + j) * a.padded_maps + at.b * a.channels + at.c;
+  return ((static_cast<int64_t>(at.spin) * (2 * a.ell_max + 1) + mi) * a.nlat + j) * a.padded_maps + at.b * a.channels + at.c;
+}
+
+// The ring length: plan.n (nlon) on a grid target's grid (kGrid); on the n x n
+// grid nlat, the one size the kernels of that grid read for both (kGrid is a
+// compile-time grid kind so that those kernels stay as they are).
+template <bool kGrid, typename T>
+SPHCNN_HD int ring_length(const RingArgs<T>& a) {
+  return kGrid ? a.plan.n : a.nlat;
 }
 
 // Offset of maps x[b, j, k, lane] of row q.
-template <typename T>
+template <bool kGrid, typename T>
 SPHCNN_HD int64_t maps_offset(const RingArgs<T>& a, int64_t q, int j, int k) {
   const int64_t b = q / a.lanes;
-  return ((b * a.n + j) * a.n + k) * a.lanes + (q - b * a.lanes);
+  return ((b * a.nlat + j) * ring_length<kGrid>(a) + k) * a.lanes + (q - b * a.lanes);
 }
 
 // The barrier after threads wrote a tile buffer that others read next: fenced
@@ -250,13 +261,13 @@ SPHCNN_HD void sync_buffers(const Ctx& ctx, const RingArgs<T>& a) {
 
 // The work loop of both directions: the twiddle tables, then for every work
 // item (ring j, rows q0 .. q0 + rows) load(buffer, j, q0, rows) into the tile
-// buffer (n x R, rows fastest), the FFT, store(result, spare, j, q0, rows) (spare:
+// buffer (nlon x R, rows fastest), the FFT, store(result, spare, j, q0, rows) (spare:
 // the other tile buffer, free during the store). The load of grid_to_orders is
 // the analysis's RingLoad, that of orders_to_grid holds the synthesis's
 // CoefficientLoad and its store is the RingStore (sphcnn/contract.h).
-template <typename T, typename Ctx, typename Load, typename Store>
+template <typename T, bool kGrid, typename Ctx, typename Load, typename Store>
 SPHCNN_HD void ring_items(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem, Load load, Store store) {
-  const int n = a.n, R = a.tile_rows;
+  const int n = ring_length<kGrid>(a), R = a.tile_rows;
   Cpx<double>* low = reinterpret_cast<Cpx<double>*>(smem);  // then the high table
   Cpx<double>* high = low + a.plan.tw_base;
   Cpx<T>* shared_buffers = reinterpret_cast<Cpx<T>*>(
@@ -266,12 +277,12 @@ SPHCNN_HD void ring_items(const Ctx& ctx, const RingArgs<T>& a, unsigned char* s
                                 : unit_root(static_cast<int64_t>(k - a.plan.tw_base) * a.plan.tw_base, n, a.sign);
   }
   ctx.sync();
-  const int64_t items = static_cast<int64_t>(n) * a.row_tiles;
+  const int64_t items = static_cast<int64_t>(kGrid ? a.nlat : n) * a.row_tiles;
   for (int64_t item = ctx.block(); item < items; item += ctx.blocks()) {
     Cpx<T>* src = a.global_buffers ? a.global_buffers + ctx.block() * 2 * static_cast<int64_t>(R) * n : shared_buffers;
     Cpx<T>* dst = src + static_cast<int64_t>(R) * n;
-    const int j = static_cast<int>(item % n);
-    const int64_t q0 = (item / n) * R;
+    const int j = static_cast<int>(item % (kGrid ? a.nlat : n));
+    const int64_t q0 = (item / (kGrid ? a.nlat : n)) * R;
     const int rows = static_cast<int>(q0 + R <= a.rows ? R : a.rows - q0);
     load(src, j, q0, rows);
     sync_buffers(ctx, a);
@@ -300,7 +311,7 @@ SPHCNN_HD Cpx<T> activated_value(const RingArgs<T>& a, int64_t q, int j, int k) 
   const RowAt at = row_at(a, q);
   const T bias = a.activation_bias[at.lane];
   const T leaky = at.spin == a.leaky_spin ? T(1) : T(0);
-  const int fine = a.pool_taps != nullptr ? 2 * a.n : a.n;
+  const int fine = a.pool_taps != nullptr ? 2 * a.nlat : a.nlat;
   auto value = [&](int row, int lon) {
     const Cpx<T> z = x[((at.b * fine + row) * fine + lon) * a.lanes + at.lane];
     Cpx<T> v;
@@ -320,11 +331,12 @@ SPHCNN_HD Cpx<T> activated_value(const RingArgs<T>& a, int64_t q, int j, int k) 
   return sum;
 }
 
-template <typename T, typename Ctx>
+// kGrid: a grid target's nlat x nlon grid (without the fused stages), else the n x n grid.
+template <typename T, bool kGrid = false, typename Ctx>
 SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
-  const int n = a.n, M = 2 * a.ell_max + 1, R = a.tile_rows, tid = ctx.tid();
+  const int n = ring_length<kGrid>(a), M = 2 * a.ell_max + 1, R = a.tile_rows, tid = ctx.tid();
   // The RingLoad: buf[k R + r] = x[b, j, k, lane] (or the prologue's value), rows past the end zero.
-  // Element indices are int: n R <= 3072 in shared memory, R = 1 in scratch
+  // Element indices are int: nlon R <= 3072 in shared memory, R = 1 in scratch
   // (64-bit indices here cost the float kernel a register spill).
   auto ring_load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
     if (a.activation_bias != nullptr) {
@@ -340,7 +352,7 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
       for (int e = tid; e < n * R; e += kRingThreads) {
         const int r = static_cast<int>(e % R);
         const int k = static_cast<int>(e / R);
-        buf[static_cast<int64_t>(k) * R + r] = Cpx<T>{r < rows ? x[maps_offset(a, q0 + r, j, k)] : T(0), T(0)};
+        buf[static_cast<int64_t>(k) * R + r] = Cpx<T>{r < rows ? x[maps_offset<kGrid>(a, q0 + r, j, k)] : T(0), T(0)};
       }
       return;
     }
@@ -351,7 +363,7 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
         const int k = static_cast<int>(e / (R / 2));
         Vec16<T> v{};
         if (r < rows) {  // rows (r, r + 1) share a batch item: q0 and S C are even
-          const T* src = reinterpret_cast<const T*>(x + maps_offset(a, q0 + r, j, k));
+          const T* src = reinterpret_cast<const T*>(x + maps_offset<kGrid>(a, q0 + r, j, k));
           if (r + 1 < rows) {
             v = load16(src);
           } else {
@@ -366,7 +378,7 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
     for (int e = tid; e < n * R; e += kRingThreads) {
       const int r = static_cast<int>(e % R);
       const int k = static_cast<int>(e / R);
-      buf[static_cast<int64_t>(k) * R + r] = r < rows ? x[maps_offset(a, q0 + r, j, k)] : Cpx<T>{T(0), T(0)};
+      buf[static_cast<int64_t>(k) * R + r] = r < rows ? x[maps_offset<kGrid>(a, q0 + r, j, k)] : Cpx<T>{T(0), T(0)};
     }
   };
   // Store: F[s, mi, j, p] = w_j bin(m) for |m| <= ell_max.
@@ -381,19 +393,19 @@ SPHCNN_HD void grid_to_orders_block(const Ctx& ctx, const RingArgs<T>& a, unsign
       F[rings_offset(a, row_at(a, q0 + r), mi, j)] = Cpx<T>{w * v.re, w * v.im};
     }
   };
-  ring_items<T>(ctx, a, smem, ring_load, store);
+  ring_items<T, kGrid>(ctx, a, smem, ring_load, store);
 }
 
 // The gradient epilogue of orders_to_grid (sphcnn_activated_gradient without
 // pooling): ct = w_j result[k R + r] is the cotangent of the activated maps at
 // (row q0 + r, ring j, longitude k); with the pre-activation maps
 // (gradient_maps) it gives the maps' cotangent, written to `out`, and the bias
-// share, kept per element in `shares` (the free tile buffer, n R values) and
+// share, kept per element in `shares` (the free tile buffer, nlon R values) and
 // added over k in order per row into gradient_partials[j, q0 + r].
 template <typename T, typename Ctx>
 SPHCNN_HD void gradient_store(const Ctx& ctx, const RingArgs<T>& a, const Cpx<T>* result, T* shares, int j,
                               int64_t q0, int rows) {
-  const int n = a.n, R = a.tile_rows, tid = ctx.tid();
+  const int n = a.nlat, R = a.tile_rows, tid = ctx.tid();
   const T w = a.ring_scale[j];
   Cpx<T>* out = static_cast<Cpx<T>*>(a.out);
   for (int64_t e = tid; e < static_cast<int64_t>(n) * R; e += kRingThreads) {
@@ -402,7 +414,7 @@ SPHCNN_HD void gradient_store(const Ctx& ctx, const RingArgs<T>& a, const Cpx<T>
     T share = T(0);
     if (r < rows) {
       const RowAt at = row_at(a, q0 + r);
-      const int64_t at_map = maps_offset(a, q0 + r, j, k);
+      const int64_t at_map = maps_offset<false>(a, q0 + r, j, k);
       const Cpx<T> v = result[static_cast<int64_t>(k) * R + r];
       const Cpx<T> z = a.gradient_maps[at_map];
       Cpx<T> ct;
@@ -420,9 +432,9 @@ SPHCNN_HD void gradient_store(const Ctx& ctx, const RingArgs<T>& a, const Cpx<T>
   }
 }
 
-template <typename T, typename Ctx>
+template <typename T, bool kGrid = false, typename Ctx>
 SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsigned char* smem) {
-  const int n = a.n, R = a.tile_rows, tid = ctx.tid();
+  const int n = ring_length<kGrid>(a), R = a.tile_rows, tid = ctx.tid();
   // Load with the CoefficientLoad: buf[k R + r] = F[s, mi(k), j, p] (affinely mapped, if so), zero in bins of no
   // order and past the rows.
   auto coefficient_load = [&](Cpx<T>* buf, int j, int64_t q0, int rows) {
@@ -458,7 +470,7 @@ SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsign
         const int r = 2 * static_cast<int>(e % (R / 2));
         const int k = static_cast<int>(e / (R / 2));
         if (r >= rows) continue;
-        T* out = reinterpret_cast<T*>(x + maps_offset(a, q0 + r, j, k));
+        T* out = reinterpret_cast<T*>(x + maps_offset<kGrid>(a, q0 + r, j, k));
         const Vec16<T> v = load16(reinterpret_cast<const T*>(result + static_cast<int64_t>(k) * R + r));
         Vec16<T> o;
         for (int i = 0; i < Vec16<T>::kCount; ++i) o.v[i] = w * v.v[i];
@@ -476,10 +488,10 @@ SPHCNN_HD void orders_to_grid_block(const Ctx& ctx, const RingArgs<T>& a, unsign
       const int k = static_cast<int>(e / R);
       if (r >= rows) continue;
       const Cpx<T> v = result[static_cast<int64_t>(k) * R + r];
-      x[maps_offset(a, q0 + r, j, k)] = Cpx<T>{w * v.re, w * v.im};
+      x[maps_offset<kGrid>(a, q0 + r, j, k)] = Cpx<T>{w * v.re, w * v.im};
     }
   };
-  ring_items<T>(ctx, a, smem, coefficient_load, ring_store);
+  ring_items<T, kGrid>(ctx, a, smem, coefficient_load, ring_store);
 }
 
 }  // namespace cuda

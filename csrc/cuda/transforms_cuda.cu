@@ -6,7 +6,10 @@
 //   synthesis: K2 synthesis: coefficients -> rings G in scratch,
 //              K1 orders_to_grid: G -> maps.
 // The autodiff transposes are the same two targets with the other sign and
-// ring scale. Handlers are capture-safe and declare command-buffer
+// ring scale. The grid targets sphcnn_grid_analysis / sphcnn_grid_synthesis run
+// the same two kernels on any nlat x nlon grid (grid_launch_plan, lambda on the
+// fly at the colatitudes of their ring_theta operand, read on the device).
+// Handlers are capture-safe and declare command-buffer
 // compatibility: the execute path only validates, computes launch geometry and
 // launches; work space is the scratch result, lambda the plan's table operand
 // or the recurrence inside K2. The launches of K1 and K2 defined here
@@ -60,20 +63,54 @@ __global__ void __launch_bounds__(kGemmThreads) synthesis_kernel(const GemmArgs<
   synthesis_block<T, Tile, kTable>(DeviceCtx{}, args, smem);
 }
 
+// The kernels of the grid targets: the same blocks on a grid of nlat rings of
+// nlon points (kGrid), lambda on the fly at the device's ring colatitudes.
+template <typename T>
+__global__ void __launch_bounds__(kRingThreads) ring_grid_to_orders_kernel(const RingArgs<T> args) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  grid_to_orders_block<T, true>(DeviceCtx{}, args, smem);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kRingThreads) orders_to_ring_grid_kernel(const RingArgs<T> args) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  orders_to_grid_block<T, true>(DeviceCtx{}, args, smem);
+}
+
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(kGemmThreads) ring_grid_analysis_kernel(const GemmArgs<T> args) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  analysis_otf_block<T, Tile, true>(DeviceCtx{}, args, smem);
+}
+
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(kGemmThreads) ring_grid_synthesis_kernel(const GemmArgs<T> args) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  synthesis_block<T, Tile, false, true>(DeviceCtx{}, args, smem);
+}
+
 template <typename T, typename Tile>
 void launch_analysis_table(const GemmLaunch& gl, const GemmArgs<T>& args, cudaStream_t stream) {
   analysis_table_kernel<T, Tile><<<dim3(static_cast<unsigned>(gl.blocks)), kGemmThreads, gl.shared_bytes, stream>>>(args);
 }
 
 template <typename T, typename Tile>
-void launch_analysis_otf(const GemmLaunch& gl, const GemmArgs<T>& args, cudaStream_t stream) {
-  analysis_otf_kernel<T, Tile><<<dim3(static_cast<unsigned>(gl.blocks)), kGemmThreads, gl.shared_bytes, stream>>>(args);
+void launch_analysis_otf(const GemmLaunch& gl, bool ring_grid, const GemmArgs<T>& args, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(gl.blocks));
+  if (ring_grid) {
+    ring_grid_analysis_kernel<T, Tile><<<grid, kGemmThreads, gl.shared_bytes, stream>>>(args);
+  } else {
+    analysis_otf_kernel<T, Tile><<<grid, kGemmThreads, gl.shared_bytes, stream>>>(args);
+  }
 }
 
 template <typename T, typename Tile>
-void launch_synthesis(const GemmLaunch& gl, bool table, const GemmArgs<T>& args, cudaStream_t stream) {
+void launch_synthesis(const GemmLaunch& gl, bool table, bool ring_grid, const GemmArgs<T>& args,
+                      cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(gl.blocks));
-  if (table) {
+  if (ring_grid) {
+    ring_grid_synthesis_kernel<T, Tile><<<grid, kGemmThreads, gl.shared_bytes, stream>>>(args);
+  } else if (table) {
     synthesis_kernel<T, Tile, true><<<grid, kGemmThreads, gl.shared_bytes, stream>>>(args);
   } else {
     synthesis_kernel<T, Tile, false><<<grid, kGemmThreads, gl.shared_bytes, stream>>>(args);
@@ -86,8 +123,13 @@ template <typename T>
 ffi::Error launch_ring(const Call& call, bool to_orders, const RingLaunch& rl, const RingArgs<T>& args) {
   if (rl.blocks == 0) return ffi::Error::Success();
   const dim3 grid(static_cast<unsigned>(rl.blocks));
-  if (to_orders) {
+  const bool ring_grid = call.theta != nullptr;
+  if (to_orders && ring_grid) {
+    ring_grid_to_orders_kernel<T><<<grid, kRingThreads, rl.shared_bytes, call.stream>>>(args);
+  } else if (to_orders) {
     grid_to_orders_kernel<T><<<grid, kRingThreads, rl.shared_bytes, call.stream>>>(args);
+  } else if (ring_grid) {
+    orders_to_ring_grid_kernel<T><<<grid, kRingThreads, rl.shared_bytes, call.stream>>>(args);
   } else {
     orders_to_grid_kernel<T><<<grid, kRingThreads, rl.shared_bytes, call.stream>>>(args);
   }
@@ -98,6 +140,7 @@ template <typename T>
 ffi::Error launch_gemm(const Call& call, bool analysis, const LaunchPlan& plan, GemmArgs<T> args) {
   const GemmLaunch& gl = plan.gemm;
   const bool table = plan.source == LambdaSource::kTable;
+  const bool ring_grid = call.theta != nullptr;
   const ffi::Span<const int64_t> spins = call.spins;
   for (int64_t offset = 0; offset < static_cast<int64_t>(spins.size()); offset += kSpinsPerLaunch) {
     args.spins = spin_group(spins.begin(), static_cast<int64_t>(spins.size()), plan.geometry.ell_max,
@@ -114,15 +157,15 @@ ffi::Error launch_gemm(const Call& call, bool analysis, const LaunchPlan& plan, 
       }
     } else if (analysis) {
       switch (gl.config) {
-        case 0: launch_analysis_otf<T, AnalysisOtfTile<T, 32, 2>>(launch, args, call.stream); break;
-        case 1: launch_analysis_otf<T, AnalysisOtfTile<T, 16, 2>>(launch, args, call.stream); break;
-        default: launch_analysis_otf<T, AnalysisOtfTile<T, 16, 4>>(launch, args, call.stream); break;
+        case 0: launch_analysis_otf<T, AnalysisOtfTile<T, 32, 2>>(launch, ring_grid, args, call.stream); break;
+        case 1: launch_analysis_otf<T, AnalysisOtfTile<T, 16, 2>>(launch, ring_grid, args, call.stream); break;
+        default: launch_analysis_otf<T, AnalysisOtfTile<T, 16, 4>>(launch, ring_grid, args, call.stream); break;
       }
     } else {
       switch (gl.config) {
-        case 0: launch_synthesis<T, SynthesisTile<T, 32, 32>>(launch, table, args, call.stream); break;
-        case 1: launch_synthesis<T, SynthesisTile<T, 8, 128>>(launch, table, args, call.stream); break;
-        default: launch_synthesis<T, SynthesisTile<T, 128, 8>>(launch, table, args, call.stream); break;
+        case 0: launch_synthesis<T, SynthesisTile<T, 32, 32>>(launch, table, ring_grid, args, call.stream); break;
+        case 1: launch_synthesis<T, SynthesisTile<T, 8, 128>>(launch, table, ring_grid, args, call.stream); break;
+        default: launch_synthesis<T, SynthesisTile<T, 128, 8>>(launch, table, ring_grid, args, call.stream); break;
       }
     }
     ffi::Error status = launch_error(call.target, "the Legendre stage");
@@ -170,6 +213,22 @@ ffi::Error transform_handler(cudaStream_t stream, ffi::AnyBuffer in, ffi::AnyBuf
   });
 }
 
+// The same transforms on any grid of nlat rings of nlon points at the
+// colatitudes ring_theta (the grid targets of sphcnn/contract.h).
+template <bool kAnalysis>
+ffi::Error grid_handler(cudaStream_t stream, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
+                        ffi::AnyBuffer ring_theta, ffi::Result<ffi::AnyBuffer> out,
+                        ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
+                        bool degree_major, LambdaSource source) {
+  auto call = decode_grid_call(kAnalysis ? "sphcnn_grid_analysis" : "sphcnn_grid_synthesis", kAnalysis, stream, in,
+                               scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta);
+  if (call.has_error()) return call.error();
+  return execute(*call, out->element_count() == 0, {}, [&](auto zero) {
+    return run<decltype(zero)>(*call, kAnalysis, grid_launch_plan(call->g, kAnalysis), in.untyped_data(),
+                               out->untyped_data());
+  });
+}
+
 }  // namespace
 }  // namespace cuda
 }  // namespace sphcnn
@@ -203,3 +262,35 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCuda, sphcnn::cuda::transform_handl
                                   .Attr<sphcnn::LambdaSource>("lambda_source"),  // the packed table or the recurrence
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_synthesis", SphcnnSynthesisCuda);
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridAnalysisCuda, sphcnn::cuda::grid_handler<true>,
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // table: empty
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
+                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
+                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
+                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
+                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
+                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
+                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // on the fly
+                              {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_grid_analysis", SphcnnGridAnalysisCuda);
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCuda, sphcnn::cuda::grid_handler<false>,
+                              xla::ffi::Ffi::Bind()
+                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
+                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
+                                  .Arg<xla::ffi::AnyBuffer>()  // table: empty
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
+                                  .Ret<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
+                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
+                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
+                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
+                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
+                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // on the fly
+                              {xla::ffi::Traits::kCmdBufferCompatible});
+SPHCNN_TARGET("sphcnn_grid_synthesis", SphcnnGridSynthesisCuda);

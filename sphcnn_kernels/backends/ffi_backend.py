@@ -12,11 +12,12 @@ Targets ``sphcnn_analysis`` and ``sphcnn_synthesis``:
   attributes spins (int64[S]), sign (int32 enum, -1 or +1), degree_major (bool),
              lambda_source (int32 enum: 0 table, 1 on the fly).
 
-Targets ``sphcnn_grid_analysis`` and ``sphcnn_grid_synthesis`` (CPU) take the
+Targets ``sphcnn_grid_analysis`` and ``sphcnn_grid_synthesis`` take the
 same operands, results and attributes on the nlat x nlon rings of a quadrature
 grid (``grids.equiangular``, ``gauss_legendre``, ``driscoll_healy``): maps
 (B..., nlat, nlon, S, C), batch-major coefficients, ring_scale (nlat,), always
-the empty table (lambda_source 1: on the fly), a scratch of 0 bytes, and one
+the empty table (lambda_source 1: on the fly), a scratch of the module's
+``grid_scratch_bytes`` (0 on CPUs), and one
 more operand after the table, ring_theta ((2, nlat) in the real dtype: each
 ring's colatitude in radians as the sum of the two entries of its column,
 :func:`ring_theta`); they require nlon >= 2 ell_max + 1 (:func:`grid_analysis`,
@@ -197,10 +198,13 @@ def ring_theta(grid: Grid, dtype: str) -> np.ndarray:
     return out
 
 
-def _grid_call(direction: str, operand: jax.Array, out_shape: tuple[int, ...], *, grid: Grid,
+def _grid_call(direction: str, operand: jax.Array, out_shape: tuple[int, ...], *, grid: Grid, ell_max: int,
                spins: tuple[int, ...], dtype: str, sign: int, weighted: bool, platform: str) -> jax.Array:
-    extension(platform)
-    (out,) = ring_call(f"sphcnn_grid_{direction}", (operand,), (jax.ShapeDtypeStruct(out_shape, dtype),), 0,
+    module = extension(platform)
+    maps_shape = operand.shape if direction == "analysis" else out_shape
+    scratch = module.grid_scratch_bytes(direction == "analysis", *grid.shape, ell_max, len(spins),
+                                        int(np.prod(maps_shape[:-4])), maps_shape[-1], dtype == "complex128")
+    (out,) = ring_call(f"sphcnn_grid_{direction}", (operand,), (jax.ShapeDtypeStruct(out_shape, dtype),), scratch,
                        ring_scale=ring_scale(grid, weighted, dtype), table=np.zeros((0,), np.finfo(dtype).dtype),
                        spins=spins, sign=sign, layout="batch_major", source="onthefly",
                        trailing=(ring_theta(grid, dtype),))
@@ -228,8 +232,8 @@ def grid_analysis(x: jax.Array, *, grid: Grid, ell_max: int, spins: tuple[int, .
     real = not jnp.iscomplexobj(x) and not any(spins)
     x = x.astype(np.finfo(dtype).dtype if real else dtype)
     out_shape = x.shape[:-4] + (ell_max + 1, 2 * ell_max + 1) + x.shape[-2:]
-    return _grid_call("analysis", x, out_shape, grid=grid, spins=spins, dtype=dtype, sign=sign, weighted=weighted,
-                      platform=platform)
+    return _grid_call("analysis", x, out_shape, grid=grid, ell_max=ell_max, spins=spins, dtype=dtype, sign=sign,
+                      weighted=weighted, platform=platform)
 
 
 def grid_synthesis(a: jax.Array, *, grid: Grid, ell_max: int, spins: tuple[int, ...], dtype: str, sign: int,
@@ -251,5 +255,5 @@ def grid_synthesis(a: jax.Array, *, grid: Grid, ell_max: int, spins: tuple[int, 
         Maps (..., nlat, nlon, S, C) of dtype.
     """
     out_shape = a.shape[:-4] + grid.shape + a.shape[-2:]
-    return _grid_call("synthesis", a.astype(dtype), out_shape, grid=grid, spins=spins, dtype=dtype, sign=sign,
-                      weighted=weighted, platform=platform)
+    return _grid_call("synthesis", a.astype(dtype), out_shape, grid=grid, ell_max=ell_max, spins=spins, dtype=dtype,
+                      sign=sign, weighted=weighted, platform=platform)

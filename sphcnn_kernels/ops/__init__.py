@@ -14,8 +14,8 @@ op (file)                             CPU target                              CU
 ====================================  ======================================  ======================================
 analysis (analysis.py)                sphcnn_analysis                         sphcnn_analysis
 synthesis (synthesis.py)              sphcnn_synthesis                        sphcnn_synthesis
-grid analysis (grid_analysis.py)      sphcnn_grid_analysis                    -
-grid synthesis (grid_synthesis.py)    sphcnn_grid_synthesis                   -
+grid analysis (grid_analysis.py)      sphcnn_grid_analysis                    sphcnn_grid_analysis
+grid synthesis (grid_synthesis.py)    sphcnn_grid_synthesis                   sphcnn_grid_synthesis
 grid forward (grid_forward.py)        -                                       -
 grid inverse (grid_inverse.py)        -                                       -
 activated analysis                    sphcnn_activated_analysis               sphcnn_activated_analysis

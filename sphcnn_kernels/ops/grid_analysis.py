@@ -15,8 +15,9 @@ transposed cotangent.
 Parameters (static): grid, ell_max, spins, dtype ('complex64' or
 'complex128'), sign, weighted (w = grid.weights / nlon, else 1) and backend
 (the transform's option; 'auto' resolved for nlat rings). Coefficients are
-batch-major. Targets: sphcnn_grid_analysis on CPUs where nlon >= 2 ell_max + 1;
-elsewhere, and on CUDA GPUs, the reference
+batch-major. Targets: sphcnn_grid_analysis on CPUs and CUDA GPUs where
+nlon >= 2 ell_max + 1 (on CUDA with backend 'ffi' only: 'auto' resolves to
+xla there until a GPU has measured the kernels); elsewhere the reference
 (:func:`sphcnn_kernels.grid_transforms.ring_analysis`).
 """
 
@@ -45,7 +46,8 @@ OP = Op(
     name="sphcnn_grid_analysis",
     abstract_eval=_abstract,
     reference=_reference,
-    targets={"cpu": Target("sphcnn_grid_analysis", ffi_backend.grid_analysis, applies=orders_apart)},
+    targets={platform: Target("sphcnn_grid_analysis", ffi_backend.grid_analysis, applies=orders_apart)
+             for platform in ("cpu", "cuda")},
     direction="analysis",
     setting=grid_setting,
     batch=leading_batch(lambda params: 0, lambda params: 0),

@@ -10,8 +10,8 @@ sigma = +1). Linear; its transpose is sphcnn_grid_analysis with the same
 parameters.
 
 Parameters: those of sphcnn_grid_analysis. Targets: sphcnn_grid_synthesis on
-CPUs where nlon >= 2 ell_max + 1; elsewhere, and on CUDA GPUs, the reference
-(:func:`sphcnn_kernels.grid_transforms.ring_synthesis`).
+CPUs and CUDA GPUs where nlon >= 2 ell_max + 1 (as sphcnn_grid_analysis);
+elsewhere the reference (:func:`sphcnn_kernels.grid_transforms.ring_synthesis`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ OP = Op(
     name="sphcnn_grid_synthesis",
     abstract_eval=_abstract,
     reference=_reference,
-    targets={"cpu": Target("sphcnn_grid_synthesis", ffi_backend.grid_synthesis, applies=orders_apart)},
+    targets={platform: Target("sphcnn_grid_synthesis", ffi_backend.grid_synthesis, applies=orders_apart)
+             for platform in ("cpu", "cuda")},
     direction="synthesis",
     setting=grid_setting,
     batch=leading_batch(lambda params: 0, lambda params: 0),

@@ -27,13 +27,18 @@
 // memory) on a grid of 7 blocks looping over the work items or of one block
 // per item, and the on-the-fly analysis's K2 with its accumulators in global
 // scratch (the path of band limits too large for shared memory) with any of
-// its tiles, on grids that loop over the items or not. And the bias sums
-// (BiasSums) against long double sums.
+// its tiles, on grids that loop over the items or not. The grid targets'
+// kernels (kGrid: any nlat x nlon grid, lambda on the fly at the colatitudes of
+// a device array) on equiangular grids with both poles, Gauss-Legendre rings
+// and McEwen-Wiaux-like rings without the north pole (grid_theta), in both
+// directions and with either sign, against the same float64 sums at those
+// colatitudes. And the bias sums (BiasSums) against long double sums.
 //
 // Usage: emulate_blocks CASE ... where each CASE is one JSON object
 // (tests/emulation_cases.py holds them; case_of reads a transform's, the keys
 // "direction" (analysis, synthesis), "lambda" (table, otf) and "precision"
-// (float, double) pick the run; {"bias_sums": true, "rows", "lanes",
+// (float, double) pick the run; a grid target's case has "rings"
+// (equiangular, gauss, mw), "nlat" and "nlon" in place of "n", lambda otf; {"bias_sums": true, "rows", "lanes",
 // "precision", optionally "chain_at_most"} a check of the bias sums). Prints
 // one JSON line per check of each case (emulated_reference.h, print_records):
 // stage, result, gradient (float32 <= 1e-6, 1e-6 and 2e-6; float64 <= 1e-12,
@@ -77,6 +82,12 @@ constexpr int64_t kLoopingRingBlocks = 7;
 
 struct Case {
   int n = 0, ell_max = 0;
+  // A grid target's grid: the colatitudes of grid_theta (rings: "equiangular",
+  // "gauss" or "mw"; empty: the n x n grid), nlat rings of nlon points (n x n
+  // on the n x n grid).
+  std::string rings;
+  int nlat = 0, nlon = 0;
+  int sign = 0;  // sigma; 0: the direction's own (-1 analysis, +1 synthesis)
   std::vector<int> spins;
   int batch = 1, channels = 1;
   bool degree_major = false;
@@ -105,7 +116,16 @@ struct Case {
 // work item up to the plan's limit).
 Case case_of(CaseArguments& args) {
   Case cs;
-  cs.n = static_cast<int>(args.integer("n"));
+  cs.rings = args.flag("grid") ? args.text("rings") : "";
+  if (cs.rings.empty()) {
+    cs.n = static_cast<int>(args.integer("n"));
+    cs.nlat = cs.nlon = cs.n;
+  } else {
+    cs.nlat = static_cast<int>(args.integer("nlat"));
+    cs.nlon = static_cast<int>(args.integer("nlon"));
+    cs.n = cs.nlat;
+  }
+  cs.sign = static_cast<int>(args.integer("sign", 0));
   cs.ell_max = static_cast<int>(args.integer("ell_max"));
   cs.spins = args.integers("spins");
   cs.batch = static_cast<int>(args.integer("batch"));
@@ -122,6 +142,40 @@ Case case_of(CaseArguments& args) {
   return cs;
 }
 
+// The colatitudes of a grid target's case, north to south: "equiangular" pi j /
+// (nlat - 1) (both poles), "gauss" the arccos of the Gauss-Legendre nodes
+// (Newton's method on P_nlat from Tricomi's first guess), "mw" pi (2j + 1) /
+// (2 nlat - 1) (no north pole, the south pole last).
+std::vector<double> grid_theta(const std::string& rings, int nlat) {
+  std::vector<double> theta(nlat);
+  for (int j = 0; j < nlat; ++j) {
+    if (rings == "equiangular") {
+      theta[j] = ring_theta(j, nlat);
+    } else if (rings == "mw") {
+      theta[j] = M_PI * (2.0 * j + 1.0) / (2.0 * nlat - 1.0);
+    } else if (rings == "gauss") {
+      double x = std::cos(M_PI * (j + 0.75) / (nlat + 0.5));
+      for (int it = 0; it < 100; ++it) {
+        double p0 = 1.0, p1 = x;  // P_0, P_1, then P_{k-1}, P_k
+        for (int k = 2; k <= nlat; ++k) {
+          const double p2 = ((2.0 * k - 1.0) * x * p1 - (k - 1.0) * p0) / k;
+          p0 = p1;
+          p1 = p2;
+        }
+        const double dp = nlat * (x * p1 - p0) / (x * x - 1.0);  // P_nlat'
+        const double step = p1 / dp;
+        x -= step;
+        if (std::abs(step) < 1e-16) break;
+      }
+      theta[j] = std::acos(x);
+    } else {
+      std::fprintf(stderr, "bad case: rings %s\n", rings.c_str());
+      std::exit(2);
+    }
+  }
+  return theta;
+}
+
 // The plan of the handler with the case's forced choices; their buffers go
 // after the plan's own scratch, sized as launch_plan.h sizes them.
 template <typename T>
@@ -133,10 +187,10 @@ LaunchPlan forced_plan(LaunchPlan plan, const Case& cs, bool analysis, bool tabl
     rl.global = true;
     rl.tile_rows = 1;
     rl.row_tiles = g.batch * g.spins * g.channels;
-    rl.blocks = std::min<int64_t>(static_cast<int64_t>(g.n) * rl.row_tiles, cs.ring_blocks);
-    rl.shared_bytes = ring_shared_bytes<T>(ring_plan(g.n), 1, true);
+    rl.blocks = std::min<int64_t>(static_cast<int64_t>(g.nlat) * rl.row_tiles, cs.ring_blocks);
+    rl.shared_bytes = ring_shared_bytes<T>(ring_plan(g.nlon), 1, true);
     plan.ring_buffers_offset = end;
-    end += align256(sizeof(Cpx<T>) * 2 * static_cast<size_t>(g.n) * rl.blocks);
+    end += align256(sizeof(Cpx<T>) * 2 * static_cast<size_t>(g.nlon) * rl.blocks);
   }
   if (cs.accumulator_config >= 0 && analysis && !table_mode) {
     GemmLaunch& gl = plan.gemm;
@@ -254,7 +308,7 @@ class CaseRun {
   Record fences() const;
 
   size_t x_index(int b, int j, int k, int s, int c) const {
-    return ((static_cast<size_t>(b) * n + j) * n + k) * SC + s * C + c;
+    return ((static_cast<size_t>(b) * nlat + j) * nlon + k) * SC + s * C + c;
   }
   size_t a_index(int b, int l, int mi, int s, int c) const {
     return static_cast<size_t>(b * stride_b + l * stride_l + (static_cast<int64_t>(mi) * S + s) * C + c);
@@ -262,15 +316,21 @@ class CaseRun {
   const Cpx<T>* rings() const { return reinterpret_cast<const Cpx<T>*>(scratch.data() + plan.rings_offset); }
   // The ring value at (s, mi, j) of column (b, c), and its index in rings_ref.
   Cpx<T> ring_at(int s, int mi, int j, int b, int c) const {
-    return rings()[((static_cast<int64_t>(s) * M + mi) * n + j) * plan.padded_maps + b * C + c];
+    return rings()[((static_cast<int64_t>(s) * M + mi) * nlat + j) * plan.padded_maps + b * C + c];
   }
   size_t ring_index(int s, int mi, int j, int b, int c) const {
-    return ((static_cast<size_t>(s) * M + mi) * n + j) * B * C + b * C + c;
+    return ((static_cast<size_t>(s) * M + mi) * nlat + j) * B * C + b * C + c;
   }
 
   const Case cs;
   const bool analysis, table_mode;
   const int n, ell, L, M, S, B, C, SC;
+  // A grid target's case (the kGrid kernels), its rings and their colatitudes
+  // (nlat = nlon = n on the n x n grid).
+  const bool grid;
+  const int nlat, nlon;
+  std::vector<double> theta;
+  std::vector<T> theta_operand;  // (2, nlat) of the data's real type (sphcnn/contract.h)
   // The activated analysis (and its gradient) and its input grid (2n with
   // pooling); the gradient without pooling, stored by K1 of the synthesis.
   const bool activation;
@@ -306,30 +366,44 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
       B(cs.batch),
       C(cs.channels),
       SC(S * C),
+      grid(!cs.rings.empty()),
+      nlat(cs.nlat),
+      nlon(cs.nlon),
       activation(cs.activation > 0),
       fine(cs.activation == 2 ? 2 * n : n),
       epilogue(activation && !analysis && cs.activation == 1),
       stride_b(cs.degree_major ? static_cast<int64_t>(M) * SC : L * static_cast<int64_t>(M) * SC),
       stride_l(cs.degree_major ? B * static_cast<int64_t>(M) * SC : static_cast<int64_t>(M) * SC) {
-  const int sign = analysis ? -1 : 1;
+  const int sign = cs.sign != 0 ? cs.sign : analysis ? -1 : 1;
   std::normal_distribution<double> nd;
-  g = geometry_of(n, ell, S, B, C, sizeof(T) == 8);
+  g = grid_geometry_of(nlat, nlon, ell, S, B, C, sizeof(T) == 8);
   g.degree_major = cs.degree_major;
   g.real_input = analysis && cs.real_input;
   const LambdaSource source = table_mode ? LambdaSource::kTable : LambdaSource::kOnTheFly;
-  plan = forced_plan<T>(launch_plan(g, analysis, source), cs, analysis, table_mode);
+  if (grid && table_mode) {
+    std::fprintf(stderr, "bad case: the grid targets have no table: %s\n", cs.rings.c_str());
+    std::exit(2);
+  }
+  plan = forced_plan<T>(grid ? grid_launch_plan(g, analysis) : launch_plan(g, analysis, source), cs, analysis,
+                        table_mode);
+  theta = grid ? grid_theta(cs.rings, nlat) : std::vector<double>();
+  theta_operand.assign(2 * theta.size(), T(0));  // the ring_theta operand: rounded colatitudes, then what was dropped
+  for (size_t j = 0; j < theta.size(); ++j) {
+    theta_operand[j] = static_cast<T>(theta[j]);
+    theta_operand[theta.size() + j] = static_cast<T>(theta[j] - static_cast<double>(theta_operand[j]));
+  }
 
-  std::vector<double> w(n);
+  std::vector<double> w(nlat);
   for (auto& v : w) v = 0.5 + std::abs(nd(rng));
-  std::vector<T> wt(n);
-  for (int j = 0; j < n; ++j) wt[j] = static_cast<T>(w[j]);
+  std::vector<T> wt(nlat);
+  for (int j = 0; j < nlat; ++j) wt[j] = static_cast<T>(w[j]);
   std::vector<T> table;
   if (table_mode) {
     table.assign(packed_table(n, ell, sizeof(T)).size(S), T(12345));
     build_packed_table<T>(n, ell, cs.spins, table.data(), 2);
   }
   scratch = nan_scratch<T>(plan.scratch_bytes);
-  const size_t spatial = static_cast<size_t>(B) * n * n * SC, spectral = static_cast<size_t>(B) * L * M * SC;
+  const size_t spatial = static_cast<size_t>(B) * nlat * nlon * SC, spectral = static_cast<size_t>(B) * L * M * SC;
   // Inputs: maps x (B, n, n, S, C) or coefficients (batch- or degree-major).
   if (analysis) {
     if (g.real_input) {
@@ -405,7 +479,7 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
   ring.ring_scale = wt.data();
   ring.global_buffers =
       plan.ring.global ? reinterpret_cast<Cpx<T>*>(scratch.data() + plan.ring_buffers_offset) : nullptr;
-  ring.n = n;
+  ring.nlat = nlat;
   ring.ell_max = ell;
   ring.lanes = SC;
   ring.channels = C;
@@ -415,7 +489,7 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
   ring.row_tiles = plan.ring.row_tiles;
   ring.sign = sign;
   ring.real_input = g.real_input;
-  ring.plan = ring_plan(n);
+  ring.plan = ring_plan(nlon);
   // The affine synthesis: random factor and offset (S, C), and the coefficients
   // the synthesis must see, mapped in double.
   const bool affine = cs.affine && !analysis;
@@ -462,7 +536,8 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
   gemm.spec_out = analysis ? a.data() : nullptr;
   gemm.table = table_mode ? table.data() : nullptr;
   gemm.accumulators = plan.gemm.global_accumulators ? reinterpret_cast<Cpx<T>*>(scratch.data() + plan.accumulators_offset) : nullptr;
-  gemm.n = n;
+  gemm.n = nlat;
+  gemm.theta = grid ? theta_operand.data() : nullptr;
   gemm.ell_max = ell;
   gemm.total_spins = S;
   gemm.channels = C;
@@ -488,8 +563,10 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
     const bool gradient_store = !analysis && ring.activation_bias != nullptr;
     const int64_t per_item = ring.global_buffers == nullptr ? 0 : 1 + ring.plan.stages + (gradient_store ? 1 : 0);
     launch(kRingThreads, plan.ring.blocks, plan.ring.shared_bytes, [&](const HostCtx& ctx, unsigned char* smem) {
-      fenced(ctx, static_cast<int64_t>(n) * plan.ring.row_tiles, per_item, [&]() {
-        if (analysis) grid_to_orders_block<T>(ctx, ring, smem);
+      fenced(ctx, static_cast<int64_t>(nlat) * plan.ring.row_tiles, per_item, [&]() {
+        if (analysis && grid) grid_to_orders_block<T, true>(ctx, ring, smem);
+        else if (analysis) grid_to_orders_block<T>(ctx, ring, smem);
+        else if (grid) orders_to_grid_block<T, true>(ctx, ring, smem);
         else orders_to_grid_block<T>(ctx, ring, smem);
       });
     });
@@ -510,6 +587,10 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
             if (config == 0) analysis_table_block<T, AnalysisTile<T, 32, 32>>(ctx, args, smem);
             else if (config == 1) analysis_table_block<T, AnalysisTile<T, 8, 128>>(ctx, args, smem);
             else analysis_table_block<T, AnalysisTile<T, 128, 8>>(ctx, args, smem);
+          } else if (analysis && grid) {
+            if (config == 0) analysis_otf_block<T, AnalysisOtfTile<T, 32, 2>, true>(ctx, args, smem);
+            else if (config == 1) analysis_otf_block<T, AnalysisOtfTile<T, 16, 2>, true>(ctx, args, smem);
+            else analysis_otf_block<T, AnalysisOtfTile<T, 16, 4>, true>(ctx, args, smem);
           } else if (analysis) {
             if (config == 0) analysis_otf_block<T, AnalysisOtfTile<T, 32, 2>>(ctx, args, smem);
             else if (config == 1) analysis_otf_block<T, AnalysisOtfTile<T, 16, 2>>(ctx, args, smem);
@@ -518,6 +599,10 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
             if (config == 0) synthesis_block<T, SynthesisTile<T, 32, 32>, true>(ctx, args, smem);
             else if (config == 1) synthesis_block<T, SynthesisTile<T, 8, 128>, true>(ctx, args, smem);
             else synthesis_block<T, SynthesisTile<T, 128, 8>, true>(ctx, args, smem);
+          } else if (grid) {
+            if (config == 0) synthesis_block<T, SynthesisTile<T, 32, 32>, false, true>(ctx, args, smem);
+            else if (config == 1) synthesis_block<T, SynthesisTile<T, 8, 128>, false, true>(ctx, args, smem);
+            else synthesis_block<T, SynthesisTile<T, 128, 8>, false, true>(ctx, args, smem);
           } else {
             if (config == 0) synthesis_block<T, SynthesisTile<T, 32, 32>, false>(ctx, args, smem);
             else if (config == 1) synthesis_block<T, SynthesisTile<T, 8, 128>, false>(ctx, args, smem);
@@ -580,10 +665,10 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
   }
 
   // float64 references.
-  const std::vector<double> lam = lambda_reference(n, ell, cs.spins);
-  std::vector<cd> e(n);  // e^{sign 2 pi i k / n}
-  for (int k = 0; k < n; ++k) e[k] = std::polar(1.0, sign * 2.0 * M_PI * k / n);
-  rings_ref.assign(static_cast<size_t>(S) * M * n * B * C, cd(0.0, 0.0));
+  const std::vector<double> lam = grid ? lambda_reference(theta, ell, cs.spins) : lambda_reference(n, ell, cs.spins);
+  std::vector<cd> e(nlon);  // e^{sign 2 pi i k / nlon}
+  for (int k = 0; k < nlon; ++k) e[k] = std::polar(1.0, sign * 2.0 * M_PI * k / nlon);
+  rings_ref.assign(static_cast<size_t>(S) * M * nlat * B * C, cd(0.0, 0.0));
   if (analysis) a_ref.assign(spectral, cd(0.0, 0.0));
   else x_ref.assign(spatial, cd(0.0, 0.0));
   for (int b = 0; b < B; ++b) {
@@ -591,15 +676,15 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
       for (int c = 0; c < C; ++c) {
         if (analysis) {
           // F[s, mi, j] = w_j sum_k x e^{sign i m phi_k}
-          std::vector<cd> F(static_cast<size_t>(n) * M);
-          for (int j = 0; j < n; ++j) {
+          std::vector<cd> F(static_cast<size_t>(nlat) * M);
+          for (int j = 0; j < nlat; ++j) {
             for (int mi = 0; mi < M; ++mi) {
               const int m = mi - ell;
               cd acc = 0;
-              for (int k = 0; k < n; ++k) {
+              for (int k = 0; k < nlon; ++k) {
                 const size_t xi = x_index(b, j, k, s, c);
                 const cd v = activation ? x_ref[xi] : g.real_input ? cd(x_real[xi], 0.0) : cd(x[xi].re, x[xi].im);
-                acc += v * e[((static_cast<int64_t>(m) * k) % n + n) % n];
+                acc += v * e[((static_cast<int64_t>(m) * k) % nlon + nlon) % nlon];
               }
               F[static_cast<size_t>(j) * M + mi] = w[j] * acc;
               rings_ref[ring_index(s, mi, j, b, c)] = w[j] * acc;
@@ -608,32 +693,32 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
           for (int mi = 0; mi < M; ++mi) {
             for (int l = 0; l < L; ++l) {
               cd acc = 0;
-              for (int j = 0; j < n; ++j) acc += lambda_at(lam, L, M, s, j, mi, l, n) * F[static_cast<size_t>(j) * M + mi];
+              for (int j = 0; j < nlat; ++j) acc += lambda_at(lam, L, M, s, j, mi, l, nlat) * F[static_cast<size_t>(j) * M + mi];
               a_ref[a_index(b, l, mi, s, c)] = acc;
             }
           }
         } else {
           // G[s, mi, j] = sum_l lambda a (entries below l0 ignored), x = w_j sum_m G e^{...}
-          std::vector<cd> G(static_cast<size_t>(n) * M);
+          std::vector<cd> G(static_cast<size_t>(nlat) * M);
           for (int mi = 0; mi < M; ++mi) {
             const int l0 = std::max(std::abs(mi - ell), std::abs(cs.spins[s]));
-            for (int j = 0; j < n; ++j) {
+            for (int j = 0; j < nlat; ++j) {
               cd acc = 0, mapped = 0;  // K2 sees a; the maps come from the mapped coefficients
               for (int l = l0; l < L; ++l) {
                 const size_t i = a_index(b, l, mi, s, c);
-                acc += lambda_at(lam, L, M, s, j, mi, l, n) * cd(a[i].re, a[i].im);
-                if (affine) mapped += lambda_at(lam, L, M, s, j, mi, l, n) * a_mapped[i];
+                acc += lambda_at(lam, L, M, s, j, mi, l, nlat) * cd(a[i].re, a[i].im);
+                if (affine) mapped += lambda_at(lam, L, M, s, j, mi, l, nlat) * a_mapped[i];
               }
               G[static_cast<size_t>(j) * M + mi] = affine ? mapped : acc;
               rings_ref[ring_index(s, mi, j, b, c)] = acc;
             }
           }
-          for (int j = 0; j < n; ++j) {
-            for (int k = 0; k < n; ++k) {
+          for (int j = 0; j < nlat; ++j) {
+            for (int k = 0; k < nlon; ++k) {
               cd acc = 0;
               for (int mi = 0; mi < M; ++mi) {
                 const int m = mi - ell;
-                acc += G[static_cast<size_t>(j) * M + mi] * e[((static_cast<int64_t>(m) * k) % n + n) % n];
+                acc += G[static_cast<size_t>(j) * M + mi] * e[((static_cast<int64_t>(m) * k) % nlon + nlon) % nlon];
               }
               x_ref[x_index(b, j, k, s, c)] = w[j] * acc;
             }
@@ -661,7 +746,7 @@ Record CaseRun<T>::stage() const {
   Check check;
   for (int s = 0; s < S; ++s)
     for (int mi = 0; mi < M; ++mi)
-      for (int j = 0; j < n; ++j)
+      for (int j = 0; j < nlat; ++j)
         for (int b = 0; b < B; ++b)
           for (int c = 0; c < C; ++c) check.note(ring_at(s, mi, j, b, c), rings_ref[ring_index(s, mi, j, b, c)]);
   return at_most("stage", check.relative(), sizeof(T) == 4 ? 1e-6 : 1e-12);
@@ -724,7 +809,7 @@ Record CaseRun<T>::written() const {
   auto count = [&](const Cpx<T>& v) { unwritten += std::isfinite(v.re) && std::isfinite(v.im) ? 0 : 1; };
   for (int s = 0; s < S; ++s)
     for (int mi = 0; mi < M; ++mi)
-      for (int j = 0; j < n; ++j)
+      for (int j = 0; j < nlat; ++j)
         for (int b = 0; b < B; ++b)
           for (int c = 0; c < C; ++c) count(ring_at(s, mi, j, b, c));
   if (analysis) {
@@ -775,7 +860,7 @@ Digest CaseRun<T>::digest() const {
   Digest digest;
   digest.add(a);
   digest.add(x);
-  digest.add(rings(), sizeof(Cpx<T>) * static_cast<size_t>(S) * M * n * plan.padded_maps);
+  digest.add(rings(), sizeof(Cpx<T>) * static_cast<size_t>(S) * M * nlat * plan.padded_maps);
   digest.add(ct_y);
   digest.add(ct_bias);
   return digest;

@@ -41,19 +41,28 @@ std::vector<unsigned char> nan_scratch(size_t bytes) {
   return scratch;
 }
 
-// lambda_{l,m,s}(theta_j) in float64 from the recurrence of sphcnn/recurrences.h,
-// at [((s n + j) M + mi) L + l] (mi = m + ell_max); zeros for |s| > ell_max.
-inline std::vector<double> lambda_reference(int n, int ell_max, const std::vector<int>& spins) {
-  const int L = ell_max + 1, M = 2 * ell_max + 1;
+// lambda_{l,m,s}(theta_j) in float64 from the recurrence of sphcnn/recurrences.h
+// at the colatitudes theta of n rings, at [((s n + j) M + mi) L + l] (mi = m +
+// ell_max); zeros for |s| > ell_max.
+inline std::vector<double> lambda_reference(const std::vector<double>& theta, int ell_max,
+                                            const std::vector<int>& spins) {
+  const int L = ell_max + 1, M = 2 * ell_max + 1, n = static_cast<int>(theta.size());
   std::vector<double> lam(spins.size() * static_cast<size_t>(n) * M * L, 0.0);
   for (size_t s = 0; s < spins.size(); ++s) {
     for (int j = 0; j < n; ++j) {
       if (std::abs(spins[s]) <= ell_max) {
-        spin_legendre_columns(ell_max, spins[s], ring_theta(j, n), lam.data() + (s * n + j) * M * L);
+        spin_legendre_columns(ell_max, spins[s], theta[j], lam.data() + (s * n + j) * M * L);
       }
     }
   }
   return lam;
+}
+
+// The rings of the n x n grid, theta_j = pi j / (n - 1).
+inline std::vector<double> lambda_reference(int n, int ell_max, const std::vector<int>& spins) {
+  std::vector<double> theta(n);
+  for (int j = 0; j < n; ++j) theta[j] = ring_theta(j, n);
+  return lambda_reference(theta, ell_max, spins);
 }
 
 // sum_j lambda_{l,m,s}(theta_j) F[s, mi, j, p]: the Legendre sum of Fourier

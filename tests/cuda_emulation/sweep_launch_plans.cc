@@ -12,7 +12,9 @@
 // factorizations), ell_max from 0 to n/2 - 1, B C maps from 1 to 4096 (all
 // in the batch, all in the channels, or split), 1 to 8 spins, both
 // precisions, both lambda sources, pooling or none, and for the mixing
-// targets several output widths. Zero sizes are not swept (the handlers
+// targets several output widths; for the grid targets (grid_launch_plan)
+// nlat x nlon grids from 1 x 1 to 2881 x 5760 (ERA5 at 0.0625 degrees) with
+// ell_max up to (nlon - 1) / 2. Zero sizes are not swept (the handlers
 // launch nothing for them).
 //
 // Prints one JSON object: counts (geometries, plans, launches, violations),
@@ -120,9 +122,9 @@ std::string otf_tile(int config) {
 
 u128 wide(int64_t v) { return static_cast<u128>(v); }
 
-// K1 of a plan (launch_ring).
+// K1 of a plan (launch_ring; ring_grid: the grid targets' kernels).
 template <typename T>
-void ring_launch_of(Sweep& sw, const LaunchPlan& p, bool to_orders) {
+void ring_launch_of(Sweep& sw, const LaunchPlan& p, bool to_orders, bool ring_grid = false) {
   const Geometry& g = p.geometry;
   const RingLaunch& rl = p.ring;
   const u128 rows = wide(g.batch) * wide(g.spins) * wide(g.channels);
@@ -131,18 +133,23 @@ void ring_launch_of(Sweep& sw, const LaunchPlan& p, bool to_orders) {
     sw.violation("K1 tiles do not cover the rows");
   }
   sw.fits_int("RingArgs::lanes", g.spins * static_cast<int>(g.channels), wide(g.spins) * wide(g.channels));
-  sw.launch(std::string(to_orders ? "grid_to_orders_kernel<" : "orders_to_grid_kernel<") + type_name<T>() + ">",
-            kRingThreads, rl.blocks, rl.shared_bytes);
+  const char* kernel = ring_grid ? (to_orders ? "ring_grid_to_orders_kernel<" : "orders_to_ring_grid_kernel<")
+                                 : (to_orders ? "grid_to_orders_kernel<" : "orders_to_grid_kernel<");
+  sw.launch(kernel + type_name<T>() + ">", kRingThreads, rl.blocks, rl.shared_bytes);
 }
 
-// K2 of a plan for every spin group (launch_gemm).
+// K2 of a plan for every spin group (launch_gemm; ring_grid: the grid targets' kernels).
 template <typename T>
-void gemm_launch_of(Sweep& sw, const LaunchPlan& p, bool analysis) {
+void gemm_launch_of(Sweep& sw, const LaunchPlan& p, bool analysis, bool ring_grid = false) {
   const Geometry& g = p.geometry;
   const GemmLaunch& gl = p.gemm;
   const bool table = p.source == LambdaSource::kTable;
   std::string kernel;
-  if (analysis && table) {
+  if (ring_grid && analysis) {
+    kernel = "ring_grid_analysis_kernel<" + type_name<T>() + ", " + otf_tile<T>(gl.config) + ">";
+  } else if (ring_grid) {
+    kernel = "ring_grid_synthesis_kernel<" + type_name<T>() + ", " + shape_tile<T>("SynthesisTile", gl.config) + ">";
+  } else if (analysis && table) {
     kernel = "analysis_table_kernel<" + type_name<T>() + ", " + shape_tile<T>("AnalysisTile", gl.config) + ">";
   } else if (analysis) {
     kernel = "analysis_otf_kernel<" + type_name<T>() + ", " + otf_tile<T>(gl.config) + ">";
@@ -163,9 +170,9 @@ template <typename T>
 void plan_scratch(Sweep& sw, const LaunchPlan& p) {
   const Geometry& g = p.geometry;
   const u128 complex = sizeof(Cpx<T>);
-  sw.region("rings", p.rings_offset, complex * wide(g.spins) * wide(g.M()) * wide(g.n) * wide(p.padded_maps),
+  sw.region("rings", p.rings_offset, complex * wide(g.spins) * wide(g.M()) * wide(g.nlat) * wide(p.padded_maps),
             p.ring_buffers_offset);
-  const u128 buffers = p.ring.global ? complex * 2 * wide(p.ring.tile_rows) * wide(g.n) * wide(p.ring.blocks) : 0;
+  const u128 buffers = p.ring.global ? complex * 2 * wide(p.ring.tile_rows) * wide(g.nlon) * wide(p.ring.blocks) : 0;
   sw.region("ring buffers", p.ring_buffers_offset, buffers, p.accumulators_offset);
   const u128 accumulators = p.gemm.global_accumulators ? complex * 2 * wide(g.L()) * wide(kOtfColumns[p.gemm.config]) *
                                                              wide(p.gemm.max_blocks)
@@ -183,6 +190,28 @@ void transform(Sweep& sw, const Geometry& g, LambdaSource source, bool analysis)
   plan_scratch<T>(sw, p);
   ring_launch_of<T>(sw, p, analysis);
   gemm_launch_of<T>(sw, p, analysis);
+}
+
+// sphcnn_grid_analysis / sphcnn_grid_synthesis on the geometry's nlat x nlon grid.
+template <typename T>
+void grid_transform(Sweep& sw, const Geometry& g, bool analysis) {
+  sw.plans++;
+  const LaunchPlan p = grid_launch_plan(g, analysis);
+  if (p.slots != g.nlat) sw.violation("the grid targets' K2 runs over every ring");
+  plan_scratch<T>(sw, p);
+  ring_launch_of<T>(sw, p, analysis, true);
+  gemm_launch_of<T>(sw, p, analysis, true);
+}
+
+template <typename T>
+void grid_geometry(Sweep& sw, int nlat, int nlon, int ell_max, int spins, int64_t batch, int64_t channels) {
+  const Geometry g = grid_geometry_of(nlat, nlon, ell_max, spins, batch, channels, sizeof(T) == 8);
+  sw.geometries++;
+  sw.where = "grid nlat=" + std::to_string(nlat) + " nlon=" + std::to_string(nlon) + " ell_max=" +
+             std::to_string(ell_max) + " S=" + std::to_string(spins) + " B=" + std::to_string(batch) + " C=" +
+             std::to_string(channels) + " " + type_name<T>();
+  grid_transform<T>(sw, g, true);
+  grid_transform<T>(sw, g, false);
 }
 
 // The activation gradient kernel (with pooling) and the two levels of the bias
@@ -341,6 +370,26 @@ int main() {
             geometry<float>(sw, n, ell_max, spins, batch, channels);
             geometry<double>(sw, n, ell_max, spins, batch, channels);
           }
+        }
+      }
+    }
+  }
+  // The grid targets: nlat x nlon grids (equiangular with poles, Gauss-Legendre
+  // sizes, ERA5's 721 x 1440 and 2881 x 5760, a prime ring length, nlon = 2L - 1).
+  const std::vector<std::pair<int, int>> ring_grids = {{1, 1},    {5, 9},     {7, 16},    {8, 17},     {10, 24},
+                                                       {64, 128}, {181, 360}, {721, 1440}, {1441, 2880}, {2881, 5760},
+                                                       {33, 1009}, {512, 1023}};
+  for (const auto& [nlat, nlon] : ring_grids) {
+    std::vector<int> ell_maxes = {0, 1, nlon / 8, nlon / 4, nlon / 3, (nlon - 1) / 2};
+    std::sort(ell_maxes.begin(), ell_maxes.end());
+    ell_maxes.erase(std::unique(ell_maxes.begin(), ell_maxes.end()), ell_maxes.end());
+    for (int ell_max : ell_maxes) {
+      for (int64_t maps : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{64}, int64_t{1000}, int64_t{4096}}) {
+        for (int spins : {1, 3, 8}) {
+          grid_geometry<float>(sw, nlat, nlon, ell_max, spins, maps, 1);
+          grid_geometry<float>(sw, nlat, nlon, ell_max, spins, 1, maps);
+          grid_geometry<double>(sw, nlat, nlon, ell_max, spins, maps, 1);
+          grid_geometry<double>(sw, nlat, nlon, ell_max, spins, 1, maps);
         }
       }
     }

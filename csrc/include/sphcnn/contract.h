@@ -19,7 +19,7 @@
 //              exactly 0 for l < max(|m|, |s|);
 //   synthesis: x_jk = w_j sum_m e^{sigma i m phi_k} sum_{l >= max(|m|,|s|)} lambda_{l,m,s}(theta_j) a_lm.
 //
-// The grid targets sphcnn_grid_analysis and sphcnn_grid_synthesis (CPU) take
+// The grid targets sphcnn_grid_analysis and sphcnn_grid_synthesis (CPU, CUDA) take
 // the same operands, results and attributes on any grid of nlat rings of nlon
 // points, maps (B..., nlat, nlon, S, C) with phi_k = 2 pi k / nlon, ring_scale
 // (nlat,), no table (lambda_source = on the fly), nlon >= 2L - 1, and one more
@@ -28,8 +28,10 @@
 // ring_theta[1, j] summed in double precision (a float64 value split into two
 // of the data's precision: float32 data carries its rings' colatitudes to
 // ~4e-15 without a float64 operand, which JAX narrows when 64-bit types are
-// off; check_ring_theta). Rings j and nlat - 1 - j with theta summing to pi
-// share one lambda column (the north/south pairing of the n x n grid).
+// off; check_ring_theta, ring_colatitude). On the CPU, rings j and nlat - 1 - j
+// with theta summing to pi share one lambda column (the north/south pairing of
+// the n x n grid); the CUDA kernels, which cannot read ring_theta on the host,
+// take every ring alone (cuda/legendre_gemm.h).
 #pragma once
 
 #include <algorithm>
@@ -80,6 +82,14 @@ inline Geometry geometry_of(int n, int ell_max, int spins, int64_t batch, int64_
   g.spins = spins;
   g.channels = channels;
   g.is_double = is_double;
+  return g;
+}
+
+// The same for a grid target's nlat x nlon grid (for the modules' grid_scratch_bytes).
+inline Geometry grid_geometry_of(int nlat, int nlon, int ell_max, int spins, int64_t batch, int64_t channels,
+                                 bool is_double) {
+  Geometry g = geometry_of(nlat, ell_max, spins, batch, channels, is_double);
+  g.nlon = nlon;
   return g;
 }
 
