@@ -32,6 +32,7 @@ None), pool (bool).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -49,12 +50,38 @@ def pooling_taps(transform, pool: bool) -> np.ndarray:
     return ring_taps(2 * transform.n) if pool else np.zeros((0,))
 
 
-def kernel_options(transform, leaky_spin: int | None, pool: bool, platform: str) -> dict:
-    """The fused targets' parameters: the forward transform's (analysis,
-    weighted, sign -1) and the nonlinearity's."""
-    return dict(plan=transform.plan, sign=-1, weighted=True, layout=transform.layout, mode=transform.mode,
-                platform=platform, leaky_spin=-1 if leaky_spin is None else leaky_spin, pool=pool,
-                epsilon=EPSILON, slope=LEAKY_SLOPE)
+def activated_call(target: str, leading: tuple, trailing: tuple, results: tuple, *, transform, bias,
+                   leaky_spin: int | None, pool: bool, platform: str, scratch: Callable[[object, str], int],
+                   **attributes) -> list[jax.Array]:
+    """One call of a fused target whose ring DFT carries the nonlinearity (and the
+    pooling) of sphcnn/activation.h, or its gradient, with the forward
+    transform's parameters (analysis, weighted, sign -1).
+
+    Args:
+        target: the FFI target.
+        leading: the operands before the activation's (bias, taps).
+        trailing: the operands after them, before ring_scale and the table.
+        results: the results before the scratch (ShapeDtypeStructs).
+        transform: the forward transform (a :class:`sphcnn_kernels.SphericalTransform`).
+        bias: (S, C), the nonlinearity's bias (empty without one).
+        leaky_spin: the spin index of the leaky ReLU, or None.
+        pool: whether the maps are pooled onto the transform's grid.
+        platform: 'cpu' or 'cuda'.
+        scratch: fn(the platform's module, the lambda source) -> the scratch bytes.
+        attributes: the target's further attributes.
+
+    Returns:
+        The results without the scratch.
+    """
+    plan = transform.plan
+    module = ffi_backend.extension(platform)
+    source = ffi_backend.lambda_source(plan, transform.mode, platform)
+    extra, activation_attributes = ffi_backend.activation_attributes(
+        plan, bias, pooling_taps(transform, pool), -1 if leaky_spin is None else leaky_spin, pool, EPSILON,
+        LEAKY_SLOPE)
+    return ffi_backend.contract_call(target, (*leading, *extra, *trailing), results, scratch(module, source),
+                                     plan=plan, sign=-1, weighted=True, layout=transform.layout, source=source,
+                                     **activation_attributes, **attributes)
 
 
 def _reference(y, bias, *, transform, leaky_spin, pool):
@@ -64,16 +91,14 @@ def _reference(y, bias, *, transform, leaky_spin, pool):
 
 def _kernel(y, bias, *, transform, leaky_spin, pool, platform):
     plan = transform.plan
-    options = kernel_options(transform, leaky_spin, pool, platform)
-    module = ffi_backend.extension(platform)
-    source = ffi_backend.lambda_source(plan, transform.mode, platform)
-    scratch = ffi_backend.scratch_bytes(module, plan, source, int(np.prod(y.shape[:-4])), y.shape[-1], True)
-    extra, attributes = ffi_backend.activation_attributes(plan, bias, pooling_taps(transform, pool),
-                                                          options["leaky_spin"], pool, EPSILON, LEAKY_SLOPE)
     out_shape = plan.spectral_shape(y.shape[:-4], *y.shape[-2:], transform.layout)
-    (out,) = ffi_backend.contract_call("sphcnn_activated_analysis", (y, *extra),
-                                       (jax.ShapeDtypeStruct(out_shape, plan.dtype),), scratch, plan=plan, sign=-1,
-                                       weighted=True, layout=transform.layout, source=source, **attributes)
+
+    def scratch(module, source):
+        return ffi_backend.scratch_bytes(module, plan, source, int(np.prod(y.shape[:-4])), y.shape[-1], True)
+
+    (out,) = activated_call("sphcnn_activated_analysis", (y,), (), (jax.ShapeDtypeStruct(out_shape, plan.dtype),),
+                            transform=transform, bias=bias, leaky_spin=leaky_spin, pool=pool, platform=platform,
+                            scratch=scratch)
     return out
 
 
@@ -108,19 +133,16 @@ def gradient_reference(ct, y, bias, *, transform, leaky_spin, pool):
 
 def _gradient_kernel(ct, y, bias, *, transform, leaky_spin, pool, platform):
     plan = transform.plan
-    options = kernel_options(transform, leaky_spin, pool, platform)
-    module = ffi_backend.extension(platform)
-    source = ffi_backend.lambda_source(plan, transform.mode, platform)
-    scratch = module.activated_gradient_scratch_bytes(plan.n, plan.ell_max, len(plan.spins),
-                                                      int(np.prod(y.shape[:-4])), y.shape[-1],
-                                                      plan.real_dtype == np.float64,
-                                                      ffi_backend.LAMBDA_SOURCES[source], pool)
-    extra, attributes = ffi_backend.activation_attributes(plan, bias, pooling_taps(transform, pool),
-                                                          options["leaky_spin"], pool, EPSILON, LEAKY_SLOPE)
+
+    def scratch(module, source):
+        return module.activated_gradient_scratch_bytes(plan.n, plan.ell_max, len(plan.spins),
+                                                       int(np.prod(y.shape[:-4])), y.shape[-1],
+                                                       plan.real_dtype == np.float64,
+                                                       ffi_backend.LAMBDA_SOURCES[source], pool)
+
     results = (jax.ShapeDtypeStruct(y.shape, y.dtype), jax.ShapeDtypeStruct(bias.shape, plan.real_dtype))
-    ct_y, ct_bias = ffi_backend.contract_call("sphcnn_activated_gradient", (ct, y, *extra), results, scratch,
-                                              plan=plan, sign=-1, weighted=True, layout=transform.layout,
-                                              source=source, **attributes)
+    ct_y, ct_bias = activated_call("sphcnn_activated_gradient", (ct, y), (), results, transform=transform, bias=bias,
+                                   leaky_spin=leaky_spin, pool=pool, platform=platform, scratch=scratch)
     return ct_y, ct_bias.astype(bias.dtype)
 
 

@@ -41,10 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from sphcnn_kernels.backends import ffi_backend
-from sphcnn_kernels.ops.activated_analysis import (activated_analysis, activated_gradient, check_input,
-                                                   kernel_options, pooling_taps)
+from sphcnn_kernels.ops.activated_analysis import (activated_analysis, activated_call, activated_gradient,
+                                                   check_input)
 from sphcnn_kernels.ops.device_varying import sum_like
-from sphcnn_kernels.ops.magnitude import EPSILON, LEAKY_SLOPE, Activation
+from sphcnn_kernels.ops.magnitude import Activation
 from sphcnn_kernels.ops.mixing import mixing
 from sphcnn_kernels.ops.pooling import spatial_pool
 from sphcnn_kernels.ops.placement import constant_coefficient
@@ -86,23 +86,18 @@ def _applies(x, bias, filters, *, transform, **_) -> bool:
 def _kernel(x, bias, filters, *, transform, leaky_spin, pool, activate, platform):
     """(b, a, energy) in one call of sphcnn_mixing_analysis (CUDA)."""
     plan = transform.plan
-    ffi_backend.extension(platform)
     batch_shape = x.shape[:-4]
     out_spins, out_channels = filters.shape[2], filters.shape[4]
-    options = kernel_options(transform, leaky_spin, pool, platform)
-    source = ffi_backend.lambda_source(plan, transform.mode, platform)
-    scratch = analysis_scratch(transform, int(np.prod(batch_shape)), x.shape[-1], out_spins, out_channels)
-    bias = bias if activate else jnp.zeros((0,), transform.real_dtype)
-    extra, attributes = ffi_backend.activation_attributes(plan, bias, pooling_taps(transform, pool),
-                                                          options["leaky_spin"], pool, EPSILON, LEAKY_SLOPE)
     a_shape = plan.spectral_shape(batch_shape, *x.shape[-2:], transform.layout)
     results = (jax.ShapeDtypeStruct(a_shape[:-2] + (out_spins, out_channels), plan.dtype),
                jax.ShapeDtypeStruct(a_shape, plan.dtype),
                jax.ShapeDtypeStruct(batch_shape + (out_spins, out_channels), plan.real_dtype))
-    b, a, energy = ffi_backend.contract_call("sphcnn_mixing_analysis", (x, *extra, filters.astype(plan.dtype)),
-                                             results, scratch, plan=plan, sign=-1, weighted=True,
-                                             layout=transform.layout, source=source, activate=bool(activate),
-                                             **attributes)
+    b, a, energy = activated_call(
+        "sphcnn_mixing_analysis", (x,), (filters.astype(plan.dtype),), results, transform=transform,
+        bias=bias if activate else jnp.zeros((0,), transform.real_dtype), leaky_spin=leaky_spin, pool=pool,
+        platform=platform, activate=bool(activate),
+        scratch=lambda module, source: analysis_scratch(transform, int(np.prod(batch_shape)), x.shape[-1],
+                                                        out_spins, out_channels))
     return b, a, energy
 
 
@@ -146,16 +141,11 @@ def _gradient_kernel(ct_b, filters, x, bias, *, transform, leaky_spin, pool, pla
     ct_b[l, m, o, d] filters[l, i, o, c, d] of the analysis's coefficients (the
     transposed mixing is the prologue of the Legendre stage of the synthesis)."""
     plan = transform.plan
-    ffi_backend.extension(platform)
-    options = kernel_options(transform, leaky_spin, pool, platform)
-    source = ffi_backend.lambda_source(plan, transform.mode, platform)
-    scratch = gradient_scratch(transform, int(np.prod(x.shape[:-4])), x.shape[-1], pool)
-    extra, attributes = ffi_backend.activation_attributes(plan, bias, pooling_taps(transform, pool),
-                                                          options["leaky_spin"], pool, EPSILON, LEAKY_SLOPE)
     results = (jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct(bias.shape, plan.real_dtype))
-    ct_x, ct_bias = ffi_backend.contract_call("sphcnn_mixing_gradient", (ct_b, filters.astype(plan.dtype), x, *extra),
-                                              results, scratch, plan=plan, sign=-1, weighted=True,
-                                              layout=transform.layout, source=source, **attributes)
+    ct_x, ct_bias = activated_call(
+        "sphcnn_mixing_gradient", (ct_b, filters.astype(plan.dtype), x), (), results, transform=transform, bias=bias,
+        leaky_spin=leaky_spin, pool=pool, platform=platform,
+        scratch=lambda module, source: gradient_scratch(transform, int(np.prod(x.shape[:-4])), x.shape[-1], pool))
     return ct_x, ct_bias.astype(bias.dtype)
 
 
