@@ -36,7 +36,7 @@ RESIDENT_LIMIT = 2 << 30  # bytes held by the test process before its compiled p
 GPU_MARK = "pytest.mark.gpu"
 SLOW_MODULES = ("test_build", "test_cuda_blocks_emulated", "test_cuda_emulation_checks", "test_cuda_resources",
                 "test_equivariance", "test_gpu_requirement", "test_interrupted_runs", "test_qm9_models",
-                "test_qm9_training", "test_runtime", "test_step_lowering", "test_training_cli")
+                "test_qm9_training", "test_runtime", "test_sharding", "test_step_lowering", "test_training_cli")
 SLOW_TESTS = (
     "test_autodiff::test_second_order_and_real_input",
     "test_batch_norm::test_statistics_are_averaged_across_devices",
@@ -52,6 +52,9 @@ SLOW_TESTS = (
     "test_fused_blocks::test_other_block_configurations_fuse_to_the_same_function",
     "test_fused_blocks::test_vmap_of_the_gradient",
     "test_fused_blocks::test_vmap_over_a_leading_axis",
+    "test_grid_kernels::test_kernels_equal_the_reference",
+    "test_grid_kernels::test_kernels_on_an_era5_sized_grid_in_float32",
+    "test_transform_grids::test_gradients_of_the_grid_ops_equal_those_of_the_jnp_transforms",
     "test_mixing_analysis::test_gradients_match_the_composition",
     "test_mixing_analysis::test_leading_batch_axes_and_vmap",
     "test_mixing_analysis::test_outputs_match_the_composition",
