@@ -48,6 +48,7 @@
 #include "legendre_stage.h"
 #include "parallel_for.h"
 #include "ring_fft.h"
+#include "sphcnn/bindings.h"
 #include "sphcnn/contract.h"
 #include "sphcnn/targets.h"
 #include "transforms_cpu.h"
@@ -625,117 +626,29 @@ size_t scratch_bytes(const Geometry&) {
 }  // namespace sphcnn
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAnalysisCpu, sphcnn::transform_handler<true>,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence
+                              sphcnn::bindings::transform<xla::ffi::ThreadPool>());
 SPHCNN_TARGET("sphcnn_analysis", SphcnnAnalysisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCpu, sphcnn::transform_handler<false>,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // maps
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence
+                              sphcnn::bindings::transform<xla::ffi::ThreadPool>());
 SPHCNN_TARGET("sphcnn_synthesis", SphcnnSynthesisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridAnalysisCpu, sphcnn::grid_handler<true>,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
-                                  .Arg<xla::ffi::AnyBuffer>()  // table: empty
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (2, nlat): hi + lo colatitudes
-                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // on the fly
+                              sphcnn::bindings::grid_transform<xla::ffi::ThreadPool>());
 SPHCNN_TARGET("sphcnn_grid_analysis", SphcnnGridAnalysisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCpu, sphcnn::grid_handler<false>,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
-                                  .Arg<xla::ffi::AnyBuffer>()  // table: empty
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (2, nlat): hi + lo colatitudes
-                                  .Ret<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // on the fly
+                              sphcnn::bindings::grid_transform<xla::ffi::ThreadPool>());
 SPHCNN_TARGET("sphcnn_grid_synthesis", SphcnnGridSynthesisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu, sphcnn::activated_handler,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps
-                                  .Arg<xla::ffi::AnyBuffer>()  // bias
-                                  .Arg<xla::ffi::AnyBuffer>()  // taps
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // the packed table or the recurrence
-                                  .Attr<int64_t>("leaky_spin")  // the spin index of the leaky ReLU, or -1
-                                  .Attr<bool>("pool")  // maps on the 2n grid, pooled
-                                  .Attr<double>("epsilon")  // of the magnitude nonlinearity
-                                  .Attr<double>("slope"));  // of the leaky ReLU
+                              sphcnn::bindings::activated_analysis<xla::ffi::ThreadPool>());
 SPHCNN_TARGET("sphcnn_activated_analysis", SphcnnActivatedAnalysisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCpu, sphcnn::gradient_handler,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // ct
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps
-                                  .Arg<xla::ffi::AnyBuffer>()  // bias
-                                  .Arg<xla::ffi::AnyBuffer>()  // taps
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // ct_maps
-                                  .Ret<xla::ffi::AnyBuffer>()  // ct_bias
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // the packed table or the recurrence
-                                  .Attr<int64_t>("leaky_spin")  // the spin index of the leaky ReLU, or -1
-                                  .Attr<bool>("pool")  // maps on the 2n grid, pooled
-                                  .Attr<double>("epsilon")  // of the magnitude nonlinearity
-                                  .Attr<double>("slope"));  // of the leaky ReLU
+                              sphcnn::bindings::activated_gradient<xla::ffi::ThreadPool>());
 SPHCNN_TARGET("sphcnn_activated_gradient", SphcnnActivatedGradientCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCpu, sphcnn::affine_handler,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::ThreadPool>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Arg<xla::ffi::AnyBuffer>()  // factor
-                                  .Arg<xla::ffi::AnyBuffer>()  // offset
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // maps
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // the packed table or the recurrence
+                              sphcnn::bindings::affine_synthesis<xla::ffi::ThreadPool>());
 SPHCNN_TARGET("sphcnn_affine_synthesis", SphcnnAffineSynthesisCpu);

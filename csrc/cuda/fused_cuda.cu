@@ -29,6 +29,7 @@
 #include "launch_plan.h"
 #include "legendre_gemm.h"
 #include "mixing_stage.h"
+#include "sphcnn/bindings.h"
 #include "sphcnn/contract.h"
 #include "sphcnn/targets.h"
 #include "xla/ffi/api/ffi.h"
@@ -437,130 +438,31 @@ ffi::Error mixing_gradient_handler(cudaStream_t stream, ffi::AnyBuffer ct_b, ffi
 }  // namespace sphcnn
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCuda, sphcnn::cuda::activated_handler,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps
-                                  .Arg<xla::ffi::AnyBuffer>()  // bias
-                                  .Arg<xla::ffi::AnyBuffer>()  // taps
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // the packed table or the recurrence
-                                  .Attr<int64_t>("leaky_spin")  // the spin index of the leaky ReLU, or -1
-                                  .Attr<bool>("pool")  // maps on the 2n grid, pooled
-                                  .Attr<double>("epsilon")  // of the magnitude nonlinearity
-                                  .Attr<double>("slope"),  // of the leaky ReLU
+                              sphcnn::bindings::activated_analysis<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_activated_analysis", SphcnnActivatedAnalysisCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedGradientCuda, sphcnn::cuda::gradient_handler,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // ct
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps
-                                  .Arg<xla::ffi::AnyBuffer>()  // bias
-                                  .Arg<xla::ffi::AnyBuffer>()  // taps
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // ct_maps
-                                  .Ret<xla::ffi::AnyBuffer>()  // ct_bias
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // the packed table or the recurrence
-                                  .Attr<int64_t>("leaky_spin")  // the spin index of the leaky ReLU, or -1
-                                  .Attr<bool>("pool")  // maps on the 2n grid, pooled
-                                  .Attr<double>("epsilon")  // of the magnitude nonlinearity
-                                  .Attr<double>("slope"),  // of the leaky ReLU
+                              sphcnn::bindings::activated_gradient<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_activated_gradient", SphcnnActivatedGradientCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingAnalysisCuda, sphcnn::cuda::mixing_handler,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps
-                                  .Arg<xla::ffi::AnyBuffer>()  // bias
-                                  .Arg<xla::ffi::AnyBuffer>()  // taps
-                                  .Arg<xla::ffi::AnyBuffer>()  // filters
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // b
-                                  .Ret<xla::ffi::AnyBuffer>()  // a
-                                  .Ret<xla::ffi::AnyBuffer>()  // energy
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // the packed table or the recurrence
-                                  .Attr<int64_t>("leaky_spin")  // the spin index of the leaky ReLU, or -1
-                                  .Attr<bool>("pool")  // maps on the 2n grid, pooled
-                                  .Attr<double>("epsilon")  // of the magnitude nonlinearity
-                                  .Attr<double>("slope")  // of the leaky ReLU
-                                  .Attr<bool>("activate"),  // with the prologue of the activated analysis
+                              sphcnn::bindings::mixing_analysis<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_mixing_analysis", SphcnnMixingAnalysisCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnMixingGradientCuda, sphcnn::cuda::mixing_gradient_handler,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // ct_b
-                                  .Arg<xla::ffi::AnyBuffer>()  // filters
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps
-                                  .Arg<xla::ffi::AnyBuffer>()  // bias
-                                  .Arg<xla::ffi::AnyBuffer>()  // taps
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // ct_maps
-                                  .Ret<xla::ffi::AnyBuffer>()  // ct_bias
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // the packed table or the recurrence
-                                  .Attr<int64_t>("leaky_spin")  // the spin index of the leaky ReLU, or -1
-                                  .Attr<bool>("pool")  // maps on the 2n grid, pooled
-                                  .Attr<double>("epsilon")  // of the magnitude nonlinearity
-                                  .Attr<double>("slope"),  // of the leaky ReLU
+                              sphcnn::bindings::mixing_gradient<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_mixing_gradient", SphcnnMixingGradientCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineGradientCuda, sphcnn::cuda::affine_gradient_handler,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // ct
-                                  .Arg<xla::ffi::AnyBuffer>()  // a
-                                  .Arg<xla::ffi::AnyBuffer>()  // factor
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // ct_a
-                                  .Ret<xla::ffi::AnyBuffer>()  // products
-                                  .Ret<xla::ffi::AnyBuffer>()  // constant
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // the packed table or the recurrence
+                              sphcnn::bindings::affine_gradient<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_affine_gradient", SphcnnAffineGradientCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAffineSynthesisCuda, sphcnn::cuda::affine_handler,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Arg<xla::ffi::AnyBuffer>()  // factor
-                                  .Arg<xla::ffi::AnyBuffer>()  // offset
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // maps
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // the packed table or the recurrence
+                              sphcnn::bindings::affine_synthesis<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_affine_synthesis", SphcnnAffineSynthesisCuda);

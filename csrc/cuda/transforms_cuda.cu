@@ -23,6 +23,7 @@
 #include "launch_plan.h"
 #include "legendre_gemm.h"
 #include "ring_dft.h"
+#include "sphcnn/bindings.h"
 #include "sphcnn/contract.h"
 #include "sphcnn/targets.h"
 #include "xla/ffi/api/ffi.h"
@@ -234,63 +235,21 @@ ffi::Error grid_handler(cudaStream_t stream, ffi::AnyBuffer in, ffi::AnyBuffer s
 }  // namespace sphcnn
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnAnalysisCuda, sphcnn::cuda::transform_handler<true>,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // the packed table or the recurrence
+                              sphcnn::bindings::transform<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_analysis", SphcnnAnalysisCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnSynthesisCuda, sphcnn::cuda::transform_handler<false>,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale
-                                  .Arg<xla::ffi::AnyBuffer>()  // table
-                                  .Ret<xla::ffi::AnyBuffer>()  // maps
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // the packed table or the recurrence
+                              sphcnn::bindings::transform<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_synthesis", SphcnnSynthesisCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridAnalysisCuda, sphcnn::cuda::grid_handler<true>,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
-                                  .Arg<xla::ffi::AnyBuffer>()  // table: empty
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
-                                  .Ret<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // on the fly
+                              sphcnn::bindings::grid_transform<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_grid_analysis", SphcnnGridAnalysisCuda);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCuda, sphcnn::cuda::grid_handler<false>,
-                              xla::ffi::Ffi::Bind()
-                                  .Ctx<xla::ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<xla::ffi::AnyBuffer>()  // coefficients
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
-                                  .Arg<xla::ffi::AnyBuffer>()  // table: empty
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
-                                  .Ret<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
-                                  .Ret<xla::ffi::AnyBuffer>()  // scratch
-                                  .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
-                                  .Attr<sphcnn::Sign>("sign")  // -1 or +1
-                                  .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // on the fly
+                              sphcnn::bindings::grid_transform<xla::ffi::PlatformStream<cudaStream_t>>(),
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_grid_synthesis", SphcnnGridSynthesisCuda);
