@@ -466,9 +466,10 @@ template <bool kAnalysis>
 ffi::Error grid_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
                         ffi::AnyBuffer ring_theta, ffi::Result<ffi::AnyBuffer> out,
                         ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
-                        bool degree_major, LambdaSource source) {
+                        bool degree_major, LambdaSource source, bool mirrored) {
   auto call = cpu::decode_grid_call(kAnalysis ? "sphcnn_grid_analysis" : "sphcnn_grid_synthesis", kAnalysis, in,
-                                    scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta);
+                                    scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta,
+                                    mirrored);
   if (call.has_error()) return call.error();
   return transform<kAnalysis>(pool, *call, in, *out);
 }
@@ -664,7 +665,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridAnalysisCpu, sphcnn::grid_handler<true>,
                                   .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
                                   .Attr<sphcnn::Sign>("sign")  // -1 or +1
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // on the fly
+                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // on the fly
+                                  .Attr<bool>("mirrored"));  // rings j and nlat - 1 - j mirror images
 SPHCNN_TARGET("sphcnn_grid_analysis", SphcnnGridAnalysisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCpu, sphcnn::grid_handler<false>,
@@ -679,7 +681,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCpu, sphcnn::grid_handler<false
                                   .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
                                   .Attr<sphcnn::Sign>("sign")  // -1 or +1
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"));  // on the fly
+                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // on the fly
+                                  .Attr<bool>("mirrored"));  // rings j and nlat - 1 - j mirror images
 SPHCNN_TARGET("sphcnn_grid_synthesis", SphcnnGridSynthesisCpu);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnActivatedAnalysisCpu, sphcnn::activated_handler,

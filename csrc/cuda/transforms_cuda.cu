@@ -219,12 +219,12 @@ template <bool kAnalysis>
 ffi::Error grid_handler(cudaStream_t stream, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
                         ffi::AnyBuffer ring_theta, ffi::Result<ffi::AnyBuffer> out,
                         ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
-                        bool degree_major, LambdaSource source) {
+                        bool degree_major, LambdaSource source, bool mirrored) {
   auto call = decode_grid_call(kAnalysis ? "sphcnn_grid_analysis" : "sphcnn_grid_synthesis", kAnalysis, stream, in,
-                               scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta);
+                               scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta, mirrored);
   if (call.has_error()) return call.error();
   return execute(*call, out->element_count() == 0, {}, [&](auto zero) {
-    return run<decltype(zero)>(*call, kAnalysis, grid_launch_plan(call->g, kAnalysis), in.untyped_data(),
+    return run<decltype(zero)>(*call, kAnalysis, grid_launch_plan(call->g, kAnalysis, mirrored), in.untyped_data(),
                                out->untyped_data());
   });
 }
@@ -269,13 +269,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridAnalysisCuda, sphcnn::cuda::grid_handler
                                   .Arg<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
                                   .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
                                   .Arg<xla::ffi::AnyBuffer>()  // table: empty
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (2, nlat): hi + lo colatitudes
                                   .Ret<xla::ffi::AnyBuffer>()  // coefficients
                                   .Ret<xla::ffi::AnyBuffer>()  // scratch
                                   .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
                                   .Attr<sphcnn::Sign>("sign")  // -1 or +1
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // on the fly
+                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // on the fly
+                                  .Attr<bool>("mirrored"),  // rings j and nlat - 1 - j mirror images
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_grid_analysis", SphcnnGridAnalysisCuda);
 
@@ -285,12 +286,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SphcnnGridSynthesisCuda, sphcnn::cuda::grid_handle
                                   .Arg<xla::ffi::AnyBuffer>()  // coefficients
                                   .Arg<xla::ffi::AnyBuffer>()  // ring_scale (nlat,)
                                   .Arg<xla::ffi::AnyBuffer>()  // table: empty
-                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (nlat,) float64
+                                  .Arg<xla::ffi::AnyBuffer>()  // ring_theta (2, nlat): hi + lo colatitudes
                                   .Ret<xla::ffi::AnyBuffer>()  // maps (B..., nlat, nlon, S, C)
                                   .Ret<xla::ffi::AnyBuffer>()  // scratch
                                   .Attr<xla::ffi::Span<const int64_t>>("spins")  // int64[S]: the spins
                                   .Attr<sphcnn::Sign>("sign")  // -1 or +1
                                   .Attr<bool>("degree_major")  // coefficients (L, B..., 2L - 1, S, C)
-                                  .Attr<sphcnn::LambdaSource>("lambda_source"),  // on the fly
+                                  .Attr<sphcnn::LambdaSource>("lambda_source")  // on the fly
+                                  .Attr<bool>("mirrored"),  // rings j and nlat - 1 - j mirror images
                               {xla::ffi::Traits::kCmdBufferCompatible});
 SPHCNN_TARGET("sphcnn_grid_synthesis", SphcnnGridSynthesisCuda);
