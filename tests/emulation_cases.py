@@ -10,7 +10,7 @@ A case is a flat dict of integers, booleans, strings and lists of integers:
 - emulate_blocks: a transform ("direction" analysis or synthesis, "lambda"
   table or otf, then the fields of its Case, those at their default left out;
   a grid target's transform has "grid", "rings", "nlat" and "nlon" in place
-  of "n", and "sign"),
+  of "n", "sign", and "mirrored" when its kernels pair the mirror rings),
   or a check of the bias sums ("bias_sums", "rows", "lanes", and for the
   spherical MNIST rows "chain_at_most");
 - emulate_mixing: n, ell_max, spins, batch, channels, out_spins, out_channels;
@@ -76,19 +76,23 @@ TRANSFORMS = [
 # kernels, lambda on the fly at the colatitudes of a device array), each in
 # both directions, precisions and signs and with spins (0,) and (0, 1, -2):
 # equiangular with both poles and an equator ring (odd nlat), equiangular
-# even, Gauss-Legendre with a prime nlon, McEwen-Wiaux-like rings (no north
+# even, Gauss-Legendre with a prime nlon, all mirrored (the attribute: mirror
+# rings paired, the equator ring alone), and McEwen-Wiaux-like rings (no north
 # pole, not mirrored) at nlon = 2L - 1.
 GRIDS = [
-    dict(rings="equiangular", nlat=7, nlon=16, ell_max=6, batch=2, channels=3),
-    dict(rings="equiangular", nlat=10, nlon=24, ell_max=9, batch=1, channels=3, degree_major=True),
-    dict(rings="gauss", nlat=8, nlon=17, ell_max=7, batch=2, channels=1),
+    dict(rings="equiangular", nlat=7, nlon=16, ell_max=6, batch=2, channels=3, mirrored=True),
+    dict(rings="equiangular", nlat=10, nlon=24, ell_max=9, batch=1, channels=3, degree_major=True, mirrored=True),
+    dict(rings="gauss", nlat=8, nlon=17, ell_max=7, batch=2, channels=1, mirrored=True),
     dict(rings="mw", nlat=5, nlon=9, ell_max=4, batch=1, channels=2),
 ]
 GRID_SPINS = ([0], [0, 1, -2])
-# The ERA5 grid 721 x 1440 = 721 x 2^5 3^2 5 at L = 33 (about 13 s a run):
-# spins (0, 1, -2) in both directions and precisions, the two signs split
-# between the precisions.
-ERA5 = dict(rings="equiangular", nlat=721, nlon=1440, ell_max=32, batch=1, channels=1)
+# A mirrored grid with the attribute false (every ring alone): spins (0, 1, -2)
+# in both directions and precisions, the two signs split between the
+# precisions.
+UNPAIRED = dict(rings="equiangular", nlat=7, nlon=16, ell_max=6, batch=2, channels=3)
+# The ERA5 grid 721 x 1440 = 721 x 2^5 3^2 5 at L = 33, mirrored (about 13 s a
+# run): as UNPAIRED.
+ERA5 = dict(rings="equiangular", nlat=721, nlon=1440, ell_max=32, batch=1, channels=1, mirrored=True)
 
 # The bias sums of the activated gradient: B n_in rows of the spherical MNIST
 # model's activations at batch 128 (S C = 2 x 16 .. 2 x 32 lanes; the first
@@ -154,16 +158,17 @@ def _grid_run(case, direction, spins, sign, precision):
 
 def _grid_runs():
     """Every case of GRIDS in both directions, signs and precisions, with each
-    of GRID_SPINS; ERA5 as its comment says."""
+    of GRID_SPINS; UNPAIRED and ERA5 as their comments say."""
     for case in GRIDS:
         for direction in ("analysis", "synthesis"):
             for spins in GRID_SPINS:
                 for sign in (-1, 1):
                     for precision in PRECISIONS:
                         yield _grid_run(case, direction, spins, sign, precision)
-    for direction in ("analysis", "synthesis"):
-        for sign, precision in zip((-1, 1), PRECISIONS):
-            yield _grid_run(ERA5, direction, [0, 1, -2], sign, precision)
+    for case in (UNPAIRED, ERA5):
+        for direction in ("analysis", "synthesis"):
+            for sign, precision in zip((-1, 1), PRECISIONS):
+                yield _grid_run(case, direction, [0, 1, -2], sign, precision)
 
 
 EMULATIONS = {

@@ -27,8 +27,9 @@ synthesis's transpose with the batch norm's gradient as its epilogue
 (csrc/cuda/affine_stage.h, emulate_affine.cc). And the kernels of the grid targets
 (sphcnn_grid_analysis / sphcnn_grid_synthesis: nlat x nlon grids, lambda on the fly at
 colatitudes read from device memory) on equiangular 7 x 16 and 10 x 24, Gauss-Legendre
-8 x 17, McEwen-Wiaux-like 5 x 9 and ERA5's 721 x 1440 rings, against the same float64
-sums at those colatitudes.
+8 x 17 and ERA5's 721 x 1440 rings with their mirror rings paired (the attribute
+mirrored), the equiangular 7 x 16 also unpaired, and McEwen-Wiaux-like 5 x 9 rings,
+against the same float64 sums at those colatitudes.
 
 How the checks are collected and run: the cases are the Python lists of
 tests/emulation_cases.py, so collecting compiles nothing. test_check is
@@ -45,7 +46,7 @@ record's bound must equal them, and its value be within."""
 import pytest
 
 from emulation_build import emulation as _run
-from emulation_cases import EMULATIONS, GRID_SPINS, GRIDS, TRANSFORMS, argument, case_id, checks
+from emulation_cases import EMULATIONS, GRID_SPINS, GRIDS, TRANSFORMS, UNPAIRED, argument, case_id, checks
 
 # The relative errors' bounds (float32, float64) against the float64 sums.
 ERROR_BOUNDS = {
@@ -128,17 +129,25 @@ def test_the_transforms_cover_every_size_both_ways_and_the_fused_boundary(emulat
 @pytest.mark.parametrize("emulation", ["emulate_blocks"], indirect=True)
 def test_the_grid_targets_cover_every_grid_both_ways_signs_and_precisions(emulation):
     """Each grid of GRIDS in both directions, signs and precisions with each of
-    GRID_SPINS, on the kernels of the grid targets (K2 over every ring: one
-    slot per ring); ERA5's 721 x 1440 in both directions, precisions and signs."""
+    GRID_SPINS, on the kernels of the grid targets, the mirrored ones (all but
+    the McEwen-Wiaux-like rings) with their mirror rings paired; a mirrored grid
+    unpaired (UNPAIRED: every ring alone) and ERA5's 721 x 1440, paired, in both
+    directions, precisions and signs."""
     runs = [case for case in EMULATIONS["emulate_blocks"] if case.get("grid")]
+    assert {grid["rings"] for grid in GRIDS if grid.get("mirrored")} == {"equiangular", "gauss"}
     for grid in GRIDS:
         got = {(case["direction"], tuple(case["spins"]), case["sign"], case["precision"]) for case in runs
-               if (case["rings"], case["nlat"], case["nlon"]) == (grid["rings"], grid["nlat"], grid["nlon"])}
+               if (case["rings"], case["nlat"], case["nlon"], case.get("mirrored", False))
+               == (grid["rings"], grid["nlat"], grid["nlon"], grid.get("mirrored", False))}
         assert got == {(d, tuple(s), sign, p) for d in ("analysis", "synthesis") for s in GRID_SPINS
                        for sign in (-1, 1) for p in ("float", "double")}, grid
+    unpaired = [case for case in runs if case["rings"] == UNPAIRED["rings"] and case["nlat"] == UNPAIRED["nlat"]
+                and not case.get("mirrored")]
     era5 = [case for case in runs if case["nlat"] == 721]
-    assert {case["direction"] for case in era5} == {"analysis", "synthesis"}
-    assert {case["sign"] for case in era5} == {-1, 1} and {case["precision"] for case in era5} == {"float", "double"}
+    assert all(case["mirrored"] for case in era5)
+    for some in (unpaired, era5):
+        assert {case["direction"] for case in some} == {"analysis", "synthesis"}
+        assert {case["sign"] for case in some} == {-1, 1} and {case["precision"] for case in some} == {"float", "double"}
     assert all(case["lambda"] == "otf" and case["nlon"] >= 2 * case["ell_max"] + 1 for case in runs)
     assert all(emulation.record(case, "result")["pass"] for case in runs)
 

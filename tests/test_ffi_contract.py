@@ -21,7 +21,7 @@ import pytest
 import sphcnn_kernels as sk
 from emulation_build import host_compiler
 from references import random_coefficients, random_maps
-from sphcnn_kernels import _cpu
+from sphcnn_kernels import _cpu, grids
 from sphcnn_kernels.backends import ffi_backend
 from sphcnn_kernels.plan import get_plan
 from sphcnn_kernels.ops import analysis_p
@@ -166,6 +166,25 @@ def test_cpu_targets_check_the_contract(change, message):
     with pytest.raises(Exception, match=message):
         jax.block_until_ready(_cpu_call("sphcnn_analysis", args["operand"], args["out"], args["scale"], args["table"],
                                         **keywords))
+
+
+@pytest.mark.parametrize("grid, mirrored, message", [
+    (grids.equiangular(7, 16), False, r"sphcnn_grid_analysis: the attribute mirrored is false but ring_theta's rings "
+                                         r"j and nlat - 1 - j are mirror images"),
+    (grids.mw(5), True, r"sphcnn_grid_analysis: the attribute mirrored is true but ring_theta's rings "
+                                        r"j and nlat - 1 - j are not mirror images"),
+])
+def test_cpu_grid_targets_check_the_attribute_mirrored(grid, mirrored, message):
+    ffi_backend.extension("cpu")
+    nlat, nlon = grid.shape
+    call = jax.ffi.ffi_call("sphcnn_grid_analysis", (jax.ShapeDtypeStruct((1, 4, 7, 1, 1), np.complex128),
+                                                     jax.ShapeDtypeStruct((0,), np.uint8)))
+    with pytest.raises(Exception, match=message):
+        jax.block_until_ready(call(np.zeros((1, nlat, nlon, 1, 1), np.complex128), np.ones(nlat), np.zeros((0,)),
+                                   ffi_backend.ring_theta(grid, "complex128"), spins=np.zeros(1, np.int64),
+                                   sign=np.int32(-1), degree_major=False, lambda_source=np.int32(1),
+                                   mirrored=mirrored))
+    assert ffi_backend.mirrored(grid, "complex128") is not mirrored
 
 
 def test_cpu_targets_accept_a_valid_call():

@@ -78,12 +78,15 @@ inline xla::ffi::ErrorOr<Call> decode_call(const char* target, bool analysis, co
   return detail::make_call(target, *g, scale, table, spins, sign, source, ring_trig(g->n));
 }
 
-// The same for the grid targets: any nlat x nlon grid at the colatitudes ring_theta.
+// The same for the grid targets: any nlat x nlon grid at the colatitudes
+// ring_theta, whose mirror rings (found from them) must be what the attribute
+// `mirrored` says.
 inline xla::ffi::ErrorOr<Call> decode_grid_call(const char* target, bool analysis, const xla::ffi::AnyBuffer& in,
                                                 const xla::ffi::AnyBuffer& scale, const xla::ffi::AnyBuffer& table,
                                                 const xla::ffi::AnyBuffer& out, const xla::ffi::AnyBuffer& scratch,
                                                 xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
-                                                LambdaSource source, const xla::ffi::AnyBuffer& ring_theta) {
+                                                LambdaSource source, const xla::ffi::AnyBuffer& ring_theta,
+                                                bool mirrored) {
   auto g = contract_geometry(target, analysis, in, scale, table, out, scratch, spins, sign, degree_major, source,
                              detail::no_scratch, 1, {-1, -1}, true);
   if (g.has_error()) return xla::ffi::Unexpected(g.error());
@@ -95,7 +98,14 @@ inline xla::ffi::ErrorOr<Call> decode_grid_call(const char* target, bool analysi
     theta[j] = g->is_double ? ring_colatitude(static_cast<const double*>(ring_theta.untyped_data()), g->nlat, j)
                             : ring_colatitude(static_cast<const float*>(ring_theta.untyped_data()), g->nlat, j);
   }
-  return detail::make_call(target, *g, scale, table, spins, sign, source, ring_trig(theta));
+  std::shared_ptr<const RingTrig> rings = ring_trig(theta);
+  if (rings->mirrored != mirrored) {
+    return xla::ffi::Unexpected(xla::ffi::Error::InvalidArgument(
+        std::string(target) + ": the attribute mirrored is " + (mirrored ? "true" : "false") +
+        " but ring_theta's rings j and nlat - 1 - j are " + (rings->mirrored ? "" : "not ") +
+        "mirror images for every j < nlat / 2 (theta summing to pi within 1e-13, the north one above the equator)"));
+  }
+  return detail::make_call(target, *g, scale, table, spins, sign, source, std::move(rings));
 }
 
 // The skeleton every CPU handler ends with, once its operands passed the

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <vector>
 
+#include "sphcnn/contract.h"
 #include "sphcnn/recurrences.h"
 
 namespace sphcnn {
@@ -64,23 +65,18 @@ inline void store_lanes(float* dst, const Lanes& v) {
 // Per slot: cos(theta) and log2 cos(theta / 2), log2 sin(theta / 2), padded to
 // whole blocks with lanes whose columns vanish (logs -inf).
 struct RingTrig {
+  bool mirrored = false;  // sphcnn/contract.h mirrored_rings
   int blocks = 0;
   int slots = 0;
   std::vector<int> north, south;
   std::vector<double> x, log_cos, log_sin;
 };
 
-// Rings whose colatitudes sum to pi within this are mirror images.
-constexpr double kMirrorTolerance = 1e-13;
-
 inline std::shared_ptr<const RingTrig> make_ring_trig(const std::vector<double>& theta) {
-  const double pi = 3.14159265358979323846;
   const int nlat = static_cast<int>(theta.size());
-  bool mirrored = true;
-  for (int j = 0; j < nlat / 2 && mirrored; ++j) {
-    mirrored = std::abs(theta[j] + theta[nlat - 1 - j] - pi) <= kMirrorTolerance && theta[j] < 0.5 * pi;
-  }
+  const bool mirrored = mirrored_rings(theta);
   auto rt = std::make_shared<RingTrig>();
+  rt->mirrored = mirrored;
   for (int j = 0; j < (mirrored ? (nlat + 1) / 2 : nlat); ++j) {
     rt->north.push_back(j);
     rt->south.push_back(mirrored && nlat - 1 - j != j ? nlat - 1 - j : -1);

@@ -467,9 +467,10 @@ template <bool kAnalysis>
 ffi::Error grid_handler(ffi::ThreadPool pool, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
                         ffi::AnyBuffer ring_theta, ffi::Result<ffi::AnyBuffer> out,
                         ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
-                        bool degree_major, LambdaSource source) {
+                        bool degree_major, LambdaSource source, bool mirrored) {
   auto call = cpu::decode_grid_call(kAnalysis ? "sphcnn_grid_analysis" : "sphcnn_grid_synthesis", kAnalysis, in,
-                                    scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta);
+                                    scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta,
+                                    mirrored);
   if (call.has_error()) return call.error();
   return transform<kAnalysis>(pool, *call, in, *out);
 }

@@ -54,6 +54,7 @@ struct Call {
   int sign;
   const void* theta = nullptr;  // a grid target's ring_theta (2, nlat) on the device, the data's real dtype;
                                 // null: the n x n grid
+  bool mirrored = false;        // a grid target's attribute mirrored (sphcnn/contract.h)
 };
 
 // The call-context builder: the contract's checks of the call (with their
@@ -77,17 +78,20 @@ xla::ffi::ErrorOr<Call> decode_call(const char* target, bool analysis, cudaStrea
 
 // The same for the grid targets (sphcnn/contract.h): any nlat x nlon grid, lambda
 // on the fly, the ring colatitudes in the device operand ring_theta (checked for
-// its dtype and size only: its values stay on the device), the scratch of
-// grid_launch_plan.
+// its dtype and size only: its values stay on the device, so the attribute
+// `mirrored` is taken as given), the scratch of grid_launch_plan.
 inline xla::ffi::ErrorOr<Call> decode_grid_call(const char* target, bool analysis, cudaStream_t stream,
                                                 const xla::ffi::AnyBuffer& in, const xla::ffi::AnyBuffer& scale,
                                                 const xla::ffi::AnyBuffer& table, const xla::ffi::AnyBuffer& out,
                                                 const xla::ffi::AnyBuffer& scratch,
                                                 xla::ffi::Span<const int64_t> spins, Sign sign, bool degree_major,
-                                                LambdaSource source, const xla::ffi::AnyBuffer& ring_theta) {
+                                                LambdaSource source, const xla::ffi::AnyBuffer& ring_theta,
+                                                bool mirrored) {
   auto g = contract_geometry(
       target, analysis, in, scale, table, out, scratch, spins, sign, degree_major, source,
-      [analysis](const Geometry& geometry, LambdaSource) { return grid_launch_plan(geometry, analysis).scratch_bytes; },
+      [analysis, mirrored](const Geometry& geometry, LambdaSource) {
+        return grid_launch_plan(geometry, analysis, mirrored).scratch_bytes;
+      },
       1, {-1, -1}, true);
   if (g.has_error()) return xla::ffi::Unexpected(g.error());
   if (xla::ffi::Error e = check_ring_theta(target, *g, ring_theta, nullptr); e.failure()) {
@@ -95,7 +99,7 @@ inline xla::ffi::ErrorOr<Call> decode_grid_call(const char* target, bool analysi
   }
   return Call{target, *g, stream, source, scale.untyped_data(), nullptr,
               static_cast<unsigned char*>(scratch.untyped_data()), spins, static_cast<int>(sign),
-              ring_theta.untyped_data()};
+              ring_theta.untyped_data(), mirrored};
 }
 
 // Zeros in `out` on XLA's stream: the outputs of a call that are sums without
@@ -202,6 +206,7 @@ StageArgs<T> stage_args(const Call& call, bool analysis, const LaunchPlan& plan,
   gemm.accumulators = plan.gemm.global_accumulators ? reinterpret_cast<Cpx<T>*>(base + plan.accumulators_offset) : nullptr;
   gemm.n = g.nlat;
   gemm.theta = static_cast<const T*>(call.theta);
+  gemm.mirrored = call.mirrored;
   gemm.ell_max = g.ell_max;
   gemm.total_spins = g.spins;
   gemm.channels = g.channels;

@@ -5,7 +5,7 @@
 // they do not fit 48 KiB), and the layout and size of the scratch result; for
 // the n x n grid (launch_plan) and for the grid targets' nlat x nlon grids
 // (grid_launch_plan: K1 over nlat rings of length nlon, K2 on the fly over
-// nlat ring slots without partners, legendre_gemm.h).
+// the ring slots of the call's attribute mirrored, legendre_gemm.h ring_slots).
 // Plain C++ (no CUDA headers): the Python module asks it for scratch sizes and
 // the CPU emulation of the blocks makes the same decisions.
 #pragma once
@@ -98,8 +98,7 @@ size_t analysis_otf_fixed(int config) {
 }
 constexpr int kOtfColumns[3] = {2, 2, 4};
 
-// K2's tile and blocks over `slots` ring slots (n / 2 on the n x n grid, nlat
-// on a grid target's).
+// K2's tile and blocks over `slots` ring slots (legendre_gemm.h ring_slots).
 template <typename T>
 GemmLaunch gemm_launch(const Geometry& g, bool analysis, LambdaSource source, int slots) {
   GemmLaunch gl;
@@ -164,11 +163,11 @@ RingLaunch ring_launch(const Geometry& g) {
 }
 
 template <typename T>
-LaunchPlan typed_launch_plan(const Geometry& g, bool analysis, LambdaSource source, bool ring_grid) {
+LaunchPlan typed_launch_plan(const Geometry& g, bool analysis, LambdaSource source, bool ring_grid, bool mirrored) {
   LaunchPlan p;
   p.geometry = g;
   p.source = source;
-  p.slots = ring_grid ? g.nlat : g.n / 2;
+  p.slots = ring_grid ? ring_slots<true>(g.nlat, mirrored).slots : ring_slots<false>(g.n, true).slots;
   constexpr int64_t V = 16 / sizeof(Cpx<T>);
   p.padded_maps = ceil_div(g.batch * g.channels, V) * V;
   p.ring = ring_launch<T>(g);
@@ -188,15 +187,16 @@ LaunchPlan typed_launch_plan(const Geometry& g, bool analysis, LambdaSource sour
 }
 
 inline LaunchPlan launch_plan(const Geometry& g, bool analysis, LambdaSource source) {
-  return g.is_double ? typed_launch_plan<double>(g, analysis, source, false)
-                     : typed_launch_plan<float>(g, analysis, source, false);
+  return g.is_double ? typed_launch_plan<double>(g, analysis, source, false, true)
+                     : typed_launch_plan<float>(g, analysis, source, false, true);
 }
 
 // The plan of sphcnn_grid_analysis / sphcnn_grid_synthesis (lambda on the fly)
-// on the geometry's nlat x nlon grid.
-inline LaunchPlan grid_launch_plan(const Geometry& g, bool analysis) {
-  return g.is_double ? typed_launch_plan<double>(g, analysis, LambdaSource::kOnTheFly, true)
-                     : typed_launch_plan<float>(g, analysis, LambdaSource::kOnTheFly, true);
+// on the geometry's nlat x nlon grid, its rings `mirrored` or not (the
+// attribute; only the synthesis's tiles depend on it, not the scratch).
+inline LaunchPlan grid_launch_plan(const Geometry& g, bool analysis, bool mirrored) {
+  return g.is_double ? typed_launch_plan<double>(g, analysis, LambdaSource::kOnTheFly, true, mirrored)
+                     : typed_launch_plan<float>(g, analysis, LambdaSource::kOnTheFly, true, mirrored);
 }
 
 // sphcnn_mixing_analysis: K1 of the analysis plan, then one launch of

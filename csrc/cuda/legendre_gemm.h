@@ -26,13 +26,17 @@
 //
 // The grid targets (any nlat x nlon grid, theta_j read from the ring_theta
 // operand on the device; kernels instantiated with kGrid, a compile-time grid
-// kind, so that those of the n x n grid stay as they are) run on the fly with
-// every ring a slot without a partner: the analysis leaves out the south
-// terms above, the synthesis computes and drops them (skipping them made the
-// float kernels spill). The host would have to read ring_theta to find mirror
-// pairs, which the capture-safe execute path cannot; unpaired, a grid
-// symmetric about the equator costs K2 twice the recurrence of the paired
-// n x n grid per ring, and the synthesis twice its products (K1 is unchanged).
+// kind, so that those of the n x n grid stay as they are) run on the fly over
+// the slots of their call's attribute `mirrored` (GemmArgs::mirrored, a
+// runtime field: the host cannot read ring_theta in the capture-safe execute
+// path, the caller who made it says whether rings j and nlat - 1 - j are
+// mirror images): mirrored, ceil(nlat / 2) slots paired as on the n x n grid
+// but for the equator slot of an odd nlat, which has no partner (the analysis
+// stages zeros for its south values, the synthesis computes its south rings
+// and drops them); else every ring a slot without a partner (the analysis
+// leaves out the south terms above, the synthesis computes and drops them:
+// skipping them made the float kernels spill), at twice the recurrence of a
+// paired grid per ring and, in the synthesis, twice its products.
 //
 // Table mode: lambda tiles are read from the table with 16-byte loads, staged
 // in registers one step ahead and double-buffered in shared memory (one barrier
@@ -82,6 +86,7 @@ struct GemmArgs {
   int64_t items;            // tiles * L * spins.count
   SpinGroup spins;
   const T* theta;           // a grid target's ring_theta (2, n) on the device (the kGrid kernels only)
+  bool mirrored;            // a grid target's attribute mirrored (the kGrid kernels only; ring_slots)
 };
 
 // Where a block stands: its pair, tile and the facts of its columns.
@@ -134,14 +139,17 @@ SPHCNN_HD T parity(int k) { return (k & 1) ? T(-1) : T(1); }
 // The ring slots the on-the-fly kernels run over: slot j is ring j, with the
 // south partner n - 1 - j for j < pairs. The n x n grid: n / 2 slots, all
 // paired; a grid target (kGrid, a compile-time grid kind so that the n x n
-// kernels stay as they are): every ring a slot, none paired.
+// kernels stay as they are) whose call says its rings are `mirrored`:
+// ceil(n / 2) slots, the equator slot of an odd n without a partner; else
+// every ring a slot, none paired. The host sizes K2's tiles with the same.
 struct RingSlots {
   int slots, pairs;
 };
 
-template <bool kGrid, typename T>
-SPHCNN_HD RingSlots ring_slots(const GemmArgs<T>& a) {
-  return kGrid ? RingSlots{a.n, 0} : RingSlots{a.n / 2, a.n / 2};
+template <bool kGrid>
+SPHCNN_HD RingSlots ring_slots(int n, bool mirrored) {
+  if (!kGrid) return RingSlots{n / 2, n / 2};
+  return mirrored ? RingSlots{(n + 1) / 2, n / 2} : RingSlots{n, 0};
 }
 
 // The colatitude of ring j (a slot's north ring).
@@ -384,7 +392,8 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
   constexpr int TL = Tile::TL, TP = Tile::TP, TK = Tile::TK, TKS = Tile::TKS;
   const int tid = ctx.tid();
   const int L = a.ell_max + 1;
-  const RingSlots rs = ring_slots<kGrid>(a);
+  const RingSlots rs = ring_slots<kGrid>(a.n, a.mirrored);
+  const bool south = !kGrid || rs.pairs > 0;  // south values and products
   const Cpx<T> zero{T(0), T(0)};
   T* lam = reinterpret_cast<T*>(smem);
   Cpx<T>* f = reinterpret_cast<Cpx<T>*>(smem + Tile::kLamBytes);
@@ -404,15 +413,16 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
     if (a.accumulators != nullptr) ctx.fence_block();  // acc in global scratch, cleared by other threads
     ctx.sync();
     for (int kc = 0; live && kc < rs.slots; kc += TK) {
-      // F of the chunk: f[cb][r][c], south values times par0 (none on a grid
-      // target's unpaired slots: cb < 2 only, and no south products below).
-      for (int e = tid; e < (kGrid ? 2 : 4) * TK * TP; e += kGemmThreads) {
+      // F of the chunk: f[cb][r][c], south values times par0 (zeros for the
+      // slots past rs.pairs; none at all on a grid target without pairs: cb < 2
+      // only, and no south products below).
+      for (int e = tid; e < (south ? 4 : 2) * TK * TP; e += kGemmThreads) {
         const int c = e % TP;
         const int r = (e / TP) % TK;
         const int cb = e / (TP * TK);
         const int j = kc + r;
         Cpx<T> v = zero;
-        if (j < rs.slots && col0 + c < a.maps) {
+        if (j < rs.slots && col0 + c < a.maps && (!kGrid || cb < 2 || j < rs.pairs)) {
           const int mi = (cb & 1) ? at.mi_n : at.mi_p;
           const int ring = cb < 2 ? j : a.n - 1 - j;
           v = a.rings_in[ring_row(a, at.spin_index, mi, ring) + col0 + c];
@@ -476,7 +486,7 @@ SPHCNN_HD void analysis_otf_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned
           for (int r = 0; r < TK; ++r) {
             re += own[r] * fn[r * TP].re;
             im += own[r] * fn[r * TP].im;
-            if (!kGrid) {
+            if (south) {
               sre += other[r] * fs[r * TP].re;
               sim += other[r] * fs[r * TP].im;
             }
@@ -679,7 +689,7 @@ SPHCNN_HD void synthesis_store(const Ctx& ctx, const GemmArgs<T>& a, const PairP
   const int tid = ctx.tid();
   const int jg = tid / Tile::kColGroups;
   const int pg = tid % Tile::kColGroups;
-  const RingSlots rs = ring_slots<kGrid>(a);
+  const RingSlots rs = ring_slots<kGrid>(a.n, a.mirrored);
   const T par0 = parity<T>(at.am + at.spin);
   SPHCNN_UNROLL
   for (int k = 0; k < RJ; ++k) {
@@ -712,7 +722,7 @@ SPHCNN_HD void synthesis_block(const Ctx& ctx, const GemmArgs<T>& a, unsigned ch
   const int jg = tid / Tile::kColGroups;
   const int pg = tid % Tile::kColGroups;
   static_assert(!(kTable && kGrid), "the grid targets have no table");
-  const int slots = ring_slots<kGrid>(a).slots;
+  const int slots = ring_slots<kGrid>(a.n, a.mirrored).slots;
   const int ring_tiles = static_cast<int>(ceil_div(slots, TJ));
   const Cpx<T> zero{T(0), T(0)};
   double* cf = reinterpret_cast<double*>(smem + Tile::kBufferBytes);  // on the fly: [alpha, beta, gamma][TK]

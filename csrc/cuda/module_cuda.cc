@@ -48,7 +48,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("grid_scratch_bytes", [](bool analysis, int nlat, int nlon, int ell_max, int spins, int64_t batch,
                                  int64_t channels, bool is_double) {
     const sphcnn::Geometry g = sphcnn::grid_geometry_of(nlat, nlon, ell_max, spins, batch, channels, is_double);
-    return sphcnn::cuda::grid_launch_plan(g, analysis).scratch_bytes;
+    return sphcnn::cuda::grid_launch_plan(g, analysis, false).scratch_bytes;  // the same for mirrored rings
   }, py::arg("analysis"), py::arg("nlat"), py::arg("nlon"), py::arg("ell_max"), py::arg("spins"), py::arg("batch"),
   py::arg("channels"), py::arg("is_double"),
   "Bytes of the scratch result of one call of sphcnn_grid_analysis (analysis true) or sphcnn_grid_synthesis on "

@@ -220,12 +220,12 @@ template <bool kAnalysis>
 ffi::Error grid_handler(cudaStream_t stream, ffi::AnyBuffer in, ffi::AnyBuffer scale, ffi::AnyBuffer table,
                         ffi::AnyBuffer ring_theta, ffi::Result<ffi::AnyBuffer> out,
                         ffi::Result<ffi::AnyBuffer> scratch, ffi::Span<const int64_t> spins, Sign sign,
-                        bool degree_major, LambdaSource source) {
+                        bool degree_major, LambdaSource source, bool mirrored) {
   auto call = decode_grid_call(kAnalysis ? "sphcnn_grid_analysis" : "sphcnn_grid_synthesis", kAnalysis, stream, in,
-                               scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta);
+                               scale, table, *out, *scratch, spins, sign, degree_major, source, ring_theta, mirrored);
   if (call.has_error()) return call.error();
   return execute(*call, out->element_count() == 0, {}, [&](auto zero) {
-    return run<decltype(zero)>(*call, kAnalysis, grid_launch_plan(call->g, kAnalysis), in.untyped_data(),
+    return run<decltype(zero)>(*call, kAnalysis, grid_launch_plan(call->g, kAnalysis, mirrored), in.untyped_data(),
                                out->untyped_data());
   });
 }

@@ -20,7 +20,12 @@ the empty table (lambda_source 1: on the fly), a scratch of the module's
 ``grid_scratch_bytes`` (0 on CPUs), and one
 more operand after the table, ring_theta ((2, nlat) in the real dtype: each
 ring's colatitude in radians as the sum of the two entries of its column,
-:func:`ring_theta`); they require nlon >= 2 ell_max + 1 (:func:`grid_analysis`,
+:func:`ring_theta`), and one more attribute, mirrored (bool, :func:`mirrored`:
+rings j and nlat - 1 - j are mirror images for every j < nlat / 2, their
+colatitudes summing to pi within 1e-13, the north one above the equator; the
+kernels then pair them as on the n x n grid: the CPU ones check it against
+ring_theta, the CUDA ones, which cannot read ring_theta on the host, take it as
+given); they require nlon >= 2 ell_max + 1 (:func:`grid_analysis`,
 :func:`grid_synthesis`).
 
 The fused targets (activated analysis and its gradient, affine synthesis and
@@ -56,6 +61,8 @@ LAMBDA_SOURCES = {"table": 0, "onthefly": 1}
 # mode="auto" on CUDA: the table while it is small enough.
 TABLE_LIMIT_BYTES = 256 << 20
 TABLE_LIMIT_ELL = 256
+# Rings whose colatitudes sum to pi within this are mirror images (sphcnn/contract.h kMirrorTolerance).
+MIRROR_TOLERANCE = 1e-13
 _registered: set[str] = set()
 
 
@@ -198,6 +205,29 @@ def ring_theta(grid: Grid, dtype: str) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def mirrored(grid: Grid, dtype: str) -> bool:
+    """The mirrored attribute of the grid targets: whether rings j and nlat - 1 - j
+    are mirror images for every j < nlat / 2 (sphcnn/contract.h mirrored_rings),
+    decided on the colatitudes the kernels read, those of :func:`ring_theta`
+    summed in float64 and kept in [0, pi], so that it is what the CPU kernels
+    find.
+
+    Args:
+        grid: the grid.
+        dtype: 'complex64' or 'complex128'.
+
+    Returns:
+        True when theta_j + theta_{nlat-1-j} = pi within 1e-13 and theta_j < pi / 2
+        for every j < nlat / 2 (so for nlat = 1).
+    """
+    parts = ring_theta(grid, dtype).astype(np.float64)
+    theta = np.clip(parts[0] + parts[1], 0.0, np.pi)
+    half = len(theta) // 2
+    north, south = theta[:half], theta[::-1][:half]
+    return bool(np.all(np.abs(north + south - np.pi) <= MIRROR_TOLERANCE) and np.all(north < 0.5 * np.pi))
+
+
 def _grid_call(direction: str, operand: jax.Array, out_shape: tuple[int, ...], *, grid: Grid, ell_max: int,
                spins: tuple[int, ...], dtype: str, sign: int, weighted: bool, platform: str) -> jax.Array:
     module = extension(platform)
@@ -207,7 +237,7 @@ def _grid_call(direction: str, operand: jax.Array, out_shape: tuple[int, ...], *
     (out,) = ring_call(f"sphcnn_grid_{direction}", (operand,), (jax.ShapeDtypeStruct(out_shape, dtype),), scratch,
                        ring_scale=ring_scale(grid, weighted, dtype), table=np.zeros((0,), np.finfo(dtype).dtype),
                        spins=spins, sign=sign, layout="batch_major", source="onthefly",
-                       trailing=(ring_theta(grid, dtype),))
+                       trailing=(ring_theta(grid, dtype),), mirrored=mirrored(grid, dtype))
     return out
 
 

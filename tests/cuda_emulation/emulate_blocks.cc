@@ -30,15 +30,17 @@
 // its tiles, on grids that loop over the items or not. The grid targets'
 // kernels (kGrid: any nlat x nlon grid, lambda on the fly at the colatitudes of
 // a device array) on equiangular grids with both poles, Gauss-Legendre rings
-// and McEwen-Wiaux-like rings without the north pole (grid_theta), in both
-// directions and with either sign, against the same float64 sums at those
-// colatitudes. And the bias sums (BiasSums) against long double sums.
+// and McEwen-Wiaux-like rings without the north pole (grid_theta), with the
+// attribute mirrored (the mirror rings paired; a case may also leave a
+// mirrored grid unpaired), in both directions and with either sign, against
+// the same float64 sums at those colatitudes. And the bias sums (BiasSums) against long double sums.
 //
 // Usage: emulate_blocks CASE ... where each CASE is one JSON object
 // (tests/emulation_cases.py holds them; case_of reads a transform's, the keys
 // "direction" (analysis, synthesis), "lambda" (table, otf) and "precision"
 // (float, double) pick the run; a grid target's case has "rings"
-// (equiangular, gauss, mw), "nlat" and "nlon" in place of "n", lambda otf; {"bias_sums": true, "rows", "lanes",
+// (equiangular, gauss, mw), "nlat" and "nlon" in place of "n", lambda otf, and
+// "mirrored" when its kernels pair the mirror rings; {"bias_sums": true, "rows", "lanes",
 // "precision", optionally "chain_at_most"} a check of the bias sums). Prints
 // one JSON line per check of each case (emulated_reference.h, print_records):
 // stage, result, gradient (float32 <= 1e-6, 1e-6 and 2e-6; float64 <= 1e-12,
@@ -87,6 +89,7 @@ struct Case {
   // on the n x n grid).
   std::string rings;
   int nlat = 0, nlon = 0;
+  bool mirrored = false;  // the grid targets' attribute (rings mirrored_rings only)
   int sign = 0;  // sigma; 0: the direction's own (-1 analysis, +1 synthesis)
   std::vector<int> spins;
   int batch = 1, channels = 1;
@@ -124,6 +127,7 @@ Case case_of(CaseArguments& args) {
     cs.nlat = static_cast<int>(args.integer("nlat"));
     cs.nlon = static_cast<int>(args.integer("nlon"));
     cs.n = cs.nlat;
+    cs.mirrored = args.flag("mirrored");
   }
   cs.sign = static_cast<int>(args.integer("sign", 0));
   cs.ell_max = static_cast<int>(args.integer("ell_max"));
@@ -384,9 +388,13 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
     std::fprintf(stderr, "bad case: the grid targets have no table: %s\n", cs.rings.c_str());
     std::exit(2);
   }
-  plan = forced_plan<T>(grid ? grid_launch_plan(g, analysis) : launch_plan(g, analysis, source), cs, analysis,
-                        table_mode);
+  plan = forced_plan<T>(grid ? grid_launch_plan(g, analysis, cs.mirrored) : launch_plan(g, analysis, source), cs,
+                        analysis, table_mode);
   theta = grid ? grid_theta(cs.rings, nlat) : std::vector<double>();
+  if (cs.mirrored && !mirrored_rings(theta)) {
+    std::fprintf(stderr, "bad case: the %s rings are not mirrored\n", cs.rings.c_str());
+    std::exit(2);
+  }
   theta_operand.assign(2 * theta.size(), T(0));  // the ring_theta operand: rounded colatitudes, then what was dropped
   for (size_t j = 0; j < theta.size(); ++j) {
     theta_operand[j] = static_cast<T>(theta[j]);
@@ -538,6 +546,7 @@ CaseRun<T>::CaseRun(const Case& cs_, bool analysis_, bool table_mode_, std::mt19
   gemm.accumulators = plan.gemm.global_accumulators ? reinterpret_cast<Cpx<T>*>(scratch.data() + plan.accumulators_offset) : nullptr;
   gemm.n = nlat;
   gemm.theta = grid ? theta_operand.data() : nullptr;
+  gemm.mirrored = cs.mirrored;
   gemm.ell_max = ell;
   gemm.total_spins = S;
   gemm.channels = C;

@@ -12,9 +12,9 @@
 // factorizations), ell_max from 0 to n/2 - 1, B C maps from 1 to 4096 (all
 // in the batch, all in the channels, or split), 1 to 8 spins, both
 // precisions, both lambda sources, pooling or none, and for the mixing
-// targets several output widths; for the grid targets (grid_launch_plan)
-// nlat x nlon grids from 1 x 1 to 2881 x 5760 (ERA5 at 0.0625 degrees) with
-// ell_max up to (nlon - 1) / 2. Zero sizes are not swept (the handlers
+// targets several output widths; for the grid targets (grid_launch_plan, the
+// rings mirrored or not) nlat x nlon grids from 1 x 1 to 2881 x 5760 (ERA5 at
+// 0.0625 degrees) with ell_max up to (nlon - 1) / 2. Zero sizes are not swept (the handlers
 // launch nothing for them).
 //
 // Prints one JSON object: counts (geometries, plans, launches, violations),
@@ -192,12 +192,16 @@ void transform(Sweep& sw, const Geometry& g, LambdaSource source, bool analysis)
   gemm_launch_of<T>(sw, p, analysis);
 }
 
-// sphcnn_grid_analysis / sphcnn_grid_synthesis on the geometry's nlat x nlon grid.
+// sphcnn_grid_analysis / sphcnn_grid_synthesis on the geometry's nlat x nlon
+// grid, its rings mirrored (K2 over ceil(nlat / 2) slots) or not (every ring).
 template <typename T>
-void grid_transform(Sweep& sw, const Geometry& g, bool analysis) {
+void grid_transform(Sweep& sw, const Geometry& g, bool analysis, bool mirrored) {
   sw.plans++;
-  const LaunchPlan p = grid_launch_plan(g, analysis);
-  if (p.slots != g.nlat) sw.violation("the grid targets' K2 runs over every ring");
+  const LaunchPlan p = grid_launch_plan(g, analysis, mirrored);
+  if (p.slots != (mirrored ? (g.nlat + 1) / 2 : g.nlat)) sw.violation("the grid targets' K2 slots");
+  if (p.scratch_bytes != grid_launch_plan(g, analysis, !mirrored).scratch_bytes) {
+    sw.violation("the grid targets' scratch depends on mirrored");
+  }
   plan_scratch<T>(sw, p);
   ring_launch_of<T>(sw, p, analysis, true);
   gemm_launch_of<T>(sw, p, analysis, true);
@@ -210,8 +214,10 @@ void grid_geometry(Sweep& sw, int nlat, int nlon, int ell_max, int spins, int64_
   sw.where = "grid nlat=" + std::to_string(nlat) + " nlon=" + std::to_string(nlon) + " ell_max=" +
              std::to_string(ell_max) + " S=" + std::to_string(spins) + " B=" + std::to_string(batch) + " C=" +
              std::to_string(channels) + " " + type_name<T>();
-  grid_transform<T>(sw, g, true);
-  grid_transform<T>(sw, g, false);
+  for (bool mirrored : {false, true}) {
+    grid_transform<T>(sw, g, true, mirrored);
+    grid_transform<T>(sw, g, false, mirrored);
+  }
 }
 
 // The activation gradient kernel (with pooling) and the two levels of the bias

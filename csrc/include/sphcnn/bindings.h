@@ -73,10 +73,11 @@ auto transform() {
 }
 
 // sphcnn_grid_analysis, sphcnn_grid_synthesis: input, ring_scale, table,
-// ring_theta -> output, scratch.
+// ring_theta -> output, scratch; mirrored (rings j and nlat - 1 - j are mirror
+// images, sphcnn/contract.h).
 template <typename Ctx>
 auto grid_transform() {
-  return contract_target<Ctx, 4, 2>();
+  return contract_target<Ctx, 4, 2>().template Attr<bool>("mirrored");
 }
 
 // sphcnn_activated_analysis: maps, bias, taps, ring_scale, table ->

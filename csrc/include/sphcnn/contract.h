@@ -28,16 +28,25 @@
 // ring_theta[1, j] summed in double precision (a float64 value split into two
 // of the data's precision: float32 data carries its rings' colatitudes to
 // ~4e-15 without a float64 operand, which JAX narrows when 64-bit types are
-// off; check_ring_theta, ring_colatitude). On the CPU, rings j and nlat - 1 - j
-// with theta summing to pi share one lambda column (the north/south pairing of
-// the n x n grid); the CUDA kernels, which cannot read ring_theta on the host,
-// take every ring alone (cuda/legendre_gemm.h).
+// off; check_ring_theta, ring_colatitude). One more attribute, mirrored
+// (bool): whether rings j and nlat - 1 - j are mirror images for every
+// j < nlat / 2, theta_j + theta_{nlat-1-j} = pi within kMirrorTolerance and
+// theta_j < pi / 2 (mirrored_rings; vacuously true for nlat = 1). Mirror rings
+// share one lambda column, the north/south pairing of the n x n grid, with
+// the equator ring of an odd nlat alone: the CPU finds them from ring_theta
+// and refuses a call whose attribute says otherwise (InvalidArgument); the
+// CUDA kernels, which cannot read ring_theta on the host in a capture-safe
+// execute path, pair by the attribute alone (a wrong true gives wrong
+// results) and without it take every ring alone, at twice the recurrence of
+// K2 per ring and twice the synthesis's products (cuda/legendre_gemm.h).
 #pragma once
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "sphcnn/packed_table.h"
 #include "sphcnn/recurrences.h"
@@ -267,6 +276,21 @@ inline xla::ffi::Error check_ring_theta(const char* target, const Geometry& g, c
                                                 std::to_string(theta.element_count()) + " values");
   }
   return xla::ffi::Error::Success();
+}
+
+// Rings whose colatitudes sum to pi within this are mirror images.
+constexpr double kMirrorTolerance = 1e-13;
+
+// Whether the rings at the colatitudes theta (nlat,), north to south, are
+// mirrored: rings j and nlat - 1 - j mirror images for every j < nlat / 2, the
+// north one above the equator (the grid targets' attribute mirrored).
+inline bool mirrored_rings(const std::vector<double>& theta) {
+  const double pi = 3.14159265358979323846;
+  const size_t nlat = theta.size();
+  for (size_t j = 0; j < nlat / 2; ++j) {
+    if (!(std::abs(theta[j] + theta[nlat - 1 - j] - pi) <= kMirrorTolerance && theta[j] < 0.5 * pi)) return false;
+  }
+  return true;
 }
 
 // The activated analysis (target sphcnn_activated_analysis): the analysis of
