@@ -54,6 +54,8 @@ SLOW_TESTS = (
     "test_fused_blocks::test_vmap_over_a_leading_axis",
     "test_grid_kernels::test_kernels_equal_the_reference",
     "test_grid_kernels::test_kernels_on_an_era5_sized_grid_in_float32",
+    "test_grid_kernels::test_reference_is_the_direct_sum",
+    "test_grid_kernels::test_transposes_are_the_references",
     "test_transform_grids::test_gradients_of_the_grid_ops_equal_those_of_the_jnp_transforms",
     "test_mixing_analysis::test_gradients_match_the_composition",
     "test_mixing_analysis::test_leading_batch_axes_and_vmap",
