@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "lambda_blocks.h"
@@ -154,10 +155,12 @@ void build_column_pair(int m, int s, int ell_max, std::shared_ptr<const RingTrig
 }
 
 // The same columns read from the packed table (sphcnn/packed_table.h) of spin
-// index `spin_index` instead of the recurrence (the n x n grid: slot j is ring j).
+// index `spin_index` instead of the recurrence (the n x n grid, whose `rings`
+// are ring_trig(n): slot j is ring j).
 template <typename T>
-void column_pair_from_table(int m, int s, int spin_index, int ell_max, int n, const T* table, ColumnPair<T>& cp) {
-  if (!prepare_column_pair(m, s, ell_max, ring_trig(n), cp)) return;
+void column_pair_from_table(int m, int s, int spin_index, int ell_max, int n, const T* table,
+                            std::shared_ptr<const RingTrig> rings, ColumnPair<T>& cp) {
+  if (!prepare_column_pair(m, s, ell_max, std::move(rings), cp)) return;
   const PackedTable layout = packed_table(n, ell_max, sizeof(T));
   const T* pair = table + layout.pair_offset(spin_index, m);
   const int half = n / 2;

@@ -116,7 +116,7 @@ struct Stage {
   }
   void build(int s, int am, ColumnPair<T>& cp) const {
     if (table != nullptr) {
-      column_pair_from_table(am, static_cast<int>(spins[s]), s, g.ell_max, g.n, table, cp);
+      column_pair_from_table(am, static_cast<int>(spins[s]), s, g.ell_max, g.n, table, rings, cp);
     } else {
       build_column_pair(am, static_cast<int>(spins[s]), g.ell_max, rings, cp);
     }

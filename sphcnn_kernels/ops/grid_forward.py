@@ -14,19 +14,16 @@ the FFT of the plain jnp composition.
 Parameters (static): grid, ell_max, spins, real, iterations, as
 :func:`sphcnn_kernels.grid_transforms.forward` takes them, checked. No
 target: the reference runs on every platform. Linear; differentiated by the
-linear transpose of the reference, partitioned over the batch like the op.
+linear transpose of the reference, partitioned over the batch like the op
+(:func:`sphcnn_kernels.ops.spec.reference_transpose_vjp`).
 """
 
 from __future__ import annotations
 
-import functools
-
-import jax
 import jax.numpy as jnp
 
 from sphcnn_kernels import grid_transforms
-from sphcnn_kernels.ops.sharding import over_batch
-from sphcnn_kernels.ops.spec import Op, register
+from sphcnn_kernels.ops.spec import Op, reference_transpose_vjp, register
 
 
 def _abstract(x, *, grid, ell_max, spins, real, **_):
@@ -40,36 +37,8 @@ def _reference(x, **params):
     return grid_transforms.transform_forward(x, **params)
 
 
-def _forward(bind, x, **params):
-    return bind(x, **params), jnp.zeros((), x.dtype)  # the residual: x's dtype
-
-
-def _backward(like, cotangent, *, grid, spins, **params):
-    run = functools.partial(_reference, grid=grid, spins=spins, **params)
-
-    def operand_shape(ct):
-        return ct.shape[:-4] + grid.shape + (len(spins), ct.shape[-1])
-
-    axes = tuple(range(cotangent.ndim - 4))
-    return (over_batch(lambda ct: transposed(run, operand_shape(ct), like.dtype, ct), cotangent, axes, axes),)
-
-
-def transposed(run, shape: tuple[int, ...], dtype, cotangent: jax.Array) -> jax.Array:
-    """The linear transpose of `run` at `cotangent`.
-
-    Traced where it is called, inside the partitioned function (whose
-    constants are then the reference's tables only) and again for each shard.
-
-    Args:
-        run: a linear function of one operand.
-        shape: the operand's shape for this cotangent.
-        dtype: the operand's dtype.
-        cotangent: a cotangent of run's result.
-
-    Returns:
-        The operand's cotangent.
-    """
-    return jax.linear_transpose(run, jax.ShapeDtypeStruct(shape, dtype))(cotangent)[0]
+def _operand_shape(cotangent_shape: tuple, params: dict) -> tuple:
+    return cotangent_shape[:-4] + params["grid"].shape + (len(params["spins"]), cotangent_shape[-1])
 
 
 OP = Op(
@@ -79,7 +48,7 @@ OP = Op(
     targets={},
     direction="analysis",
     setting=lambda params: ("xla", params["grid"].n_rings),
-    vjp=(_forward, _backward),
+    vjp=reference_transpose_vjp(_reference, _operand_shape, lambda rank, params: rank - 4),
     batch_axes=lambda params, operand_rank, result_rank: (tuple(range(operand_rank - len(params["grid"].shape) - 2)),
                                                            tuple(range(result_rank - 4))),
 )

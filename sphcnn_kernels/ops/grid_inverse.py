@@ -11,20 +11,16 @@ so that a batch sharded over devices stays sharded, as
 Parameters (static): grid, ell_max (a's band limit), spins, real, as
 :func:`sphcnn_kernels.grid_transforms.inverse` takes them, checked. No target:
 the reference runs on every platform. Linear; differentiated by the linear
-transpose of the reference, partitioned over the batch like the op.
+transpose of the reference, partitioned over the batch like the op
+(:func:`sphcnn_kernels.ops.spec.reference_transpose_vjp`).
 """
 
 from __future__ import annotations
 
-import functools
-
-import jax
 import jax.numpy as jnp
 
 from sphcnn_kernels import grid_transforms
-from sphcnn_kernels.ops.grid_forward import transposed
-from sphcnn_kernels.ops.sharding import over_batch
-from sphcnn_kernels.ops.spec import Op, register
+from sphcnn_kernels.ops.spec import Op, reference_transpose_vjp, register
 
 
 def _abstract(a, *, grid, real, **_):
@@ -36,19 +32,15 @@ def _reference(a, *, ell_max, **params):
     return grid_transforms.transform_inverse(a, **params)
 
 
-def _forward(bind, a, **params):
-    return bind(a, **params), jnp.zeros((), a.dtype)  # the residual: a's dtype
+def _operand_shape(cotangent_shape: tuple, params: dict) -> tuple:
+    ell_max, grid = params["ell_max"], params["grid"]
+    batch = cotangent_shape[: len(cotangent_shape) - len(grid.shape) - 2]
+    orders = ell_max + 1 if params["real"] else 2 * ell_max + 1
+    return batch + (ell_max + 1, orders, len(params["spins"]), cotangent_shape[-1])
 
 
-def _backward(like, cotangent, *, grid, ell_max, spins, real, **params):
-    run = functools.partial(_reference, grid=grid, ell_max=ell_max, spins=spins, real=real, **params)
-
-    def operand_shape(ct):
-        batch = ct.shape[: ct.ndim - len(grid.shape) - 2]
-        return batch + (ell_max + 1, ell_max + 1 if real else 2 * ell_max + 1, len(spins), ct.shape[-1])
-
-    axes = tuple(range(cotangent.ndim - len(grid.shape) - 2))
-    return (over_batch(lambda ct: transposed(run, operand_shape(ct), like.dtype, ct), cotangent, axes, axes),)
+def _batch_rank(rank: int, params: dict) -> int:
+    return rank - len(params["grid"].shape) - 2
 
 
 OP = Op(
@@ -58,8 +50,8 @@ OP = Op(
     targets={},
     direction="synthesis",
     setting=lambda params: ("xla", params["grid"].n_rings),
-    vjp=(_forward, _backward),
+    vjp=reference_transpose_vjp(_reference, _operand_shape, _batch_rank),
     batch_axes=lambda params, operand_rank, result_rank: (tuple(range(operand_rank - 4)),
-                                                           tuple(range(result_rank - len(params["grid"].shape) - 2))),
+                                                           tuple(range(_batch_rank(result_rank, params)))),
 )
 grid_inverse = register(OP)

@@ -26,7 +26,7 @@ from jax.interpreters import ad, batching, mlir
 
 from sphcnn_kernels.auto import choose_backend
 from sphcnn_kernels.backends import available_backends
-from sphcnn_kernels.ops.sharding import batch_partitioned, needs_devices, partitioned
+from sphcnn_kernels.ops.sharding import batch_partitioned, needs_devices, over_batch, partitioned
 
 # Platforms that may have a target; every other platform runs the reference.
 PLATFORMS = ("cpu", "cuda")
@@ -167,6 +167,39 @@ def _linear_transpose(op: Op) -> Callable:
         return [out]
 
     return rule
+
+
+def reference_transpose_vjp(reference: Callable, operand_shape: Callable[[tuple, dict], tuple],
+                            batch_rank: Callable[[int, dict], int]) -> tuple[Callable, Callable]:
+    """Op.vjp of a linear op of one operand without a transpose op of its own:
+    the backward is the linear transpose of its reference, partitioned over the
+    batch as the op's lowering is (:func:`sharding.over_batch`).
+
+    Args:
+        reference: the op's reference, fn(operand, **params), linear in operand.
+        operand_shape: fn(cotangent shape, params) -> the operand's shape.
+        batch_rank: fn(cotangent rank, params) -> the number of leading batch
+            axes of the cotangent (and of the operand).
+
+    Returns:
+        (forward, backward) for :class:`Op`'s ``vjp``; the residual is a scalar
+        of the operand's dtype.
+    """
+
+    def forward(bind, operand, **params):
+        return bind(operand, **params), jnp.zeros((), operand.dtype)
+
+    def backward(like, cotangent, **params):
+        run = functools.partial(reference, **params)
+
+        def transpose(ct):  # traced inside the partitioned function (its constants: the tables) and per shard
+            operand = jax.ShapeDtypeStruct(operand_shape(ct.shape, params), like.dtype)
+            return jax.linear_transpose(run, operand)(ct)[0]
+
+        axes = tuple(range(batch_rank(cotangent.ndim, params)))
+        return (over_batch(transpose, cotangent, axes, axes),)
+
+    return forward, backward
 
 
 def _differentiable(primitive: Primitive, vjp: tuple[Callable, Callable]) -> Callable:
